@@ -1,0 +1,49 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+	"github.com/google/uuid"
+)
+
+// APIKey is a tenant's API key. Only a keyed hash of the secret is stored.
+type APIKey struct{ ent.Schema }
+
+func (APIKey) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}} }
+
+func (APIKey) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("tenant_id", uuid.UUID{}).Immutable(),
+		field.String("name").NotEmpty().MaxLen(200),
+		// Short non-secret prefix for display.
+		field.String("prefix").NotEmpty().MaxLen(32).Immutable(),
+		// HMAC-SHA-256 of the secret, keyed with the server's secret.
+		field.Bytes("hash").Unique().Immutable().Sensitive(),
+		field.Strings("scopes").Optional(),
+		field.String("created_by").Optional().MaxLen(255),
+		field.Time("expires_at").Optional().Nillable(),
+		field.Time("last_used_at").Optional().Nillable(),
+		field.Time("revoked_at").Optional().Nillable(),
+	}
+}
+
+func (APIKey) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("tenant", Tenant.Type).Ref("api_keys").Field("tenant_id").Unique().Required().Immutable(),
+	}
+}
+
+func (APIKey) Indexes() []ent.Index {
+	return []ent.Index{
+		// ListApiKeys: a tenant's keys newest first, keyset on (created_at, id).
+		index.Fields("tenant_id", "created_at", "id"),
+	}
+}
+
+func (APIKey) Annotations() []schema.Annotation {
+	return []schema.Annotation{entsql.Table("api_keys")}
+}

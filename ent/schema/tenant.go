@@ -1,0 +1,60 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/entsql"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+)
+
+// SlugCheck is the tenants.slug CHECK: ^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$,
+// written with functions PostgreSQL and SQLite share so both enforce it.
+const SlugCheck = "length(slug) BETWEEN 3 AND 63" +
+	" AND ltrim(slug, 'abcdefghijklmnopqrstuvwxyz0123456789-') = ''" +
+	" AND substr(slug, 1, 1) <> '-'" +
+	" AND substr(slug, length(slug), 1) <> '-'"
+
+// Tenant is a customer organisation.
+type Tenant struct{ ent.Schema }
+
+func (Tenant) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}} }
+
+func (Tenant) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("slug").NotEmpty().MaxLen(63).Unique().Immutable(),
+		field.String("name").NotEmpty().MaxLen(200),
+		field.Enum("status").Values("trial", "active", "frozen").Default("trial").
+			SchemaType(map[string]string{dialect.Postgres: "tenant_status"}),
+		field.Enum("plan").Values("starter", "professional", "enterprise").Default("starter").
+			SchemaType(map[string]string{dialect.Postgres: "tenant_plan"}),
+		field.String("keycloak_org_id").Optional().Nillable(),
+	}
+}
+
+func (Tenant) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.To("projects", TenantProject.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("products", TenantProduct.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("idp_config", TenantIdpConfig.Type).Unique().Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("api_keys", APIKey.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("audit_events", AuditLog.Type).Annotations(entsql.OnDelete(entsql.SetNull)),
+	}
+}
+
+func (Tenant) Indexes() []ent.Index {
+	return []ent.Index{
+		// ListTenants: newest first, keyset on (created_at, id).
+		index.Fields("created_at", "id"),
+		index.Fields("status"),
+	}
+}
+
+func (Tenant) Annotations() []schema.Annotation {
+	return []schema.Annotation{
+		entsql.Table("tenants"),
+		entsql.Checks(map[string]string{"tenants_slug_format": SlugCheck}),
+	}
+}
