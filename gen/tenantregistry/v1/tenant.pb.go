@@ -233,7 +233,7 @@ type CreateTenantResponse struct {
 	Tenant *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	// Where the invited admin sets up their account; empty when no admin was
 	// invited, and always empty in prod.
-	InviteUrl     string `protobuf:"bytes,2,opt,name=invite_url,json=inviteUrl,proto3" json:"invite_url,omitempty"`
+	InviteUrl     *string `protobuf:"bytes,2,opt,name=invite_url,json=inviteUrl,proto3,oneof" json:"invite_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -276,8 +276,8 @@ func (x *CreateTenantResponse) GetTenant() *Tenant {
 }
 
 func (x *CreateTenantResponse) GetInviteUrl() string {
-	if x != nil {
-		return x.InviteUrl
+	if x != nil && x.InviteUrl != nil {
+		return *x.InviteUrl
 	}
 	return ""
 }
@@ -882,11 +882,12 @@ const file_tenantregistry_v1_tenant_proto_rawDesc = "" +
 	"\vadmin_email\x18\x04 \x01(\tR\n" +
 	"adminEmail\x12\x1d\n" +
 	"\n" +
-	"admin_name\x18\x05 \x01(\tR\tadminName\"h\n" +
+	"admin_name\x18\x05 \x01(\tR\tadminName\"|\n" +
 	"\x14CreateTenantResponse\x121\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x19.tenantregistry.v1.TenantR\x06tenant\x12\x1d\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x19.tenantregistry.v1.TenantR\x06tenant\x12\"\n" +
 	"\n" +
-	"invite_url\x18\x02 \x01(\tR\tinviteUrl\"\"\n" +
+	"invite_url\x18\x02 \x01(\tH\x00R\tinviteUrl\x88\x01\x01B\r\n" +
+	"\v_invite_url\"\"\n" +
 	"\x10GetTenantRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"F\n" +
 	"\x11GetTenantResponse\x121\n" +
@@ -993,6 +994,7 @@ func file_tenantregistry_v1_tenant_proto_init() {
 	if File_tenantregistry_v1_tenant_proto != nil {
 		return
 	}
+	file_tenantregistry_v1_tenant_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

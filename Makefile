@@ -1,0 +1,64 @@
+# tenant-registry — see README.md for what each target does.
+SHELL := /bin/bash
+GO    ?= go
+PKGS  ?= ./...
+MIGRATE := $(GO) run ./cmd/migrate
+
+.PHONY: dev build test test-short generate lint check-generated \
+        migrate-up migrate-down migrate-down-all migrate-version migrate-status migrate-create bench
+
+## dev: run the service on the embedded SQLite store (in memory) with the dev seed
+dev:
+	APP_ENV=$${APP_ENV:-dev} $(GO) run ./cmd/server
+
+## build: build ./bin/tenant-registry and ./bin/migrate
+build:
+	$(GO) build -o bin/tenant-registry ./cmd/server
+	$(GO) build -o bin/migrate ./cmd/migrate
+
+## test: the whole suite, PostgreSQL included (a throwaway cluster, or TEST_DATABASE_URL)
+test:
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+## test-short: the suite without PostgreSQL
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+## generate: Ent code, protobuf/Connect Go code and the OpenAPI document
+generate:
+	$(GO) generate ./ent
+	$(GO) tool buf generate
+
+## check-generated: fail when `make generate` changes the tree
+check-generated: generate
+	@git diff --exit-code --stat -- gen ent migrations || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- gen ent)" || { git status --porcelain -- gen ent; echo "make generate created files: commit them" >&2; exit 1; }
+
+## lint: go vet, gofmt and buf lint
+lint:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l cmd internal ent/schema migrations)" || { gofmt -l cmd internal ent/schema migrations; echo "gofmt needed" >&2; exit 1; }
+	$(GO) tool buf lint
+
+## migrate-up: apply pending migrations to DATABASE_URL
+migrate-up:
+	$(MIGRATE) up
+
+## migrate-down: revert the last N migrations (N=1) — refused when APP_ENV=prod
+migrate-down:
+	$(MIGRATE) down $(or $(N),1)
+
+## migrate-down-all: revert every migration — refused when APP_ENV=prod
+migrate-down-all:
+	$(MIGRATE) down-all
+
+## migrate-version: the database's current version and what is pending
+migrate-version:
+	$(MIGRATE) status
+
+migrate-status: migrate-version
+
+## migrate-create NAME=…: diff the Ent schemas against a fresh throwaway dev database and write the next migration
+migrate-create:
+	@test -n "$(NAME)" || { echo "usage: make migrate-create NAME=add_something" >&2; exit 2; }
+	$(MIGRATE) create $(NAME)

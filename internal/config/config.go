@@ -1,0 +1,150 @@
+// Package config reads tenant-registry's configuration from the environment.
+// A bad value stops start-up with an error naming the variable.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environments.
+const (
+	Dev   = "dev"
+	Stage = "stage"
+	Prod  = "prod"
+)
+
+// Config is the service's configuration. README.md lists every variable.
+type Config struct {
+	Env  string // APP_ENV: dev, stage or prod
+	Addr string // ADDR: listen address
+
+	DatabaseURL string // DATABASE_URL: PostgreSQL; empty → embedded SQLite
+	SQLitePath  string // SQLITE_PATH: the embedded store's file; empty → in memory
+	DBMaxConns  int    // DB_MAX_CONNS: PostgreSQL pool size
+
+	KeycloakIssuer       string // KEYCLOAK_ISSUER: OIDC issuer of bearer tokens
+	KeycloakAudience     string // KEYCLOAK_AUDIENCE: expected token audience
+	KeycloakAdminURL     string // KEYCLOAK_ADMIN_URL: Keycloak base URL for the Admin API; empty → mock
+	KeycloakRealm        string // KEYCLOAK_REALM
+	KeycloakClientID     string // KEYCLOAK_CLIENT_ID
+	KeycloakClientSecret string // KEYCLOAK_CLIENT_SECRET
+
+	CORSAllowedOrigins []string // CORS_ALLOWED_ORIGINS: comma-separated origins
+	LogLevel           string   // LOG_LEVEL: debug, info, warn, error
+
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: grace period for in-flight requests
+}
+
+// Load reads the configuration through getenv.
+func Load(getenv func(string) string) (Config, error) {
+	c := Config{
+		Env:                  or(getenv("APP_ENV"), Dev),
+		Addr:                 or(getenv("ADDR"), ":8090"),
+		DatabaseURL:          getenv("DATABASE_URL"),
+		SQLitePath:           getenv("SQLITE_PATH"),
+		KeycloakIssuer:       getenv("KEYCLOAK_ISSUER"),
+		KeycloakAudience:     or(getenv("KEYCLOAK_AUDIENCE"), "tenant-registry"),
+		KeycloakAdminURL:     getenv("KEYCLOAK_ADMIN_URL"),
+		KeycloakRealm:        or(getenv("KEYCLOAK_REALM"), "platform"),
+		KeycloakClientID:     or(getenv("KEYCLOAK_CLIENT_ID"), "tenant-registry"),
+		KeycloakClientSecret: getenv("KEYCLOAK_CLIENT_SECRET"),
+		LogLevel:             or(getenv("LOG_LEVEL"), "info"),
+	}
+	var err error
+	switch c.Env {
+	case Dev, Stage, Prod:
+	default:
+		return c, fmt.Errorf("APP_ENV: must be dev, stage or prod, got %q", c.Env)
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return c, fmt.Errorf("ADDR: want host:port (e.g. :8090), got %q", c.Addr)
+	}
+	if c.DatabaseURL != "" {
+		u, err := url.Parse(c.DatabaseURL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return c, fmt.Errorf("DATABASE_URL: want a postgres:// URL")
+		}
+	}
+	if c.DBMaxConns, err = intVar(getenv, "DB_MAX_CONNS", 20, 1, 1000); err != nil {
+		return c, err
+	}
+	for _, v := range []struct{ name, value string }{
+		{"KEYCLOAK_ISSUER", c.KeycloakIssuer},
+		{"KEYCLOAK_ADMIN_URL", c.KeycloakAdminURL},
+	} {
+		if v.value == "" {
+			continue
+		}
+		if u, err := url.Parse(v.value); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, fmt.Errorf("%s: want an http(s) URL, got %q", v.name, v.value)
+		}
+	}
+	if c.KeycloakAdminURL != "" && c.KeycloakClientSecret == "" {
+		return c, fmt.Errorf("KEYCLOAK_CLIENT_SECRET: required when KEYCLOAK_ADMIN_URL is set")
+	}
+	for _, o := range strings.Split(getenv("CORS_ALLOWED_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if o == "*" {
+			return c, fmt.Errorf("CORS_ALLOWED_ORIGINS: the wildcard is not allowed (requests carry credentials); list the origins")
+		}
+		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" {
+			return c, fmt.Errorf("CORS_ALLOWED_ORIGINS: %q is not an origin like https://portal.example.com", o)
+		}
+		c.CORSAllowedOrigins = append(c.CORSAllowedOrigins, o)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return c, fmt.Errorf("LOG_LEVEL: must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.ShutdownTimeout, err = durationVar(getenv, "SHUTDOWN_TIMEOUT", 20*time.Second); err != nil {
+		return c, err
+	}
+	if c.Env != Dev {
+		if c.DatabaseURL == "" {
+			return c, fmt.Errorf("DATABASE_URL: required when APP_ENV=%s (the embedded store is for dev only)", c.Env)
+		}
+		if c.KeycloakAdminURL == "" {
+			return c, fmt.Errorf("KEYCLOAK_ADMIN_URL: required when APP_ENV=%s (the mock Keycloak adapter is for dev only)", c.Env)
+		}
+	}
+	return c, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func intVar(getenv func(string) string, name string, def, lo, hi int) (int, error) {
+	s := getenv(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s: want a whole number from %d to %d, got %q", name, lo, hi, s)
+	}
+	return n, nil
+}
+
+func durationVar(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	s := getenv(name)
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s: want a positive duration such as 20s, got %q", name, s)
+	}
+	return d, nil
+}

@@ -1,0 +1,132 @@
+package migrate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"ariga.io/atlas/sql/migrate"
+	"entgo.io/ent/dialect"
+	entschema "entgo.io/ent/dialect/sql/schema"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	entmigrate "github.com/platform/tenant-registry/ent/migrate"
+)
+
+var registerOnce sync.Once
+
+// registerPostgres makes pgx answer sql.Open("postgres", …), which is how
+// Atlas opens a dev database URL. Skipped when another package already
+// registered that name.
+func registerPostgres() {
+	registerOnce.Do(func() {
+		if !slices.Contains(sql.Drivers(), "postgres") {
+			sql.Register("postgres", stdlib.GetDefaultDriver())
+		}
+	})
+}
+
+// Diff writes the next migration file into the directory at path dir: the
+// difference between the Ent schemas and the directory replayed into a fresh
+// database created for the purpose on devURL's server (and dropped after).
+// It returns the new file's path, or "" when there is no change. atlas.sum is
+// rewritten along with the new file.
+func Diff(ctx context.Context, devURL, dir, name string) (file string, err error) {
+	registerPostgres()
+	local, err := migrate.NewLocalDir(dir)
+	if err != nil {
+		return "", err
+	}
+	// Plan into a copy so a failure leaves the real directory untouched.
+	mem := &migrate.MemDir{}
+	files, err := local.Files()
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		if err := mem.WriteFile(f.Name(), f.Bytes()); err != nil {
+			return "", err
+		}
+	}
+	if sum, err := os.ReadFile(filepath.Join(dir, migrate.HashFileName)); err == nil {
+		if err := mem.WriteFile(migrate.HashFileName, sum); err != nil {
+			return "", err
+		}
+	}
+
+	admin, err := sql.Open("postgres", devURL)
+	if err != nil {
+		return "", fmt.Errorf("dev database: %w", err)
+	}
+	defer admin.Close()
+	dev, err := CreateDatabase(ctx, admin, "migrate_dev")
+	if err != nil {
+		return "", fmt.Errorf("dev database: %w", err)
+	}
+	defer func() { err = errors.Join(err, DropDatabase(context.WithoutCancel(ctx), admin, dev)) }()
+	u, err := url.Parse(devURL)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + dev
+	q := u.Query()
+	q.Set("search_path", "public") // bind to the schema: unqualified DDL
+	u.RawQuery = q.Encode()
+
+	err = entschema.Diff(ctx, u.String(), name, entmigrate.Tables,
+		entschema.WithDir(mem),
+		entschema.WithMigrationMode(entschema.ModeReplay),
+		entschema.WithDialect(dialect.Postgres),
+		entschema.WithFormatter(migrate.DefaultFormatter),
+		entschema.WithDropColumn(true),
+		entschema.WithDropIndex(true),
+	)
+	if err != nil {
+		return "", fmt.Errorf("migrate: diff: %w", err)
+	}
+	after, err := mem.Files()
+	if err != nil {
+		return "", err
+	}
+	if len(after) == len(files) {
+		return "", nil
+	}
+	f := after[len(after)-1]
+	// The planner names files after the clock; keep versions increasing
+	// even when the clock is behind the newest file.
+	version := f.Version()
+	if n := len(files); n > 0 && version <= files[n-1].Version() {
+		v, err := strconv.ParseUint(files[n-1].Version(), 10, 64)
+		if err != nil {
+			version = time.Now().UTC().Format("20060102150405")
+		} else {
+			version = strconv.FormatUint(v+1, 10)
+		}
+	}
+	base := version + "_" + f.Desc() + ".sql"
+	if err := local.WriteFile(base, f.Bytes()); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, base), Hash(dir)
+}
+
+// Hash rewrites atlas.sum of the directory at path dir.
+func Hash(dir string) error {
+	local, err := migrate.NewLocalDir(dir)
+	if err != nil {
+		return err
+	}
+	sum, err := local.Checksum()
+	if err != nil {
+		return err
+	}
+	return migrate.WriteSumFile(local, sum)
+}

@@ -1,0 +1,250 @@
+package migrate
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+
+	"ariga.io/atlas/sql/migrate"
+	"ariga.io/atlas/sql/postgres"
+	"ariga.io/atlas/sql/schema"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// Atlas-format directories have no down files. Down computes the way back
+// the way `atlas migrate down` does: replay the directory up to the target
+// version into a scratch database on the same server, diff the live public
+// schema against the replayed one, and apply that plan. Atlas OSS does not
+// inspect functions and triggers, so those are compared by hand (pg_proc,
+// pg_trigger) and the extra ones dropped. Everything runs in one
+// transaction together with the deletion of the reverted revisions.
+//
+// The revisions table itself stays (empty after DownAll): it is Atlas's
+// bookkeeping, in its own schema, and keeping it lets the CLI and this
+// package agree on a database that was migrated to "nothing".
+
+// Down reverts the last n applied versions (n >= 1).
+func Down(ctx context.Context, db *sql.DB, n int) error {
+	dir, err := EmbeddedDir()
+	if err != nil {
+		return err
+	}
+	return DownDir(ctx, db, dir, n)
+}
+
+// DownAll reverts every applied version: none of the migrations' objects
+// remain.
+func DownAll(ctx context.Context, db *sql.DB) error {
+	dir, err := EmbeddedDir()
+	if err != nil {
+		return err
+	}
+	return DownDir(ctx, db, dir, -1)
+}
+
+// DownDir is Down with the given directory; n < 0 reverts everything.
+func DownDir(ctx context.Context, db *sql.DB, dir migrate.Dir, n int) error {
+	if n == 0 {
+		return errors.New("migrate: down needs a number of versions >= 1")
+	}
+	if err := migrate.Validate(dir); err != nil {
+		return describe(err)
+	}
+	return withLock(ctx, db, func(conn *sql.Conn) error {
+		revs, err := (&revisions{conn}).ReadRevisions(ctx)
+		if err != nil {
+			return err
+		}
+		if len(revs) == 0 {
+			return nil
+		}
+		target := "" // nothing
+		if n > 0 && n < len(revs) {
+			target = revs[len(revs)-1-n].Version
+		}
+		return downTo(ctx, conn, dir, target)
+	})
+}
+
+// state is what a down compares: the public schema as Atlas sees it, and the
+// functions and triggers it does not see.
+type state struct {
+	schema   *schema.Schema
+	funcs    []string // "public"."name"(args)
+	triggers []string // "name" ON "public"."table"
+}
+
+func downTo(ctx context.Context, conn *sql.Conn, dir migrate.Dir, target string) error {
+	var want *state
+	err := withScratch(ctx, conn, func(scratch *sql.DB) error {
+		drv, err := postgres.Open(scratch)
+		if err != nil {
+			return err
+		}
+		read := migrate.StateReaderFunc(func(ctx context.Context) (*schema.Realm, error) {
+			if want, err = readState(ctx, drv, scratch); err != nil {
+				return nil, err
+			}
+			return schema.NewRealm(want.schema), nil
+		})
+		if target == "" {
+			_, err = read(ctx)
+			return err
+		}
+		ex, err := migrate.NewExecutor(drv, dir, migrate.NopRevisionReadWriter{})
+		if err != nil {
+			return err
+		}
+		_, err = ex.Replay(ctx, read, migrate.ReplayToVersion(target))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("migrate: replay to version %q: %w", target, err)
+	}
+
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	drv, err := postgres.Open(tx)
+	if err != nil {
+		return err
+	}
+	have, err := readState(ctx, drv, tx)
+	if err != nil {
+		return err
+	}
+	changes, err := drv.SchemaDiff(have.schema, want.schema)
+	if err != nil {
+		return err
+	}
+	// Drop tables and the rest before the types they use.
+	slices.SortStableFunc(changes, func(a, b schema.Change) int { return dropLast(a) - dropLast(b) })
+	plan, err := drv.PlanChanges(ctx, "down", changes)
+	if err != nil {
+		return err
+	}
+	var stmts []string
+	for _, t := range have.triggers {
+		if !slices.Contains(want.triggers, t) {
+			stmts = append(stmts, "DROP TRIGGER IF EXISTS "+t)
+		}
+	}
+	for _, c := range plan.Changes {
+		stmts = append(stmts, c.Cmd)
+	}
+	for _, f := range have.funcs {
+		if !slices.Contains(want.funcs, f) {
+			stmts = append(stmts, "DROP FUNCTION IF EXISTS "+f)
+		}
+	}
+	for _, s := range stmts {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("migrate: down to %q: %s: %w", target, s, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+revIdent+` WHERE version > $1 AND version NOT LIKE '.%'`, target); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func dropLast(c schema.Change) int {
+	if _, ok := c.(*schema.DropObject); ok {
+		return 1
+	}
+	return 0
+}
+
+func readState(ctx context.Context, drv migrate.Driver, q querier) (*state, error) {
+	s, err := drv.InspectSchema(ctx, "public", nil)
+	if err != nil {
+		return nil, err
+	}
+	st := &state{schema: s}
+	// Functions that belong to an extension go with the extension.
+	if st.funcs, err = queryStrings(ctx, q, `
+SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+ORDER BY 1`); err != nil {
+		return nil, err
+	}
+	if st.triggers, err = queryStrings(ctx, q, `
+SELECT format('%I ON %I.%I', t.tgname, n.nspname, c.relname)
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND NOT t.tgisinternal
+ORDER BY 1`); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func queryStrings(ctx context.Context, q querier, query string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// withScratch creates an empty database next to conn's, runs fn on it and
+// drops it again.
+func withScratch(ctx context.Context, conn *sql.Conn, fn func(*sql.DB) error) (err error) {
+	var cfg *pgx.ConnConfig
+	if err := conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("migrate: down needs a pgx stdlib connection, got %T", dc)
+		}
+		cfg = c.Conn().Config().Copy()
+		return nil
+	}); err != nil {
+		return err
+	}
+	name, err := CreateDatabase(ctx, conn, "migrate_scratch")
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, DropDatabase(context.WithoutCancel(ctx), conn, name)) }()
+	cfg.Database = name
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	return fn(db)
+}
+
+// CreateDatabase creates an empty database named prefix_<random> on q's
+// server and returns its name.
+func CreateDatabase(ctx context.Context, q querier, prefix string) (string, error) {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := prefix + "_" + hex.EncodeToString(b)
+	if _, err := q.ExecContext(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// DropDatabase drops the database, closing its remaining sessions.
+func DropDatabase(ctx context.Context, q querier, name string) error {
+	if _, err := q.ExecContext(ctx, `DROP DATABASE IF EXISTS `+pgx.Identifier{name}.Sanitize()+` WITH (FORCE)`); err != nil {
+		return fmt.Errorf("drop database %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,465 @@
+package migrate_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	atlasmigrate "ariga.io/atlas/sql/migrate"
+
+	"github.com/platform/tenant-registry/internal/migrate"
+	"github.com/platform/tenant-registry/internal/pgtest"
+	"github.com/platform/tenant-registry/migrations"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var (
+	ourTables = []string{"api_keys", "audit_log", "tenant_idp_config", "tenant_products", "tenant_projects", "tenants"}
+	ourTypes  = []string{"entitlement_status", "idp_protocol", "tenant_plan", "tenant_status"}
+)
+
+func versions(t *testing.T) []string {
+	t.Helper()
+	dir, err := migrate.EmbeddedDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := dir.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []string
+	for _, f := range files {
+		vs = append(vs, f.Version())
+	}
+	return vs
+}
+
+func list(t *testing.T, db *sql.DB, query string) []string {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func tables(t *testing.T, db *sql.DB) []string {
+	return list(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)
+}
+
+func enumTypes(t *testing.T, db *sql.DB) []string {
+	return list(t, db, `SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE n.nspname = 'public' AND t.typtype = 'e' ORDER BY 1`)
+}
+
+func functions(t *testing.T, db *sql.DB) []string {
+	return list(t, db, `SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'public' ORDER BY 1`)
+}
+
+func triggers(t *testing.T, db *sql.DB) []string {
+	return list(t, db, `SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1`)
+}
+
+func applied(t *testing.T, db *sql.DB) []string {
+	return list(t, db, `SELECT version FROM atlas_schema_revisions.atlas_schema_revisions ORDER BY 1`)
+}
+
+func TestUpDownRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t, pgtest.URL(t))
+	all := versions(t)
+
+	for round := 1; round <= 2; round++ {
+		got, err := migrate.Up(ctx, db)
+		if err != nil {
+			t.Fatalf("round %d: Up: %v", round, err)
+		}
+		if !slices.Equal(got, all) {
+			t.Errorf("round %d: Up applied %v, want %v", round, got, all)
+		}
+		if got := tables(t, db); !slices.Equal(got, ourTables) {
+			t.Errorf("round %d: tables after up = %v, want %v", round, got, ourTables)
+		}
+		if got := enumTypes(t, db); !slices.Equal(got, ourTypes) {
+			t.Errorf("round %d: enum types after up = %v, want %v", round, got, ourTypes)
+		}
+		if got, want := functions(t, db), []string{"set_updated_at"}; !slices.Equal(got, want) {
+			t.Errorf("round %d: functions after up = %v, want %v", round, got, want)
+		}
+		if got, _ := migrate.Up(ctx, db); len(got) != 0 {
+			t.Errorf("round %d: second Up applied %v, want nothing", round, got)
+		}
+
+		if err := migrate.DownAll(ctx, db); err != nil {
+			t.Fatalf("round %d: DownAll: %v", round, err)
+		}
+		for name, got := range map[string][]string{
+			"tables": tables(t, db), "enum types": enumTypes(t, db),
+			"functions": functions(t, db), "triggers": triggers(t, db), "revisions": applied(t, db),
+		} {
+			if len(got) != 0 {
+				t.Errorf("round %d: %s after down-all = %v, want none", round, name, got)
+			}
+		}
+	}
+}
+
+func TestDownOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t, pgtest.MigratedURL(t))
+	all := versions(t)
+
+	// The last version adds the updated_at function and triggers.
+	if err := migrate.Down(ctx, db, 1); err != nil {
+		t.Fatalf("Down(1): %v", err)
+	}
+	if got, want := applied(t, db), all[:len(all)-1]; !slices.Equal(got, want) {
+		t.Errorf("revisions after Down(1) = %v, want %v", got, want)
+	}
+	if got := tables(t, db); !slices.Equal(got, ourTables) {
+		t.Errorf("tables after Down(1) = %v, want %v", got, ourTables)
+	}
+	if got := functions(t, db); len(got) != 0 {
+		t.Errorf("functions after Down(1) = %v, want none", got)
+	}
+	if got := triggers(t, db); len(got) != 0 {
+		t.Errorf("triggers after Down(1) = %v, want none", got)
+	}
+	st, err := migrate.GetStatus(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := st.Pending, all[len(all)-1:]; !slices.Equal(got, want) {
+		t.Errorf("pending after Down(1) = %v, want %v", got, want)
+	}
+	// The tables and the enum types go with the version before.
+	if err := migrate.Down(ctx, db, 1); err != nil {
+		t.Fatalf("second Down(1): %v", err)
+	}
+	if got := tables(t, db); len(got) != 0 {
+		t.Errorf("tables after second Down(1) = %v, want none", got)
+	}
+	if got := enumTypes(t, db); !slices.Equal(got, ourTypes) {
+		t.Errorf("enum types after second Down(1) = %v, want %v", got, ourTypes)
+	}
+	// And back up again.
+	got, err := migrate.Up(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := all[1:]; !slices.Equal(got, want) {
+		t.Errorf("Up after downs applied %v, want %v", got, want)
+	}
+}
+
+func TestUpdatedAtTrigger(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t, pgtest.MigratedURL(t))
+	past := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := db.ExecContext(ctx, `INSERT INTO tenants (id, slug, name, created_at, updated_at)
+VALUES ('00000000-0000-0000-0000-000000000001', 'acme', 'Acme', $1, $1)`, past); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE tenants SET name = 'Acme Inc.' WHERE slug = 'acme'`); err != nil {
+		t.Fatal(err)
+	}
+	var got time.Time
+	if err := db.QueryRowContext(ctx, `SELECT updated_at FROM tenants WHERE slug = 'acme'`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(got) > time.Minute {
+		t.Errorf("updated_at after a raw UPDATE = %v, want about now", got)
+	}
+	// An UPDATE that sets updated_at itself (the service, with its clock) keeps its value.
+	set := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := db.ExecContext(ctx, `UPDATE tenants SET name = 'Acme', updated_at = $1 WHERE slug = 'acme'`, set); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT updated_at FROM tenants WHERE slug = 'acme'`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(set) {
+		t.Errorf("updated_at after an UPDATE setting it = %v, want %v", got, set)
+	}
+}
+
+func TestDeleteTenantCascades(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t, pgtest.MigratedURL(t))
+	const tenant = "00000000-0000-0000-0000-000000000001"
+	for _, q := range []string{
+		`INSERT INTO tenants (id, slug, name, status, plan, created_at, updated_at)
+		 VALUES ('` + tenant + `', 'acme', 'Acme', 'active', 'professional', now(), now())`,
+		`INSERT INTO tenant_projects (id, tenant_id, name, created_at, updated_at)
+		 VALUES (gen_random_uuid(), '` + tenant + `', 'default', now(), now())`,
+		`INSERT INTO tenant_products (id, tenant_id, product, status, created_at, updated_at)
+		 VALUES (gen_random_uuid(), '` + tenant + `', 'certifai', 'active', now(), now())`,
+		`INSERT INTO tenant_idp_config (id, tenant_id, protocol, issuer_url, created_at, updated_at)
+		 VALUES (gen_random_uuid(), '` + tenant + `', 'oidc', 'https://idp.example', now(), now())`,
+		`INSERT INTO api_keys (id, tenant_id, name, prefix, hash, scopes, created_at, updated_at)
+		 VALUES (gen_random_uuid(), '` + tenant + `', 'ci', 'tr_abc', '\x01', '["read"]', now(), now())`,
+		`INSERT INTO audit_log (id, tenant_id, group_id, action, crud, actor_id, actor_type, created_at)
+		 VALUES (gen_random_uuid(), '` + tenant + `', '` + tenant + `', 'tenant.created', 'c', 'admin', 'user', now())`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM tenants WHERE id = $1`, tenant); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"tenant_projects", "tenant_products", "tenant_idp_config", "api_keys"} {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%s rows after deleting the tenant = %d, want 0 (ON DELETE CASCADE)", table, n)
+		}
+	}
+	var (
+		n        int
+		tenantID sql.NullString
+	)
+	if err := db.QueryRowContext(ctx, `SELECT count(*), max(tenant_id::text) FROM audit_log`).Scan(&n, &tenantID); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || tenantID.Valid {
+		t.Errorf("audit_log after deleting the tenant: %d rows, tenant_id %v; want 1 row with NULL (ON DELETE SET NULL)", n, tenantID)
+	}
+}
+
+func TestSlugCheck(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t, pgtest.MigratedURL(t))
+	for _, tc := range []struct {
+		name, slug string
+		ok         bool
+	}{
+		{"too short", "ab", false},
+		{"too long", strings.Repeat("a", 64), false},
+		{"leading dash", "-acme", false},
+		{"trailing dash", "acme-", false},
+		{"upper case", "Acme", false},
+		{"underscore", "ac_me", false},
+		{"space", "ac me", false},
+		{"plain", "acme", true},
+		{"digit and dash", "a-1", true},
+		{"63 chars", strings.Repeat("b", 63), true},
+		{"inner dashes", "a--b", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := db.ExecContext(ctx, `INSERT INTO tenants (id, slug, name, created_at, updated_at)
+VALUES (gen_random_uuid(), $1, 'x', now(), now())`, tc.slug)
+			if got := err == nil; got != tc.ok {
+				t.Errorf("insert slug %q: err = %v, want ok = %v", tc.slug, err, tc.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "tenants_slug_format") {
+				t.Errorf("insert slug %q: err = %v, want the tenants_slug_format CHECK", tc.slug, err)
+			}
+		})
+	}
+}
+
+// copyDir writes the embedded directory to a temp dir.
+func copyDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	entries, err := migrations.FS.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := migrations.FS.ReadFile(e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestNoDrift fails when the Ent schemas changed without a migration.
+func TestNoDrift(t *testing.T) {
+	t.Parallel()
+	dir := copyDir(t)
+	file, err := migrate.Diff(context.Background(), pgtest.URL(t), dir, "drift")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file != "" {
+		b, _ := os.ReadFile(file)
+		t.Errorf("the Ent schemas and migrations/ differ; run `make migrate-create NAME=…`. Missing migration:\n%s", b)
+	}
+}
+
+func TestChecksumTamper(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := copyDir(t)
+	const name = "20261123000002_init.sql"
+	p := filepath.Join(dir, name)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local, err := atlasmigrate.NewLocalDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := pgtest.Open(t, pgtest.URL(t))
+	got, err := migrate.UpDir(ctx, db, local)
+	t.Logf("Up on the tampered directory: %v", err)
+	if !errors.Is(err, atlasmigrate.ErrChecksumMismatch) || !strings.Contains(err.Error(), name) {
+		t.Errorf("Up on a tampered directory: err = %v, want a checksum mismatch naming %s", err, name)
+	}
+	if len(got) != 0 {
+		t.Errorf("Up on a tampered directory applied %v, want nothing", got)
+	}
+	if got := tables(t, db); len(got) != 0 {
+		t.Errorf("tables after a refused Up = %v, want none", got)
+	}
+	if got := enumTypes(t, db); len(got) != 0 {
+		t.Errorf("types after a refused Up = %v, want none", got)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		url     func(testing.TB) string
+		prepare string
+		want    error
+	}{
+		{"empty database", pgtest.URL, "", migrate.ErrNotMigrated},
+		{"migrated", pgtest.MigratedURL, "", nil},
+		{"one version behind", pgtest.MigratedURL,
+			`DELETE FROM atlas_schema_revisions.atlas_schema_revisions
+			 WHERE version = (SELECT max(version) FROM atlas_schema_revisions.atlas_schema_revisions)`,
+			migrate.ErrNotMigrated},
+		{"migrated, with the Atlas CLI's identifier row", pgtest.MigratedURL,
+			`INSERT INTO atlas_schema_revisions.atlas_schema_revisions
+			 (version, description, type, applied, total, executed_at, execution_time, hash, operator_version)
+			 VALUES ('.atlas_cloud_identifiers', 'a0b1c2', 0, 0, 0, now(), 0, '', 'Atlas CLI v0.38.0')`,
+			nil},
+		{"newer than the binary", pgtest.MigratedURL,
+			`INSERT INTO atlas_schema_revisions.atlas_schema_revisions
+			 (version, description, type, applied, total, executed_at, execution_time, hash, operator_version)
+			 VALUES ('29991231000000', 'future', 2, 1, 1, now(), 0, 'x', 'test')`,
+			migrate.ErrUnknownVersion},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db := pgtest.Open(t, tc.url(t))
+			if tc.prepare != "" {
+				if _, err := db.ExecContext(ctx, tc.prepare); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := migrate.Check(ctx, db)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Check = %v, want %v", err, tc.want)
+			}
+			if errors.Is(err, migrate.ErrNotMigrated) && !strings.Contains(err.Error(), "make migrate-up") {
+				t.Errorf("Check = %v, want it to say `make migrate-up`", err)
+			}
+			if errors.Is(err, migrate.ErrUnknownVersion) && !strings.Contains(err.Error(), "older than the database") {
+				t.Errorf("Check = %v, want it to say the binary is older than the database", err)
+			}
+		})
+	}
+}
+
+func TestConcurrentUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		appliedBy []string
+		results   = make([]error, 2)
+	)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Separate pools, as two init containers would have.
+			got, err := migrate.Up(ctx, pgtest.Open(t, url))
+			results[i] = err
+			mu.Lock()
+			appliedBy = append(appliedBy, got...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for i, err := range results {
+		if err != nil {
+			t.Errorf("Up #%d: %v", i, err)
+		}
+	}
+	slices.Sort(appliedBy)
+	if want := versions(t); !slices.Equal(appliedBy, want) {
+		t.Errorf("versions applied by both Up calls = %v, want each of %v once", appliedBy, want)
+	}
+	db := pgtest.Open(t, url)
+	if got, want := applied(t, db), versions(t); !slices.Equal(got, want) {
+		t.Errorf("revisions = %v, want %v", got, want)
+	}
+	if err := migrate.Check(ctx, db); err != nil {
+		t.Errorf("Check after concurrent Up: %v", err)
+	}
+}
+
+// TestRevisionsTableShape pins the Atlas CLI's revisions table columns.
+func TestRevisionsTableShape(t *testing.T) {
+	t.Parallel()
+	db := pgtest.Open(t, pgtest.MigratedURL(t))
+	got := list(t, db, `SELECT column_name || ' ' || data_type || ' ' || is_nullable
+FROM information_schema.columns
+WHERE table_schema = 'atlas_schema_revisions' AND table_name = 'atlas_schema_revisions' ORDER BY ordinal_position`)
+	want := []string{
+		"version character varying NO", "description character varying NO", "type bigint NO",
+		"applied bigint NO", "total bigint NO", "executed_at timestamp with time zone NO",
+		"execution_time bigint NO", "error text YES", "error_stmt text YES", "hash character varying NO",
+		"partial_hashes jsonb YES", "operator_version character varying NO",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("revisions columns = %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,201 @@
+// Package pgtest gives tests real PostgreSQL databases: a fresh empty one
+// (URL) or a fresh migrated one (MigratedURL), each dropped at cleanup.
+//
+// The server is TEST_DATABASE_URL's when set (databases are created and
+// dropped there), else a throwaway cluster started once per test binary
+// (internal/pgcluster) and stopped by Main. Without PostgreSQL, tests skip,
+// except when CI is set: then they fail loudly. -short skips them too.
+package pgtest
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+
+	"github.com/platform/tenant-registry/internal/migrate"
+	"github.com/platform/tenant-registry/internal/pgcluster"
+)
+
+var (
+	serverOnce sync.Once
+	cluster    *pgcluster.Cluster
+	baseURL    string
+	admin      *sql.DB // on baseURL's database; creates and drops the others
+	serverErr  error
+
+	templateOnce sync.Once
+	template     string
+	templateErr  error
+)
+
+// Main runs the tests, then stops the cluster (and drops the template
+// database) if this process made them. Call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if admin != nil {
+		if template != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_ = migrate.DropDatabase(ctx, admin, template)
+			cancel()
+		}
+		admin.Close()
+	}
+	if cluster != nil {
+		if err := cluster.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest: stop cluster:", err)
+		}
+	}
+	os.Exit(code)
+}
+
+func server(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("pgtest: PostgreSQL tests skipped in -short mode")
+	}
+	serverOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		baseURL = os.Getenv("TEST_DATABASE_URL")
+		if baseURL == "" {
+			if cluster, serverErr = pgcluster.Start(ctx, ""); serverErr != nil {
+				return
+			}
+			baseURL = cluster.URL()
+		}
+		admin = openURL(baseURL)
+		serverErr = admin.PingContext(ctx)
+	})
+	if serverErr != nil {
+		msg := fmt.Sprintf("pgtest: no PostgreSQL (set TEST_DATABASE_URL or install the server binaries): %v", serverErr)
+		if os.Getenv("CI") != "" {
+			t.Fatal("!!! " + msg + " — PostgreSQL tests never skip in CI")
+		}
+		t.Skip(msg)
+	}
+}
+
+// URL creates a fresh, empty database and returns its URL. The database is
+// dropped when the test ends.
+func URL(t testing.TB) string {
+	t.Helper()
+	server(t)
+	return create(t, "")
+}
+
+// MigratedURL is URL with migrate.Up applied: a clone of a template database
+// migrated once per process.
+func MigratedURL(t testing.TB) string {
+	t.Helper()
+	server(t)
+	templateOnce.Do(func() {
+		ctx := context.Background()
+		name, err := migrate.CreateDatabase(ctx, admin, "pgtest_template")
+		if err != nil {
+			templateErr = err
+			return
+		}
+		template = name
+		db := openURL(dbURL(name))
+		_, templateErr = migrate.Up(ctx, db)
+		// CREATE DATABASE … TEMPLATE needs the template without sessions.
+		db.Close()
+	})
+	if templateErr != nil {
+		t.Fatalf("pgtest: migrate template database: %v", templateErr)
+	}
+	return create(t, template)
+}
+
+func create(t testing.TB, from string) string {
+	t.Helper()
+	ctx := context.Background()
+	stmt := ""
+	if from != "" {
+		stmt = " TEMPLATE " + quote(from)
+	}
+	name := dbName(t)
+	var err error
+	// Cloning fails while another session touches the template; none of
+	// ours does after MigratedURL's Once, but be forgiving of a slow close.
+	for i := 0; i < 50; i++ {
+		_, err = admin.ExecContext(ctx, "CREATE DATABASE "+quote(name)+stmt)
+		if err == nil || !strings.Contains(err.Error(), "being accessed by other users") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := migrate.DropDatabase(context.Background(), admin, name); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return dbURL(name)
+}
+
+var seq struct {
+	sync.Mutex
+	n int
+}
+
+// dbName is unique per process and test, and readable in pg_stat_activity.
+func dbName(t testing.TB) string {
+	seq.Lock()
+	seq.n++
+	n := seq.n
+	seq.Unlock()
+	var b strings.Builder
+	for _, r := range strings.ToLower(t.Name()) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteRune('_')
+		}
+	}
+	name := b.String()
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return fmt.Sprintf("t_%s_%d_%d", name, os.Getpid(), n)
+}
+
+func dbURL(name string) string {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		panic(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func quote(ident string) string { return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"` }
+
+// Open opens url with pgx's database/sql driver; closed at cleanup.
+func Open(t testing.TB, url string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatalf("pgtest: open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func openURL(u string) *sql.DB {
+	db, err := sql.Open("pgx", u)
+	if err != nil {
+		panic(err) // pgx's Open only fails on an unknown driver name
+	}
+	return db
+}

@@ -1,0 +1,109 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"connectrpc.com/connect"
+
+	"github.com/platform/tenant-registry/internal/registry"
+)
+
+var errNotProto = errors.New("not a protobuf message")
+
+// connectCodes maps domain error codes to Connect codes: the one place where
+// domain errors become wire errors.
+var connectCodes = map[registry.Code]connect.Code{
+	registry.Invalid:         connect.CodeInvalidArgument,
+	registry.NotFound:        connect.CodeNotFound,
+	registry.Conflict:        connect.CodeAlreadyExists,
+	registry.Precondition:    connect.CodeFailedPrecondition,
+	registry.Unauthenticated: connect.CodeUnauthenticated,
+	registry.Forbidden:       connect.CodePermissionDenied,
+	registry.Unavailable:     connect.CodeUnavailable,
+	registry.Exhausted:       connect.CodeResourceExhausted,
+	registry.Internal:        connect.CodeInternal,
+}
+
+// toConnectError turns a handler's error into the error the client sees.
+// Domain errors keep their message; anything else is logged here, once, and
+// shown as a generic internal error (or unavailable/deadline when the
+// context says so).
+func toConnectError(ctx context.Context, log *slog.Logger, procedure string, err error) error {
+	var cerr *connect.Error
+	if errors.As(err, &cerr) {
+		return cerr
+	}
+	code := registry.ErrorCode(err)
+	if code != registry.Internal {
+		return connect.NewError(connectCodes[code], errors.New(registry.ErrorMessage(err)))
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
+	}
+	log.ErrorContext(ctx, "internal error", "procedure", procedure, "error", err)
+	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
+
+// httpStatus is the HTTP status of a Connect code on the REST paths, as
+// DESIGN.md documents it (failed_precondition is 409 there).
+func httpStatus(code connect.Code) int {
+	switch code {
+	case connect.CodeInvalidArgument, connect.CodeOutOfRange:
+		return http.StatusBadRequest
+	case connect.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case connect.CodePermissionDenied:
+		return http.StatusForbidden
+	case connect.CodeNotFound:
+		return http.StatusNotFound
+	case connect.CodeAlreadyExists, connect.CodeFailedPrecondition, connect.CodeAborted:
+		return http.StatusConflict
+	case connect.CodeResourceExhausted:
+		return http.StatusTooManyRequests
+	case connect.CodeCanceled:
+		return 499
+	case connect.CodeUnimplemented:
+		return http.StatusNotImplemented
+	case connect.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case connect.CodeDeadlineExceeded:
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// codeFromHTTP is the inverse for errors that never were RPC errors (an
+// unknown path, a method not allowed).
+func codeFromHTTP(status int) connect.Code {
+	switch status {
+	case http.StatusBadRequest:
+		return connect.CodeInvalidArgument
+	case http.StatusUnauthorized:
+		return connect.CodeUnauthenticated
+	case http.StatusForbidden:
+		return connect.CodePermissionDenied
+	case http.StatusNotFound:
+		return connect.CodeNotFound
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return connect.CodeUnimplemented
+	case http.StatusConflict:
+		return connect.CodeAlreadyExists
+	case http.StatusRequestEntityTooLarge:
+		return connect.CodeResourceExhausted
+	case http.StatusTooManyRequests:
+		return connect.CodeResourceExhausted
+	case http.StatusServiceUnavailable:
+		return connect.CodeUnavailable
+	case http.StatusGatewayTimeout:
+		return connect.CodeDeadlineExceeded
+	default:
+		return connect.CodeInternal
+	}
+}

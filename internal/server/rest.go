@@ -1,0 +1,87 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"connectrpc.com/connect"
+)
+
+// restErrors rewrites the REST transcoder's error responses into the
+// documented shape: {"code":"not_found","message":"…"} with the HTTP status
+// of DESIGN.md's table. Successful responses pass through untouched.
+func restErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ew := &errorWriter{ResponseWriter: w}
+		next.ServeHTTP(ew, r)
+		ew.finish()
+	})
+}
+
+type errorWriter struct {
+	http.ResponseWriter
+	status int // the error status held back, 0 while not failed
+	body   bytes.Buffer
+}
+
+func (w *errorWriter) WriteHeader(status int) {
+	if status >= 400 && w.status == 0 {
+		w.status = status
+		return
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *errorWriter) Write(b []byte) (int, error) {
+	if w.status != 0 {
+		if w.body.Len() > 64<<10 {
+			return len(b), nil // an error body needs no more than this
+		}
+		return w.body.Write(b)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *errorWriter) Flush() {
+	if w.status != 0 {
+		return
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *errorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *errorWriter) finish() {
+	if w.status == 0 {
+		return
+	}
+	// The transcoder writes google.rpc.Status JSON: {"code": 5, "message": …}.
+	var st struct {
+		Code    json.RawMessage `json:"code"`
+		Message string          `json:"message"`
+	}
+	code := codeFromHTTP(w.status)
+	msg := http.StatusText(w.status)
+	if err := json.Unmarshal(w.body.Bytes(), &st); err == nil && len(st.Code) > 0 {
+		if n, err := strconv.Atoi(string(st.Code)); err == nil && n > 0 && n <= 16 {
+			code = connect.Code(n)
+		}
+		if st.Message != "" {
+			msg = st.Message
+		}
+	}
+	writeJSONError(w.ResponseWriter, code, msg)
+}
+
+func writeJSONError(w http.ResponseWriter, code connect.Code, msg string) {
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Del("Content-Encoding")
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus(code))
+	_ = json.NewEncoder(w).Encode(map[string]string{"code": code.String(), "message": msg})
+}

@@ -1,0 +1,68 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"connectrpc.com/vanguard"
+
+	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
+)
+
+// addRoutes is the whole HTTP surface of tenant-registry:
+//
+//	GET  /healthz, /readyz                         plain HTTP probes
+//	/tenantregistry.v1.<Service>/<Method>          Connect (proto and JSON), gRPC, gRPC-Web
+//	/grpc.health.v1.Health/Check                   gRPC health
+//	/grpc.reflection.v1(alpha).ServerReflection/…  gRPC reflection
+//	everything else                                the REST shim: the google.api.http
+//	                                               paths of the protos (DESIGN.md's table)
+func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error {
+	mux.HandleFunc("GET /healthz", handleHealthz)
+	mux.Handle("GET /readyz", handleReadyz(d.Store, d.Logger))
+
+	services := []service{
+		rpcService(tenantregistryv1connect.NewTenantServiceHandler(&tenantHandler{tenants: d.Tenants}, opts...)),
+		rpcService(tenantregistryv1connect.NewEntitlementServiceHandler(tenantregistryv1connect.UnimplementedEntitlementServiceHandler{}, opts...)),
+		rpcService(tenantregistryv1connect.NewCatalogServiceHandler(tenantregistryv1connect.UnimplementedCatalogServiceHandler{}, opts...)),
+		rpcService(tenantregistryv1connect.NewApiKeyServiceHandler(tenantregistryv1connect.UnimplementedApiKeyServiceHandler{}, opts...)),
+		rpcService(tenantregistryv1connect.NewInternalServiceHandler(tenantregistryv1connect.UnimplementedInternalServiceHandler{}, opts...)),
+		rpcService(tenantregistryv1connect.NewAuditServiceHandler(tenantregistryv1connect.UnimplementedAuditServiceHandler{}, opts...)),
+	}
+	names := make([]string, 0, len(services))
+	rest := make([]*vanguard.Service, 0, len(services))
+	for _, s := range services {
+		// The RPC routes go straight to the Connect handlers, so a plain
+		// Connect JSON POST (without Connect-Protocol-Version) works too.
+		mux.Handle(s.path, s.handler)
+		names = append(names, s.name)
+		rest = append(rest, vanguard.NewService(s.path, s.handler,
+			vanguard.WithTargetProtocols(vanguard.ProtocolConnect),
+			vanguard.WithTargetCodecs(vanguard.CodecProto)))
+	}
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
+	reflector := grpcreflect.NewStaticReflector(names...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+
+	transcoder, err := vanguard.NewTranscoder(rest, vanguard.WithCodec(restJSONCodec))
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", restErrors(transcoder))
+	return nil
+}
+
+// service is one RPC service: its route prefix and Connect handler.
+type service struct {
+	name, path string
+	handler    http.Handler
+}
+
+// rpcService takes what a generated New…ServiceHandler returns.
+func rpcService(path string, h http.Handler) service {
+	return service{name: strings.Trim(path, "/"), path: path, handler: h}
+}

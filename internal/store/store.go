@@ -1,0 +1,111 @@
+// Package store opens the database behind tenant-registry: PostgreSQL through
+// pgx when a URL is given, otherwise an embedded SQLite database (pure Go,
+// no cgo). Both are used through the same Ent client.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	_ "modernc.org/sqlite"             // registers "sqlite"
+
+	"github.com/platform/tenant-registry/ent"
+	"github.com/platform/tenant-registry/internal/migrate"
+)
+
+// memSeq names in-memory databases so that each OpenSQLite("") is its own.
+var memSeq atomic.Int64
+
+// Store is an open database.
+type Store struct {
+	Client  *ent.Client
+	DB      *sql.DB
+	Dialect string // dialect.Postgres or dialect.SQLite
+}
+
+// Options tune Open.
+type Options struct {
+	// MaxConns bounds the PostgreSQL pool (default 20).
+	MaxConns int
+}
+
+// Open connects to databaseURL (postgres:// or postgresql://). PostgreSQL
+// must already be migrated to exactly this binary's latest version: Open
+// refuses an unmigrated or newer database instead of serving it.
+func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, fmt.Errorf("DATABASE_URL: want a postgres:// URL")
+	}
+	db, err := sql.Open("pgx", databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 20
+	}
+	db.SetMaxOpenConns(opts.MaxConns)
+	db.SetMaxIdleConns(opts.MaxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	if err := migrate.Check(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{
+		Client:  ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db))),
+		DB:      db,
+		Dialect: dialect.Postgres,
+	}, nil
+}
+
+// OpenSQLite opens the embedded store: in memory when path is empty (a fresh
+// database per call), else the file at path. Its schema comes from Ent's own
+// migration (SQLite is never production; PostgreSQL is migrated with the
+// versioned migrations only).
+func OpenSQLite(ctx context.Context, path string) (*Store, error) {
+	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+	if path == "" {
+		dsn = fmt.Sprintf("file:mem%d?mode=memory&cache=shared&_pragma=foreign_keys(1)", memSeq.Add(1))
+	} else if strings.ContainsAny(path, "?#") {
+		return nil, errors.New("SQLITE_PATH: must be a plain file path")
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	// One connection: SQLite serialises writers anyway, and a single
+	// connection keeps transactions free of SQLITE_BUSY/LOCKED errors.
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, db)))
+	if err := client.Schema.Create(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create sqlite schema: %w", err)
+	}
+	return &Store{Client: client, DB: db, Dialect: dialect.SQLite}, nil
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.Client.Close() }
+
+// Postgres reports whether the store is PostgreSQL.
+func (s *Store) Postgres() bool { return s.Dialect == dialect.Postgres }

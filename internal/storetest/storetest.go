@@ -1,0 +1,67 @@
+// Package storetest runs the same tests against both stores: the embedded
+// SQLite store and PostgreSQL migrated with the versioned migrations (never
+// Ent's auto-migration). Packages using it call pgtest.Main from TestMain.
+package storetest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/platform/tenant-registry/internal/pgtest"
+	"github.com/platform/tenant-registry/internal/store"
+)
+
+// Each runs fn as a subtest per store: "sqlite" and "postgres".
+func Each(t *testing.T, fn func(t *testing.T, st *store.Store)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t)) })
+}
+
+// SQLite returns a fresh in-memory embedded store.
+func SQLite(t testing.TB) *store.Store {
+	t.Helper()
+	st, err := store.OpenSQLite(context.Background(), "")
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// Postgres returns a store on a fresh PostgreSQL database migrated the way
+// production migrates it. It skips only outside CI (see pgtest).
+func Postgres(t testing.TB) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), pgtest.MigratedURL(t), store.Options{MaxConns: 30})
+	if err != nil {
+		t.Fatalf("open postgres: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// Clock is a settable clock for tests.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock standing at start.
+func NewClock(start time.Time) *Clock { return &Clock{now: start.UTC().Truncate(time.Microsecond)} }
+
+// Now returns the clock's time; pass c.Now where a registry.Clock is wanted.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}

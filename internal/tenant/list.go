@@ -1,0 +1,89 @@
+package tenant
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	entsql "entgo.io/ent/dialect/sql"
+	"github.com/google/uuid"
+
+	"github.com/platform/tenant-registry/ent"
+	"github.com/platform/tenant-registry/ent/predicate"
+	enttenant "github.com/platform/tenant-registry/ent/tenant"
+	"github.com/platform/tenant-registry/internal/cursor"
+	"github.com/platform/tenant-registry/internal/registry"
+)
+
+// ListInput filters and pages ListTenants.
+type ListInput struct {
+	PageSize int32
+	Cursor   string
+	Status   string
+	Plan     string
+	Query    string // prefix of the slug or the name
+}
+
+// List pages through tenants newest first, keyset on (created_at, id).
+func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, next string, err error) {
+	size, err := cursor.PageSize(in.PageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	var where []predicate.Tenant
+	if in.Status != "" {
+		st := enttenant.Status(in.Status)
+		if enttenant.StatusValidator(st) != nil {
+			return nil, "", registry.Errorf(registry.Invalid, "status: must be one of trial, active, frozen")
+		}
+		where = append(where, enttenant.StatusEQ(st))
+	}
+	if in.Plan != "" {
+		p, err := parsePlan(in.Plan)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, enttenant.PlanEQ(p))
+	}
+	if q := strings.TrimSpace(in.Query); q != "" {
+		if len(q) > 200 {
+			return nil, "", registry.Errorf(registry.Invalid, "query: must be at most 200 characters")
+		}
+		where = append(where, enttenant.Or(enttenant.SlugHasPrefix(strings.ToLower(q)), predicate.Tenant(func(s *entsql.Selector) { s.Where(entsql.HasPrefixFold(s.C(enttenant.FieldName), q)) })))
+	}
+	scope := strings.Join([]string{in.Status, in.Plan, in.Query}, "\x00")
+	if in.Cursor != "" {
+		pos, err := cursor.Decode("tenants", scope, in.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		id, err := uuid.Parse(pos.ID)
+		if err != nil {
+			return nil, "", registry.Errorf(registry.Invalid, "cursor: not a cursor of this list")
+		}
+		where = append(where, enttenant.Or(
+			enttenant.CreatedAtLT(pos.Time),
+			enttenant.And(enttenant.CreatedAtEQ(pos.Time), enttenant.IDLT(id)),
+		))
+	}
+	now := s.clock()
+	rows, err := s.client.Tenant.Query().
+		Where(where...).
+		Order(ent.Desc(enttenant.FieldCreatedAt), ent.Desc(enttenant.FieldID)).
+		Limit(size + 1).
+		WithProducts(func(q *ent.TenantProductQuery) { q.Where(CurrentProducts(now)) }).
+		All(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("list tenants: %w", err)
+	}
+	if len(rows) > size {
+		rows = rows[:size]
+		last := rows[size-1]
+		next = cursor.Encode("tenants", scope, cursor.Position{Time: last.CreatedAt, ID: last.ID.String()})
+	}
+	tenants = make([]*Tenant, len(rows))
+	for i, r := range rows {
+		tenants[i] = view(r)
+	}
+	return tenants, next, nil
+}

@@ -1,0 +1,235 @@
+// Package tenant manages tenants: creation, look-up, listing and the
+// lifecycle trial → active → frozen, each change with its audit event in the
+// same transaction.
+package tenant
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/platform/tenant-registry/ent"
+	"github.com/platform/tenant-registry/ent/predicate"
+	enttenant "github.com/platform/tenant-registry/ent/tenant"
+	"github.com/platform/tenant-registry/ent/tenantproduct"
+	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/store"
+)
+
+// Tenant is a tenant as callers see it.
+type Tenant struct {
+	*ent.Tenant
+	// Products the tenant may use now: active entitlements and unexpired
+	// trials, sorted.
+	Products []string
+}
+
+// Service manages tenants.
+type Service struct {
+	client *ent.Client
+	audit  *audit.Recorder
+	clock  registry.Clock
+}
+
+// NewService returns a Service.
+func NewService(client *ent.Client, recorder *audit.Recorder, clock registry.Clock) *Service {
+	return &Service{client: client, audit: recorder, clock: clock}
+}
+
+// ParseID parses a tenant id.
+func ParseID(id string) (uuid.UUID, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return uuid.Nil, registry.Errorf(registry.Invalid, "id: not a tenant id (want a UUID)")
+	}
+	return u, nil
+}
+
+// Get returns the tenant with id.
+func (s *Service) Get(ctx context.Context, id string) (*Tenant, error) {
+	uid, err := ParseID(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.get(ctx, s.client, enttenant.ID(uid))
+}
+
+// GetBySlug returns the tenant with slug.
+func (s *Service) GetBySlug(ctx context.Context, slug string) (*Tenant, error) {
+	if err := ValidateSlug(slug); err != nil {
+		return nil, err
+	}
+	return s.get(ctx, s.client, enttenant.Slug(slug))
+}
+
+func (s *Service) get(ctx context.Context, client *ent.Client, where predicate.Tenant) (*Tenant, error) {
+	now := s.clock()
+	t, err := client.Tenant.Query().Where(where).
+		WithProducts(func(q *ent.TenantProductQuery) { q.Where(CurrentProducts(now)) }).
+		Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, registry.Errorf(registry.NotFound, "tenant not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get tenant: %w", err)
+	}
+	return view(t), nil
+}
+
+// CurrentProducts matches the entitlements a tenant may use at now: active
+// ones and trials that have not ended. A trial is over at the very moment it
+// ends, for every reader, whether or not the sweeper has recorded it yet.
+func CurrentProducts(now time.Time) predicate.TenantProduct {
+	return tenantproduct.Or(
+		tenantproduct.StatusEQ(tenantproduct.StatusActive),
+		tenantproduct.And(tenantproduct.StatusEQ(tenantproduct.StatusTrial), tenantproduct.TrialEndsAtGT(now)),
+	)
+}
+
+func view(t *ent.Tenant) *Tenant {
+	products := make([]string, 0, len(t.Edges.Products))
+	for _, p := range t.Edges.Products {
+		products = append(products, p.Product)
+	}
+	slices.Sort(products)
+	return &Tenant{Tenant: t, Products: products}
+}
+
+// CreateInput is what CreateTenant takes.
+type CreateInput struct {
+	Slug, Name, Plan      string
+	AdminEmail, AdminName string
+}
+
+// Create creates a tenant in status trial. A taken slug is a Conflict,
+// decided by the unique index, not by a read before the write.
+func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
+	if err := ValidateSlug(in.Slug); err != nil {
+		return nil, err
+	}
+	name, err := normaliseName(in.Name)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := parsePlan(in.Plan)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	var created *ent.Tenant
+	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
+		t, err := tx.Tenant.Create().
+			SetID(uuid.New()).
+			SetSlug(in.Slug).
+			SetName(name).
+			SetPlan(plan).
+			SetStatus(enttenant.StatusTrial).
+			SetCreatedAt(now).
+			SetUpdatedAt(now).
+			Save(ctx)
+		if ent.IsConstraintError(err) {
+			return registry.Errorf(registry.Conflict, "slug: %q is already taken", in.Slug)
+		}
+		if err != nil {
+			return fmt.Errorf("insert tenant: %w", err)
+		}
+		created = t
+		_, err = s.audit.Record(ctx, tx, audit.Event{
+			Action: "tenant.created", CRUD: "c",
+			TenantID: t.ID, TenantName: t.Name,
+			Target:      target(t),
+			Description: fmt.Sprintf("tenant %s created on plan %s", t.Slug, t.Plan),
+			Fields:      map[string]string{"slug": t.Slug, "plan": string(t.Plan), "status": string(t.Status)},
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Tenant{Tenant: created, Products: []string{}}, nil
+}
+
+func parsePlan(plan string) (enttenant.Plan, error) {
+	if plan == "" {
+		return enttenant.PlanStarter, nil
+	}
+	p := enttenant.Plan(plan)
+	if err := enttenant.PlanValidator(p); err != nil {
+		return "", registry.Errorf(registry.Invalid, "plan: must be one of starter, professional, enterprise")
+	}
+	return p, nil
+}
+
+func target(t *ent.Tenant) audit.Target {
+	return audit.Target{ID: t.ID.String(), Name: t.Slug, Type: "tenant"}
+}
+
+// Activate moves a tenant trial → active, or frozen → active.
+func (s *Service) Activate(ctx context.Context, id string) (*Tenant, error) {
+	return s.transition(ctx, id, "activate", "tenant.activated", enttenant.StatusActive,
+		enttenant.StatusTrial, enttenant.StatusFrozen)
+}
+
+// Cancel moves a tenant trial or active → frozen.
+func (s *Service) Cancel(ctx context.Context, id string) (*Tenant, error) {
+	return s.transition(ctx, id, "cancel", "tenant.cancelled", enttenant.StatusFrozen,
+		enttenant.StatusTrial, enttenant.StatusActive)
+}
+
+// transition changes the status with a compare-and-swap on the status read,
+// so two concurrent transitions cannot both win: the loser sees the winner's
+// status and gets a Precondition error naming it.
+func (s *Service) transition(ctx context.Context, id, verb, action string, to enttenant.Status, from ...enttenant.Status) (*Tenant, error) {
+	uid, err := ParseID(id)
+	if err != nil {
+		return nil, err
+	}
+	var out *Tenant
+	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
+		cur, err := tx.Tenant.Get(ctx, uid)
+		if ent.IsNotFound(err) {
+			return registry.Errorf(registry.NotFound, "tenant not found")
+		}
+		if err != nil {
+			return fmt.Errorf("read tenant: %w", err)
+		}
+		if !slices.Contains(from, cur.Status) {
+			return registry.Errorf(registry.Precondition, "cannot %s a tenant whose status is %s", verb, cur.Status)
+		}
+		now := s.clock()
+		n, err := tx.Tenant.Update().
+			Where(enttenant.ID(uid), enttenant.StatusEQ(cur.Status)).
+			SetStatus(to).SetUpdatedAt(now).
+			Save(ctx)
+		if err != nil {
+			return fmt.Errorf("update tenant status: %w", err)
+		}
+		if n == 0 {
+			// Someone else changed it between our read and write.
+			latest, err := tx.Tenant.Get(ctx, uid)
+			if err != nil {
+				return fmt.Errorf("read tenant: %w", err)
+			}
+			return registry.Errorf(registry.Precondition, "cannot %s a tenant whose status is %s", verb, latest.Status)
+		}
+		if _, err := s.audit.Record(ctx, tx, audit.Event{
+			Action: action, CRUD: "u",
+			TenantID: uid, TenantName: cur.Name,
+			Target:      target(cur),
+			Description: fmt.Sprintf("tenant %s: %s → %s", cur.Slug, cur.Status, to),
+			Fields:      map[string]string{"from": string(cur.Status), "to": string(to)},
+		}); err != nil {
+			return err
+		}
+		out, err = s.get(ctx, tx.Client(), enttenant.ID(uid))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

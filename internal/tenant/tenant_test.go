@@ -1,0 +1,373 @@
+package tenant_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/pgtest"
+	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/store"
+	"github.com/platform/tenant-registry/internal/storetest"
+	"github.com/platform/tenant-registry/internal/tenant"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func newService(t *testing.T, st *store.Store, clock *storetest.Clock) *tenant.Service {
+	t.Helper()
+	return tenant.NewService(st.Client, audit.NewRecorder(clock.Now, st.Postgres()), clock.Now)
+}
+
+func codeOf(err error) registry.Code { return registry.ErrorCode(err) }
+
+func TestCreateGetList(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		clock := storetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+		svc := newService(t, st, clock)
+
+		created, err := svc.Create(ctx, tenant.CreateInput{Slug: "globex", Name: "  Globex Corp ", Plan: "enterprise"})
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		if got, want := created.Status, "trial"; string(got) != want {
+			t.Errorf("status = %q, want %q", got, want)
+		}
+		if got, want := created.Name, "Globex Corp"; got != want {
+			t.Errorf("name = %q, want %q", got, want)
+		}
+		byID, err := svc.Get(ctx, created.ID.String())
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		bySlug, err := svc.GetBySlug(ctx, "globex")
+		if err != nil {
+			t.Fatalf("GetBySlug: %v", err)
+		}
+		if byID.ID != created.ID || bySlug.ID != created.ID {
+			t.Errorf("Get/GetBySlug returned %v/%v, want %v", byID.ID, bySlug.ID, created.ID)
+		}
+		if !byID.CreatedAt.Equal(clock.Now()) {
+			t.Errorf("created_at = %v, want the injected clock's %v", byID.CreatedAt, clock.Now())
+		}
+		if _, err := svc.GetBySlug(ctx, "nobody"); codeOf(err) != registry.NotFound {
+			t.Errorf("GetBySlug(unknown) = %v, want not found", err)
+		}
+		if _, err := svc.Get(ctx, "not-a-uuid"); codeOf(err) != registry.Invalid {
+			t.Errorf("Get(bad id) = %v, want invalid", err)
+		}
+
+		// Exactly one tenant.created event, in the tenant's group.
+		events, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(created.ID.String())).All(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) != 1 || events[0].Action != "tenant.created" || events[0].TargetID != created.ID.String() {
+			t.Fatalf("events = %+v, want one tenant.created", events)
+		}
+	})
+}
+
+func TestList(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		clock := storetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		svc := newService(t, st, clock)
+		var want []string // newest first
+		for i := range 12 {
+			plan := []string{"starter", "professional", "enterprise"}[i%3]
+			tn, err := svc.Create(ctx, tenant.CreateInput{Slug: fmt.Sprintf("co-%02d", i), Name: fmt.Sprintf("Company %02d", i), Plan: plan})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i%4 == 0 { // some share a timestamp: the id breaks the tie
+				clock.Advance(time.Second)
+			}
+			want = append([]string{tn.Slug}, want...)
+		}
+		// Ties in created_at are ordered by id: compute the order the
+		// service must return from the rows themselves.
+		all, _, err := svc.List(ctx, tenant.ListInput{PageSize: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != 12 {
+			t.Fatalf("got %d tenants, want 12", len(all))
+		}
+		for i := 1; i < len(all); i++ {
+			a, b := all[i-1], all[i]
+			if a.CreatedAt.Before(b.CreatedAt) || (a.CreatedAt.Equal(b.CreatedAt) && a.ID.String() < b.ID.String()) {
+				t.Fatalf("not newest first at %d: %v %v / %v %v", i, a.CreatedAt, a.ID, b.CreatedAt, b.ID)
+			}
+		}
+		for _, size := range []int32{1, 5, 12, 500} {
+			var got []string
+			next := ""
+			for pages := 0; ; pages++ {
+				page, n, err := svc.List(ctx, tenant.ListInput{PageSize: size, Cursor: next})
+				if err != nil {
+					t.Fatalf("size %d: %v", size, err)
+				}
+				for _, p := range page {
+					got = append(got, p.Slug)
+				}
+				if next = n; next == "" || pages > 20 {
+					break
+				}
+			}
+			var wantOrder []string
+			for _, a := range all {
+				wantOrder = append(wantOrder, a.Slug)
+			}
+			if strings.Join(got, ",") != strings.Join(wantOrder, ",") {
+				t.Errorf("size %d: got %v, want %v", size, got, wantOrder)
+			}
+		}
+		filters := []struct {
+			name string
+			in   tenant.ListInput
+			want int
+		}{
+			{"plan", tenant.ListInput{Plan: "enterprise"}, 4},
+			{"status", tenant.ListInput{Status: "trial"}, 12},
+			{"status frozen", tenant.ListInput{Status: "frozen"}, 0},
+			{"slug prefix", tenant.ListInput{Query: "co-1"}, 2},
+			{"name prefix, any case", tenant.ListInput{Query: "company 0"}, 10},
+		}
+		for _, f := range filters {
+			got, _, err := svc.List(ctx, f.in)
+			if err != nil {
+				t.Fatalf("%s: %v", f.name, err)
+			}
+			if len(got) != f.want {
+				t.Errorf("%s: got %d tenants, want %d", f.name, len(got), f.want)
+			}
+		}
+		bad := []struct {
+			name string
+			in   tenant.ListInput
+		}{
+			{"tampered cursor", tenant.ListInput{Cursor: "abc"}},
+			{"bad status", tenant.ListInput{Status: "deleted"}},
+			{"bad plan", tenant.ListInput{Plan: "gold"}},
+			{"negative page size", tenant.ListInput{PageSize: -1}},
+		}
+		for _, b := range bad {
+			if _, _, err := svc.List(ctx, b.in); codeOf(err) != registry.Invalid {
+				t.Errorf("%s: err = %v, want invalid", b.name, err)
+			}
+		}
+		// A cursor made with other filters is refused.
+		_, next, err := svc.List(ctx, tenant.ListInput{PageSize: 1, Plan: "starter"})
+		if err != nil || next == "" {
+			t.Fatalf("first page: %v, next %q", err, next)
+		}
+		if _, _, err := svc.List(ctx, tenant.ListInput{PageSize: 1, Cursor: next}); codeOf(err) != registry.Invalid {
+			t.Errorf("foreign cursor: err = %v, want invalid", err)
+		}
+	})
+}
+
+func TestCreateValidation(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		svc := newService(t, st, storetest.NewClock(time.Now()))
+		cases := []struct {
+			name      string
+			in        tenant.CreateInput
+			wantField string
+		}{
+			{"too short", tenant.CreateInput{Slug: "ab", Name: "x"}, "slug"},
+			{"too long", tenant.CreateInput{Slug: strings.Repeat("a", 64), Name: "x"}, "slug"},
+			{"leading dash", tenant.CreateInput{Slug: "-abc", Name: "x"}, "slug"},
+			{"trailing dash", tenant.CreateInput{Slug: "abc-", Name: "x"}, "slug"},
+			{"upper case", tenant.CreateInput{Slug: "Acme", Name: "x"}, "slug"},
+			{"underscore", tenant.CreateInput{Slug: "ac_me", Name: "x"}, "slug"},
+			{"empty slug", tenant.CreateInput{Slug: "", Name: "x"}, "slug"},
+			{"empty name", tenant.CreateInput{Slug: "okay", Name: ""}, "name"},
+			{"blank name", tenant.CreateInput{Slug: "okay", Name: "   "}, "name"},
+			{"long name", tenant.CreateInput{Slug: "okay", Name: strings.Repeat("n", 201)}, "name"},
+			{"bad plan", tenant.CreateInput{Slug: "okay", Name: "x", Plan: "gold"}, "plan"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				_, err := svc.Create(context.Background(), c.in)
+				if got, want := codeOf(err), registry.Invalid; got != want {
+					t.Fatalf("code = %q (%v), want %q", got, err, want)
+				}
+				if !strings.HasPrefix(err.Error(), c.wantField+":") {
+					t.Errorf("message %q does not name the field %q", err, c.wantField)
+				}
+			})
+		}
+		n, err := st.Client.Tenant.Query().Count(context.Background())
+		if err != nil || n != 0 {
+			t.Errorf("tenants after bad input = %d (%v), want 0", n, err)
+		}
+		if n, _ := st.Client.AuditLog.Query().Count(context.Background()); n != 0 {
+			t.Errorf("audit events after bad input = %d, want 0", n)
+		}
+	})
+}
+
+func TestTransitions(t *testing.T) {
+	type step struct {
+		op       string // activate or cancel
+		wantCode registry.Code
+		want     string // status after
+	}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"trial → active → frozen → active", []step{{"activate", "", "active"}, {"cancel", "", "frozen"}, {"activate", "", "active"}}},
+		{"trial → frozen", []step{{"cancel", "", "frozen"}}},
+		{"active twice", []step{{"activate", "", "active"}, {"activate", registry.Precondition, "active"}}},
+		{"cancel frozen", []step{{"cancel", "", "frozen"}, {"cancel", registry.Precondition, "frozen"}}},
+	}
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		svc := newService(t, st, storetest.NewClock(time.Now()))
+		for i, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				tn, err := svc.Create(ctx, tenant.CreateInput{Slug: fmt.Sprintf("life-%d", i), Name: "Life"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantEvents := 1
+				for _, s := range c.steps {
+					op := svc.Activate
+					if s.op == "cancel" {
+						op = svc.Cancel
+					}
+					_, err := op(ctx, tn.ID.String())
+					if got := codeOf(err); got != s.wantCode {
+						t.Fatalf("%s: code %q (%v), want %q", s.op, got, err, s.wantCode)
+					}
+					if err == nil {
+						wantEvents++
+					} else if !strings.Contains(err.Error(), "status is "+s.want) {
+						t.Errorf("%s: message %q does not name the current status %q", s.op, err, s.want)
+					}
+					cur, err := svc.Get(ctx, tn.ID.String())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if string(cur.Status) != s.want {
+						t.Fatalf("after %s: status %q, want %q", s.op, cur.Status, s.want)
+					}
+				}
+				n, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(tn.ID.String())).Count(ctx)
+				if err != nil || n != wantEvents {
+					t.Errorf("events = %d (%v), want %d", n, err, wantEvents)
+				}
+			})
+		}
+		if _, err := svc.Activate(ctx, "00000000-0000-0000-0000-00000000ffff"); codeOf(err) != registry.NotFound {
+			t.Errorf("activate unknown: %v, want not found", err)
+		}
+	})
+}
+
+func TestConcurrentCreateSameSlug(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		svc := newService(t, st, storetest.NewClock(time.Now()))
+		const n = 50
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				_, errs[i] = svc.Create(ctx, tenant.CreateInput{Slug: "contested", Name: fmt.Sprintf("Contender %d", i)})
+			})
+		}
+		wg.Wait()
+		ok, conflicts := 0, 0
+		for _, err := range errs {
+			switch codeOf(err) {
+			case "":
+				ok++
+			case registry.Conflict:
+				conflicts++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if ok != 1 || conflicts != n-1 {
+			t.Errorf("ok = %d, already_exists = %d; want 1 and %d", ok, conflicts, n-1)
+		}
+		tenants, _ := st.Client.Tenant.Query().Count(ctx)
+		events, _ := st.Client.AuditLog.Query().Where(auditlog.Action("tenant.created")).Count(ctx)
+		if tenants != 1 || events != 1 {
+			t.Errorf("tenants = %d, tenant.created events = %d; want 1 and 1", tenants, events)
+		}
+	})
+}
+
+func TestConcurrentCancel(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		svc := newService(t, st, storetest.NewClock(time.Now()))
+		for round := range 5 {
+			tn, err := svc.Create(ctx, tenant.CreateInput{Slug: fmt.Sprintf("race-%d", round), Name: "Race"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for i := range errs {
+				wg.Go(func() { _, errs[i] = svc.Cancel(ctx, tn.ID.String()) })
+			}
+			wg.Wait()
+			wins, pre := 0, 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					wins++
+				case codeOf(err) == registry.Precondition:
+					pre++
+				default:
+					t.Fatalf("unexpected: %v", err)
+				}
+			}
+			if wins != 1 || pre != 1 {
+				t.Errorf("round %d: wins %d, failed_precondition %d; want 1 and 1", round, wins, pre)
+			}
+			n, _ := st.Client.AuditLog.Query().Where(auditlog.GroupID(tn.ID.String()), auditlog.Action("tenant.cancelled")).Count(ctx)
+			if n != 1 {
+				t.Errorf("round %d: %d tenant.cancelled events, want 1", round, n)
+			}
+		}
+	})
+}
+
+func TestSeedDevIdempotent(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		svc := newService(t, st, storetest.NewClock(time.Now()))
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Go(func() { errs[i] = svc.SeedDev(ctx) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		acme, err := svc.GetBySlug(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fmt.Sprint(acme.ID, acme.Name, acme.Status, acme.Plan, acme.Products)
+		want := "00000000-0000-0000-0000-000000000001Acme Inc.activeprofessional[certifai compliance]"
+		if got != want {
+			t.Errorf("acme = %s, want %s", got, want)
+		}
+	})
+}

@@ -1,0 +1,46 @@
+package tenant
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/platform/tenant-registry/internal/registry"
+)
+
+// MaxNameLen bounds a tenant's display name (in characters).
+const MaxNameLen = 200
+
+// ValidateSlug checks DESIGN.md's slug rule, ^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$,
+// the same rule the tenants.slug CHECK constraint enforces.
+func ValidateSlug(slug string) error {
+	if len(slug) < 3 || len(slug) > 63 {
+		return registry.Errorf(registry.Invalid, "slug: must be 3 to 63 characters, got %d", len(slug))
+	}
+	for i := 0; i < len(slug); i++ {
+		c := slug[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '-':
+			if i == 0 || i == len(slug)-1 {
+				return registry.Errorf(registry.Invalid, "slug: must not start or end with a dash")
+			}
+		default:
+			return registry.Errorf(registry.Invalid, "slug: only lower-case letters, digits and inner dashes are allowed")
+		}
+	}
+	return nil
+}
+
+// normaliseName trims and checks a display name.
+func normaliseName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		return "", registry.Errorf(registry.Invalid, "name: must not be empty")
+	case !utf8.ValidString(name):
+		return "", registry.Errorf(registry.Invalid, "name: must be valid UTF-8")
+	case utf8.RuneCountInString(name) > MaxNameLen:
+		return "", registry.Errorf(registry.Invalid, "name: must be at most %d characters", MaxNameLen)
+	}
+	return name, nil
+}
