@@ -17,7 +17,9 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/platform/tenant-registry/ent/apikey"
+	"github.com/platform/tenant-registry/ent/auditcheckpoint"
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
@@ -33,8 +35,12 @@ type Client struct {
 	Schema *migrate.Schema
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// AuditCheckpoint is the client for interacting with the AuditCheckpoint builders.
+	AuditCheckpoint *AuditCheckpointClient
 	// AuditLog is the client for interacting with the AuditLog builders.
 	AuditLog *AuditLogClient
+	// Outbox is the client for interacting with the Outbox builders.
+	Outbox *OutboxClient
 	// Tenant is the client for interacting with the Tenant builders.
 	Tenant *TenantClient
 	// TenantIdpConfig is the client for interacting with the TenantIdpConfig builders.
@@ -55,7 +61,9 @@ func NewClient(opts ...Option) *Client {
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
+	c.AuditCheckpoint = NewAuditCheckpointClient(c.config)
 	c.AuditLog = NewAuditLogClient(c.config)
+	c.Outbox = NewOutboxClient(c.config)
 	c.Tenant = NewTenantClient(c.config)
 	c.TenantIdpConfig = NewTenantIdpConfigClient(c.config)
 	c.TenantProduct = NewTenantProductClient(c.config)
@@ -153,7 +161,9 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ctx:             ctx,
 		config:          cfg,
 		APIKey:          NewAPIKeyClient(cfg),
+		AuditCheckpoint: NewAuditCheckpointClient(cfg),
 		AuditLog:        NewAuditLogClient(cfg),
+		Outbox:          NewOutboxClient(cfg),
 		Tenant:          NewTenantClient(cfg),
 		TenantIdpConfig: NewTenantIdpConfigClient(cfg),
 		TenantProduct:   NewTenantProductClient(cfg),
@@ -178,7 +188,9 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ctx:             ctx,
 		config:          cfg,
 		APIKey:          NewAPIKeyClient(cfg),
+		AuditCheckpoint: NewAuditCheckpointClient(cfg),
 		AuditLog:        NewAuditLogClient(cfg),
+		Outbox:          NewOutboxClient(cfg),
 		Tenant:          NewTenantClient(cfg),
 		TenantIdpConfig: NewTenantIdpConfigClient(cfg),
 		TenantProduct:   NewTenantProductClient(cfg),
@@ -212,8 +224,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditLog, c.Tenant, c.TenantIdpConfig, c.TenantProduct,
-		c.TenantProject,
+		c.APIKey, c.AuditCheckpoint, c.AuditLog, c.Outbox, c.Tenant, c.TenantIdpConfig,
+		c.TenantProduct, c.TenantProject,
 	} {
 		n.Use(hooks...)
 	}
@@ -223,8 +235,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditLog, c.Tenant, c.TenantIdpConfig, c.TenantProduct,
-		c.TenantProject,
+		c.APIKey, c.AuditCheckpoint, c.AuditLog, c.Outbox, c.Tenant, c.TenantIdpConfig,
+		c.TenantProduct, c.TenantProject,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -235,8 +247,12 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
 	case *APIKeyMutation:
 		return c.APIKey.mutate(ctx, m)
+	case *AuditCheckpointMutation:
+		return c.AuditCheckpoint.mutate(ctx, m)
 	case *AuditLogMutation:
 		return c.AuditLog.mutate(ctx, m)
+	case *OutboxMutation:
+		return c.Outbox.mutate(ctx, m)
 	case *TenantMutation:
 		return c.Tenant.mutate(ctx, m)
 	case *TenantIdpConfigMutation:
@@ -399,6 +415,139 @@ func (c *APIKeyClient) mutate(ctx context.Context, m *APIKeyMutation) (Value, er
 	}
 }
 
+// AuditCheckpointClient is a client for the AuditCheckpoint schema.
+type AuditCheckpointClient struct {
+	config
+}
+
+// NewAuditCheckpointClient returns a client for the AuditCheckpoint from the given config.
+func NewAuditCheckpointClient(c config) *AuditCheckpointClient {
+	return &AuditCheckpointClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `auditcheckpoint.Hooks(f(g(h())))`.
+func (c *AuditCheckpointClient) Use(hooks ...Hook) {
+	c.hooks.AuditCheckpoint = append(c.hooks.AuditCheckpoint, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `auditcheckpoint.Intercept(f(g(h())))`.
+func (c *AuditCheckpointClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuditCheckpoint = append(c.inters.AuditCheckpoint, interceptors...)
+}
+
+// Create returns a builder for creating a AuditCheckpoint entity.
+func (c *AuditCheckpointClient) Create() *AuditCheckpointCreate {
+	mutation := newAuditCheckpointMutation(c.config, OpCreate)
+	return &AuditCheckpointCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuditCheckpoint entities.
+func (c *AuditCheckpointClient) CreateBulk(builders ...*AuditCheckpointCreate) *AuditCheckpointCreateBulk {
+	return &AuditCheckpointCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuditCheckpointClient) MapCreateBulk(slice any, setFunc func(*AuditCheckpointCreate, int)) *AuditCheckpointCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuditCheckpointCreateBulk{err: fmt.Errorf("calling to AuditCheckpointClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuditCheckpointCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuditCheckpointCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuditCheckpoint.
+func (c *AuditCheckpointClient) Update() *AuditCheckpointUpdate {
+	mutation := newAuditCheckpointMutation(c.config, OpUpdate)
+	return &AuditCheckpointUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuditCheckpointClient) UpdateOne(_m *AuditCheckpoint) *AuditCheckpointUpdateOne {
+	mutation := newAuditCheckpointMutation(c.config, OpUpdateOne, withAuditCheckpoint(_m))
+	return &AuditCheckpointUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuditCheckpointClient) UpdateOneID(id uuid.UUID) *AuditCheckpointUpdateOne {
+	mutation := newAuditCheckpointMutation(c.config, OpUpdateOne, withAuditCheckpointID(id))
+	return &AuditCheckpointUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuditCheckpoint.
+func (c *AuditCheckpointClient) Delete() *AuditCheckpointDelete {
+	mutation := newAuditCheckpointMutation(c.config, OpDelete)
+	return &AuditCheckpointDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuditCheckpointClient) DeleteOne(_m *AuditCheckpoint) *AuditCheckpointDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuditCheckpointClient) DeleteOneID(id uuid.UUID) *AuditCheckpointDeleteOne {
+	builder := c.Delete().Where(auditcheckpoint.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuditCheckpointDeleteOne{builder}
+}
+
+// Query returns a query builder for AuditCheckpoint.
+func (c *AuditCheckpointClient) Query() *AuditCheckpointQuery {
+	return &AuditCheckpointQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuditCheckpoint},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuditCheckpoint entity by its id.
+func (c *AuditCheckpointClient) Get(ctx context.Context, id uuid.UUID) (*AuditCheckpoint, error) {
+	return c.Query().Where(auditcheckpoint.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuditCheckpointClient) GetX(ctx context.Context, id uuid.UUID) *AuditCheckpoint {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AuditCheckpointClient) Hooks() []Hook {
+	return c.hooks.AuditCheckpoint
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuditCheckpointClient) Interceptors() []Interceptor {
+	return c.inters.AuditCheckpoint
+}
+
+func (c *AuditCheckpointClient) mutate(ctx context.Context, m *AuditCheckpointMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuditCheckpointCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuditCheckpointUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuditCheckpointUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuditCheckpointDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuditCheckpoint mutation op: %q", m.Op())
+	}
+}
+
 // AuditLogClient is a client for the AuditLog schema.
 type AuditLogClient struct {
 	config
@@ -545,6 +694,155 @@ func (c *AuditLogClient) mutate(ctx context.Context, m *AuditLogMutation) (Value
 		return (&AuditLogDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AuditLog mutation op: %q", m.Op())
+	}
+}
+
+// OutboxClient is a client for the Outbox schema.
+type OutboxClient struct {
+	config
+}
+
+// NewOutboxClient returns a client for the Outbox from the given config.
+func NewOutboxClient(c config) *OutboxClient {
+	return &OutboxClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `outbox.Hooks(f(g(h())))`.
+func (c *OutboxClient) Use(hooks ...Hook) {
+	c.hooks.Outbox = append(c.hooks.Outbox, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `outbox.Intercept(f(g(h())))`.
+func (c *OutboxClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Outbox = append(c.inters.Outbox, interceptors...)
+}
+
+// Create returns a builder for creating a Outbox entity.
+func (c *OutboxClient) Create() *OutboxCreate {
+	mutation := newOutboxMutation(c.config, OpCreate)
+	return &OutboxCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Outbox entities.
+func (c *OutboxClient) CreateBulk(builders ...*OutboxCreate) *OutboxCreateBulk {
+	return &OutboxCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *OutboxClient) MapCreateBulk(slice any, setFunc func(*OutboxCreate, int)) *OutboxCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &OutboxCreateBulk{err: fmt.Errorf("calling to OutboxClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*OutboxCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &OutboxCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Outbox.
+func (c *OutboxClient) Update() *OutboxUpdate {
+	mutation := newOutboxMutation(c.config, OpUpdate)
+	return &OutboxUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *OutboxClient) UpdateOne(_m *Outbox) *OutboxUpdateOne {
+	mutation := newOutboxMutation(c.config, OpUpdateOne, withOutbox(_m))
+	return &OutboxUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *OutboxClient) UpdateOneID(id uuid.UUID) *OutboxUpdateOne {
+	mutation := newOutboxMutation(c.config, OpUpdateOne, withOutboxID(id))
+	return &OutboxUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Outbox.
+func (c *OutboxClient) Delete() *OutboxDelete {
+	mutation := newOutboxMutation(c.config, OpDelete)
+	return &OutboxDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *OutboxClient) DeleteOne(_m *Outbox) *OutboxDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *OutboxClient) DeleteOneID(id uuid.UUID) *OutboxDeleteOne {
+	builder := c.Delete().Where(outbox.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &OutboxDeleteOne{builder}
+}
+
+// Query returns a query builder for Outbox.
+func (c *OutboxClient) Query() *OutboxQuery {
+	return &OutboxQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeOutbox},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Outbox entity by its id.
+func (c *OutboxClient) Get(ctx context.Context, id uuid.UUID) (*Outbox, error) {
+	return c.Query().Where(outbox.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *OutboxClient) GetX(ctx context.Context, id uuid.UUID) *Outbox {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryTenant queries the tenant edge of a Outbox.
+func (c *OutboxClient) QueryTenant(_m *Outbox) *TenantQuery {
+	query := (&TenantClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(outbox.Table, outbox.FieldID, id),
+			sqlgraph.To(tenant.Table, tenant.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, outbox.TenantTable, outbox.TenantColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *OutboxClient) Hooks() []Hook {
+	return c.hooks.Outbox
+}
+
+// Interceptors returns the client interceptors.
+func (c *OutboxClient) Interceptors() []Interceptor {
+	return c.inters.Outbox
+}
+
+func (c *OutboxClient) mutate(ctx context.Context, m *OutboxMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&OutboxCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&OutboxUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&OutboxUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&OutboxDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Outbox mutation op: %q", m.Op())
 	}
 }
 
@@ -729,6 +1027,22 @@ func (c *TenantClient) QueryAuditEvents(_m *Tenant) *AuditLogQuery {
 			sqlgraph.From(tenant.Table, tenant.FieldID, id),
 			sqlgraph.To(auditlog.Table, auditlog.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, tenant.AuditEventsTable, tenant.AuditEventsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryOutbox queries the outbox edge of a Tenant.
+func (c *TenantClient) QueryOutbox(_m *Tenant) *OutboxQuery {
+	query := (&OutboxClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(tenant.Table, tenant.FieldID, id),
+			sqlgraph.To(outbox.Table, outbox.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, tenant.OutboxTable, tenant.OutboxColumn),
 		)
 		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
 		return fromV, nil
@@ -1211,12 +1525,12 @@ func (c *TenantProjectClient) mutate(ctx context.Context, m *TenantProjectMutati
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditLog, Tenant, TenantIdpConfig, TenantProduct,
-		TenantProject []ent.Hook
+		APIKey, AuditCheckpoint, AuditLog, Outbox, Tenant, TenantIdpConfig,
+		TenantProduct, TenantProject []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditLog, Tenant, TenantIdpConfig, TenantProduct,
-		TenantProject []ent.Interceptor
+		APIKey, AuditCheckpoint, AuditLog, Outbox, Tenant, TenantIdpConfig,
+		TenantProduct, TenantProject []ent.Interceptor
 	}
 )
 

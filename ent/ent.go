@@ -13,7 +13,9 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/platform/tenant-registry/ent/apikey"
+	"github.com/platform/tenant-registry/ent/auditcheckpoint"
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
@@ -79,7 +81,9 @@ func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			apikey.Table:          apikey.ValidColumn,
+			auditcheckpoint.Table: auditcheckpoint.ValidColumn,
 			auditlog.Table:        auditlog.ValidColumn,
+			outbox.Table:          outbox.ValidColumn,
 			tenant.Table:          tenant.ValidColumn,
 			tenantidpconfig.Table: tenantidpconfig.ValidColumn,
 			tenantproduct.Table:   tenantproduct.ValidColumn,

@@ -13,7 +13,9 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 	"github.com/platform/tenant-registry/ent/apikey"
+	"github.com/platform/tenant-registry/ent/auditcheckpoint"
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/predicate"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
@@ -31,7 +33,9 @@ const (
 
 	// Node types.
 	TypeAPIKey          = "APIKey"
+	TypeAuditCheckpoint = "AuditCheckpoint"
 	TypeAuditLog        = "AuditLog"
+	TypeOutbox          = "Outbox"
 	TypeTenant          = "Tenant"
 	TypeTenantIdpConfig = "TenantIdpConfig"
 	TypeTenantProduct   = "TenantProduct"
@@ -1077,6 +1081,677 @@ func (m *APIKeyMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown APIKey edge %s", name)
+}
+
+// AuditCheckpointMutation represents an operation that mutates the AuditCheckpoint nodes in the graph.
+type AuditCheckpointMutation struct {
+	config
+	op                Op
+	typ               string
+	id                *uuid.UUID
+	group_id          *string
+	chain_seq         *int64
+	addchain_seq      *int64
+	hash              *string
+	deleted_through   *time.Time
+	events_deleted    *int64
+	addevents_deleted *int64
+	created_at        *time.Time
+	clearedFields     map[string]struct{}
+	done              bool
+	oldValue          func(context.Context) (*AuditCheckpoint, error)
+	predicates        []predicate.AuditCheckpoint
+}
+
+var _ ent.Mutation = (*AuditCheckpointMutation)(nil)
+
+// auditcheckpointOption allows management of the mutation configuration using functional options.
+type auditcheckpointOption func(*AuditCheckpointMutation)
+
+// newAuditCheckpointMutation creates new mutation for the AuditCheckpoint entity.
+func newAuditCheckpointMutation(c config, op Op, opts ...auditcheckpointOption) *AuditCheckpointMutation {
+	m := &AuditCheckpointMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAuditCheckpoint,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAuditCheckpointID sets the ID field of the mutation.
+func withAuditCheckpointID(id uuid.UUID) auditcheckpointOption {
+	return func(m *AuditCheckpointMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AuditCheckpoint
+		)
+		m.oldValue = func(ctx context.Context) (*AuditCheckpoint, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AuditCheckpoint.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAuditCheckpoint sets the old AuditCheckpoint of the mutation.
+func withAuditCheckpoint(node *AuditCheckpoint) auditcheckpointOption {
+	return func(m *AuditCheckpointMutation) {
+		m.oldValue = func(context.Context) (*AuditCheckpoint, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AuditCheckpointMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AuditCheckpointMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of AuditCheckpoint entities.
+func (m *AuditCheckpointMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AuditCheckpointMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AuditCheckpointMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AuditCheckpoint.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetGroupID sets the "group_id" field.
+func (m *AuditCheckpointMutation) SetGroupID(s string) {
+	m.group_id = &s
+}
+
+// GroupID returns the value of the "group_id" field in the mutation.
+func (m *AuditCheckpointMutation) GroupID() (r string, exists bool) {
+	v := m.group_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGroupID returns the old "group_id" field's value of the AuditCheckpoint entity.
+// If the AuditCheckpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditCheckpointMutation) OldGroupID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGroupID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGroupID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGroupID: %w", err)
+	}
+	return oldValue.GroupID, nil
+}
+
+// ResetGroupID resets all changes to the "group_id" field.
+func (m *AuditCheckpointMutation) ResetGroupID() {
+	m.group_id = nil
+}
+
+// SetChainSeq sets the "chain_seq" field.
+func (m *AuditCheckpointMutation) SetChainSeq(i int64) {
+	m.chain_seq = &i
+	m.addchain_seq = nil
+}
+
+// ChainSeq returns the value of the "chain_seq" field in the mutation.
+func (m *AuditCheckpointMutation) ChainSeq() (r int64, exists bool) {
+	v := m.chain_seq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldChainSeq returns the old "chain_seq" field's value of the AuditCheckpoint entity.
+// If the AuditCheckpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditCheckpointMutation) OldChainSeq(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldChainSeq is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldChainSeq requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldChainSeq: %w", err)
+	}
+	return oldValue.ChainSeq, nil
+}
+
+// AddChainSeq adds i to the "chain_seq" field.
+func (m *AuditCheckpointMutation) AddChainSeq(i int64) {
+	if m.addchain_seq != nil {
+		*m.addchain_seq += i
+	} else {
+		m.addchain_seq = &i
+	}
+}
+
+// AddedChainSeq returns the value that was added to the "chain_seq" field in this mutation.
+func (m *AuditCheckpointMutation) AddedChainSeq() (r int64, exists bool) {
+	v := m.addchain_seq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetChainSeq resets all changes to the "chain_seq" field.
+func (m *AuditCheckpointMutation) ResetChainSeq() {
+	m.chain_seq = nil
+	m.addchain_seq = nil
+}
+
+// SetHash sets the "hash" field.
+func (m *AuditCheckpointMutation) SetHash(s string) {
+	m.hash = &s
+}
+
+// Hash returns the value of the "hash" field in the mutation.
+func (m *AuditCheckpointMutation) Hash() (r string, exists bool) {
+	v := m.hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHash returns the old "hash" field's value of the AuditCheckpoint entity.
+// If the AuditCheckpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditCheckpointMutation) OldHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHash: %w", err)
+	}
+	return oldValue.Hash, nil
+}
+
+// ResetHash resets all changes to the "hash" field.
+func (m *AuditCheckpointMutation) ResetHash() {
+	m.hash = nil
+}
+
+// SetDeletedThrough sets the "deleted_through" field.
+func (m *AuditCheckpointMutation) SetDeletedThrough(t time.Time) {
+	m.deleted_through = &t
+}
+
+// DeletedThrough returns the value of the "deleted_through" field in the mutation.
+func (m *AuditCheckpointMutation) DeletedThrough() (r time.Time, exists bool) {
+	v := m.deleted_through
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeletedThrough returns the old "deleted_through" field's value of the AuditCheckpoint entity.
+// If the AuditCheckpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditCheckpointMutation) OldDeletedThrough(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeletedThrough is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeletedThrough requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeletedThrough: %w", err)
+	}
+	return oldValue.DeletedThrough, nil
+}
+
+// ResetDeletedThrough resets all changes to the "deleted_through" field.
+func (m *AuditCheckpointMutation) ResetDeletedThrough() {
+	m.deleted_through = nil
+}
+
+// SetEventsDeleted sets the "events_deleted" field.
+func (m *AuditCheckpointMutation) SetEventsDeleted(i int64) {
+	m.events_deleted = &i
+	m.addevents_deleted = nil
+}
+
+// EventsDeleted returns the value of the "events_deleted" field in the mutation.
+func (m *AuditCheckpointMutation) EventsDeleted() (r int64, exists bool) {
+	v := m.events_deleted
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEventsDeleted returns the old "events_deleted" field's value of the AuditCheckpoint entity.
+// If the AuditCheckpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditCheckpointMutation) OldEventsDeleted(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEventsDeleted is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEventsDeleted requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEventsDeleted: %w", err)
+	}
+	return oldValue.EventsDeleted, nil
+}
+
+// AddEventsDeleted adds i to the "events_deleted" field.
+func (m *AuditCheckpointMutation) AddEventsDeleted(i int64) {
+	if m.addevents_deleted != nil {
+		*m.addevents_deleted += i
+	} else {
+		m.addevents_deleted = &i
+	}
+}
+
+// AddedEventsDeleted returns the value that was added to the "events_deleted" field in this mutation.
+func (m *AuditCheckpointMutation) AddedEventsDeleted() (r int64, exists bool) {
+	v := m.addevents_deleted
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetEventsDeleted resets all changes to the "events_deleted" field.
+func (m *AuditCheckpointMutation) ResetEventsDeleted() {
+	m.events_deleted = nil
+	m.addevents_deleted = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *AuditCheckpointMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *AuditCheckpointMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the AuditCheckpoint entity.
+// If the AuditCheckpoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditCheckpointMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *AuditCheckpointMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// Where appends a list predicates to the AuditCheckpointMutation builder.
+func (m *AuditCheckpointMutation) Where(ps ...predicate.AuditCheckpoint) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AuditCheckpointMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AuditCheckpointMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AuditCheckpoint, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AuditCheckpointMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AuditCheckpointMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AuditCheckpoint).
+func (m *AuditCheckpointMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AuditCheckpointMutation) Fields() []string {
+	fields := make([]string, 0, 6)
+	if m.group_id != nil {
+		fields = append(fields, auditcheckpoint.FieldGroupID)
+	}
+	if m.chain_seq != nil {
+		fields = append(fields, auditcheckpoint.FieldChainSeq)
+	}
+	if m.hash != nil {
+		fields = append(fields, auditcheckpoint.FieldHash)
+	}
+	if m.deleted_through != nil {
+		fields = append(fields, auditcheckpoint.FieldDeletedThrough)
+	}
+	if m.events_deleted != nil {
+		fields = append(fields, auditcheckpoint.FieldEventsDeleted)
+	}
+	if m.created_at != nil {
+		fields = append(fields, auditcheckpoint.FieldCreatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AuditCheckpointMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case auditcheckpoint.FieldGroupID:
+		return m.GroupID()
+	case auditcheckpoint.FieldChainSeq:
+		return m.ChainSeq()
+	case auditcheckpoint.FieldHash:
+		return m.Hash()
+	case auditcheckpoint.FieldDeletedThrough:
+		return m.DeletedThrough()
+	case auditcheckpoint.FieldEventsDeleted:
+		return m.EventsDeleted()
+	case auditcheckpoint.FieldCreatedAt:
+		return m.CreatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AuditCheckpointMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case auditcheckpoint.FieldGroupID:
+		return m.OldGroupID(ctx)
+	case auditcheckpoint.FieldChainSeq:
+		return m.OldChainSeq(ctx)
+	case auditcheckpoint.FieldHash:
+		return m.OldHash(ctx)
+	case auditcheckpoint.FieldDeletedThrough:
+		return m.OldDeletedThrough(ctx)
+	case auditcheckpoint.FieldEventsDeleted:
+		return m.OldEventsDeleted(ctx)
+	case auditcheckpoint.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown AuditCheckpoint field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditCheckpointMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case auditcheckpoint.FieldGroupID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGroupID(v)
+		return nil
+	case auditcheckpoint.FieldChainSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetChainSeq(v)
+		return nil
+	case auditcheckpoint.FieldHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHash(v)
+		return nil
+	case auditcheckpoint.FieldDeletedThrough:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeletedThrough(v)
+		return nil
+	case auditcheckpoint.FieldEventsDeleted:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEventsDeleted(v)
+		return nil
+	case auditcheckpoint.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuditCheckpoint field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AuditCheckpointMutation) AddedFields() []string {
+	var fields []string
+	if m.addchain_seq != nil {
+		fields = append(fields, auditcheckpoint.FieldChainSeq)
+	}
+	if m.addevents_deleted != nil {
+		fields = append(fields, auditcheckpoint.FieldEventsDeleted)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AuditCheckpointMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case auditcheckpoint.FieldChainSeq:
+		return m.AddedChainSeq()
+	case auditcheckpoint.FieldEventsDeleted:
+		return m.AddedEventsDeleted()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditCheckpointMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case auditcheckpoint.FieldChainSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddChainSeq(v)
+		return nil
+	case auditcheckpoint.FieldEventsDeleted:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddEventsDeleted(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuditCheckpoint numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AuditCheckpointMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AuditCheckpointMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AuditCheckpointMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown AuditCheckpoint nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AuditCheckpointMutation) ResetField(name string) error {
+	switch name {
+	case auditcheckpoint.FieldGroupID:
+		m.ResetGroupID()
+		return nil
+	case auditcheckpoint.FieldChainSeq:
+		m.ResetChainSeq()
+		return nil
+	case auditcheckpoint.FieldHash:
+		m.ResetHash()
+		return nil
+	case auditcheckpoint.FieldDeletedThrough:
+		m.ResetDeletedThrough()
+		return nil
+	case auditcheckpoint.FieldEventsDeleted:
+		m.ResetEventsDeleted()
+		return nil
+	case auditcheckpoint.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditCheckpoint field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AuditCheckpointMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AuditCheckpointMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AuditCheckpointMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AuditCheckpointMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AuditCheckpointMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AuditCheckpointMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AuditCheckpointMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown AuditCheckpoint unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AuditCheckpointMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown AuditCheckpoint edge %s", name)
 }
 
 // AuditLogMutation represents an operation that mutates the AuditLog nodes in the graph.
@@ -2851,6 +3526,993 @@ func (m *AuditLogMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown AuditLog edge %s", name)
 }
 
+// OutboxMutation represents an operation that mutates the Outbox nodes in the graph.
+type OutboxMutation struct {
+	config
+	op              Op
+	typ             string
+	id              *uuid.UUID
+	created_at      *time.Time
+	updated_at      *time.Time
+	kind            *string
+	payload         *map[string]string
+	attempts        *int
+	addattempts     *int
+	next_attempt_at *time.Time
+	locked_until    *time.Time
+	last_error      *string
+	done_at         *time.Time
+	clearedFields   map[string]struct{}
+	tenant          *uuid.UUID
+	clearedtenant   bool
+	done            bool
+	oldValue        func(context.Context) (*Outbox, error)
+	predicates      []predicate.Outbox
+}
+
+var _ ent.Mutation = (*OutboxMutation)(nil)
+
+// outboxOption allows management of the mutation configuration using functional options.
+type outboxOption func(*OutboxMutation)
+
+// newOutboxMutation creates new mutation for the Outbox entity.
+func newOutboxMutation(c config, op Op, opts ...outboxOption) *OutboxMutation {
+	m := &OutboxMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeOutbox,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withOutboxID sets the ID field of the mutation.
+func withOutboxID(id uuid.UUID) outboxOption {
+	return func(m *OutboxMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Outbox
+		)
+		m.oldValue = func(ctx context.Context) (*Outbox, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Outbox.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withOutbox sets the old Outbox of the mutation.
+func withOutbox(node *Outbox) outboxOption {
+	return func(m *OutboxMutation) {
+		m.oldValue = func(context.Context) (*Outbox, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m OutboxMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m OutboxMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Outbox entities.
+func (m *OutboxMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *OutboxMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *OutboxMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Outbox.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *OutboxMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *OutboxMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *OutboxMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *OutboxMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *OutboxMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *OutboxMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetTenantID sets the "tenant_id" field.
+func (m *OutboxMutation) SetTenantID(u uuid.UUID) {
+	m.tenant = &u
+}
+
+// TenantID returns the value of the "tenant_id" field in the mutation.
+func (m *OutboxMutation) TenantID() (r uuid.UUID, exists bool) {
+	v := m.tenant
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTenantID returns the old "tenant_id" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldTenantID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTenantID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTenantID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTenantID: %w", err)
+	}
+	return oldValue.TenantID, nil
+}
+
+// ResetTenantID resets all changes to the "tenant_id" field.
+func (m *OutboxMutation) ResetTenantID() {
+	m.tenant = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *OutboxMutation) SetKind(s string) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *OutboxMutation) Kind() (r string, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *OutboxMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetPayload sets the "payload" field.
+func (m *OutboxMutation) SetPayload(value map[string]string) {
+	m.payload = &value
+}
+
+// Payload returns the value of the "payload" field in the mutation.
+func (m *OutboxMutation) Payload() (r map[string]string, exists bool) {
+	v := m.payload
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPayload returns the old "payload" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldPayload(ctx context.Context) (v map[string]string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPayload is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPayload requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPayload: %w", err)
+	}
+	return oldValue.Payload, nil
+}
+
+// ClearPayload clears the value of the "payload" field.
+func (m *OutboxMutation) ClearPayload() {
+	m.payload = nil
+	m.clearedFields[outbox.FieldPayload] = struct{}{}
+}
+
+// PayloadCleared returns if the "payload" field was cleared in this mutation.
+func (m *OutboxMutation) PayloadCleared() bool {
+	_, ok := m.clearedFields[outbox.FieldPayload]
+	return ok
+}
+
+// ResetPayload resets all changes to the "payload" field.
+func (m *OutboxMutation) ResetPayload() {
+	m.payload = nil
+	delete(m.clearedFields, outbox.FieldPayload)
+}
+
+// SetAttempts sets the "attempts" field.
+func (m *OutboxMutation) SetAttempts(i int) {
+	m.attempts = &i
+	m.addattempts = nil
+}
+
+// Attempts returns the value of the "attempts" field in the mutation.
+func (m *OutboxMutation) Attempts() (r int, exists bool) {
+	v := m.attempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAttempts returns the old "attempts" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldAttempts(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAttempts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAttempts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAttempts: %w", err)
+	}
+	return oldValue.Attempts, nil
+}
+
+// AddAttempts adds i to the "attempts" field.
+func (m *OutboxMutation) AddAttempts(i int) {
+	if m.addattempts != nil {
+		*m.addattempts += i
+	} else {
+		m.addattempts = &i
+	}
+}
+
+// AddedAttempts returns the value that was added to the "attempts" field in this mutation.
+func (m *OutboxMutation) AddedAttempts() (r int, exists bool) {
+	v := m.addattempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetAttempts resets all changes to the "attempts" field.
+func (m *OutboxMutation) ResetAttempts() {
+	m.attempts = nil
+	m.addattempts = nil
+}
+
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (m *OutboxMutation) SetNextAttemptAt(t time.Time) {
+	m.next_attempt_at = &t
+}
+
+// NextAttemptAt returns the value of the "next_attempt_at" field in the mutation.
+func (m *OutboxMutation) NextAttemptAt() (r time.Time, exists bool) {
+	v := m.next_attempt_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNextAttemptAt returns the old "next_attempt_at" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldNextAttemptAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNextAttemptAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNextAttemptAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNextAttemptAt: %w", err)
+	}
+	return oldValue.NextAttemptAt, nil
+}
+
+// ResetNextAttemptAt resets all changes to the "next_attempt_at" field.
+func (m *OutboxMutation) ResetNextAttemptAt() {
+	m.next_attempt_at = nil
+}
+
+// SetLockedUntil sets the "locked_until" field.
+func (m *OutboxMutation) SetLockedUntil(t time.Time) {
+	m.locked_until = &t
+}
+
+// LockedUntil returns the value of the "locked_until" field in the mutation.
+func (m *OutboxMutation) LockedUntil() (r time.Time, exists bool) {
+	v := m.locked_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLockedUntil returns the old "locked_until" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldLockedUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLockedUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLockedUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLockedUntil: %w", err)
+	}
+	return oldValue.LockedUntil, nil
+}
+
+// ClearLockedUntil clears the value of the "locked_until" field.
+func (m *OutboxMutation) ClearLockedUntil() {
+	m.locked_until = nil
+	m.clearedFields[outbox.FieldLockedUntil] = struct{}{}
+}
+
+// LockedUntilCleared returns if the "locked_until" field was cleared in this mutation.
+func (m *OutboxMutation) LockedUntilCleared() bool {
+	_, ok := m.clearedFields[outbox.FieldLockedUntil]
+	return ok
+}
+
+// ResetLockedUntil resets all changes to the "locked_until" field.
+func (m *OutboxMutation) ResetLockedUntil() {
+	m.locked_until = nil
+	delete(m.clearedFields, outbox.FieldLockedUntil)
+}
+
+// SetLastError sets the "last_error" field.
+func (m *OutboxMutation) SetLastError(s string) {
+	m.last_error = &s
+}
+
+// LastError returns the value of the "last_error" field in the mutation.
+func (m *OutboxMutation) LastError() (r string, exists bool) {
+	v := m.last_error
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastError returns the old "last_error" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldLastError(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastError is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastError requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastError: %w", err)
+	}
+	return oldValue.LastError, nil
+}
+
+// ClearLastError clears the value of the "last_error" field.
+func (m *OutboxMutation) ClearLastError() {
+	m.last_error = nil
+	m.clearedFields[outbox.FieldLastError] = struct{}{}
+}
+
+// LastErrorCleared returns if the "last_error" field was cleared in this mutation.
+func (m *OutboxMutation) LastErrorCleared() bool {
+	_, ok := m.clearedFields[outbox.FieldLastError]
+	return ok
+}
+
+// ResetLastError resets all changes to the "last_error" field.
+func (m *OutboxMutation) ResetLastError() {
+	m.last_error = nil
+	delete(m.clearedFields, outbox.FieldLastError)
+}
+
+// SetDoneAt sets the "done_at" field.
+func (m *OutboxMutation) SetDoneAt(t time.Time) {
+	m.done_at = &t
+}
+
+// DoneAt returns the value of the "done_at" field in the mutation.
+func (m *OutboxMutation) DoneAt() (r time.Time, exists bool) {
+	v := m.done_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDoneAt returns the old "done_at" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldDoneAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDoneAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDoneAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDoneAt: %w", err)
+	}
+	return oldValue.DoneAt, nil
+}
+
+// ClearDoneAt clears the value of the "done_at" field.
+func (m *OutboxMutation) ClearDoneAt() {
+	m.done_at = nil
+	m.clearedFields[outbox.FieldDoneAt] = struct{}{}
+}
+
+// DoneAtCleared returns if the "done_at" field was cleared in this mutation.
+func (m *OutboxMutation) DoneAtCleared() bool {
+	_, ok := m.clearedFields[outbox.FieldDoneAt]
+	return ok
+}
+
+// ResetDoneAt resets all changes to the "done_at" field.
+func (m *OutboxMutation) ResetDoneAt() {
+	m.done_at = nil
+	delete(m.clearedFields, outbox.FieldDoneAt)
+}
+
+// ClearTenant clears the "tenant" edge to the Tenant entity.
+func (m *OutboxMutation) ClearTenant() {
+	m.clearedtenant = true
+	m.clearedFields[outbox.FieldTenantID] = struct{}{}
+}
+
+// TenantCleared reports if the "tenant" edge to the Tenant entity was cleared.
+func (m *OutboxMutation) TenantCleared() bool {
+	return m.clearedtenant
+}
+
+// TenantIDs returns the "tenant" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// TenantID instead. It exists only for internal usage by the builders.
+func (m *OutboxMutation) TenantIDs() (ids []uuid.UUID) {
+	if id := m.tenant; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetTenant resets all changes to the "tenant" edge.
+func (m *OutboxMutation) ResetTenant() {
+	m.tenant = nil
+	m.clearedtenant = false
+}
+
+// Where appends a list predicates to the OutboxMutation builder.
+func (m *OutboxMutation) Where(ps ...predicate.Outbox) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the OutboxMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *OutboxMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Outbox, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *OutboxMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *OutboxMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Outbox).
+func (m *OutboxMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *OutboxMutation) Fields() []string {
+	fields := make([]string, 0, 10)
+	if m.created_at != nil {
+		fields = append(fields, outbox.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, outbox.FieldUpdatedAt)
+	}
+	if m.tenant != nil {
+		fields = append(fields, outbox.FieldTenantID)
+	}
+	if m.kind != nil {
+		fields = append(fields, outbox.FieldKind)
+	}
+	if m.payload != nil {
+		fields = append(fields, outbox.FieldPayload)
+	}
+	if m.attempts != nil {
+		fields = append(fields, outbox.FieldAttempts)
+	}
+	if m.next_attempt_at != nil {
+		fields = append(fields, outbox.FieldNextAttemptAt)
+	}
+	if m.locked_until != nil {
+		fields = append(fields, outbox.FieldLockedUntil)
+	}
+	if m.last_error != nil {
+		fields = append(fields, outbox.FieldLastError)
+	}
+	if m.done_at != nil {
+		fields = append(fields, outbox.FieldDoneAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *OutboxMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case outbox.FieldCreatedAt:
+		return m.CreatedAt()
+	case outbox.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case outbox.FieldTenantID:
+		return m.TenantID()
+	case outbox.FieldKind:
+		return m.Kind()
+	case outbox.FieldPayload:
+		return m.Payload()
+	case outbox.FieldAttempts:
+		return m.Attempts()
+	case outbox.FieldNextAttemptAt:
+		return m.NextAttemptAt()
+	case outbox.FieldLockedUntil:
+		return m.LockedUntil()
+	case outbox.FieldLastError:
+		return m.LastError()
+	case outbox.FieldDoneAt:
+		return m.DoneAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *OutboxMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case outbox.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case outbox.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case outbox.FieldTenantID:
+		return m.OldTenantID(ctx)
+	case outbox.FieldKind:
+		return m.OldKind(ctx)
+	case outbox.FieldPayload:
+		return m.OldPayload(ctx)
+	case outbox.FieldAttempts:
+		return m.OldAttempts(ctx)
+	case outbox.FieldNextAttemptAt:
+		return m.OldNextAttemptAt(ctx)
+	case outbox.FieldLockedUntil:
+		return m.OldLockedUntil(ctx)
+	case outbox.FieldLastError:
+		return m.OldLastError(ctx)
+	case outbox.FieldDoneAt:
+		return m.OldDoneAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown Outbox field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *OutboxMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case outbox.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case outbox.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case outbox.FieldTenantID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTenantID(v)
+		return nil
+	case outbox.FieldKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case outbox.FieldPayload:
+		v, ok := value.(map[string]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPayload(v)
+		return nil
+	case outbox.FieldAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAttempts(v)
+		return nil
+	case outbox.FieldNextAttemptAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNextAttemptAt(v)
+		return nil
+	case outbox.FieldLockedUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLockedUntil(v)
+		return nil
+	case outbox.FieldLastError:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastError(v)
+		return nil
+	case outbox.FieldDoneAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDoneAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Outbox field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *OutboxMutation) AddedFields() []string {
+	var fields []string
+	if m.addattempts != nil {
+		fields = append(fields, outbox.FieldAttempts)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *OutboxMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case outbox.FieldAttempts:
+		return m.AddedAttempts()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *OutboxMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case outbox.FieldAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAttempts(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Outbox numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *OutboxMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(outbox.FieldPayload) {
+		fields = append(fields, outbox.FieldPayload)
+	}
+	if m.FieldCleared(outbox.FieldLockedUntil) {
+		fields = append(fields, outbox.FieldLockedUntil)
+	}
+	if m.FieldCleared(outbox.FieldLastError) {
+		fields = append(fields, outbox.FieldLastError)
+	}
+	if m.FieldCleared(outbox.FieldDoneAt) {
+		fields = append(fields, outbox.FieldDoneAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *OutboxMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *OutboxMutation) ClearField(name string) error {
+	switch name {
+	case outbox.FieldPayload:
+		m.ClearPayload()
+		return nil
+	case outbox.FieldLockedUntil:
+		m.ClearLockedUntil()
+		return nil
+	case outbox.FieldLastError:
+		m.ClearLastError()
+		return nil
+	case outbox.FieldDoneAt:
+		m.ClearDoneAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Outbox nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *OutboxMutation) ResetField(name string) error {
+	switch name {
+	case outbox.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case outbox.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case outbox.FieldTenantID:
+		m.ResetTenantID()
+		return nil
+	case outbox.FieldKind:
+		m.ResetKind()
+		return nil
+	case outbox.FieldPayload:
+		m.ResetPayload()
+		return nil
+	case outbox.FieldAttempts:
+		m.ResetAttempts()
+		return nil
+	case outbox.FieldNextAttemptAt:
+		m.ResetNextAttemptAt()
+		return nil
+	case outbox.FieldLockedUntil:
+		m.ResetLockedUntil()
+		return nil
+	case outbox.FieldLastError:
+		m.ResetLastError()
+		return nil
+	case outbox.FieldDoneAt:
+		m.ResetDoneAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Outbox field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *OutboxMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.tenant != nil {
+		edges = append(edges, outbox.EdgeTenant)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *OutboxMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case outbox.EdgeTenant:
+		if id := m.tenant; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *OutboxMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *OutboxMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *OutboxMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.clearedtenant {
+		edges = append(edges, outbox.EdgeTenant)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *OutboxMutation) EdgeCleared(name string) bool {
+	switch name {
+	case outbox.EdgeTenant:
+		return m.clearedtenant
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *OutboxMutation) ClearEdge(name string) error {
+	switch name {
+	case outbox.EdgeTenant:
+		m.ClearTenant()
+		return nil
+	}
+	return fmt.Errorf("unknown Outbox unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *OutboxMutation) ResetEdge(name string) error {
+	switch name {
+	case outbox.EdgeTenant:
+		m.ResetTenant()
+		return nil
+	}
+	return fmt.Errorf("unknown Outbox edge %s", name)
+}
+
 // TenantMutation represents an operation that mutates the Tenant nodes in the graph.
 type TenantMutation struct {
 	config
@@ -2864,6 +4526,7 @@ type TenantMutation struct {
 	status              *tenant.Status
 	plan                *tenant.Plan
 	keycloak_org_id     *string
+	provisioning_state  *string
 	clearedFields       map[string]struct{}
 	projects            map[uuid.UUID]struct{}
 	removedprojects     map[uuid.UUID]struct{}
@@ -2879,6 +4542,9 @@ type TenantMutation struct {
 	audit_events        map[uuid.UUID]struct{}
 	removedaudit_events map[uuid.UUID]struct{}
 	clearedaudit_events bool
+	outbox              map[uuid.UUID]struct{}
+	removedoutbox       map[uuid.UUID]struct{}
+	clearedoutbox       bool
 	done                bool
 	oldValue            func(context.Context) (*Tenant, error)
 	predicates          []predicate.Tenant
@@ -3253,6 +4919,42 @@ func (m *TenantMutation) ResetKeycloakOrgID() {
 	delete(m.clearedFields, tenant.FieldKeycloakOrgID)
 }
 
+// SetProvisioningState sets the "provisioning_state" field.
+func (m *TenantMutation) SetProvisioningState(s string) {
+	m.provisioning_state = &s
+}
+
+// ProvisioningState returns the value of the "provisioning_state" field in the mutation.
+func (m *TenantMutation) ProvisioningState() (r string, exists bool) {
+	v := m.provisioning_state
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProvisioningState returns the old "provisioning_state" field's value of the Tenant entity.
+// If the Tenant object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantMutation) OldProvisioningState(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProvisioningState is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProvisioningState requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProvisioningState: %w", err)
+	}
+	return oldValue.ProvisioningState, nil
+}
+
+// ResetProvisioningState resets all changes to the "provisioning_state" field.
+func (m *TenantMutation) ResetProvisioningState() {
+	m.provisioning_state = nil
+}
+
 // AddProjectIDs adds the "projects" edge to the TenantProject entity by ids.
 func (m *TenantMutation) AddProjectIDs(ids ...uuid.UUID) {
 	if m.projects == nil {
@@ -3508,6 +5210,60 @@ func (m *TenantMutation) ResetAuditEvents() {
 	m.removedaudit_events = nil
 }
 
+// AddOutboxIDs adds the "outbox" edge to the Outbox entity by ids.
+func (m *TenantMutation) AddOutboxIDs(ids ...uuid.UUID) {
+	if m.outbox == nil {
+		m.outbox = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		m.outbox[ids[i]] = struct{}{}
+	}
+}
+
+// ClearOutbox clears the "outbox" edge to the Outbox entity.
+func (m *TenantMutation) ClearOutbox() {
+	m.clearedoutbox = true
+}
+
+// OutboxCleared reports if the "outbox" edge to the Outbox entity was cleared.
+func (m *TenantMutation) OutboxCleared() bool {
+	return m.clearedoutbox
+}
+
+// RemoveOutboxIDs removes the "outbox" edge to the Outbox entity by IDs.
+func (m *TenantMutation) RemoveOutboxIDs(ids ...uuid.UUID) {
+	if m.removedoutbox == nil {
+		m.removedoutbox = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		delete(m.outbox, ids[i])
+		m.removedoutbox[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedOutbox returns the removed IDs of the "outbox" edge to the Outbox entity.
+func (m *TenantMutation) RemovedOutboxIDs() (ids []uuid.UUID) {
+	for id := range m.removedoutbox {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// OutboxIDs returns the "outbox" edge IDs in the mutation.
+func (m *TenantMutation) OutboxIDs() (ids []uuid.UUID) {
+	for id := range m.outbox {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetOutbox resets all changes to the "outbox" edge.
+func (m *TenantMutation) ResetOutbox() {
+	m.outbox = nil
+	m.clearedoutbox = false
+	m.removedoutbox = nil
+}
+
 // Where appends a list predicates to the TenantMutation builder.
 func (m *TenantMutation) Where(ps ...predicate.Tenant) {
 	m.predicates = append(m.predicates, ps...)
@@ -3542,7 +5298,7 @@ func (m *TenantMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TenantMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 8)
 	if m.created_at != nil {
 		fields = append(fields, tenant.FieldCreatedAt)
 	}
@@ -3563,6 +5319,9 @@ func (m *TenantMutation) Fields() []string {
 	}
 	if m.keycloak_org_id != nil {
 		fields = append(fields, tenant.FieldKeycloakOrgID)
+	}
+	if m.provisioning_state != nil {
+		fields = append(fields, tenant.FieldProvisioningState)
 	}
 	return fields
 }
@@ -3586,6 +5345,8 @@ func (m *TenantMutation) Field(name string) (ent.Value, bool) {
 		return m.Plan()
 	case tenant.FieldKeycloakOrgID:
 		return m.KeycloakOrgID()
+	case tenant.FieldProvisioningState:
+		return m.ProvisioningState()
 	}
 	return nil, false
 }
@@ -3609,6 +5370,8 @@ func (m *TenantMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldPlan(ctx)
 	case tenant.FieldKeycloakOrgID:
 		return m.OldKeycloakOrgID(ctx)
+	case tenant.FieldProvisioningState:
+		return m.OldProvisioningState(ctx)
 	}
 	return nil, fmt.Errorf("unknown Tenant field %s", name)
 }
@@ -3666,6 +5429,13 @@ func (m *TenantMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetKeycloakOrgID(v)
+		return nil
+	case tenant.FieldProvisioningState:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProvisioningState(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Tenant field %s", name)
@@ -3746,13 +5516,16 @@ func (m *TenantMutation) ResetField(name string) error {
 	case tenant.FieldKeycloakOrgID:
 		m.ResetKeycloakOrgID()
 		return nil
+	case tenant.FieldProvisioningState:
+		m.ResetProvisioningState()
+		return nil
 	}
 	return fmt.Errorf("unknown Tenant field %s", name)
 }
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *TenantMutation) AddedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.projects != nil {
 		edges = append(edges, tenant.EdgeProjects)
 	}
@@ -3767,6 +5540,9 @@ func (m *TenantMutation) AddedEdges() []string {
 	}
 	if m.audit_events != nil {
 		edges = append(edges, tenant.EdgeAuditEvents)
+	}
+	if m.outbox != nil {
+		edges = append(edges, tenant.EdgeOutbox)
 	}
 	return edges
 }
@@ -3803,13 +5579,19 @@ func (m *TenantMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case tenant.EdgeOutbox:
+		ids := make([]ent.Value, 0, len(m.outbox))
+		for id := range m.outbox {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *TenantMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.removedprojects != nil {
 		edges = append(edges, tenant.EdgeProjects)
 	}
@@ -3821,6 +5603,9 @@ func (m *TenantMutation) RemovedEdges() []string {
 	}
 	if m.removedaudit_events != nil {
 		edges = append(edges, tenant.EdgeAuditEvents)
+	}
+	if m.removedoutbox != nil {
+		edges = append(edges, tenant.EdgeOutbox)
 	}
 	return edges
 }
@@ -3853,13 +5638,19 @@ func (m *TenantMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case tenant.EdgeOutbox:
+		ids := make([]ent.Value, 0, len(m.removedoutbox))
+		for id := range m.removedoutbox {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *TenantMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.clearedprojects {
 		edges = append(edges, tenant.EdgeProjects)
 	}
@@ -3874,6 +5665,9 @@ func (m *TenantMutation) ClearedEdges() []string {
 	}
 	if m.clearedaudit_events {
 		edges = append(edges, tenant.EdgeAuditEvents)
+	}
+	if m.clearedoutbox {
+		edges = append(edges, tenant.EdgeOutbox)
 	}
 	return edges
 }
@@ -3892,6 +5686,8 @@ func (m *TenantMutation) EdgeCleared(name string) bool {
 		return m.clearedapi_keys
 	case tenant.EdgeAuditEvents:
 		return m.clearedaudit_events
+	case tenant.EdgeOutbox:
+		return m.clearedoutbox
 	}
 	return false
 }
@@ -3925,6 +5721,9 @@ func (m *TenantMutation) ResetEdge(name string) error {
 		return nil
 	case tenant.EdgeAuditEvents:
 		m.ResetAuditEvents()
+		return nil
+	case tenant.EdgeOutbox:
+		m.ResetOutbox()
 		return nil
 	}
 	return fmt.Errorf("unknown Tenant edge %s", name)

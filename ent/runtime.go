@@ -7,7 +7,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/platform/tenant-registry/ent/apikey"
+	"github.com/platform/tenant-registry/ent/auditcheckpoint"
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/schema"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
@@ -80,6 +82,27 @@ func init() {
 	apikeyDescID := apikeyMixinFields0[0].Descriptor()
 	// apikey.DefaultID holds the default value on creation for the id field.
 	apikey.DefaultID = apikeyDescID.Default.(func() uuid.UUID)
+	auditcheckpointMixin := schema.AuditCheckpoint{}.Mixin()
+	auditcheckpointMixinFields0 := auditcheckpointMixin[0].Fields()
+	_ = auditcheckpointMixinFields0
+	auditcheckpointFields := schema.AuditCheckpoint{}.Fields()
+	_ = auditcheckpointFields
+	// auditcheckpointDescGroupID is the schema descriptor for group_id field.
+	auditcheckpointDescGroupID := auditcheckpointFields[0].Descriptor()
+	// auditcheckpoint.GroupIDValidator is a validator for the "group_id" field. It is called by the builders before save.
+	auditcheckpoint.GroupIDValidator = auditcheckpointDescGroupID.Validators[0].(func(string) error)
+	// auditcheckpointDescHash is the schema descriptor for hash field.
+	auditcheckpointDescHash := auditcheckpointFields[2].Descriptor()
+	// auditcheckpoint.HashValidator is a validator for the "hash" field. It is called by the builders before save.
+	auditcheckpoint.HashValidator = auditcheckpointDescHash.Validators[0].(func(string) error)
+	// auditcheckpointDescEventsDeleted is the schema descriptor for events_deleted field.
+	auditcheckpointDescEventsDeleted := auditcheckpointFields[4].Descriptor()
+	// auditcheckpoint.DefaultEventsDeleted holds the default value on creation for the events_deleted field.
+	auditcheckpoint.DefaultEventsDeleted = auditcheckpointDescEventsDeleted.Default.(int64)
+	// auditcheckpointDescID is the schema descriptor for id field.
+	auditcheckpointDescID := auditcheckpointMixinFields0[0].Descriptor()
+	// auditcheckpoint.DefaultID holds the default value on creation for the id field.
+	auditcheckpoint.DefaultID = auditcheckpointDescID.Default.(func() uuid.UUID)
 	auditlogMixin := schema.AuditLog{}.Mixin()
 	auditlogMixinFields0 := auditlogMixin[0].Fields()
 	_ = auditlogMixinFields0
@@ -189,6 +212,55 @@ func init() {
 	auditlogDescID := auditlogMixinFields0[0].Descriptor()
 	// auditlog.DefaultID holds the default value on creation for the id field.
 	auditlog.DefaultID = auditlogDescID.Default.(func() uuid.UUID)
+	outboxMixin := schema.Outbox{}.Mixin()
+	outboxMixinFields0 := outboxMixin[0].Fields()
+	_ = outboxMixinFields0
+	outboxMixinFields1 := outboxMixin[1].Fields()
+	_ = outboxMixinFields1
+	outboxFields := schema.Outbox{}.Fields()
+	_ = outboxFields
+	// outboxDescCreatedAt is the schema descriptor for created_at field.
+	outboxDescCreatedAt := outboxMixinFields1[0].Descriptor()
+	// outbox.DefaultCreatedAt holds the default value on creation for the created_at field.
+	outbox.DefaultCreatedAt = outboxDescCreatedAt.Default.(func() time.Time)
+	// outboxDescUpdatedAt is the schema descriptor for updated_at field.
+	outboxDescUpdatedAt := outboxMixinFields1[1].Descriptor()
+	// outbox.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	outbox.DefaultUpdatedAt = outboxDescUpdatedAt.Default.(func() time.Time)
+	// outbox.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	outbox.UpdateDefaultUpdatedAt = outboxDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// outboxDescKind is the schema descriptor for kind field.
+	outboxDescKind := outboxFields[1].Descriptor()
+	// outbox.KindValidator is a validator for the "kind" field. It is called by the builders before save.
+	outbox.KindValidator = func() func(string) error {
+		validators := outboxDescKind.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(kind string) error {
+			for _, fn := range fns {
+				if err := fn(kind); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// outboxDescAttempts is the schema descriptor for attempts field.
+	outboxDescAttempts := outboxFields[3].Descriptor()
+	// outbox.DefaultAttempts holds the default value on creation for the attempts field.
+	outbox.DefaultAttempts = outboxDescAttempts.Default.(int)
+	// outbox.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
+	outbox.AttemptsValidator = outboxDescAttempts.Validators[0].(func(int) error)
+	// outboxDescLastError is the schema descriptor for last_error field.
+	outboxDescLastError := outboxFields[6].Descriptor()
+	// outbox.LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
+	outbox.LastErrorValidator = outboxDescLastError.Validators[0].(func(string) error)
+	// outboxDescID is the schema descriptor for id field.
+	outboxDescID := outboxMixinFields0[0].Descriptor()
+	// outbox.DefaultID holds the default value on creation for the id field.
+	outbox.DefaultID = outboxDescID.Default.(func() uuid.UUID)
 	tenantMixin := schema.Tenant{}.Mixin()
 	tenantMixinFields0 := tenantMixin[0].Fields()
 	_ = tenantMixinFields0
@@ -242,6 +314,12 @@ func init() {
 			return nil
 		}
 	}()
+	// tenantDescProvisioningState is the schema descriptor for provisioning_state field.
+	tenantDescProvisioningState := tenantFields[5].Descriptor()
+	// tenant.DefaultProvisioningState holds the default value on creation for the provisioning_state field.
+	tenant.DefaultProvisioningState = tenantDescProvisioningState.Default.(string)
+	// tenant.ProvisioningStateValidator is a validator for the "provisioning_state" field. It is called by the builders before save.
+	tenant.ProvisioningStateValidator = tenantDescProvisioningState.Validators[0].(func(string) error)
 	// tenantDescID is the schema descriptor for id field.
 	tenantDescID := tenantMixinFields0[0].Descriptor()
 	// tenant.DefaultID holds the default value on creation for the id field.

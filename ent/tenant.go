@@ -33,6 +33,8 @@ type Tenant struct {
 	Plan tenant.Plan `json:"plan,omitempty"`
 	// KeycloakOrgID holds the value of the "keycloak_org_id" field.
 	KeycloakOrgID *string `json:"keycloak_org_id,omitempty"`
+	// ProvisioningState holds the value of the "provisioning_state" field.
+	ProvisioningState string `json:"provisioning_state,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the TenantQuery when eager-loading is set.
 	Edges        TenantEdges `json:"edges"`
@@ -51,9 +53,11 @@ type TenantEdges struct {
 	APIKeys []*APIKey `json:"api_keys,omitempty"`
 	// AuditEvents holds the value of the audit_events edge.
 	AuditEvents []*AuditLog `json:"audit_events,omitempty"`
+	// Outbox holds the value of the outbox edge.
+	Outbox []*Outbox `json:"outbox,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [5]bool
+	loadedTypes [6]bool
 }
 
 // ProjectsOrErr returns the Projects value or an error if the edge
@@ -103,12 +107,21 @@ func (e TenantEdges) AuditEventsOrErr() ([]*AuditLog, error) {
 	return nil, &NotLoadedError{edge: "audit_events"}
 }
 
+// OutboxOrErr returns the Outbox value or an error if the edge
+// was not loaded in eager-loading.
+func (e TenantEdges) OutboxOrErr() ([]*Outbox, error) {
+	if e.loadedTypes[5] {
+		return e.Outbox, nil
+	}
+	return nil, &NotLoadedError{edge: "outbox"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*Tenant) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case tenant.FieldSlug, tenant.FieldName, tenant.FieldStatus, tenant.FieldPlan, tenant.FieldKeycloakOrgID:
+		case tenant.FieldSlug, tenant.FieldName, tenant.FieldStatus, tenant.FieldPlan, tenant.FieldKeycloakOrgID, tenant.FieldProvisioningState:
 			values[i] = new(sql.NullString)
 		case tenant.FieldCreatedAt, tenant.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -178,6 +191,12 @@ func (_m *Tenant) assignValues(columns []string, values []any) error {
 				_m.KeycloakOrgID = new(string)
 				*_m.KeycloakOrgID = value.String
 			}
+		case tenant.FieldProvisioningState:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field provisioning_state", values[i])
+			} else if value.Valid {
+				_m.ProvisioningState = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -214,6 +233,11 @@ func (_m *Tenant) QueryAPIKeys() *APIKeyQuery {
 // QueryAuditEvents queries the "audit_events" edge of the Tenant entity.
 func (_m *Tenant) QueryAuditEvents() *AuditLogQuery {
 	return NewTenantClient(_m.config).QueryAuditEvents(_m)
+}
+
+// QueryOutbox queries the "outbox" edge of the Tenant entity.
+func (_m *Tenant) QueryOutbox() *OutboxQuery {
+	return NewTenantClient(_m.config).QueryOutbox(_m)
 }
 
 // Update returns a builder for updating this Tenant.
@@ -261,6 +285,9 @@ func (_m *Tenant) String() string {
 		builder.WriteString("keycloak_org_id=")
 		builder.WriteString(*v)
 	}
+	builder.WriteString(", ")
+	builder.WriteString("provisioning_state=")
+	builder.WriteString(_m.ProvisioningState)
 	builder.WriteByte(')')
 	return builder.String()
 }

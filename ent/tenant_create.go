@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/platform/tenant-registry/ent/apikey"
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
@@ -107,6 +108,20 @@ func (_c *TenantCreate) SetKeycloakOrgID(v string) *TenantCreate {
 func (_c *TenantCreate) SetNillableKeycloakOrgID(v *string) *TenantCreate {
 	if v != nil {
 		_c.SetKeycloakOrgID(*v)
+	}
+	return _c
+}
+
+// SetProvisioningState sets the "provisioning_state" field.
+func (_c *TenantCreate) SetProvisioningState(v string) *TenantCreate {
+	_c.mutation.SetProvisioningState(v)
+	return _c
+}
+
+// SetNillableProvisioningState sets the "provisioning_state" field if the given value is not nil.
+func (_c *TenantCreate) SetNillableProvisioningState(v *string) *TenantCreate {
+	if v != nil {
+		_c.SetProvisioningState(*v)
 	}
 	return _c
 }
@@ -204,6 +219,21 @@ func (_c *TenantCreate) AddAuditEvents(v ...*AuditLog) *TenantCreate {
 	return _c.AddAuditEventIDs(ids...)
 }
 
+// AddOutboxIDs adds the "outbox" edge to the Outbox entity by IDs.
+func (_c *TenantCreate) AddOutboxIDs(ids ...uuid.UUID) *TenantCreate {
+	_c.mutation.AddOutboxIDs(ids...)
+	return _c
+}
+
+// AddOutbox adds the "outbox" edges to the Outbox entity.
+func (_c *TenantCreate) AddOutbox(v ...*Outbox) *TenantCreate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddOutboxIDs(ids...)
+}
+
 // Mutation returns the TenantMutation object of the builder.
 func (_c *TenantCreate) Mutation() *TenantMutation {
 	return _c.mutation
@@ -255,6 +285,10 @@ func (_c *TenantCreate) defaults() {
 		v := tenant.DefaultPlan
 		_c.mutation.SetPlan(v)
 	}
+	if _, ok := _c.mutation.ProvisioningState(); !ok {
+		v := tenant.DefaultProvisioningState
+		_c.mutation.SetProvisioningState(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		v := tenant.DefaultID()
 		_c.mutation.SetID(v)
@@ -299,6 +333,14 @@ func (_c *TenantCreate) check() error {
 	if v, ok := _c.mutation.Plan(); ok {
 		if err := tenant.PlanValidator(v); err != nil {
 			return &ValidationError{Name: "plan", err: fmt.Errorf(`ent: validator failed for field "Tenant.plan": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.ProvisioningState(); !ok {
+		return &ValidationError{Name: "provisioning_state", err: errors.New(`ent: missing required field "Tenant.provisioning_state"`)}
+	}
+	if v, ok := _c.mutation.ProvisioningState(); ok {
+		if err := tenant.ProvisioningStateValidator(v); err != nil {
+			return &ValidationError{Name: "provisioning_state", err: fmt.Errorf(`ent: validator failed for field "Tenant.provisioning_state": %w`, err)}
 		}
 	}
 	return nil
@@ -364,6 +406,10 @@ func (_c *TenantCreate) createSpec() (*Tenant, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.KeycloakOrgID(); ok {
 		_spec.SetField(tenant.FieldKeycloakOrgID, field.TypeString, value)
 		_node.KeycloakOrgID = &value
+	}
+	if value, ok := _c.mutation.ProvisioningState(); ok {
+		_spec.SetField(tenant.FieldProvisioningState, field.TypeString, value)
+		_node.ProvisioningState = value
 	}
 	if nodes := _c.mutation.ProjectsIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -438,6 +484,22 @@ func (_c *TenantCreate) createSpec() (*Tenant, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(auditlog.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.OutboxIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenant.OutboxTable,
+			Columns: []string{tenant.OutboxColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(outbox.FieldID, field.TypeUUID),
 			},
 		}
 		for _, k := range nodes {
@@ -560,6 +622,18 @@ func (u *TenantUpsert) UpdateKeycloakOrgID() *TenantUpsert {
 // ClearKeycloakOrgID clears the value of the "keycloak_org_id" field.
 func (u *TenantUpsert) ClearKeycloakOrgID() *TenantUpsert {
 	u.SetNull(tenant.FieldKeycloakOrgID)
+	return u
+}
+
+// SetProvisioningState sets the "provisioning_state" field.
+func (u *TenantUpsert) SetProvisioningState(v string) *TenantUpsert {
+	u.Set(tenant.FieldProvisioningState, v)
+	return u
+}
+
+// UpdateProvisioningState sets the "provisioning_state" field to the value that was provided on create.
+func (u *TenantUpsert) UpdateProvisioningState() *TenantUpsert {
+	u.SetExcluded(tenant.FieldProvisioningState)
 	return u
 }
 
@@ -691,6 +765,20 @@ func (u *TenantUpsertOne) UpdateKeycloakOrgID() *TenantUpsertOne {
 func (u *TenantUpsertOne) ClearKeycloakOrgID() *TenantUpsertOne {
 	return u.Update(func(s *TenantUpsert) {
 		s.ClearKeycloakOrgID()
+	})
+}
+
+// SetProvisioningState sets the "provisioning_state" field.
+func (u *TenantUpsertOne) SetProvisioningState(v string) *TenantUpsertOne {
+	return u.Update(func(s *TenantUpsert) {
+		s.SetProvisioningState(v)
+	})
+}
+
+// UpdateProvisioningState sets the "provisioning_state" field to the value that was provided on create.
+func (u *TenantUpsertOne) UpdateProvisioningState() *TenantUpsertOne {
+	return u.Update(func(s *TenantUpsert) {
+		s.UpdateProvisioningState()
 	})
 }
 
@@ -989,6 +1077,20 @@ func (u *TenantUpsertBulk) UpdateKeycloakOrgID() *TenantUpsertBulk {
 func (u *TenantUpsertBulk) ClearKeycloakOrgID() *TenantUpsertBulk {
 	return u.Update(func(s *TenantUpsert) {
 		s.ClearKeycloakOrgID()
+	})
+}
+
+// SetProvisioningState sets the "provisioning_state" field.
+func (u *TenantUpsertBulk) SetProvisioningState(v string) *TenantUpsertBulk {
+	return u.Update(func(s *TenantUpsert) {
+		s.SetProvisioningState(v)
+	})
+}
+
+// UpdateProvisioningState sets the "provisioning_state" field to the value that was provided on create.
+func (u *TenantUpsertBulk) UpdateProvisioningState() *TenantUpsertBulk {
+	return u.Update(func(s *TenantUpsert) {
+		s.UpdateProvisioningState()
 	})
 }
 

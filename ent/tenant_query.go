@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/platform/tenant-registry/ent/apikey"
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/predicate"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
@@ -35,6 +36,7 @@ type TenantQuery struct {
 	withIdpConfig   *TenantIdpConfigQuery
 	withAPIKeys     *APIKeyQuery
 	withAuditEvents *AuditLogQuery
+	withOutbox      *OutboxQuery
 	modifiers       []func(*sql.Selector)
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
@@ -175,6 +177,28 @@ func (_q *TenantQuery) QueryAuditEvents() *AuditLogQuery {
 			sqlgraph.From(tenant.Table, tenant.FieldID, selector),
 			sqlgraph.To(auditlog.Table, auditlog.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, tenant.AuditEventsTable, tenant.AuditEventsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryOutbox chains the current query on the "outbox" edge.
+func (_q *TenantQuery) QueryOutbox() *OutboxQuery {
+	query := (&OutboxClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(tenant.Table, tenant.FieldID, selector),
+			sqlgraph.To(outbox.Table, outbox.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, tenant.OutboxTable, tenant.OutboxColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -379,6 +403,7 @@ func (_q *TenantQuery) Clone() *TenantQuery {
 		withIdpConfig:   _q.withIdpConfig.Clone(),
 		withAPIKeys:     _q.withAPIKeys.Clone(),
 		withAuditEvents: _q.withAuditEvents.Clone(),
+		withOutbox:      _q.withOutbox.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -438,6 +463,17 @@ func (_q *TenantQuery) WithAuditEvents(opts ...func(*AuditLogQuery)) *TenantQuer
 		opt(query)
 	}
 	_q.withAuditEvents = query
+	return _q
+}
+
+// WithOutbox tells the query-builder to eager-load the nodes that are connected to
+// the "outbox" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *TenantQuery) WithOutbox(opts ...func(*OutboxQuery)) *TenantQuery {
+	query := (&OutboxClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withOutbox = query
 	return _q
 }
 
@@ -519,12 +555,13 @@ func (_q *TenantQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Tenan
 	var (
 		nodes       = []*Tenant{}
 		_spec       = _q.querySpec()
-		loadedTypes = [5]bool{
+		loadedTypes = [6]bool{
 			_q.withProjects != nil,
 			_q.withProducts != nil,
 			_q.withIdpConfig != nil,
 			_q.withAPIKeys != nil,
 			_q.withAuditEvents != nil,
+			_q.withOutbox != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -579,6 +616,13 @@ func (_q *TenantQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Tenan
 		if err := _q.loadAuditEvents(ctx, query, nodes,
 			func(n *Tenant) { n.Edges.AuditEvents = []*AuditLog{} },
 			func(n *Tenant, e *AuditLog) { n.Edges.AuditEvents = append(n.Edges.AuditEvents, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withOutbox; query != nil {
+		if err := _q.loadOutbox(ctx, query, nodes,
+			func(n *Tenant) { n.Edges.Outbox = []*Outbox{} },
+			func(n *Tenant, e *Outbox) { n.Edges.Outbox = append(n.Edges.Outbox, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -730,6 +774,36 @@ func (_q *TenantQuery) loadAuditEvents(ctx context.Context, query *AuditLogQuery
 		node, ok := nodeids[*fk]
 		if !ok {
 			return fmt.Errorf(`unexpected referenced foreign-key "tenant_id" returned %v for node %v`, *fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *TenantQuery) loadOutbox(ctx context.Context, query *OutboxQuery, nodes []*Tenant, init func(*Tenant), assign func(*Tenant, *Outbox)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[uuid.UUID]*Tenant)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(outbox.FieldTenantID)
+	}
+	query.Where(predicate.Outbox(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(tenant.OutboxColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.TenantID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "tenant_id" returned %v for node %v`, fk, n.ID)
 		}
 		assign(node, n)
 	}

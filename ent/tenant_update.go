@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/platform/tenant-registry/ent/apikey"
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/predicate"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
@@ -103,6 +104,20 @@ func (_u *TenantUpdate) ClearKeycloakOrgID() *TenantUpdate {
 	return _u
 }
 
+// SetProvisioningState sets the "provisioning_state" field.
+func (_u *TenantUpdate) SetProvisioningState(v string) *TenantUpdate {
+	_u.mutation.SetProvisioningState(v)
+	return _u
+}
+
+// SetNillableProvisioningState sets the "provisioning_state" field if the given value is not nil.
+func (_u *TenantUpdate) SetNillableProvisioningState(v *string) *TenantUpdate {
+	if v != nil {
+		_u.SetProvisioningState(*v)
+	}
+	return _u
+}
+
 // AddProjectIDs adds the "projects" edge to the TenantProject entity by IDs.
 func (_u *TenantUpdate) AddProjectIDs(ids ...uuid.UUID) *TenantUpdate {
 	_u.mutation.AddProjectIDs(ids...)
@@ -180,6 +195,21 @@ func (_u *TenantUpdate) AddAuditEvents(v ...*AuditLog) *TenantUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.AddAuditEventIDs(ids...)
+}
+
+// AddOutboxIDs adds the "outbox" edge to the Outbox entity by IDs.
+func (_u *TenantUpdate) AddOutboxIDs(ids ...uuid.UUID) *TenantUpdate {
+	_u.mutation.AddOutboxIDs(ids...)
+	return _u
+}
+
+// AddOutbox adds the "outbox" edges to the Outbox entity.
+func (_u *TenantUpdate) AddOutbox(v ...*Outbox) *TenantUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddOutboxIDs(ids...)
 }
 
 // Mutation returns the TenantMutation object of the builder.
@@ -277,6 +307,27 @@ func (_u *TenantUpdate) RemoveAuditEvents(v ...*AuditLog) *TenantUpdate {
 	return _u.RemoveAuditEventIDs(ids...)
 }
 
+// ClearOutbox clears all "outbox" edges to the Outbox entity.
+func (_u *TenantUpdate) ClearOutbox() *TenantUpdate {
+	_u.mutation.ClearOutbox()
+	return _u
+}
+
+// RemoveOutboxIDs removes the "outbox" edge to Outbox entities by IDs.
+func (_u *TenantUpdate) RemoveOutboxIDs(ids ...uuid.UUID) *TenantUpdate {
+	_u.mutation.RemoveOutboxIDs(ids...)
+	return _u
+}
+
+// RemoveOutbox removes "outbox" edges to Outbox entities.
+func (_u *TenantUpdate) RemoveOutbox(v ...*Outbox) *TenantUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveOutboxIDs(ids...)
+}
+
 // Save executes the query and returns the number of nodes affected by the update operation.
 func (_u *TenantUpdate) Save(ctx context.Context) (int, error) {
 	_u.defaults()
@@ -330,6 +381,11 @@ func (_u *TenantUpdate) check() error {
 			return &ValidationError{Name: "plan", err: fmt.Errorf(`ent: validator failed for field "Tenant.plan": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.ProvisioningState(); ok {
+		if err := tenant.ProvisioningStateValidator(v); err != nil {
+			return &ValidationError{Name: "provisioning_state", err: fmt.Errorf(`ent: validator failed for field "Tenant.provisioning_state": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -368,6 +424,9 @@ func (_u *TenantUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.KeycloakOrgIDCleared() {
 		_spec.ClearField(tenant.FieldKeycloakOrgID, field.TypeString)
+	}
+	if value, ok := _u.mutation.ProvisioningState(); ok {
+		_spec.SetField(tenant.FieldProvisioningState, field.TypeString, value)
 	}
 	if _u.mutation.ProjectsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -571,6 +630,51 @@ func (_u *TenantUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(auditlog.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.OutboxCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenant.OutboxTable,
+			Columns: []string{tenant.OutboxColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(outbox.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedOutboxIDs(); len(nodes) > 0 && !_u.mutation.OutboxCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenant.OutboxTable,
+			Columns: []string{tenant.OutboxColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(outbox.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.OutboxIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenant.OutboxTable,
+			Columns: []string{tenant.OutboxColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(outbox.FieldID, field.TypeUUID),
 			},
 		}
 		for _, k := range nodes {
@@ -668,6 +772,20 @@ func (_u *TenantUpdateOne) ClearKeycloakOrgID() *TenantUpdateOne {
 	return _u
 }
 
+// SetProvisioningState sets the "provisioning_state" field.
+func (_u *TenantUpdateOne) SetProvisioningState(v string) *TenantUpdateOne {
+	_u.mutation.SetProvisioningState(v)
+	return _u
+}
+
+// SetNillableProvisioningState sets the "provisioning_state" field if the given value is not nil.
+func (_u *TenantUpdateOne) SetNillableProvisioningState(v *string) *TenantUpdateOne {
+	if v != nil {
+		_u.SetProvisioningState(*v)
+	}
+	return _u
+}
+
 // AddProjectIDs adds the "projects" edge to the TenantProject entity by IDs.
 func (_u *TenantUpdateOne) AddProjectIDs(ids ...uuid.UUID) *TenantUpdateOne {
 	_u.mutation.AddProjectIDs(ids...)
@@ -745,6 +863,21 @@ func (_u *TenantUpdateOne) AddAuditEvents(v ...*AuditLog) *TenantUpdateOne {
 		ids[i] = v[i].ID
 	}
 	return _u.AddAuditEventIDs(ids...)
+}
+
+// AddOutboxIDs adds the "outbox" edge to the Outbox entity by IDs.
+func (_u *TenantUpdateOne) AddOutboxIDs(ids ...uuid.UUID) *TenantUpdateOne {
+	_u.mutation.AddOutboxIDs(ids...)
+	return _u
+}
+
+// AddOutbox adds the "outbox" edges to the Outbox entity.
+func (_u *TenantUpdateOne) AddOutbox(v ...*Outbox) *TenantUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddOutboxIDs(ids...)
 }
 
 // Mutation returns the TenantMutation object of the builder.
@@ -842,6 +975,27 @@ func (_u *TenantUpdateOne) RemoveAuditEvents(v ...*AuditLog) *TenantUpdateOne {
 	return _u.RemoveAuditEventIDs(ids...)
 }
 
+// ClearOutbox clears all "outbox" edges to the Outbox entity.
+func (_u *TenantUpdateOne) ClearOutbox() *TenantUpdateOne {
+	_u.mutation.ClearOutbox()
+	return _u
+}
+
+// RemoveOutboxIDs removes the "outbox" edge to Outbox entities by IDs.
+func (_u *TenantUpdateOne) RemoveOutboxIDs(ids ...uuid.UUID) *TenantUpdateOne {
+	_u.mutation.RemoveOutboxIDs(ids...)
+	return _u
+}
+
+// RemoveOutbox removes "outbox" edges to Outbox entities.
+func (_u *TenantUpdateOne) RemoveOutbox(v ...*Outbox) *TenantUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveOutboxIDs(ids...)
+}
+
 // Where appends a list predicates to the TenantUpdate builder.
 func (_u *TenantUpdateOne) Where(ps ...predicate.Tenant) *TenantUpdateOne {
 	_u.mutation.Where(ps...)
@@ -908,6 +1062,11 @@ func (_u *TenantUpdateOne) check() error {
 			return &ValidationError{Name: "plan", err: fmt.Errorf(`ent: validator failed for field "Tenant.plan": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.ProvisioningState(); ok {
+		if err := tenant.ProvisioningStateValidator(v); err != nil {
+			return &ValidationError{Name: "provisioning_state", err: fmt.Errorf(`ent: validator failed for field "Tenant.provisioning_state": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -963,6 +1122,9 @@ func (_u *TenantUpdateOne) sqlSave(ctx context.Context) (_node *Tenant, err erro
 	}
 	if _u.mutation.KeycloakOrgIDCleared() {
 		_spec.ClearField(tenant.FieldKeycloakOrgID, field.TypeString)
+	}
+	if value, ok := _u.mutation.ProvisioningState(); ok {
+		_spec.SetField(tenant.FieldProvisioningState, field.TypeString, value)
 	}
 	if _u.mutation.ProjectsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -1166,6 +1328,51 @@ func (_u *TenantUpdateOne) sqlSave(ctx context.Context) (_node *Tenant, err erro
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(auditlog.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.OutboxCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenant.OutboxTable,
+			Columns: []string{tenant.OutboxColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(outbox.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedOutboxIDs(); len(nodes) > 0 && !_u.mutation.OutboxCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenant.OutboxTable,
+			Columns: []string{tenant.OutboxColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(outbox.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.OutboxIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenant.OutboxTable,
+			Columns: []string{tenant.OutboxColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(outbox.FieldID, field.TypeUUID),
 			},
 		}
 		for _, k := range nodes {

@@ -16,8 +16,12 @@ type Tx struct {
 	config
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// AuditCheckpoint is the client for interacting with the AuditCheckpoint builders.
+	AuditCheckpoint *AuditCheckpointClient
 	// AuditLog is the client for interacting with the AuditLog builders.
 	AuditLog *AuditLogClient
+	// Outbox is the client for interacting with the Outbox builders.
+	Outbox *OutboxClient
 	// Tenant is the client for interacting with the Tenant builders.
 	Tenant *TenantClient
 	// TenantIdpConfig is the client for interacting with the TenantIdpConfig builders.
@@ -158,7 +162,9 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
+	tx.AuditCheckpoint = NewAuditCheckpointClient(tx.config)
 	tx.AuditLog = NewAuditLogClient(tx.config)
+	tx.Outbox = NewOutboxClient(tx.config)
 	tx.Tenant = NewTenantClient(tx.config)
 	tx.TenantIdpConfig = NewTenantIdpConfigClient(tx.config)
 	tx.TenantProduct = NewTenantProductClient(tx.config)

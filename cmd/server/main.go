@@ -11,11 +11,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/catalog"
 	"github.com/platform/tenant-registry/internal/config"
+	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/store"
@@ -40,6 +44,12 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	}
 	log := newLogger(stdout, cfg.LogLevel)
 	clock := registry.Clock(registry.SystemClock)
+	products := catalog.Default()
+	if cfg.CatalogFile != "" {
+		if products, err = catalog.Load(cfg.CatalogFile); err != nil {
+			return fmt.Errorf("CATALOG_FILE: %w", err)
+		}
+	}
 
 	var st *store.Store
 	if cfg.DatabaseURL == "" {
@@ -54,7 +64,16 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	defer st.Close()
 
 	recorder := audit.NewRecorder(clock, st.Postgres())
-	tenants := tenant.NewService(st.Client, recorder, clock)
+	provisioner, err := newProvisioner(cfg, log)
+	if err != nil {
+		return err
+	}
+	tenantOpts := []tenant.Option{tenant.WithProvisioner(provisioner), tenant.WithLogger(log)}
+	if cfg.Env == config.Prod {
+		tenantOpts = append(tenantOpts, tenant.WithoutInviteURLs())
+	}
+	tenants := tenant.NewService(st.Client, recorder, clock, tenantOpts...)
+	entitlements := entitlement.NewService(st.Client, recorder, products, clock)
 	if cfg.Env == config.Dev {
 		if err := tenants.SeedDev(ctx); err != nil {
 			return fmt.Errorf("dev seed: %w", err)
@@ -62,7 +81,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		log.Warn("APP_ENV=dev: requests without a token are served as a platform admin")
 	}
 
-	handler, err := server.NewServer(server.Deps{Logger: log, Store: st, Tenants: tenants})
+	handler, err := server.NewServer(server.Deps{Logger: log, Store: st, Tenants: tenants, Entitlements: entitlements, Catalog: products})
 	if err != nil {
 		return err
 	}
@@ -86,6 +105,13 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	}
 	log.Info("tenant-registry listening", "addr", ln.Addr().String(), "env", cfg.Env, "store", st.Dialect)
 
+	// Background work stops when run returns, before the store is closed.
+	workCtx, stopWork := context.WithCancel(ctx)
+	var workers sync.WaitGroup
+	defer func() { stopWork(); workers.Wait() }()
+	workers.Go(func() { tenants.RunProvisioner(workCtx, provisioningInterval) })
+	workers.Go(func() { entitlements.RunSweeper(workCtx, cfg.SweepInterval, log) })
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -104,6 +130,30 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// provisioningInterval is how often the outbox worker looks for due
+// Keycloak provisioning jobs.
+const provisioningInterval = 5 * time.Second
+
+// newProvisioner returns the Keycloak adapter: the real Admin API when
+// KEYCLOAK_ADMIN_URL is set, else the dev mock (config refuses the mock
+// outside dev).
+func newProvisioner(cfg config.Config, log *slog.Logger) (tenant.Provisioner, error) {
+	if cfg.KeycloakAdminURL == "" {
+		log.Info("Keycloak: using the mock adapter (KEYCLOAK_ADMIN_URL is empty)")
+		return keycloak.Mock{}, nil
+	}
+	a, err := keycloak.NewHTTPAdapter(keycloak.Config{
+		BaseURL:      cfg.KeycloakAdminURL,
+		Realm:        cfg.KeycloakRealm,
+		ClientID:     cfg.KeycloakClientID,
+		ClientSecret: cfg.KeycloakClientSecret,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("KEYCLOAK_ADMIN_URL: %w", err)
+	}
+	return a, nil
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -45,6 +45,29 @@ var (
 			},
 		},
 	}
+	// AuditCheckpointsColumns holds the columns for the "audit_checkpoints" table.
+	AuditCheckpointsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "group_id", Type: field.TypeString, Size: 64},
+		{Name: "chain_seq", Type: field.TypeInt64},
+		{Name: "hash", Type: field.TypeString, Size: 64},
+		{Name: "deleted_through", Type: field.TypeTime},
+		{Name: "events_deleted", Type: field.TypeInt64, Default: 0},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// AuditCheckpointsTable holds the schema information for the "audit_checkpoints" table.
+	AuditCheckpointsTable = &schema.Table{
+		Name:       "audit_checkpoints",
+		Columns:    AuditCheckpointsColumns,
+		PrimaryKey: []*schema.Column{AuditCheckpointsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "auditcheckpoint_group_id_chain_seq",
+				Unique:  true,
+				Columns: []*schema.Column{AuditCheckpointsColumns[1], AuditCheckpointsColumns[2]},
+			},
+		},
+	}
 	// AuditLogColumns holds the columns for the "audit_log" table.
 	AuditLogColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -111,6 +134,49 @@ var (
 			},
 		},
 	}
+	// OutboxColumns holds the columns for the "outbox" table.
+	OutboxColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeString, Size: 64},
+		{Name: "payload", Type: field.TypeJSON, Nullable: true},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "next_attempt_at", Type: field.TypeTime},
+		{Name: "locked_until", Type: field.TypeTime, Nullable: true},
+		{Name: "last_error", Type: field.TypeString, Nullable: true, Size: 2000},
+		{Name: "done_at", Type: field.TypeTime, Nullable: true},
+		{Name: "tenant_id", Type: field.TypeUUID},
+	}
+	// OutboxTable holds the schema information for the "outbox" table.
+	OutboxTable = &schema.Table{
+		Name:       "outbox",
+		Columns:    OutboxColumns,
+		PrimaryKey: []*schema.Column{OutboxColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "outbox_tenants_outbox",
+				Columns:    []*schema.Column{OutboxColumns[10]},
+				RefColumns: []*schema.Column{TenantsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "outbox_tenant_id_kind",
+				Unique:  true,
+				Columns: []*schema.Column{OutboxColumns[10], OutboxColumns[3]},
+			},
+			{
+				Name:    "outbox_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{OutboxColumns[6]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "done_at IS NULL",
+				},
+			},
+		},
+	}
 	// TenantsColumns holds the columns for the "tenants" table.
 	TenantsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -121,6 +187,7 @@ var (
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"trial", "active", "frozen"}, Default: "trial", SchemaType: map[string]string{"postgres": "tenant_status"}},
 		{Name: "plan", Type: field.TypeEnum, Enums: []string{"starter", "professional", "enterprise"}, Default: "starter", SchemaType: map[string]string{"postgres": "tenant_plan"}},
 		{Name: "keycloak_org_id", Type: field.TypeString, Nullable: true},
+		{Name: "provisioning_state", Type: field.TypeString, Size: 16, Default: "pending"},
 	}
 	// TenantsTable holds the schema information for the "tenants" table.
 	TenantsTable = &schema.Table{
@@ -236,7 +303,9 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		APIKeysTable,
+		AuditCheckpointsTable,
 		AuditLogTable,
+		OutboxTable,
 		TenantsTable,
 		TenantIdpConfigTable,
 		TenantProductsTable,
@@ -249,6 +318,9 @@ func init() {
 	APIKeysTable.Annotation = &entsql.Annotation{
 		Table: "api_keys",
 	}
+	AuditCheckpointsTable.Annotation = &entsql.Annotation{
+		Table: "audit_checkpoints",
+	}
 	AuditLogTable.ForeignKeys[0].RefTable = TenantsTable
 	AuditLogTable.Annotation = &entsql.Annotation{
 		Table: "audit_log",
@@ -257,11 +329,16 @@ func init() {
 		"audit_log_actor_type": "actor_type IN ('user', 'service', 'system')",
 		"audit_log_crud":       "crud IN ('c', 'r', 'u', 'd')",
 	}
+	OutboxTable.ForeignKeys[0].RefTable = TenantsTable
+	OutboxTable.Annotation = &entsql.Annotation{
+		Table: "outbox",
+	}
 	TenantsTable.Annotation = &entsql.Annotation{
 		Table: "tenants",
 	}
 	TenantsTable.Annotation.Checks = map[string]string{
-		"tenants_slug_format": "length(slug) BETWEEN 3 AND 63 AND ltrim(slug, 'abcdefghijklmnopqrstuvwxyz0123456789-') = '' AND substr(slug, 1, 1) <> '-' AND substr(slug, length(slug), 1) <> '-'",
+		"tenants_provisioning_state": "provisioning_state IN ('pending', 'provisioned', 'failed')",
+		"tenants_slug_format":        "length(slug) BETWEEN 3 AND 63 AND ltrim(slug, 'abcdefghijklmnopqrstuvwxyz0123456789-') = '' AND substr(slug, 1, 1) <> '-' AND substr(slug, length(slug), 1) <> '-'",
 	}
 	TenantIdpConfigTable.ForeignKeys[0].RefTable = TenantsTable
 	TenantIdpConfigTable.Annotation = &entsql.Annotation{

@@ -31,6 +31,9 @@ func (Tenant) Fields() []ent.Field {
 		field.Enum("plan").Values("starter", "professional", "enterprise").Default("starter").
 			SchemaType(map[string]string{dialect.Postgres: "tenant_plan"}),
 		field.String("keycloak_org_id").Optional().Nillable(),
+		// Keycloak provisioning: pending (not yet done), provisioned, or
+		// failed (the last attempt failed; the outbox retries it).
+		field.String("provisioning_state").Default("pending").MaxLen(16),
 	}
 }
 
@@ -41,6 +44,7 @@ func (Tenant) Edges() []ent.Edge {
 		edge.To("idp_config", TenantIdpConfig.Type).Unique().Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("api_keys", APIKey.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("audit_events", AuditLog.Type).Annotations(entsql.OnDelete(entsql.SetNull)),
+		edge.To("outbox", Outbox.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 	}
 }
 
@@ -55,6 +59,9 @@ func (Tenant) Indexes() []ent.Index {
 func (Tenant) Annotations() []schema.Annotation {
 	return []schema.Annotation{
 		entsql.Table("tenants"),
-		entsql.Checks(map[string]string{"tenants_slug_format": SlugCheck}),
+		entsql.Checks(map[string]string{
+			"tenants_slug_format":        SlugCheck,
+			"tenants_provisioning_state": "provisioning_state IN ('pending', 'provisioned', 'failed')",
+		}),
 	}
 }

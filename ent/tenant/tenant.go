@@ -30,6 +30,8 @@ const (
 	FieldPlan = "plan"
 	// FieldKeycloakOrgID holds the string denoting the keycloak_org_id field in the database.
 	FieldKeycloakOrgID = "keycloak_org_id"
+	// FieldProvisioningState holds the string denoting the provisioning_state field in the database.
+	FieldProvisioningState = "provisioning_state"
 	// EdgeProjects holds the string denoting the projects edge name in mutations.
 	EdgeProjects = "projects"
 	// EdgeProducts holds the string denoting the products edge name in mutations.
@@ -40,6 +42,8 @@ const (
 	EdgeAPIKeys = "api_keys"
 	// EdgeAuditEvents holds the string denoting the audit_events edge name in mutations.
 	EdgeAuditEvents = "audit_events"
+	// EdgeOutbox holds the string denoting the outbox edge name in mutations.
+	EdgeOutbox = "outbox"
 	// Table holds the table name of the tenant in the database.
 	Table = "tenants"
 	// ProjectsTable is the table that holds the projects relation/edge.
@@ -77,6 +81,13 @@ const (
 	AuditEventsInverseTable = "audit_log"
 	// AuditEventsColumn is the table column denoting the audit_events relation/edge.
 	AuditEventsColumn = "tenant_id"
+	// OutboxTable is the table that holds the outbox relation/edge.
+	OutboxTable = "outbox"
+	// OutboxInverseTable is the table name for the Outbox entity.
+	// It exists in this package in order to avoid circular dependency with the "outbox" package.
+	OutboxInverseTable = "outbox"
+	// OutboxColumn is the table column denoting the outbox relation/edge.
+	OutboxColumn = "tenant_id"
 )
 
 // Columns holds all SQL columns for tenant fields.
@@ -89,6 +100,7 @@ var Columns = []string{
 	FieldStatus,
 	FieldPlan,
 	FieldKeycloakOrgID,
+	FieldProvisioningState,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -112,6 +124,10 @@ var (
 	SlugValidator func(string) error
 	// NameValidator is a validator for the "name" field. It is called by the builders before save.
 	NameValidator func(string) error
+	// DefaultProvisioningState holds the default value on creation for the "provisioning_state" field.
+	DefaultProvisioningState string
+	// ProvisioningStateValidator is a validator for the "provisioning_state" field. It is called by the builders before save.
+	ProvisioningStateValidator func(string) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -213,6 +229,11 @@ func ByKeycloakOrgID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldKeycloakOrgID, opts...).ToFunc()
 }
 
+// ByProvisioningState orders the results by the provisioning_state field.
+func ByProvisioningState(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldProvisioningState, opts...).ToFunc()
+}
+
 // ByProjectsCount orders the results by projects count.
 func ByProjectsCount(opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -275,6 +296,20 @@ func ByAuditEvents(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newAuditEventsStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByOutboxCount orders the results by outbox count.
+func ByOutboxCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newOutboxStep(), opts...)
+	}
+}
+
+// ByOutbox orders the results by outbox terms.
+func ByOutbox(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newOutboxStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newProjectsStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -308,5 +343,12 @@ func newAuditEventsStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(AuditEventsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, AuditEventsTable, AuditEventsColumn),
+	)
+}
+func newOutboxStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(OutboxInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, OutboxTable, OutboxColumn),
 	)
 }

@@ -81,6 +81,11 @@ func KeycloakOrgID(v string) predicate.Tenant {
 	return predicate.Tenant(sql.FieldEQ(FieldKeycloakOrgID, v))
 }
 
+// ProvisioningState applies equality check predicate on the "provisioning_state" field. It's identical to ProvisioningStateEQ.
+func ProvisioningState(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEQ(FieldProvisioningState, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Tenant {
 	return predicate.Tenant(sql.FieldEQ(FieldCreatedAt, v))
@@ -406,6 +411,71 @@ func KeycloakOrgIDContainsFold(v string) predicate.Tenant {
 	return predicate.Tenant(sql.FieldContainsFold(FieldKeycloakOrgID, v))
 }
 
+// ProvisioningStateEQ applies the EQ predicate on the "provisioning_state" field.
+func ProvisioningStateEQ(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEQ(FieldProvisioningState, v))
+}
+
+// ProvisioningStateNEQ applies the NEQ predicate on the "provisioning_state" field.
+func ProvisioningStateNEQ(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldNEQ(FieldProvisioningState, v))
+}
+
+// ProvisioningStateIn applies the In predicate on the "provisioning_state" field.
+func ProvisioningStateIn(vs ...string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldIn(FieldProvisioningState, vs...))
+}
+
+// ProvisioningStateNotIn applies the NotIn predicate on the "provisioning_state" field.
+func ProvisioningStateNotIn(vs ...string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldNotIn(FieldProvisioningState, vs...))
+}
+
+// ProvisioningStateGT applies the GT predicate on the "provisioning_state" field.
+func ProvisioningStateGT(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldGT(FieldProvisioningState, v))
+}
+
+// ProvisioningStateGTE applies the GTE predicate on the "provisioning_state" field.
+func ProvisioningStateGTE(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldGTE(FieldProvisioningState, v))
+}
+
+// ProvisioningStateLT applies the LT predicate on the "provisioning_state" field.
+func ProvisioningStateLT(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldLT(FieldProvisioningState, v))
+}
+
+// ProvisioningStateLTE applies the LTE predicate on the "provisioning_state" field.
+func ProvisioningStateLTE(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldLTE(FieldProvisioningState, v))
+}
+
+// ProvisioningStateContains applies the Contains predicate on the "provisioning_state" field.
+func ProvisioningStateContains(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldContains(FieldProvisioningState, v))
+}
+
+// ProvisioningStateHasPrefix applies the HasPrefix predicate on the "provisioning_state" field.
+func ProvisioningStateHasPrefix(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldHasPrefix(FieldProvisioningState, v))
+}
+
+// ProvisioningStateHasSuffix applies the HasSuffix predicate on the "provisioning_state" field.
+func ProvisioningStateHasSuffix(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldHasSuffix(FieldProvisioningState, v))
+}
+
+// ProvisioningStateEqualFold applies the EqualFold predicate on the "provisioning_state" field.
+func ProvisioningStateEqualFold(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEqualFold(FieldProvisioningState, v))
+}
+
+// ProvisioningStateContainsFold applies the ContainsFold predicate on the "provisioning_state" field.
+func ProvisioningStateContainsFold(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldContainsFold(FieldProvisioningState, v))
+}
+
 // HasProjects applies the HasEdge predicate on the "projects" edge.
 func HasProjects() predicate.Tenant {
 	return predicate.Tenant(func(s *sql.Selector) {
@@ -513,6 +583,29 @@ func HasAuditEvents() predicate.Tenant {
 func HasAuditEventsWith(preds ...predicate.AuditLog) predicate.Tenant {
 	return predicate.Tenant(func(s *sql.Selector) {
 		step := newAuditEventsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasOutbox applies the HasEdge predicate on the "outbox" edge.
+func HasOutbox() predicate.Tenant {
+	return predicate.Tenant(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, OutboxTable, OutboxColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasOutboxWith applies the HasEdge predicate on the "outbox" edge with a given conditions (other predicates).
+func HasOutboxWith(preds ...predicate.Outbox) predicate.Tenant {
+	return predicate.Tenant(func(s *sql.Selector) {
+		step := newOutboxStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

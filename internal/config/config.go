@@ -38,6 +38,9 @@ type Config struct {
 	LogLevel           string   // LOG_LEVEL: debug, info, warn, error
 
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: grace period for in-flight requests
+
+	CatalogFile   string        // CATALOG_FILE: product catalog JSON; empty → the embedded default
+	SweepInterval time.Duration // SWEEP_INTERVAL: how often expired trials are recorded (default 1m)
 }
 
 // Load reads the configuration through getenv.
@@ -54,6 +57,7 @@ func Load(getenv func(string) string) (Config, error) {
 		KeycloakClientID:     or(getenv("KEYCLOAK_CLIENT_ID"), "tenant-registry"),
 		KeycloakClientSecret: getenv("KEYCLOAK_CLIENT_SECRET"),
 		LogLevel:             or(getenv("LOG_LEVEL"), "info"),
+		CatalogFile:          getenv("CATALOG_FILE"),
 	}
 	var err error
 	switch c.Env {
@@ -105,6 +109,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("LOG_LEVEL: must be debug, info, warn or error, got %q", c.LogLevel)
 	}
 	if c.ShutdownTimeout, err = durationVar(getenv, "SHUTDOWN_TIMEOUT", 20*time.Second); err != nil {
+		return c, err
+	}
+	if c.SweepInterval, err = durationVar(getenv, "SWEEP_INTERVAL", time.Minute); err != nil {
 		return c, err
 	}
 	if c.Env != Dev {

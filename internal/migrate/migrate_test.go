@@ -100,8 +100,8 @@ func TestUpDownRoundTrip(t *testing.T) {
 		if !slices.Equal(got, all) {
 			t.Errorf("round %d: Up applied %v, want %v", round, got, all)
 		}
-		if got := tables(t, db); !slices.Equal(got, ourTables) {
-			t.Errorf("round %d: tables after up = %v, want %v", round, got, ourTables)
+		if got := tables(t, db); !containsAll(got, ourTables) {
+			t.Errorf("round %d: tables after up = %v, want all of %v", round, got, ourTables)
 		}
 		if got := enumTypes(t, db); !slices.Equal(got, ourTypes) {
 			t.Errorf("round %d: enum types after up = %v, want %v", round, got, ourTypes)
@@ -132,39 +132,39 @@ func TestDownOne(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.Open(t, pgtest.MigratedURL(t))
 	all := versions(t)
+	n := len(all)
 
-	// The last version adds the updated_at function and triggers.
 	if err := migrate.Down(ctx, db, 1); err != nil {
 		t.Fatalf("Down(1): %v", err)
 	}
-	if got, want := applied(t, db), all[:len(all)-1]; !slices.Equal(got, want) {
+	if got, want := applied(t, db), all[:n-1]; !slices.Equal(got, want) {
 		t.Errorf("revisions after Down(1) = %v, want %v", got, want)
 	}
-	if got := tables(t, db); !slices.Equal(got, ourTables) {
-		t.Errorf("tables after Down(1) = %v, want %v", got, ourTables)
-	}
-	if got := functions(t, db); len(got) != 0 {
-		t.Errorf("functions after Down(1) = %v, want none", got)
-	}
-	if got := triggers(t, db); len(got) != 0 {
-		t.Errorf("triggers after Down(1) = %v, want none", got)
+	if got := tables(t, db); !containsAll(got, ourTables) {
+		t.Errorf("tables after Down(1) = %v, want all of %v", got, ourTables)
 	}
 	st, err := migrate.GetStatus(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := st.Pending, all[len(all)-1:]; !slices.Equal(got, want) {
+	if got, want := st.Pending, all[n-1:]; !slices.Equal(got, want) {
 		t.Errorf("pending after Down(1) = %v, want %v", got, want)
 	}
-	// The tables and the enum types go with the version before.
-	if err := migrate.Down(ctx, db, 1); err != nil {
-		t.Fatalf("second Down(1): %v", err)
+	// Down to the first version, which only creates the enum types: the
+	// tables, the updated_at function and its triggers all go.
+	if err := migrate.Down(ctx, db, n-2); err != nil {
+		t.Fatalf("Down(%d): %v", n-2, err)
 	}
-	if got := tables(t, db); len(got) != 0 {
-		t.Errorf("tables after second Down(1) = %v, want none", got)
+	if got, want := applied(t, db), all[:1]; !slices.Equal(got, want) {
+		t.Errorf("revisions after Down(%d) = %v, want %v", n-2, got, want)
+	}
+	for name, got := range map[string][]string{"tables": tables(t, db), "functions": functions(t, db), "triggers": triggers(t, db)} {
+		if len(got) != 0 {
+			t.Errorf("%s at the first version = %v, want none", name, got)
+		}
 	}
 	if got := enumTypes(t, db); !slices.Equal(got, ourTypes) {
-		t.Errorf("enum types after second Down(1) = %v, want %v", got, ourTypes)
+		t.Errorf("enum types at the first version = %v, want %v", got, ourTypes)
 	}
 	// And back up again.
 	got, err := migrate.Up(ctx, db)
@@ -174,6 +174,15 @@ func TestDownOne(t *testing.T) {
 	if want := all[1:]; !slices.Equal(got, want) {
 		t.Errorf("Up after downs applied %v, want %v", got, want)
 	}
+}
+
+func containsAll(got, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			return false
+		}
+	}
+	return true
 }
 
 func TestUpdatedAtTrigger(t *testing.T) {

@@ -26,10 +26,10 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 
 	services := []service{
 		rpcService(tenantregistryv1connect.NewTenantServiceHandler(&tenantHandler{tenants: d.Tenants}, opts...)),
-		rpcService(tenantregistryv1connect.NewEntitlementServiceHandler(tenantregistryv1connect.UnimplementedEntitlementServiceHandler{}, opts...)),
-		rpcService(tenantregistryv1connect.NewCatalogServiceHandler(tenantregistryv1connect.UnimplementedCatalogServiceHandler{}, opts...)),
+		rpcService(tenantregistryv1connect.NewEntitlementServiceHandler(&entitlementHandler{entitlements: d.Entitlements}, opts...)),
+		rpcService(tenantregistryv1connect.NewCatalogServiceHandler(&catalogHandler{catalog: d.Catalog, entitlements: d.Entitlements}, opts...)),
 		rpcService(tenantregistryv1connect.NewApiKeyServiceHandler(tenantregistryv1connect.UnimplementedApiKeyServiceHandler{}, opts...)),
-		rpcService(tenantregistryv1connect.NewInternalServiceHandler(tenantregistryv1connect.UnimplementedInternalServiceHandler{}, opts...)),
+		rpcService(tenantregistryv1connect.NewInternalServiceHandler(&internalHandler{entitlements: d.Entitlements}, opts...)),
 		rpcService(tenantregistryv1connect.NewAuditServiceHandler(tenantregistryv1connect.UnimplementedAuditServiceHandler{}, opts...)),
 	}
 	names := make([]string, 0, len(services))

@@ -11,6 +11,8 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/platform/tenant-registry/internal/catalog"
+	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
 
@@ -24,6 +26,11 @@ type Deps struct {
 	Logger  *slog.Logger
 	Store   Pinger
 	Tenants *tenant.Service
+	// Entitlements serves EntitlementService, CatalogService's requests
+	// and trials, and InternalService's claims.
+	Entitlements *entitlement.Service
+	// Catalog is the product catalog CatalogService lists.
+	Catalog *catalog.Catalog
 }
 
 // NewServer returns the service's http.Handler.

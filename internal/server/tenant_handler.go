@@ -27,7 +27,11 @@ func (h *tenantHandler) CreateTenant(ctx context.Context, req *connect.Request[v
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&v1.CreateTenantResponse{Tenant: tenantPB(t)}), nil
+	res := &v1.CreateTenantResponse{Tenant: tenantPB(t)}
+	if t.InviteURL != "" {
+		res.InviteUrl = &t.InviteURL
+	}
+	return connect.NewResponse(res), nil
 }
 
 func (h *tenantHandler) GetTenant(ctx context.Context, req *connect.Request[v1.GetTenantRequest]) (*connect.Response[v1.GetTenantResponse], error) {
@@ -70,13 +74,12 @@ func tenantPB(t *tenant.Tenant) *v1.Tenant {
 		Status:            string(t.Status),
 		Plan:              string(t.Plan),
 		Products:          t.Products,
-		ProvisioningState: "pending",
+		ProvisioningState: t.ProvisioningState,
 		CreatedAt:         timestamppb.New(t.CreatedAt),
 		UpdatedAt:         timestamppb.New(t.UpdatedAt),
 	}
 	if t.KeycloakOrgID != nil {
 		out.KeycloakOrgId = *t.KeycloakOrgID
-		out.ProvisioningState = "provisioned"
 	}
 	if out.Products == nil {
 		out.Products = []string{}
@@ -97,4 +100,12 @@ func (h *tenantHandler) ListTenants(ctx context.Context, req *connect.Request[v1
 		out.Tenants[i] = tenantPB(t)
 	}
 	return connect.NewResponse(out), nil
+}
+
+func (h *tenantHandler) RetryProvisioning(ctx context.Context, req *connect.Request[v1.RetryProvisioningRequest]) (*connect.Response[v1.RetryProvisioningResponse], error) {
+	t, err := h.tenants.RetryProvisioning(ctx, req.Msg.Id)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&v1.RetryProvisioningResponse{Tenant: tenantPB(t)}), nil
 }

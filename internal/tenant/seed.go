@@ -45,6 +45,9 @@ func (s *Service) SeedDev(ctx context.Context) error {
 				return fmt.Errorf("seed acme product %s: %w", p, err)
 			}
 		}
+		if err := enqueueProvisioning(ctx, tx, t.ID, now, "", ""); err != nil {
+			return err
+		}
 		_, err = s.audit.Record(ctx, tx, audit.Event{
 			Action: "tenant.created", CRUD: "c", TenantID: t.ID, TenantName: t.Name,
 			Target: target(t), Description: "dev seed tenant acme created",

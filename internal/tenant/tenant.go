@@ -6,6 +6,7 @@ package tenant
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
 )
@@ -26,18 +28,28 @@ type Tenant struct {
 	// Products the tenant may use now: active entitlements and unexpired
 	// trials, sorted.
 	Products []string
+	// InviteURL is set by Create when an admin was invited (never in prod).
+	InviteURL string
 }
 
 // Service manages tenants.
 type Service struct {
-	client *ent.Client
-	audit  *audit.Recorder
-	clock  registry.Clock
+	client        *ent.Client
+	audit         *audit.Recorder
+	clock         registry.Clock
+	provisioner   Provisioner
+	hideInviteURL bool
+	log           *slog.Logger
 }
 
-// NewService returns a Service.
-func NewService(client *ent.Client, recorder *audit.Recorder, clock registry.Clock) *Service {
-	return &Service{client: client, audit: recorder, clock: clock}
+// NewService returns a Service. Without WithProvisioner it provisions with
+// keycloak.Mock.
+func NewService(client *ent.Client, recorder *audit.Recorder, clock registry.Clock, opts ...Option) *Service {
+	s := &Service{client: client, audit: recorder, clock: clock, provisioner: keycloak.Mock{}, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // ParseID parses a tenant id.
@@ -106,7 +118,10 @@ type CreateInput struct {
 }
 
 // Create creates a tenant in status trial. A taken slug is a Conflict,
-// decided by the unique index, not by a read before the write.
+// decided by the unique index, not by a read before the write. Keycloak
+// provisioning is queued in the same transaction and tried once at once; a
+// Keycloak failure does not fail the create (it is recorded, and the
+// provisioning worker retries it).
 func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 	if err := ValidateSlug(in.Slug); err != nil {
 		return nil, err
@@ -117,6 +132,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 	}
 	plan, err := parsePlan(in.Plan)
 	if err != nil {
+		return nil, err
+	}
+	if err := validateAdmin(&in); err != nil {
 		return nil, err
 	}
 	now := s.clock()
@@ -138,6 +156,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 			return fmt.Errorf("insert tenant: %w", err)
 		}
 		created = t
+		if err := enqueueProvisioning(ctx, tx, t.ID, now, in.AdminEmail, in.AdminName); err != nil {
+			return err
+		}
 		_, err = s.audit.Record(ctx, tx, audit.Event{
 			Action: "tenant.created", CRUD: "c",
 			TenantID: t.ID, TenantName: t.Name,
@@ -150,7 +171,13 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tenant{Tenant: created, Products: []string{}}, nil
+	invite := s.provisionNow(ctx, created.ID)
+	out, err := s.get(ctx, s.client, enttenant.ID(created.ID))
+	if err != nil {
+		return nil, err
+	}
+	out.InviteURL = invite
+	return out, nil
 }
 
 func parsePlan(plan string) (enttenant.Plan, error) {

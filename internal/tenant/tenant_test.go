@@ -64,13 +64,25 @@ func TestCreateGetList(t *testing.T) {
 			t.Errorf("Get(bad id) = %v, want invalid", err)
 		}
 
-		// Exactly one tenant.created event, in the tenant's group.
-		events, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(created.ID.String())).All(ctx)
+		// tenant.created, then the (mock) Keycloak provisioning, in the
+		// tenant's group.
+		events, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(created.ID.String())).
+			Order(auditlog.ByChainSeq()).All(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(events) != 1 || events[0].Action != "tenant.created" || events[0].TargetID != created.ID.String() {
-			t.Fatalf("events = %+v, want one tenant.created", events)
+		var actions []string
+		for _, e := range events {
+			actions = append(actions, e.Action)
+		}
+		if got, want := strings.Join(actions, ","), "tenant.created,keycloak.provisioned"; got != want {
+			t.Fatalf("events = %s, want %s", got, want)
+		}
+		if events[0].TargetID != created.ID.String() || events[0].ActorID != registry.SystemPrincipal.Subject {
+			t.Errorf("tenant.created target/actor = %s/%s", events[0].TargetID, events[0].ActorID)
+		}
+		if got, want := created.ProvisioningState, tenant.ProvisioningProvisioned; got != want {
+			t.Errorf("provisioning_state = %q, want %q", got, want)
 		}
 	})
 }
@@ -194,6 +206,9 @@ func TestCreateValidation(t *testing.T) {
 			{"blank name", tenant.CreateInput{Slug: "okay", Name: "   "}, "name"},
 			{"long name", tenant.CreateInput{Slug: "okay", Name: strings.Repeat("n", 201)}, "name"},
 			{"bad plan", tenant.CreateInput{Slug: "okay", Name: "x", Plan: "gold"}, "plan"},
+			{"bad admin email", tenant.CreateInput{Slug: "okay", Name: "x", AdminEmail: "not-an-email"}, "admin_email"},
+			{"admin email with name part", tenant.CreateInput{Slug: "okay", Name: "x", AdminEmail: "Bob <bob@x.example>"}, "admin_email"},
+			{"admin name without email", tenant.CreateInput{Slug: "okay", Name: "x", AdminName: "Bob"}, "admin_email"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -263,7 +278,7 @@ func TestTransitions(t *testing.T) {
 						t.Fatalf("after %s: status %q, want %q", s.op, cur.Status, s.want)
 					}
 				}
-				n, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(tn.ID.String())).Count(ctx)
+				n, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(tn.ID.String()), auditlog.ActionHasPrefix("tenant.")).Count(ctx)
 				if err != nil || n != wantEvents {
 					t.Errorf("events = %d (%v), want %d", n, err, wantEvents)
 				}

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"net/mail"
 	"strings"
 	"unicode/utf8"
 
@@ -43,4 +44,24 @@ func normaliseName(name string) (string, error) {
 		return "", registry.Errorf(registry.Invalid, "name: must be at most %d characters", MaxNameLen)
 	}
 	return name, nil
+}
+
+// validateAdmin checks the optional first admin of a new tenant.
+func validateAdmin(in *CreateInput) error {
+	in.AdminEmail = strings.TrimSpace(in.AdminEmail)
+	in.AdminName = strings.TrimSpace(in.AdminName)
+	if in.AdminEmail == "" {
+		if in.AdminName != "" {
+			return registry.Errorf(registry.Invalid, "admin_email: required when admin_name is given")
+		}
+		return nil
+	}
+	addr, err := mail.ParseAddress(in.AdminEmail)
+	if err != nil || addr.Address != in.AdminEmail || len(in.AdminEmail) > 254 {
+		return registry.Errorf(registry.Invalid, "admin_email: not an email address")
+	}
+	if utf8.RuneCountInString(in.AdminName) > MaxNameLen {
+		return registry.Errorf(registry.Invalid, "admin_name: must be at most %d characters", MaxNameLen)
+	}
+	return nil
 }

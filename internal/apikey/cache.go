@@ -1,0 +1,91 @@
+package apikey
+
+import (
+	"crypto/sha256"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// maxEntries bounds the cache; when full it starts over (only valid keys
+// are cached, so this is the number of distinct live keys in use).
+const maxEntries = 100_000
+
+// cache maps a key's HMAC to a snapshot of its valid verdict.
+//
+// Correctness rests on three rules:
+//   - only valid verdicts are cached, and a hit re-checks the key's expiry
+//     and the earliest end of the tenant's trials against the injected clock,
+//     so an expiry takes effect at its exact moment;
+//   - every invalidation (a notification, a local write, a listener
+//     (re)connect or loss) clears the map and bumps epoch; a verdict read
+//     from the database is stored only if epoch did not move since the read
+//     began, so a read that raced a change can never be stored after the
+//     change's invalidation;
+//   - the caller uses the cache only while the listener is healthy.
+type cache struct {
+	enabled bool
+	ttl     time.Duration
+
+	mu    sync.RWMutex
+	m     map[[sha256.Size]byte]*entry
+	epoch uint64
+}
+
+type entry struct {
+	verdict Verdict
+	keyID   uuid.UUID
+	// until is when the verdict stops being true by itself: the key's
+	// expiry or the end of a trial among its products (zero: never).
+	until time.Time
+	// stale is loadedAt + ttl, the last-resort bound.
+	stale time.Time
+}
+
+func newCache(ttl time.Duration) *cache {
+	return &cache{ttl: ttl, m: make(map[[sha256.Size]byte]*entry)}
+}
+
+func (c *cache) get(h [sha256.Size]byte, now time.Time) (*entry, bool) {
+	c.mu.RLock()
+	e, ok := c.m[h]
+	c.mu.RUnlock()
+	if !ok || !now.Before(e.stale) || (!e.until.IsZero() && !now.Before(e.until)) {
+		return nil, false
+	}
+	return e, true
+}
+
+// begin returns the epoch to pass to put after a database read.
+func (c *cache) begin() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.epoch
+}
+
+func (c *cache) put(h [sha256.Size]byte, e *entry, epoch uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if epoch != c.epoch {
+		return // something changed since the read began
+	}
+	if len(c.m) >= maxEntries {
+		clear(c.m)
+	}
+	c.m[h] = e
+}
+
+// flush drops every entry and invalidates reads in flight.
+func (c *cache) flush() {
+	c.mu.Lock()
+	clear(c.m)
+	c.epoch++
+	c.mu.Unlock()
+}
+
+func (c *cache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
+}

@@ -1,0 +1,514 @@
+package apikey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/platform/tenant-registry/ent"
+	entapikey "github.com/platform/tenant-registry/ent/apikey"
+	enttenant "github.com/platform/tenant-registry/ent/tenant"
+	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/cursor"
+	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/store"
+)
+
+// Limits of the inputs.
+const (
+	MaxNameLen   = 200
+	MaxScopes    = 32
+	MaxOverlap   = 30 * 24 * time.Hour
+	listKind     = "api_keys"
+	targetType   = "api_key"
+	defaultTTL   = 30 * time.Second
+	defaultStale = 3 * time.Second
+)
+
+var scopeRE = regexp.MustCompile(`^[a-z][a-z0-9:._-]{0,63}$`)
+
+// Options are a Service's dependencies.
+type Options struct {
+	Client   *ent.Client
+	Recorder *audit.Recorder
+	Clock    registry.Clock
+	// Secret keys the stored HMAC (API_KEY_SECRET); at least MinSecretLen bytes.
+	Secret []byte
+	// Postgres enables the verdict cache, which is used only while Listen
+	// holds a LISTEN connection. On SQLite (one process, an in-process
+	// database) there is no cache: every verify reads the database.
+	Postgres bool
+	Logger   *slog.Logger
+	// CacheTTL bounds a cached verdict's life as a last resort (default 30s).
+	CacheTTL time.Duration
+	// StaleAfter: the cache is bypassed when the listener has not proven its
+	// connection alive (a notification or a heartbeat round trip) for this
+	// long (default 3s; heartbeats run every StaleAfter/3).
+	StaleAfter time.Duration
+	// UsageEvery is how often last_used_at is written per key and replica
+	// (default and minimum one minute, except in tests).
+	UsageEvery time.Duration
+}
+
+// Service manages API keys.
+type Service struct {
+	client   *ent.Client
+	audit    *audit.Recorder
+	clock    registry.Clock
+	hash     hasher
+	log      *slog.Logger
+	cache    *cache
+	listener *listenerState
+	usage    *usage
+}
+
+// New returns a Service.
+func New(o Options) (*Service, error) {
+	if len(o.Secret) < MinSecretLen {
+		return nil, fmt.Errorf("API_KEY_SECRET: must be at least %d bytes", MinSecretLen)
+	}
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = defaultTTL
+	}
+	if o.StaleAfter <= 0 {
+		o.StaleAfter = defaultStale
+	}
+	if o.UsageEvery <= 0 {
+		o.UsageEvery = time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{
+		client: o.Client, audit: o.Recorder, clock: o.Clock,
+		hash:     hasher{secret: slices.Clone(o.Secret)},
+		log:      o.Logger,
+		cache:    newCache(o.CacheTTL),
+		listener: newListenerState(o.StaleAfter),
+		usage:    newUsage(o.UsageEvery),
+	}
+	s.cache.enabled = o.Postgres
+	return s, nil
+}
+
+// Key is an API key as callers see it: never the secret, never the hash.
+type Key struct {
+	ID         uuid.UUID
+	TenantID   uuid.UUID
+	Name       string
+	Prefix     string
+	Scopes     []string
+	CreatedBy  string
+	CreatedAt  time.Time
+	ExpiresAt  *time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
+}
+
+func view(k *ent.APIKey) *Key {
+	scopes := k.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return &Key{
+		ID: k.ID, TenantID: k.TenantID, Name: k.Name, Prefix: k.Prefix, Scopes: scopes,
+		CreatedBy: k.CreatedBy, CreatedAt: k.CreatedAt,
+		ExpiresAt: k.ExpiresAt, LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt,
+	}
+}
+
+// CreateInput is what Create takes.
+type CreateInput struct {
+	TenantID  string
+	Name      string
+	Scopes    []string
+	ExpiresAt *time.Time // optional
+}
+
+// Created is a new key and its plaintext, shown once.
+type Created struct {
+	Key       *Key
+	Plaintext string
+}
+
+// Create issues a key for a tenant.
+func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) {
+	tid, err := parseTenantID(in.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	name, err := validateName(in.Name)
+	if err != nil {
+		return nil, err
+	}
+	scopes, err := validateScopes(in.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
+		return nil, registry.Errorf(registry.Invalid, "expires_at: must be in the future")
+	}
+	if err := authorize(ctx, tid); err != nil {
+		return nil, err
+	}
+	var out *Created
+	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
+		t, err := tx.Tenant.Get(ctx, tid)
+		if ent.IsNotFound(err) {
+			return registry.Errorf(registry.NotFound, "tenant not found")
+		}
+		if err != nil {
+			return fmt.Errorf("read tenant: %w", err)
+		}
+		if t.Status == enttenant.StatusFrozen {
+			return registry.Errorf(registry.Precondition, "cannot create an API key for a tenant whose status is frozen")
+		}
+		k, plain, err := s.insert(ctx, tx, tid, name, scopes, in.ExpiresAt, now)
+		if err != nil {
+			return err
+		}
+		fields := map[string]string{"prefix": k.Prefix, "scopes": strings.Join(scopes, " ")}
+		if k.ExpiresAt != nil {
+			fields["expires_at"] = k.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		if _, err := s.audit.Record(ctx, tx, audit.Event{
+			Action: "api_key.created", CRUD: "c",
+			TenantID: tid, TenantName: t.Name,
+			Target:      keyTarget(k),
+			Description: fmt.Sprintf("API key %q (%s…) created for tenant %s", k.Name, k.Prefix, t.Slug),
+			Fields:      fields,
+		}); err != nil {
+			return err
+		}
+		out = &Created{Key: view(k), Plaintext: plain}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// insert writes a new key row and returns it with its plaintext.
+func (s *Service) insert(ctx context.Context, tx *ent.Tx, tid uuid.UUID, name string, scopes []string, expiresAt *time.Time, now time.Time) (*ent.APIKey, string, error) {
+	for attempt := 0; ; attempt++ {
+		plain, err := newKey()
+		if err != nil {
+			return nil, "", err
+		}
+		h := s.hash.sum(plain)
+		k, err := tx.APIKey.Create().
+			SetID(uuid.New()).
+			SetTenantID(tid).
+			SetName(name).
+			SetPrefix(displayPrefix(plain)).
+			SetHash(h[:]).
+			SetScopes(scopes).
+			SetCreatedBy(registry.PrincipalFrom(ctx).Subject).
+			SetNillableExpiresAt(expiresAt).
+			SetCreatedAt(now).
+			SetUpdatedAt(now).
+			Save(ctx)
+		if ent.IsConstraintError(err) && attempt < 2 {
+			// A 256-bit collision does not happen; a retry costs nothing.
+			continue
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("insert api key: %w", err)
+		}
+		return k, plain, nil
+	}
+}
+
+// ListInput pages through a tenant's keys.
+type ListInput struct {
+	TenantID string
+	PageSize int32
+	Cursor   string
+}
+
+// List pages through a tenant's keys newest first, keyset on (created_at,
+// id), revoked and expired ones included. It never returns secrets or
+// hashes.
+func (s *Service) List(ctx context.Context, in ListInput) (keys []*Key, next string, err error) {
+	tid, err := parseTenantID(in.TenantID)
+	if err != nil {
+		return nil, "", err
+	}
+	size, err := cursor.PageSize(in.PageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := authorize(ctx, tid); err != nil {
+		return nil, "", err
+	}
+	q := s.client.APIKey.Query().Where(entapikey.TenantID(tid))
+	if in.Cursor != "" {
+		pos, err := cursor.Decode(listKind, tid.String(), in.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		id, err := uuid.Parse(pos.ID)
+		if err != nil {
+			return nil, "", registry.Errorf(registry.Invalid, "cursor: not a cursor of this list")
+		}
+		q = q.Where(entapikey.Or(
+			entapikey.CreatedAtLT(pos.Time),
+			entapikey.And(entapikey.CreatedAtEQ(pos.Time), entapikey.IDLT(id)),
+		))
+	}
+	rows, err := q.
+		Order(ent.Desc(entapikey.FieldCreatedAt), ent.Desc(entapikey.FieldID)).
+		Limit(size + 1).
+		All(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("list api keys: %w", err)
+	}
+	if len(rows) > size {
+		rows = rows[:size]
+		last := rows[size-1]
+		next = cursor.Encode(listKind, tid.String(), cursor.Position{Time: last.CreatedAt, ID: last.ID.String()})
+	}
+	keys = make([]*Key, len(rows))
+	for i, r := range rows {
+		keys[i] = view(r)
+	}
+	return keys, next, nil
+}
+
+// Revoke revokes a key. It is idempotent: revoking a revoked key returns it
+// unchanged and records no second event. When it returns, the revoke is
+// committed and this replica's cache no longer holds the key; other
+// replicas drop it when their listener receives the commit's notification.
+func (s *Service) Revoke(ctx context.Context, id string) (*Key, error) {
+	kid, err := parseKeyID(id)
+	if err != nil {
+		return nil, err
+	}
+	var out *ent.APIKey
+	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
+		k, t, err := s.load(ctx, tx, kid)
+		if err != nil {
+			return err
+		}
+		if k.RevokedAt != nil {
+			out = k
+			return nil
+		}
+		now := s.clock()
+		// Only the first of concurrent revokes updates the row and records.
+		n, err := tx.APIKey.Update().
+			Where(entapikey.ID(kid), entapikey.RevokedAtIsNil()).
+			SetRevokedAt(now).SetUpdatedAt(now).
+			Save(ctx)
+		if err != nil {
+			return fmt.Errorf("revoke api key: %w", err)
+		}
+		if n == 1 {
+			if _, err := s.audit.Record(ctx, tx, audit.Event{
+				Action: "api_key.revoked", CRUD: "u",
+				TenantID: t.ID, TenantName: t.Name,
+				Target:      keyTarget(k),
+				Description: fmt.Sprintf("API key %q (%s…) revoked", k.Name, k.Prefix),
+				Fields:      map[string]string{"prefix": k.Prefix},
+			}); err != nil {
+				return err
+			}
+		}
+		out, err = tx.APIKey.Get(ctx, kid)
+		return err
+	})
+	s.invalidateLocal() // also after a failure: the cache may only shrink
+	if err != nil {
+		return nil, err
+	}
+	return view(out), nil
+}
+
+// Rotated is the outcome of Rotate.
+type Rotated struct {
+	New       *Key
+	Plaintext string
+	Previous  *Key
+}
+
+// Rotate issues a new key with the old one's tenant, name and scopes, and
+// lets the old key live for overlap (0 revokes it now; an earlier expiry of
+// the old key is kept). The new key has the old key's lifetime: no expiry
+// if the old key had none, else now plus (old expiry − old creation).
+func (s *Service) Rotate(ctx context.Context, id string, overlap time.Duration) (*Rotated, error) {
+	kid, err := parseKeyID(id)
+	if err != nil {
+		return nil, err
+	}
+	if overlap < 0 || overlap > MaxOverlap {
+		return nil, registry.Errorf(registry.Invalid, "overlap_seconds: must be from 0 to %d", int64(MaxOverlap/time.Second))
+	}
+	var out *Rotated
+	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
+		old, t, err := s.load(ctx, tx, kid)
+		if err != nil {
+			return err
+		}
+		now := s.clock()
+		if old.RevokedAt != nil {
+			return registry.Errorf(registry.Precondition, "cannot rotate a revoked API key")
+		}
+		if old.ExpiresAt != nil && !old.ExpiresAt.After(now) {
+			return registry.Errorf(registry.Precondition, "cannot rotate an expired API key")
+		}
+		if t.Status == enttenant.StatusFrozen {
+			return registry.Errorf(registry.Precondition, "cannot rotate an API key of a tenant whose status is frozen")
+		}
+		var newExpiry *time.Time
+		if old.ExpiresAt != nil {
+			e := now.Add(old.ExpiresAt.Sub(old.CreatedAt))
+			newExpiry = &e
+		}
+		nk, plain, err := s.insert(ctx, tx, t.ID, old.Name, old.Scopes, newExpiry, now)
+		if err != nil {
+			return err
+		}
+		upd := tx.APIKey.UpdateOneID(kid).Where(entapikey.RevokedAtIsNil()).SetUpdatedAt(now)
+		if overlap == 0 {
+			upd.SetRevokedAt(now)
+		} else if end := now.Add(overlap); old.ExpiresAt == nil || end.Before(*old.ExpiresAt) {
+			upd.SetExpiresAt(end)
+		}
+		prev, err := upd.Save(ctx)
+		if ent.IsNotFound(err) {
+			return registry.Errorf(registry.Precondition, "cannot rotate a revoked API key")
+		}
+		if err != nil {
+			return fmt.Errorf("update rotated api key: %w", err)
+		}
+		fields := map[string]string{
+			"previous_key_id": old.ID.String(), "previous_prefix": old.Prefix,
+			"new_key_id": nk.ID.String(), "new_prefix": nk.Prefix,
+			"overlap_seconds": strconv.FormatInt(int64(overlap/time.Second), 10),
+		}
+		if _, err := s.audit.Record(ctx, tx, audit.Event{
+			Action: "api_key.rotated", CRUD: "u",
+			TenantID: t.ID, TenantName: t.Name,
+			Target:      keyTarget(old),
+			Description: fmt.Sprintf("API key %q (%s…) rotated to %s…", old.Name, old.Prefix, nk.Prefix),
+			Fields:      fields,
+		}); err != nil {
+			return err
+		}
+		out = &Rotated{New: view(nk), Plaintext: plain, Previous: view(prev)}
+		return nil
+	})
+	s.invalidateLocal()
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// load reads a key and its tenant in tx; another tenant's key is not found.
+func (s *Service) load(ctx context.Context, tx *ent.Tx, kid uuid.UUID) (*ent.APIKey, *ent.Tenant, error) {
+	k, err := tx.APIKey.Query().Where(entapikey.ID(kid)).WithTenant().Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil, registry.Errorf(registry.NotFound, "api key not found")
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read api key: %w", err)
+	}
+	if err := authorize(ctx, k.TenantID); err != nil {
+		if registry.ErrorCode(err) == registry.NotFound {
+			return nil, nil, registry.Errorf(registry.NotFound, "api key not found")
+		}
+		return nil, nil, err
+	}
+	return k, k.Edges.Tenant, nil
+}
+
+// authorize lets platform admins manage every tenant's keys and a tenant's
+// IT_ADMIN their own tenant's; other tenants' keys are not found, so ids do
+// not leak.
+func authorize(ctx context.Context, tid uuid.UUID) error {
+	p := registry.PrincipalFrom(ctx)
+	switch {
+	case p.HasRole(registry.RolePlatformAdmin), p.Type == registry.ActorSystem:
+		return nil
+	case p.TenantID != tid.String():
+		return registry.Errorf(registry.NotFound, "tenant not found")
+	case !p.HasRole(registry.RoleITAdmin):
+		return registry.Errorf(registry.Forbidden, "managing API keys needs the IT_ADMIN role")
+	}
+	return nil
+}
+
+func keyTarget(k *ent.APIKey) audit.Target {
+	return audit.Target{ID: k.ID.String(), Name: k.Name, Type: targetType}
+}
+
+func parseTenantID(id string) (uuid.UUID, error) {
+	if id == "" {
+		return uuid.Nil, registry.Errorf(registry.Invalid, "tenant_id: required")
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return uuid.Nil, registry.Errorf(registry.Invalid, "tenant_id: not a tenant id (want a UUID)")
+	}
+	return u, nil
+}
+
+func parseKeyID(id string) (uuid.UUID, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return uuid.Nil, registry.Errorf(registry.Invalid, "id: not an API key id (want a UUID)")
+	}
+	return u, nil
+}
+
+func validateName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		return "", registry.Errorf(registry.Invalid, "name: required")
+	case !utf8.ValidString(name):
+		return "", registry.Errorf(registry.Invalid, "name: must be UTF-8")
+	case utf8.RuneCountInString(name) > MaxNameLen:
+		return "", registry.Errorf(registry.Invalid, "name: must be at most %d characters", MaxNameLen)
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "", registry.Errorf(registry.Invalid, "name: must not contain control characters")
+	}
+	return name, nil
+}
+
+// validateScopes checks scopes and returns them sorted without duplicates.
+func validateScopes(scopes []string) ([]string, error) {
+	if len(scopes) > MaxScopes {
+		return nil, registry.Errorf(registry.Invalid, "scopes: at most %d", MaxScopes)
+	}
+	out := make([]string, 0, len(scopes))
+	for _, sc := range scopes {
+		if !scopeRE.MatchString(sc) {
+			return nil, registry.Errorf(registry.Invalid, "scopes: %q is not a scope (want lower case like %q, at most 64 characters)", truncate(sc, 64), "certifai:read")
+		}
+		out = append(out, sc)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return strings.ToValidUTF8(s, "?")
+	}
+	return strings.ToValidUTF8(s[:n], "?") + "…"
+}
+
+var errNoListener = errors.New("apikey: listener needs a database URL")

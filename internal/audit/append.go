@@ -1,0 +1,283 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/platform/tenant-registry/ent"
+	"github.com/platform/tenant-registry/ent/auditlog"
+	enttenant "github.com/platform/tenant-registry/ent/tenant"
+	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/store"
+)
+
+// Limits of an appended event. Lengths are in bytes of UTF-8 (what the
+// columns are sized in); no string may hold a NUL byte, and ids, names and
+// types no control characters at all.
+//
+//	action            3..128, "noun.verb": lower-case segments of a-z 0-9 _ -
+//	                  joined by dots, at least two segments ("tenant.created",
+//	                  "api_key.scope.changed")
+//	crud              c, r, u or d
+//	actor.id          required, ≤ 255
+//	actor.name        ≤ 255
+//	actor.type        user (the default), service or system
+//	target.id, .name  ≤ 255 each
+//	target.type       ≤ 64
+//	description       ≤ 2000 (line breaks and tabs allowed)
+//	fields            ≤ 50 entries; key 1..64 of A-Z a-z 0-9 _ . -; value ≤ 1024
+//	source_ip         empty or an IPv4/IPv6 address (no zone)
+//	idempotency_key   ≤ 128 printable ASCII characters, no spaces
+//	tenant_id         a UUID; see AppendInput for who may name one
+const (
+	MinActionLen      = 3
+	MaxActionLen      = 128
+	MaxIDLen          = 255
+	MaxNameLen        = 255
+	MaxTypeLen        = 64
+	MaxDescriptionLen = 2000
+	MaxFields         = 50
+	MaxFieldKeyLen    = 64
+	MaxFieldValueLen  = 1024
+	MaxIdempotencyLen = 128
+)
+
+// Actor is who did it.
+type Actor struct{ ID, Name, Type string }
+
+// AppendInput is a product's own event.
+//
+// The group (tenant) is the caller's own tenant when the caller belongs to
+// one: naming another tenant is "not found". A platform admin, a service
+// (role tenant-registry-internal) or the system must name tenant_id, and
+// the tenant must exist.
+type AppendInput struct {
+	TenantID    string
+	Action      string
+	CRUD        string
+	Actor       Actor
+	Target      Target
+	Description string
+	Fields      map[string]string
+	// SourceIP is the actor's address as the product saw it; empty leaves
+	// the event without one (the product's own address is not the actor's).
+	SourceIP    string
+	IsFailure   bool
+	IsAnonymous bool
+	// IdempotencyKey, when set, makes the append idempotent within the
+	// group: appending the same key again stores nothing and returns the
+	// event stored first.
+	IdempotencyKey string
+}
+
+// Append validates in and appends it to the group's hash chain. Every bad
+// field is an Invalid error whose message starts with the field's name.
+func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, error) {
+	if err := validateAppend(&in); err != nil {
+		return nil, err
+	}
+	tenantID, err := appendScope(registry.PrincipalFrom(ctx), in.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	groupID := tenantID.String()
+	if in.IdempotencyKey != "" {
+		// The common repeat costs one read; the unique index still decides
+		// races below.
+		if row, err := s.byIdempotencyKey(ctx, groupID, in.IdempotencyKey); err != nil || row != nil {
+			return row, err
+		}
+	}
+	actor := registry.Principal{Subject: in.Actor.ID, Name: in.Actor.Name, Type: registry.ActorType(in.Actor.Type), Anonymous: in.IsAnonymous}
+	var row *ent.AuditLog
+	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
+		t, err := tx.Tenant.Query().Where(enttenant.ID(tenantID)).Select(enttenant.FieldName).Only(ctx)
+		if ent.IsNotFound(err) {
+			return registry.Errorf(registry.NotFound, "tenant not found")
+		}
+		if err != nil {
+			return fmt.Errorf("read tenant: %w", err)
+		}
+		row, err = s.recorder.Record(registry.WithSourceIP(ctx, ""), tx, Event{
+			Action: in.Action, CRUD: in.CRUD,
+			TenantID: tenantID, TenantName: t.Name,
+			Target:         in.Target,
+			Description:    in.Description,
+			IsFailure:      in.IsFailure,
+			Fields:         in.Fields,
+			Actor:          &actor,
+			SourceIP:       in.SourceIP,
+			IdempotencyKey: in.IdempotencyKey,
+		})
+		return err
+	})
+	if err != nil && in.IdempotencyKey != "" && isConstraint(err) {
+		// A concurrent append with the same key won: answer with its event.
+		if existing, rerr := s.byIdempotencyKey(ctx, groupID, in.IdempotencyKey); rerr == nil && existing != nil {
+			return existing, nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return row, nil
+}
+
+func isConstraint(err error) bool { return ent.IsConstraintError(err) }
+
+func (s *Service) byIdempotencyKey(ctx context.Context, groupID, key string) (*ent.AuditLog, error) {
+	row, err := s.client.AuditLog.Query().
+		Where(auditlog.GroupID(groupID), auditlog.IdempotencyKey(key)).
+		Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read audit event by idempotency key: %w", err)
+	}
+	return row, nil
+}
+
+// appendScope decides the group of an appended event.
+func appendScope(p registry.Principal, requested string) (uuid.UUID, error) {
+	switch {
+	case p.TenantID != "":
+		if requested != "" && requested != p.TenantID {
+			return uuid.Nil, registry.Errorf(registry.NotFound, "tenant not found")
+		}
+		return parseTenantID("tenant_id", p.TenantID)
+	case isPlatform(p) || p.HasRole(registry.RoleInternal):
+		if requested == "" {
+			return uuid.Nil, registry.Errorf(registry.Invalid, "tenant_id: required (the caller has no tenant of its own)")
+		}
+		return parseTenantID("tenant_id", requested)
+	default:
+		return uuid.Nil, registry.Errorf(registry.Forbidden, "appending audit events is not allowed for this caller")
+	}
+}
+
+func validateAppend(in *AppendInput) error {
+	invalid := func(format string, args ...any) error { return registry.Errorf(registry.Invalid, format, args...) }
+	if in.TenantID != "" {
+		if _, err := parseTenantID("tenant_id", in.TenantID); err != nil {
+			return err
+		}
+	}
+	if err := ValidateAction(in.Action); err != nil {
+		return err
+	}
+	switch in.CRUD {
+	case "c", "r", "u", "d":
+	case "":
+		return invalid("crud: required (c, r, u or d)")
+	default:
+		return invalid("crud: must be c, r, u or d")
+	}
+	if in.Actor.ID == "" {
+		return invalid("actor.id: required")
+	}
+	for _, f := range []struct {
+		name, value string
+		max         int
+	}{
+		{"actor.id", in.Actor.ID, MaxIDLen},
+		{"actor.name", in.Actor.Name, MaxNameLen},
+		{"target.id", in.Target.ID, MaxIDLen},
+		{"target.name", in.Target.Name, MaxNameLen},
+		{"target.type", in.Target.Type, MaxTypeLen},
+	} {
+		if err := checkText(f.name, f.value, f.max, false); err != nil {
+			return err
+		}
+	}
+	switch in.Actor.Type {
+	case "":
+		in.Actor.Type = string(registry.ActorUser)
+	case string(registry.ActorUser), string(registry.ActorService), string(registry.ActorSystem):
+	default:
+		return invalid("actor.type: must be user, service or system")
+	}
+	if err := checkText("description", in.Description, MaxDescriptionLen, true); err != nil {
+		return err
+	}
+	if len(in.Fields) > MaxFields {
+		return invalid("fields: at most %d entries, got %d", MaxFields, len(in.Fields))
+	}
+	for k, v := range in.Fields {
+		if k == "" || len(k) > MaxFieldKeyLen || strings.TrimLeft(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != "" {
+			return invalid("fields: key %q must be 1 to %d characters of A-Z a-z 0-9 _ . -", truncate(k, 70), MaxFieldKeyLen)
+		}
+		if err := checkText("fields."+k, v, MaxFieldValueLen, true); err != nil {
+			return err
+		}
+	}
+	if in.SourceIP != "" {
+		a, err := netip.ParseAddr(in.SourceIP)
+		if err != nil || a.Zone() != "" {
+			return invalid("source_ip: not an IP address")
+		}
+		in.SourceIP = a.String()
+	}
+	if k := in.IdempotencyKey; k != "" {
+		if len(k) > MaxIdempotencyLen {
+			return invalid("idempotency_key: at most %d characters", MaxIdempotencyLen)
+		}
+		for i := 0; i < len(k); i++ {
+			if k[i] <= ' ' || k[i] > '~' {
+				return invalid("idempotency_key: only printable ASCII characters without spaces")
+			}
+		}
+	}
+	return nil
+}
+
+// ValidateAction checks an action name: "noun.verb", see the limits above.
+func ValidateAction(action string) error {
+	if action == "" {
+		return registry.Errorf(registry.Invalid, "action: required (noun.verb, e.g. tenant.created)")
+	}
+	if len(action) < MinActionLen || len(action) > MaxActionLen {
+		return registry.Errorf(registry.Invalid, "action: must be %d to %d characters", MinActionLen, MaxActionLen)
+	}
+	segs := strings.Split(action, ".")
+	ok := len(segs) >= 2
+	for _, seg := range segs {
+		if seg == "" || strings.TrimLeft(seg, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
+			ok = false
+		}
+	}
+	if !ok {
+		return registry.Errorf(registry.Invalid, "action: must be noun.verb: lower-case segments of a-z 0-9 _ - joined by dots (e.g. tenant.created)")
+	}
+	return nil
+}
+
+// checkText bounds a string field and rejects NUL bytes (and, unless
+// multiline, every control character).
+func checkText(name, v string, max int, multiline bool) error {
+	if len(v) > max {
+		return registry.Errorf(registry.Invalid, "%s: at most %d bytes, got %d", name, max, len(v))
+	}
+	if !utf8.ValidString(v) {
+		return registry.Errorf(registry.Invalid, "%s: not valid UTF-8", name)
+	}
+	for _, r := range v {
+		if r == 0 || (unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t'))) {
+			return registry.Errorf(registry.Invalid, "%s: must not contain control characters", name)
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

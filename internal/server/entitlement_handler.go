@@ -1,0 +1,100 @@
+package server
+
+import (
+	"context"
+	"slices"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/platform/tenant-registry/ent"
+	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
+	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
+	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/registry"
+)
+
+// entitlementHandler serves EntitlementService.
+type entitlementHandler struct {
+	entitlements *entitlement.Service
+}
+
+var _ tenantregistryv1connect.EntitlementServiceHandler = (*entitlementHandler)(nil)
+
+func (h *entitlementHandler) ListEntitlements(ctx context.Context, req *connect.Request[v1.ListEntitlementsRequest]) (*connect.Response[v1.ListEntitlementsResponse], error) {
+	tenantID, err := callerTenantScope(ctx, req.Msg.TenantId)
+	if err != nil {
+		return nil, err
+	}
+	list, err := h.entitlements.List(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	out := &v1.ListEntitlementsResponse{Entitlements: make([]*v1.Entitlement, len(list))}
+	for i, p := range list {
+		out.Entitlements[i] = entitlementPB(p)
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (h *entitlementHandler) GrantEntitlement(ctx context.Context, req *connect.Request[v1.GrantEntitlementRequest]) (*connect.Response[v1.GrantEntitlementResponse], error) {
+	if err := callerHasRole(ctx, registry.RolePlatformAdmin); err != nil {
+		return nil, err
+	}
+	p, err := h.entitlements.Grant(ctx, req.Msg.TenantId, req.Msg.Product)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&v1.GrantEntitlementResponse{Entitlement: entitlementPB(p)}), nil
+}
+
+func (h *entitlementHandler) RevokeEntitlement(ctx context.Context, req *connect.Request[v1.RevokeEntitlementRequest]) (*connect.Response[v1.RevokeEntitlementResponse], error) {
+	if err := callerHasRole(ctx, registry.RolePlatformAdmin); err != nil {
+		return nil, err
+	}
+	if err := h.entitlements.Revoke(ctx, req.Msg.TenantId, req.Msg.Product); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&v1.RevokeEntitlementResponse{}), nil
+}
+
+// entitlementPB is an entitlement on the wire. trial_ends_at is set for
+// trials and expired trials only.
+func entitlementPB(p *ent.TenantProduct) *v1.Entitlement {
+	out := &v1.Entitlement{
+		TenantId:  p.TenantID.String(),
+		Product:   p.Product,
+		Status:    string(p.Status),
+		Note:      p.Note,
+		CreatedAt: timestamppb.New(p.CreatedAt),
+		UpdatedAt: timestamppb.New(p.UpdatedAt),
+	}
+	if p.TrialEndsAt != nil && (out.Status == entitlement.StatusTrial || out.Status == entitlement.StatusExpired) {
+		out.TrialEndsAt = timestamppb.New(*p.TrialEndsAt)
+	}
+	return out
+}
+
+// callerTenantScope is the tenant a request is about: tenantID, or the
+// caller's own tenant when it is empty. A tenant caller asking about
+// another tenant gets not found, so ids do not leak.
+func callerTenantScope(ctx context.Context, tenantID string) (string, error) {
+	p := registry.PrincipalFrom(ctx)
+	if tenantID == "" {
+		return p.TenantID, nil
+	}
+	if p.TenantID != "" && tenantID != p.TenantID {
+		return "", registry.Errorf(registry.NotFound, "tenant not found")
+	}
+	return tenantID, nil
+}
+
+// callerHasRole refuses callers without one of roles (platform admins may
+// do everything).
+func callerHasRole(ctx context.Context, roles ...string) error {
+	p := registry.PrincipalFrom(ctx)
+	if p.HasRole(registry.RolePlatformAdmin) || slices.ContainsFunc(roles, p.HasRole) {
+		return nil
+	}
+	return registry.Errorf(registry.Forbidden, "this operation needs the role %s", roles[0])
+}

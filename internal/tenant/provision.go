@@ -1,0 +1,280 @@
+package tenant
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/platform/tenant-registry/ent"
+	"github.com/platform/tenant-registry/ent/outbox"
+	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/keycloak"
+	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/store"
+)
+
+// Provisioner creates a tenant's organisation (and invited admin) in
+// Keycloak. It must be idempotent: a job is retried until it succeeds.
+type Provisioner interface {
+	Provision(ctx context.Context, req keycloak.ProvisionRequest) (keycloak.ProvisionResult, error)
+}
+
+// Provisioning states of a tenant.
+const (
+	ProvisioningPending     = "pending"
+	ProvisioningProvisioned = "provisioned"
+	ProvisioningFailed      = "failed"
+)
+
+// kindProvision is the outbox kind of a Keycloak provisioning job.
+const kindProvision = "keycloak.provision"
+
+// Retry policy of provisioning jobs.
+const (
+	// leaseFor is how long a claimed job is reserved for the worker that
+	// claimed it; it outlives attemptTimeout so that a job is never run by
+	// two workers at once, and a crashed worker's job is retried after it.
+	leaseFor       = 5 * time.Minute
+	attemptTimeout = 2 * time.Minute
+	// inlineTimeout bounds the first attempt made inside CreateTenant, so a
+	// hanging Keycloak slows a create by at most this much.
+	inlineTimeout = 10 * time.Second
+	backoffMin    = 5 * time.Second
+	backoffMax    = 15 * time.Minute
+	batchSize     = 20
+)
+
+// backoff is the wait after the n-th failed attempt (n ≥ 1): 5s, 10s, 20s,
+// … capped at 15 minutes.
+func backoff(n int) time.Duration {
+	d := backoffMin
+	for i := 1; i < n && d < backoffMax; i++ {
+		d *= 2
+	}
+	return min(d, backoffMax)
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithProvisioner sets the Keycloak provisioner (default: keycloak.Mock).
+func WithProvisioner(p Provisioner) Option { return func(s *Service) { s.provisioner = p } }
+
+// WithoutInviteURLs discards invite URLs from create responses (prod).
+func WithoutInviteURLs() Option { return func(s *Service) { s.hideInviteURL = true } }
+
+// WithLogger sets the logger of the background worker.
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+
+// enqueueProvisioning writes the tenant's provisioning job in tx: durable
+// pending work that lands or not with the tenant itself.
+func enqueueProvisioning(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, now time.Time, adminEmail, adminName string) error {
+	payload := map[string]string{}
+	if adminEmail != "" {
+		payload["admin_email"] = adminEmail
+		payload["admin_name"] = adminName
+	}
+	err := tx.Outbox.Create().
+		SetID(uuid.New()).
+		SetTenantID(tenantID).
+		SetKind(kindProvision).
+		SetPayload(payload).
+		SetNextAttemptAt(now).
+		SetCreatedAt(now).
+		SetUpdatedAt(now).
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("enqueue provisioning: %w", err)
+	}
+	return nil
+}
+
+// ProcessDue runs the provisioning jobs that are due now, each claimed with
+// a lease so that concurrent workers (goroutines or replicas) never run the
+// same job at once. It returns how many jobs it attempted.
+func (s *Service) ProcessDue(ctx context.Context) (int, error) {
+	now := s.clock()
+	jobs, err := s.client.Outbox.Query().
+		Where(outbox.Kind(kindProvision), outbox.DoneAtIsNil(), outbox.NextAttemptAtLTE(now),
+			outbox.Or(outbox.LockedUntilIsNil(), outbox.LockedUntilLT(now))).
+		Order(ent.Asc(outbox.FieldNextAttemptAt)).
+		Limit(batchSize).
+		IDs(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("scan outbox: %w", err)
+	}
+	n := 0
+	for _, id := range jobs {
+		attempted, _, err := s.attempt(ctx, id, attemptTimeout)
+		if err != nil {
+			return n, err
+		}
+		if attempted {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// RunProvisioner works off provisioning jobs every interval until ctx ends.
+func (s *Service) RunProvisioner(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := s.ProcessDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "provisioning worker", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RetryProvisioning runs a tenant's provisioning now, whatever its backoff.
+// A tenant already provisioned is returned as it is.
+func (s *Service) RetryProvisioning(ctx context.Context, id string) (*Tenant, error) {
+	uid, err := ParseID(id)
+	if err != nil {
+		return nil, err
+	}
+	job, err := s.client.Outbox.Query().Where(outbox.TenantID(uid), outbox.Kind(kindProvision)).Only(ctx)
+	switch {
+	case ent.IsNotFound(err):
+		if _, err := s.Get(ctx, id); err != nil {
+			return nil, err
+		}
+		return nil, registry.Errorf(registry.Precondition, "tenant has no provisioning job")
+	case err != nil:
+		return nil, fmt.Errorf("read provisioning job: %w", err)
+	}
+	if job.DoneAt == nil {
+		attempted, _, err := s.attempt(ctx, job.ID, attemptTimeout)
+		if err != nil {
+			return nil, err
+		}
+		if !attempted {
+			return nil, registry.Errorf(registry.Precondition, "provisioning is already running on another worker; try again shortly")
+		}
+	}
+	return s.Get(ctx, id)
+}
+
+// attempt claims job id and runs it once. attempted is false when another
+// worker holds it or it is done; the error is only for failures to read or
+// write the database — a Keycloak failure is recorded, not returned.
+func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Duration) (attempted bool, res keycloak.ProvisionResult, err error) {
+	now := s.clock()
+	claimed, err := s.client.Outbox.Update().
+		Where(outbox.ID(id), outbox.DoneAtIsNil(),
+			outbox.Or(outbox.LockedUntilIsNil(), outbox.LockedUntilLT(now))).
+		SetLockedUntil(now.Add(leaseFor)).
+		AddAttempts(1).
+		SetUpdatedAt(now).
+		Save(ctx)
+	if err != nil || claimed == 0 {
+		return false, res, err
+	}
+	job, err := s.client.Outbox.Query().Where(outbox.ID(id)).WithTenant().Only(ctx)
+	if err != nil {
+		return true, res, fmt.Errorf("read provisioning job: %w", err)
+	}
+	t := job.Edges.Tenant
+	req := keycloak.ProvisionRequest{
+		Slug: t.Slug, Name: t.Name,
+		AdminEmail: job.Payload["admin_email"], AdminName: job.Payload["admin_name"],
+	}
+	if t.KeycloakOrgID != nil {
+		req.OrgID = *t.KeycloakOrgID
+	}
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	res, perr := s.provisioner.Provision(callCtx, req)
+	cancel()
+
+	sys := registry.SystemPrincipal
+	ev := audit.Event{TenantID: t.ID, TenantName: t.Name, Target: target(t), Actor: &sys, CRUD: "u"}
+	err = store.WithTx(context.WithoutCancel(ctx), s.client, func(tx *ent.Tx) error {
+		now := s.clock()
+		if perr != nil {
+			if err := tx.Outbox.UpdateOneID(id).
+				SetLastError(truncate(perr.Error(), 2000)).
+				SetNextAttemptAt(now.Add(backoff(job.Attempts))).
+				ClearLockedUntil().SetUpdatedAt(now).
+				Exec(ctx); err != nil {
+				return err
+			}
+			upd := tx.Tenant.UpdateOneID(t.ID).SetProvisioningState(ProvisioningFailed).SetUpdatedAt(now)
+			if res.OrgID != "" {
+				upd.SetKeycloakOrgID(res.OrgID) // keep partial progress for the next attempt
+			}
+			if err := upd.Exec(ctx); err != nil {
+				return err
+			}
+			ev.Action, ev.IsFailure = "keycloak.provision_failed", true
+			ev.Description = fmt.Sprintf("Keycloak provisioning of %s failed (attempt %d); retrying in %s", t.Slug, job.Attempts, backoff(job.Attempts))
+			ev.Fields = map[string]string{"error": truncate(perr.Error(), 1000), "attempt": fmt.Sprint(job.Attempts)}
+			_, err := s.audit.Record(ctx, tx, ev)
+			return err
+		}
+		// Done exactly once: only the transaction that flips done_at
+		// records keycloak.provisioned.
+		n, err := tx.Outbox.Update().Where(outbox.ID(id), outbox.DoneAtIsNil()).
+			SetDoneAt(now).ClearLockedUntil().SetLastError("").SetUpdatedAt(now).
+			Save(ctx)
+		if err != nil || n == 0 {
+			return err
+		}
+		if err := tx.Tenant.UpdateOneID(t.ID).
+			SetKeycloakOrgID(res.OrgID).SetProvisioningState(ProvisioningProvisioned).SetUpdatedAt(now).
+			Exec(ctx); err != nil {
+			return err
+		}
+		ev.Action = "keycloak.provisioned"
+		ev.Description = fmt.Sprintf("Keycloak organisation of %s provisioned", t.Slug)
+		ev.Fields = map[string]string{"org_id": res.OrgID, "attempt": fmt.Sprint(job.Attempts)}
+		if res.AdminUserID != "" {
+			ev.Fields["admin_user_id"] = res.AdminUserID
+		}
+		_, err = s.audit.Record(ctx, tx, ev)
+		return err
+	})
+	if err != nil {
+		return true, res, fmt.Errorf("record provisioning result: %w", err)
+	}
+	if perr != nil {
+		s.log.WarnContext(ctx, "keycloak provisioning failed; will retry", "tenant", t.Slug, "attempt", job.Attempts, "error", perr)
+		return true, keycloak.ProvisionResult{}, nil
+	}
+	return true, res, nil
+}
+
+// provisionNow makes the first attempt right after the tenant was created,
+// so a healthy Keycloak answers with the invite URL in the create response.
+func (s *Service) provisionNow(ctx context.Context, tenantID uuid.UUID) (inviteURL string) {
+	job, err := s.client.Outbox.Query().Where(outbox.TenantID(tenantID), outbox.Kind(kindProvision)).OnlyID(ctx)
+	if err != nil {
+		s.log.ErrorContext(ctx, "read provisioning job", "error", err)
+		return ""
+	}
+	_, res, err := s.attempt(ctx, job, inlineTimeout)
+	if err != nil {
+		// The job stays in the outbox; the worker retries it.
+		s.log.ErrorContext(ctx, "provisioning attempt", "error", err)
+		return ""
+	}
+	if s.hideInviteURL {
+		return ""
+	}
+	return res.InviteURL
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
