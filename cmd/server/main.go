@@ -15,7 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/platform/tenant-registry/internal/apikey"
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/catalog"
 	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/entitlement"
@@ -74,14 +76,25 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	}
 	tenants := tenant.NewService(st.Client, recorder, clock, tenantOpts...)
 	entitlements := entitlement.NewService(st.Client, recorder, products, clock)
+	audits := audit.NewService(st.Client, recorder, clock, audit.Options{RetentionDays: cfg.RetentionDays, Logger: log})
+	apiKeys, err := apikey.New(apikey.Options{
+		Client: st.Client, Recorder: recorder, Clock: clock, Secret: []byte(cfg.APIKeySecret),
+		Postgres: st.Postgres(), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
 	if cfg.Env == config.Dev {
 		if err := tenants.SeedDev(ctx); err != nil {
 			return fmt.Errorf("dev seed: %w", err)
 		}
-		log.Warn("APP_ENV=dev: requests without a token are served as a platform admin")
 	}
 
-	handler, err := server.NewServer(server.Deps{Logger: log, Store: st, Tenants: tenants, Entitlements: entitlements, Catalog: products})
+	handler, err := server.NewServer(server.Deps{
+		Logger: log, Store: st, Tenants: tenants, Entitlements: entitlements, Catalog: products, Audit: audits, APIKeys: apiKeys,
+		Auth:               newAuthenticator(cfg, clock, log),
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+	})
 	if err != nil {
 		return err
 	}
@@ -111,6 +124,17 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	defer func() { stopWork(); workers.Wait() }()
 	workers.Go(func() { tenants.RunProvisioner(workCtx, provisioningInterval) })
 	workers.Go(func() { entitlements.RunSweeper(workCtx, cfg.SweepInterval, log) })
+	// API keys: the cache-invalidation listener (PostgreSQL only; until it
+	// connects every verify reads the database) and the last_used_at flusher.
+	workers.Go(func() {
+		if err := apiKeys.Listen(workCtx, st.URL); err != nil {
+			log.Error("api key cache listener not started; every verify reads the database", "error", err)
+		}
+	})
+	workers.Go(func() { apiKeys.RunUsageFlusher(workCtx) })
+	if cfg.RetentionDays > 0 {
+		workers.Go(func() { audits.RunRetention(workCtx, auditRetentionInterval) })
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -132,6 +156,25 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	return nil
 }
 
+// auditRetentionInterval is how often the audit retention sweeper runs
+// (when RETENTION_DAYS > 0).
+const auditRetentionInterval = time.Hour
+
+// newAuthenticator verifies bearer tokens from KEYCLOAK_ISSUER (discovery is
+// lazy, so the service starts while Keycloak is still booting); in dev a
+// call without a token is served as a platform admin.
+func newAuthenticator(cfg config.Config, clock registry.Clock, log *slog.Logger) *auth.Authenticator {
+	var v *auth.Verifier
+	if cfg.KeycloakIssuer != "" {
+		v = auth.NewVerifier(cfg.KeycloakIssuer, cfg.KeycloakAudience, clock)
+	}
+	anonymous := cfg.Env == config.Dev
+	if anonymous {
+		log.Warn("APP_ENV=dev: requests without a token are served as a platform admin")
+	}
+	return auth.NewAuthenticator(v, anonymous)
+}
+
 // provisioningInterval is how often the outbox worker looks for due
 // Keycloak provisioning jobs.
 const provisioningInterval = 5 * time.Second
@@ -145,10 +188,12 @@ func newProvisioner(cfg config.Config, log *slog.Logger) (tenant.Provisioner, er
 		return keycloak.Mock{}, nil
 	}
 	a, err := keycloak.NewHTTPAdapter(keycloak.Config{
-		BaseURL:      cfg.KeycloakAdminURL,
-		Realm:        cfg.KeycloakRealm,
-		ClientID:     cfg.KeycloakClientID,
-		ClientSecret: cfg.KeycloakClientSecret,
+		BaseURL:         cfg.KeycloakAdminURL,
+		Realm:           cfg.KeycloakRealm,
+		ClientID:        cfg.KeycloakClientID,
+		ClientSecret:    cfg.KeycloakClientSecret,
+		InviteURL:       cfg.KeycloakInviteURL,
+		OrgDomainSuffix: cfg.KeycloakOrgDomain,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("KEYCLOAK_ADMIN_URL: %w", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"fmt"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -150,5 +149,3 @@ func (s *Service) invalidateLocal() { s.cache.flush() }
 
 // CacheLen is the number of cached verdicts (for tests and metrics).
 func (s *Service) CacheLen() int { return s.cache.len() }
-
-var _ = fmt.Sprintf

@@ -69,8 +69,8 @@ func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Event) (*ent.AuditL
 	}
 	if r.postgres {
 		// Appends to one chain queue up here until the holder commits.
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 7351))", "audit:"+groupID); err != nil {
-			return nil, fmt.Errorf("lock audit chain: %w", err)
+		if err := lockChain(ctx, tx, groupID); err != nil {
+			return nil, err
 		}
 	}
 	prevSeq, prevHash := int64(0), ""
@@ -81,6 +81,11 @@ func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Event) (*ent.AuditL
 		First(ctx)
 	switch {
 	case ent.IsNotFound(err):
+		// Nothing left (or ever written): chain on from the retention
+		// sweeper's checkpoint, if it deleted the group's events.
+		if prevSeq, prevHash, err = latestCheckpoint(ctx, tx.Client(), groupID); err != nil {
+			return nil, err
+		}
 	case err != nil:
 		return nil, fmt.Errorf("read audit chain head: %w", err)
 	default:
@@ -142,6 +147,16 @@ func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Event) (*ent.AuditL
 		return nil, fmt.Errorf("write audit event %s: %w", e.Action, err)
 	}
 	return row, nil
+}
+
+// lockChain takes the PostgreSQL transaction-scoped advisory lock of a
+// group's chain: appends (and the retention sweeper) of one chain queue up
+// on it until the holder's transaction ends.
+func lockChain(ctx context.Context, tx *ent.Tx, groupID string) error {
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 7351))", "audit:"+groupID); err != nil {
+		return fmt.Errorf("lock audit chain: %w", err)
+	}
+	return nil
 }
 
 // Canonical is the form of an event that its hash covers. Field order is

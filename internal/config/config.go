@@ -33,6 +33,8 @@ type Config struct {
 	KeycloakRealm        string // KEYCLOAK_REALM
 	KeycloakClientID     string // KEYCLOAK_CLIENT_ID
 	KeycloakClientSecret string // KEYCLOAK_CLIENT_SECRET
+	KeycloakInviteURL    string // KEYCLOAK_INVITE_URL: where invited admins set up their account
+	KeycloakOrgDomain    string // KEYCLOAK_ORG_DOMAIN_SUFFIX: gives new organisations the domain <slug>.<suffix> (Keycloak < 26.4)
 
 	CORSAllowedOrigins []string // CORS_ALLOWED_ORIGINS: comma-separated origins
 	LogLevel           string   // LOG_LEVEL: debug, info, warn, error
@@ -41,7 +43,21 @@ type Config struct {
 
 	CatalogFile   string        // CATALOG_FILE: product catalog JSON; empty → the embedded default
 	SweepInterval time.Duration // SWEEP_INTERVAL: how often expired trials are recorded (default 1m)
+	RetentionDays int           // RETENTION_DAYS: audit events older than this are deleted; 0 keeps them forever
+
+	// APIKeySecret (API_KEY_SECRET) keys the HMAC under which API keys are
+	// stored; at least 32 bytes. Required in stage and prod; in dev an
+	// empty value means DevAPIKeySecret.
+	APIKeySecret string
 }
+
+// DevAPIKeySecret is the documented API_KEY_SECRET used in APP_ENV=dev when
+// none is set. It is public: stage and prod refuse it and refuse to start
+// without their own.
+const DevAPIKeySecret = "tenant-registry-dev-only-api-key-secret-not-for-production"
+
+// minAPIKeySecret is the shortest API_KEY_SECRET accepted.
+const minAPIKeySecret = 32
 
 // Load reads the configuration through getenv.
 func Load(getenv func(string) string) (Config, error) {
@@ -56,8 +72,11 @@ func Load(getenv func(string) string) (Config, error) {
 		KeycloakRealm:        or(getenv("KEYCLOAK_REALM"), "platform"),
 		KeycloakClientID:     or(getenv("KEYCLOAK_CLIENT_ID"), "tenant-registry"),
 		KeycloakClientSecret: getenv("KEYCLOAK_CLIENT_SECRET"),
+		KeycloakInviteURL:    getenv("KEYCLOAK_INVITE_URL"),
+		KeycloakOrgDomain:    getenv("KEYCLOAK_ORG_DOMAIN_SUFFIX"),
 		LogLevel:             or(getenv("LOG_LEVEL"), "info"),
 		CatalogFile:          getenv("CATALOG_FILE"),
+		APIKeySecret:         getenv("API_KEY_SECRET"),
 	}
 	var err error
 	switch c.Env {
@@ -80,6 +99,7 @@ func Load(getenv func(string) string) (Config, error) {
 	for _, v := range []struct{ name, value string }{
 		{"KEYCLOAK_ISSUER", c.KeycloakIssuer},
 		{"KEYCLOAK_ADMIN_URL", c.KeycloakAdminURL},
+		{"KEYCLOAK_INVITE_URL", c.KeycloakInviteURL},
 	} {
 		if v.value == "" {
 			continue
@@ -111,10 +131,26 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.ShutdownTimeout, err = durationVar(getenv, "SHUTDOWN_TIMEOUT", 20*time.Second); err != nil {
 		return c, err
 	}
+	if c.RetentionDays, err = intVar(getenv, "RETENTION_DAYS", 0, 0, 36500); err != nil {
+		return c, err
+	}
 	if c.SweepInterval, err = durationVar(getenv, "SWEEP_INTERVAL", time.Minute); err != nil {
 		return c, err
 	}
+	switch {
+	case c.APIKeySecret == "" && c.Env == Dev:
+		c.APIKeySecret = DevAPIKeySecret
+	case c.APIKeySecret == "":
+		return c, fmt.Errorf("API_KEY_SECRET: required when APP_ENV=%s (at least %d bytes, e.g. from openssl rand -base64 48)", c.Env, minAPIKeySecret)
+	case len(c.APIKeySecret) < minAPIKeySecret:
+		return c, fmt.Errorf("API_KEY_SECRET: must be at least %d bytes, got %d", minAPIKeySecret, len(c.APIKeySecret))
+	case c.Env != Dev && c.APIKeySecret == DevAPIKeySecret:
+		return c, fmt.Errorf("API_KEY_SECRET: the public dev default is not allowed when APP_ENV=%s", c.Env)
+	}
 	if c.Env != Dev {
+		if c.KeycloakIssuer == "" {
+			return c, fmt.Errorf("KEYCLOAK_ISSUER: required when APP_ENV=%s (anonymous calls are for dev only)", c.Env)
+		}
 		if c.DatabaseURL == "" {
 			return c, fmt.Errorf("DATABASE_URL: required when APP_ENV=%s (the embedded store is for dev only)", c.Env)
 		}

@@ -3,11 +3,8 @@ package server
 import (
 	"context"
 	"log/slog"
-	"net"
 
 	"connectrpc.com/connect"
-
-	"github.com/platform/tenant-registry/internal/registry"
 )
 
 // errorInterceptor translates every handler error into its wire form (see
@@ -35,34 +32,4 @@ func (i errorInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 		}
 		return nil
 	}
-}
-
-// callerInterceptor puts the caller (principal and source IP) into the
-// context. Until token authentication lands, every caller is the dev
-// principal.
-type callerInterceptor struct{}
-
-func (callerInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		return next(withCaller(ctx, req.Peer()), req)
-	}
-}
-
-func (callerInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return next
-}
-
-func (callerInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		return next(withCaller(ctx, conn.Peer()), conn)
-	}
-}
-
-func withCaller(ctx context.Context, peer connect.Peer) context.Context {
-	ip := peer.Addr
-	if host, _, err := net.SplitHostPort(peer.Addr); err == nil {
-		ip = host
-	}
-	ctx = registry.WithSourceIP(ctx, ip)
-	return registry.WithPrincipal(ctx, registry.DevPrincipal)
 }

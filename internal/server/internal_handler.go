@@ -7,15 +7,16 @@ import (
 
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
+	"github.com/platform/tenant-registry/internal/apikey"
 	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/registry"
 )
 
-// internalHandler serves InternalService (service role only). VerifyApiKey
-// is still the embedded Unimplemented one.
+// internalHandler serves InternalService (service role only).
 type internalHandler struct {
 	tenantregistryv1connect.UnimplementedInternalServiceHandler
 	entitlements *entitlement.Service
+	apiKeys      *apikey.Service
 }
 
 var _ tenantregistryv1connect.InternalServiceHandler = (*internalHandler)(nil)
@@ -36,5 +37,28 @@ func (h *internalHandler) ResolveClaims(ctx context.Context, req *connect.Reques
 		Products: c.Products,
 		Plan:     c.Plan,
 		Status:   c.Status,
+	}), nil
+}
+
+// VerifyApiKey answers whether a key is good: valid, or not valid with a
+// reason (unknown, revoked, expired, tenant_frozen). Any key string gets a
+// normal answer — input that cannot be a key is "unknown" — so only a
+// database failure (503) or a missing role is an error.
+func (h *internalHandler) VerifyApiKey(ctx context.Context, req *connect.Request[v1.VerifyApiKeyRequest]) (*connect.Response[v1.VerifyApiKeyResponse], error) {
+	if err := callerHasRole(ctx, registry.RoleInternal); err != nil {
+		return nil, err
+	}
+	v, err := h.apiKeys.Verify(ctx, req.Msg.Key)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&v1.VerifyApiKeyResponse{
+		Valid:    v.Valid,
+		Reason:   v.Reason,
+		TenantId: v.TenantID,
+		Slug:     v.Slug,
+		KeyId:    v.KeyID,
+		Scopes:   v.Scopes,
+		Products: v.Products,
 	}), nil
 }

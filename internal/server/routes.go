@@ -15,6 +15,7 @@ import (
 // addRoutes is the whole HTTP surface of tenant-registry:
 //
 //	GET  /healthz, /readyz                         plain HTTP probes
+//	GET  /v1/audit/export                          plain HTTP: ExportEvents as NDJSON
 //	/tenantregistry.v1.<Service>/<Method>          Connect (proto and JSON), gRPC, gRPC-Web
 //	/grpc.health.v1.Health/Check                   gRPC health
 //	/grpc.reflection.v1(alpha).ServerReflection/…  gRPC reflection
@@ -23,14 +24,19 @@ import (
 func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error {
 	mux.HandleFunc("GET /healthz", handleHealthz)
 	mux.Handle("GET /readyz", handleReadyz(d.Store, d.Logger))
+	// ExportEvents' REST form streams NDJSON: a plain handler, not the
+	// transcoder (see auditHandler.exportNDJSON).
+	auditH := &auditHandler{audit: d.Audit, log: d.Logger}
+	mux.Handle("GET /v1/audit/export", admitHTTP(d.Auth, d.Logger,
+		tenantregistryv1connect.AuditServiceExportEventsProcedure, auditH.exportNDJSON))
 
 	services := []service{
 		rpcService(tenantregistryv1connect.NewTenantServiceHandler(&tenantHandler{tenants: d.Tenants}, opts...)),
 		rpcService(tenantregistryv1connect.NewEntitlementServiceHandler(&entitlementHandler{entitlements: d.Entitlements}, opts...)),
 		rpcService(tenantregistryv1connect.NewCatalogServiceHandler(&catalogHandler{catalog: d.Catalog, entitlements: d.Entitlements}, opts...)),
-		rpcService(tenantregistryv1connect.NewApiKeyServiceHandler(tenantregistryv1connect.UnimplementedApiKeyServiceHandler{}, opts...)),
-		rpcService(tenantregistryv1connect.NewInternalServiceHandler(&internalHandler{entitlements: d.Entitlements}, opts...)),
-		rpcService(tenantregistryv1connect.NewAuditServiceHandler(tenantregistryv1connect.UnimplementedAuditServiceHandler{}, opts...)),
+		rpcService(tenantregistryv1connect.NewApiKeyServiceHandler(&apiKeyHandler{keys: d.APIKeys}, opts...)),
+		rpcService(tenantregistryv1connect.NewInternalServiceHandler(&internalHandler{entitlements: d.Entitlements, apiKeys: d.APIKeys}, opts...)),
+		rpcService(tenantregistryv1connect.NewAuditServiceHandler(auditH, opts...)),
 	}
 	names := make([]string, 0, len(services))
 	rest := make([]*vanguard.Service, 0, len(services))

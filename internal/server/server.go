@@ -10,7 +10,12 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	connectcors "connectrpc.com/cors"
+	"github.com/rs/cors"
 
+	"github.com/platform/tenant-registry/internal/apikey"
+	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/catalog"
 	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/tenant"
@@ -31,20 +36,48 @@ type Deps struct {
 	Entitlements *entitlement.Service
 	// Catalog is the product catalog CatalogService lists.
 	Catalog *catalog.Catalog
+	// Audit serves AuditService and the NDJSON export.
+	Audit *audit.Service
+	// APIKeys serves ApiKeyService and InternalService.VerifyApiKey.
+	APIKeys *apikey.Service
+	// Auth authenticates callers; nil means the dev mode's anonymous
+	// platform admin for every call (tests of single services).
+	Auth *auth.Authenticator
+	// CORSAllowedOrigins are the browser origins allowed to call the API.
+	CORSAllowedOrigins []string
 }
 
 // NewServer returns the service's http.Handler.
 func NewServer(d Deps) (http.Handler, error) {
+	if d.Auth == nil {
+		d.Auth = auth.NewAuthenticator(nil, true)
+	}
 	opts := []connect.HandlerOption{
 		connect.WithCodec(jsonCodec{}),
-		connect.WithInterceptors(errorInterceptor{log: d.Logger}, callerInterceptor{}),
+		connect.WithInterceptors(errorInterceptor{log: d.Logger}, authInterceptor{authn: d.Auth}),
 		connect.WithReadMaxBytes(1 << 20),
 	}
 	mux := http.NewServeMux()
 	if err := addRoutes(mux, d, opts...); err != nil {
 		return nil, err
 	}
-	return mux, nil
+	return withCORS(mux, d.CORSAllowedOrigins), nil
+}
+
+// withCORS lets the browser portal's origins call the API (Connect-Web and
+// the REST paths) with a bearer token. Without configured origins there are
+// no CORS headers at all: browsers then refuse every cross-origin call.
+func withCORS(h http.Handler, origins []string) http.Handler {
+	if len(origins) == 0 {
+		return h
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins: origins, // never "*": config refuses it
+		AllowedMethods: append(connectcors.AllowedMethods(), http.MethodDelete),
+		AllowedHeaders: append(connectcors.AllowedHeaders(), "Authorization"),
+		ExposedHeaders: connectcors.ExposedHeaders(),
+		MaxAge:         7200,
+	}).Handler(h)
 }
 
 func handleHealthz(w http.ResponseWriter, _ *http.Request) {

@@ -30,6 +30,7 @@ type Store struct {
 	Client  *ent.Client
 	DB      *sql.DB
 	Dialect string // dialect.Postgres or dialect.SQLite
+	URL     string // the PostgreSQL URL (for dedicated connections such as LISTEN); empty on SQLite
 }
 
 // Options tune Open.
@@ -70,6 +71,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		Client:  ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db))),
 		DB:      db,
 		Dialect: dialect.Postgres,
+		URL:     databaseURL,
 	}, nil
 }
 

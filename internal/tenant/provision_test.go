@@ -89,9 +89,9 @@ func TestProvisionInviteURLHiddenInProd(t *testing.T) {
 // workers racing.
 func TestProvisionRecovers(t *testing.T) {
 	failures := []struct {
-		name  string
+		name   string
 		break_ func(f *keycloaktest.Fake)
-		heal  func(f *keycloaktest.Fake)
+		heal   func(f *keycloaktest.Fake)
 	}{
 		{"keycloak down", func(f *keycloaktest.Fake) { f.SetDown(true) }, func(f *keycloaktest.Fake) { f.SetDown(false) }},
 		{"email step 500", func(f *keycloaktest.Fake) { f.FailEmail(true) }, func(f *keycloaktest.Fake) { f.FailEmail(false) }},

@@ -67,7 +67,11 @@ func (s *Service) Get(ctx context.Context, id string) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.get(ctx, s.client, enttenant.ID(uid))
+	t, err := s.get(ctx, s.client, enttenant.ID(uid))
+	if err != nil {
+		return nil, err
+	}
+	return visible(ctx, t)
 }
 
 // GetBySlug returns the tenant with slug.
@@ -75,7 +79,20 @@ func (s *Service) GetBySlug(ctx context.Context, slug string) (*Tenant, error) {
 	if err := ValidateSlug(slug); err != nil {
 		return nil, err
 	}
-	return s.get(ctx, s.client, enttenant.Slug(slug))
+	t, err := s.get(ctx, s.client, enttenant.Slug(slug))
+	if err != nil {
+		return nil, err
+	}
+	return visible(ctx, t)
+}
+
+// visible hides another tenant's tenant from a tenant caller: not found,
+// exactly as if it did not exist.
+func visible(ctx context.Context, t *Tenant) (*Tenant, error) {
+	if registry.CheckTenant(ctx, t.ID.String()) != nil {
+		return nil, registry.Errorf(registry.NotFound, "tenant not found")
+	}
+	return t, nil
 }
 
 func (s *Service) get(ctx context.Context, client *ent.Client, where predicate.Tenant) (*Tenant, error) {

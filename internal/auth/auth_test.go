@@ -1,0 +1,188 @@
+package auth_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	_ "github.com/platform/tenant-registry/gen/tenantregistry/v1"
+	"github.com/platform/tenant-registry/internal/auth"
+	"github.com/platform/tenant-registry/internal/auth/oidctest"
+	"github.com/platform/tenant-registry/internal/registry"
+)
+
+const audience = "tenant-registry"
+
+func bearer(tok string) http.Header {
+	return http.Header{"Authorization": []string{"Bearer " + tok}}
+}
+
+func TestAuthenticate(t *testing.T) {
+	is := oidctest.New()
+	defer is.Close()
+	other := oidctest.New() // a different issuer with its own keys
+	defer other.Close()
+	authn := auth.NewAuthenticator(auth.NewVerifier(is.URL(), audience, registry.SystemClock), false)
+	good := oidctest.Claims{Subject: "u1", Name: "Ursula", TenantID: "t1", Audience: []string{audience}, Roles: []string{"IT_ADMIN"}}
+
+	with := func(f func(c *oidctest.Claims)) string {
+		c := good
+		f(&c)
+		return is.Token(c)
+	}
+	cases := []struct {
+		name   string
+		header http.Header
+		want   registry.Code
+	}{
+		{"no token", http.Header{}, registry.Unauthenticated},
+		{"not bearer", http.Header{"Authorization": []string{"Basic dTpw"}}, registry.Unauthenticated},
+		{"garbage", bearer("not.a.jwt"), registry.Unauthenticated},
+		{"expired", bearer(with(func(c *oidctest.Claims) { c.Expiry = time.Now().Add(-2 * auth.Leeway) })), registry.Unauthenticated},
+		{"wrong issuer", bearer(other.Token(good)), registry.Unauthenticated},
+		{"wrong issuer claim", bearer(with(func(c *oidctest.Claims) { c.Issuer = "https://evil.example" })), registry.Unauthenticated},
+		{"wrong audience", bearer(with(func(c *oidctest.Claims) { c.Audience = []string{"account"} })), registry.Unauthenticated},
+		{"bad signature", bearer(with(func(c *oidctest.Claims) { c.SignWith = oidctest.NewKey() })), registry.Unauthenticated},
+		{"unknown key id", bearer(with(func(c *oidctest.Claims) { c.KeyID = "nope" })), registry.Unauthenticated},
+		{"expired within leeway", bearer(with(func(c *oidctest.Claims) { c.Expiry = time.Now().Add(-auth.Leeway / 2) })), ""},
+		{"good", bearer(is.Token(good)), ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := authn.Authenticate(context.Background(), c.header)
+			if got := registry.ErrorCode(err); got != c.want {
+				t.Fatalf("code = %q (%v), want %q", got, err, c.want)
+			}
+			if err == nil && (p.Subject != "u1" || p.TenantID != "t1" || !p.HasRole("IT_ADMIN") || p.Name != "Ursula") {
+				t.Errorf("principal = %+v", p)
+			}
+		})
+	}
+
+	// Key rotation: a token signed with a new key verifies (the key set is
+	// refetched for the unknown kid).
+	is.Rotate()
+	if _, err := authn.Authenticate(context.Background(), bearer(is.Token(good))); err != nil {
+		t.Errorf("after key rotation: %v", err)
+	}
+}
+
+func TestLazyDiscovery(t *testing.T) {
+	is := oidctest.New()
+	defer is.Close()
+	is.SetDown(true)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	authn := auth.NewAuthenticator(auth.NewVerifier(is.URL(), audience, clock), false)
+	tok := is.Token(oidctest.Claims{Subject: "s", Audience: []string{audience}})
+	_, err := authn.Authenticate(context.Background(), bearer(tok))
+	if got, want := registry.ErrorCode(err), registry.Unavailable; got != want {
+		t.Fatalf("while the issuer is down: %q (%v), want %q", got, err, want)
+	}
+	is.SetDown(false)
+	now = now.Add(3 * time.Second) // past the retry spacing
+	if _, err := authn.Authenticate(context.Background(), bearer(tok)); err != nil {
+		t.Fatalf("after the issuer came up: %v", err)
+	}
+}
+
+func TestAnonymous(t *testing.T) {
+	cases := []struct {
+		name      string
+		anonymous bool
+		want      registry.Code
+	}{
+		{"dev", true, ""},
+		{"stage/prod", false, registry.Unauthenticated},
+	}
+	for _, c := range cases {
+		p, err := auth.NewAuthenticator(nil, c.anonymous).Authenticate(context.Background(), http.Header{})
+		if got := registry.ErrorCode(err); got != c.want {
+			t.Errorf("%s: %q (%v), want %q", c.name, got, err, c.want)
+		}
+		if err == nil && !p.HasRole(registry.RolePlatformAdmin) {
+			t.Errorf("%s: dev principal %+v is no platform admin", c.name, p)
+		}
+	}
+	// A token without a configured issuer is refused, even in dev.
+	_, err := auth.NewAuthenticator(nil, true).Authenticate(context.Background(), bearer("x.y.z"))
+	if registry.ErrorCode(err) != registry.Unauthenticated {
+		t.Errorf("token without issuer: %v", err)
+	}
+}
+
+// TestEveryRPCHasARule fails when an RPC of the protos has no line in
+// auth.Rules, or a rule names a procedure that does not exist or a tenant
+// field the request does not have.
+func TestEveryRPCHasARule(t *testing.T) {
+	seen := map[string]bool{}
+	protoregistry.GlobalFiles.RangeFilesByPackage("tenantregistry.v1", func(fd protoreflect.FileDescriptor) bool {
+		for i := range fd.Services().Len() {
+			sd := fd.Services().Get(i)
+			for j := range sd.Methods().Len() {
+				md := sd.Methods().Get(j)
+				proc := "/" + string(sd.FullName()) + "/" + string(md.Name())
+				seen[proc] = true
+				rule, ok := auth.Rules[proc]
+				if !ok {
+					t.Errorf("%s has no rule in auth.Rules", proc)
+					continue
+				}
+				if rule.TenantField != "" {
+					f := md.Input().Fields().ByName(protoreflect.Name(rule.TenantField))
+					if f == nil || f.Kind() != protoreflect.StringKind {
+						t.Errorf("%s: rule names tenant field %q, which %s has not", proc, rule.TenantField, md.Input().FullName())
+					}
+				}
+			}
+		}
+		return true
+	})
+	if len(seen) < 20 {
+		t.Fatalf("found only %d RPCs: are the generated protos linked in?", len(seen))
+	}
+	for proc := range auth.Rules {
+		if !seen[proc] {
+			t.Errorf("rule for %s, which is no RPC", proc)
+		}
+	}
+}
+
+func TestAuthorize(t *testing.T) {
+	admin := registry.Principal{Subject: "a", Roles: []string{registry.RolePlatformAdmin}}
+	user := registry.Principal{Subject: "u", TenantID: "t1"}
+	itAdmin := registry.Principal{Subject: "i", TenantID: "t1", Roles: []string{registry.RoleITAdmin}}
+	service := registry.Principal{Subject: "s", Type: registry.ActorService, Roles: []string{registry.RoleInternal}}
+	nobody := registry.Principal{Subject: "n"} // a token with no tenant and no role
+	callers := map[string]registry.Principal{"admin": admin, "user": user, "it_admin": itAdmin, "service": service, "nobody": nobody}
+	for proc, rule := range auth.Rules {
+		for name, p := range callers {
+			var want bool
+			switch name {
+			case "admin":
+				want = true
+			case "user":
+				want = rule.Access&auth.TenantUser != 0
+			case "it_admin":
+				want = rule.Access&(auth.TenantUser|auth.TenantAdmin) != 0
+			case "service":
+				want = rule.Access&auth.Service != 0
+			}
+			_, err := auth.Authorize(p, proc)
+			if got := err == nil; got != want {
+				t.Errorf("%s calling %s: allowed = %v, want %v", name, proc, got, want)
+			}
+			if err != nil && registry.ErrorCode(err) != registry.Forbidden {
+				t.Errorf("%s calling %s: %v, want permission denied", name, proc, err)
+			}
+		}
+	}
+	if _, err := auth.Authorize(admin, "/tenantregistry.v1.TenantService/Unknown"); err == nil || !strings.Contains(err.Error(), "no access rule") {
+		t.Errorf("unknown procedure: %v, want refused", err)
+	}
+}

@@ -1,0 +1,94 @@
+package auth
+
+import (
+	c "github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
+	"github.com/platform/tenant-registry/internal/registry"
+)
+
+// Access is a set of callers, besides platform admins (realm role
+// platform-admin), who may call everything.
+type Access uint8
+
+const (
+	// AdminOnly: platform admins only.
+	AdminOnly Access = 0
+	// TenantUser: any user of a tenant (a token with a tenant_id claim),
+	// for their own tenant.
+	TenantUser Access = 1 << iota
+	// TenantAdmin: a tenant's IT_ADMIN, for their own tenant.
+	TenantAdmin
+	// Service: other services (client-credentials token with the role
+	// tenant-registry-internal), for any tenant.
+	Service
+)
+
+// Rule is who may call one RPC. TenantField names the request field that
+// holds the tenant the call is about: a tenant caller may only name their
+// own tenant there (another tenant's id answers not_found), and an empty
+// field defaults to their own. RPCs that address an object by its own id
+// (an API key, a slug) check the object's tenant in the service instead.
+type Rule struct {
+	Access      Access
+	TenantField string
+}
+
+// Rules is DESIGN.md's "Who may do what", one line per RPC. An RPC missing
+// here is refused to everyone (Authorize fails closed), and a test fails
+// when a generated procedure has no line.
+var Rules = map[string]Rule{
+	// Tenants.
+	c.TenantServiceCreateTenantProcedure:      {AdminOnly, ""},
+	c.TenantServiceGetTenantProcedure:         {TenantUser | TenantAdmin, "id"},
+	c.TenantServiceGetTenantBySlugProcedure:   {TenantUser | TenantAdmin | Service, ""}, // tenant checked in the service
+	c.TenantServiceListTenantsProcedure:       {AdminOnly, ""},
+	c.TenantServiceActivateTenantProcedure:    {AdminOnly, ""},
+	c.TenantServiceCancelTenantProcedure:      {AdminOnly, ""},
+	c.TenantServiceRetryProvisioningProcedure: {AdminOnly, ""},
+	// Entitlements and the catalog.
+	c.EntitlementServiceListEntitlementsProcedure:  {TenantUser | TenantAdmin, "tenant_id"},
+	c.EntitlementServiceGrantEntitlementProcedure:  {AdminOnly, ""},
+	c.EntitlementServiceRevokeEntitlementProcedure: {AdminOnly, ""},
+	c.CatalogServiceListProductsProcedure:          {TenantUser | TenantAdmin, "tenant_id"},
+	c.CatalogServiceRequestProductProcedure:        {TenantAdmin, "tenant_id"},
+	c.CatalogServiceStartTrialProcedure:            {TenantAdmin, "tenant_id"},
+	// API keys.
+	c.ApiKeyServiceCreateApiKeyProcedure: {TenantAdmin, "tenant_id"},
+	c.ApiKeyServiceListApiKeysProcedure:  {TenantAdmin, "tenant_id"},
+	c.ApiKeyServiceRevokeApiKeyProcedure: {TenantAdmin, ""}, // key's tenant checked in the service
+	c.ApiKeyServiceRotateApiKeyProcedure: {TenantAdmin, ""}, // key's tenant checked in the service
+	// Internal: other services only.
+	c.InternalServiceVerifyApiKeyProcedure:  {Service, ""},
+	c.InternalServiceResolveClaimsProcedure: {Service, ""},
+	// Audit.
+	c.AuditServiceAppendEventProcedure:      {Service | TenantAdmin, "tenant_id"},
+	c.AuditServiceListEventsProcedure:       {TenantAdmin, "tenant_id"},
+	c.AuditServiceExportEventsProcedure:     {TenantAdmin, "tenant_id"},
+	c.AuditServiceVerifyAuditChainProcedure: {TenantAdmin, "tenant_id"},
+}
+
+// Authorize decides whether p may call procedure. Denials are
+// permission_denied; a procedure without a rule is denied to everyone,
+// platform admins included, so a new RPC cannot ship without its rule.
+func Authorize(p registry.Principal, procedure string) (Rule, error) {
+	rule, ok := Rules[procedure]
+	if !ok {
+		return Rule{}, registry.Errorf(registry.Forbidden, "no access rule for %s", procedure)
+	}
+	switch {
+	case p.HasRole(registry.RolePlatformAdmin):
+		return rule, nil
+	case rule.Access&Service != 0 && p.HasRole(registry.RoleInternal):
+		return rule, nil
+	case rule.Access&TenantAdmin != 0 && p.TenantID != "" && p.HasRole(registry.RoleITAdmin):
+		return rule, nil
+	case rule.Access&TenantUser != 0 && p.TenantID != "":
+		return rule, nil
+	}
+	return rule, registry.Errorf(registry.Forbidden, "permission denied")
+}
+
+// TenantScoped reports whether p only ever sees its own tenant: a tenant
+// user or IT_ADMIN, as opposed to platform admins, services and the system.
+func TenantScoped(p registry.Principal) bool {
+	return !p.HasRole(registry.RolePlatformAdmin) && !p.HasRole(registry.RoleInternal) && p.Type != registry.ActorSystem
+}

@@ -1,0 +1,137 @@
+// Package auth authenticates callers (OIDC bearer tokens from Keycloak) and
+// authorises each RPC against one rule table (rules.go).
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/platform/tenant-registry/internal/registry"
+)
+
+// Leeway is how long after its expiry a token is still accepted, for clock
+// skew between Keycloak and this service.
+const Leeway = 30 * time.Second
+
+// retryDiscoveryAfter spaces out discovery attempts while the issuer is
+// unreachable (e.g. Keycloak still booting).
+const retryDiscoveryAfter = 2 * time.Second
+
+// Verifier verifies bearer tokens issued by one OIDC issuer: signature
+// through the issuer's JWKS (keys are refetched when a token names an
+// unknown key id, so rotation needs nothing), issuer, audience and expiry.
+// Discovery is lazy and retried: the service starts while the issuer is
+// down, and calls get Unavailable until it answers.
+type Verifier struct {
+	issuer, audience string
+	client           *http.Client
+	clock            registry.Clock
+
+	mu       sync.Mutex
+	verifier *oidc.IDTokenVerifier
+	lastTry  time.Time
+	lastErr  error
+}
+
+// NewVerifier returns a Verifier for issuer and audience.
+func NewVerifier(issuer, audience string, clock registry.Clock) *Verifier {
+	return &Verifier{
+		issuer:   strings.TrimSuffix(issuer, "/"),
+		audience: audience,
+		client:   &http.Client{Timeout: 5 * time.Second},
+		clock:    clock,
+	}
+}
+
+func (v *Verifier) tokenVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.verifier != nil {
+		return v.verifier, nil
+	}
+	now := v.clock()
+	if !v.lastTry.IsZero() && now.Sub(v.lastTry) < retryDiscoveryAfter {
+		return nil, v.lastErr
+	}
+	v.lastTry = now
+	// The provider keeps this context for its JWKS fetches: no deadline on
+	// it; the client's timeout bounds each request.
+	p, err := oidc.NewProvider(oidc.ClientContext(context.WithoutCancel(ctx), v.client), v.issuer)
+	if err != nil {
+		v.lastErr = fmt.Errorf("OIDC discovery at %s: %w", v.issuer, err)
+		return nil, v.lastErr
+	}
+	v.verifier = p.Verifier(&oidc.Config{
+		ClientID: v.audience,
+		Now:      func() time.Time { return v.clock().Add(-Leeway) },
+	})
+	return v.verifier, nil
+}
+
+// Claims are the token claims tenant-registry reads.
+type Claims struct {
+	Subject           string `json:"sub"`
+	Name              string `json:"name"`
+	PreferredUsername string `json:"preferred_username"`
+	TenantID          string `json:"tenant_id"`
+	RealmAccess       struct {
+		Roles []string `json:"roles"`
+	} `json:"realm_access"`
+	ResourceAccess map[string]struct {
+		Roles []string `json:"roles"`
+	} `json:"resource_access"`
+}
+
+// ErrNotReady reports that the issuer could not be reached yet.
+var ErrNotReady = errors.New("identity provider not reachable yet")
+
+// Verify verifies raw and returns its caller.
+func (v *Verifier) Verify(ctx context.Context, raw string) (registry.Principal, error) {
+	tv, err := v.tokenVerifier(ctx)
+	if err != nil {
+		return registry.Principal{}, fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	tok, err := tv.Verify(ctx, raw)
+	if err != nil {
+		var expired *oidc.TokenExpiredError
+		if errors.As(err, &expired) {
+			return registry.Principal{}, registry.Errorf(registry.Unauthenticated, "token expired")
+		}
+		if strings.Contains(err.Error(), "fetching keys") {
+			return registry.Principal{}, fmt.Errorf("%w: %w", ErrNotReady, err)
+		}
+		return registry.Principal{}, registry.Errorf(registry.Unauthenticated, "invalid token")
+	}
+	var c Claims
+	if err := tok.Claims(&c); err != nil {
+		return registry.Principal{}, registry.Errorf(registry.Unauthenticated, "invalid token claims")
+	}
+	return principalOf(c, v.audience), nil
+}
+
+func principalOf(c Claims, audience string) registry.Principal {
+	p := registry.Principal{
+		Subject:  c.Subject,
+		Name:     c.Name,
+		Type:     registry.ActorUser,
+		TenantID: c.TenantID,
+		Roles:    append([]string(nil), c.RealmAccess.Roles...),
+	}
+	if p.Name == "" {
+		p.Name = c.PreferredUsername
+	}
+	if ra, ok := c.ResourceAccess[audience]; ok {
+		p.Roles = append(p.Roles, ra.Roles...)
+	}
+	if p.HasRole(registry.RoleInternal) {
+		p.Type = registry.ActorService
+	}
+	return p
+}
