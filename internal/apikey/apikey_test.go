@@ -715,4 +715,3 @@ func TestRevokeRace(t *testing.T) {
 		wantReason(t, "after the racers", f.verify(t, c.Plaintext), keys.ReasonRevoked)
 	}
 }
-

@@ -106,7 +106,7 @@ func TestUpDownRoundTrip(t *testing.T) {
 		if got := enumTypes(t, db); !slices.Equal(got, ourTypes) {
 			t.Errorf("round %d: enum types after up = %v, want %v", round, got, ourTypes)
 		}
-		if got, want := functions(t, db), []string{"set_updated_at"}; !slices.Equal(got, want) {
+		if got, want := functions(t, db), []string{"notify_invalidate", "set_updated_at"}; !slices.Equal(got, want) {
 			t.Errorf("round %d: functions after up = %v, want %v", round, got, want)
 		}
 		if got, _ := migrate.Up(ctx, db); len(got) != 0 {

@@ -296,10 +296,12 @@ func TestTwoInstances(t *testing.T) {
 	_, plain2 := a.create(t, "shared2")
 	warm(plain2)
 	var tn struct {
-		Status string `json:"status"`
+		Tenant struct {
+			Status string `json:"status"`
+		} `json:"tenant"`
 	}
 	before = b.keys.Invalidations()
-	if status := call(t, a.srv, http.MethodPost, "/v1/tenants/"+acmeID+"/cancel", "", &tn); status != http.StatusOK || tn.Status != "frozen" {
+	if status := call(t, a.srv, http.MethodPost, "/v1/tenants/"+acmeID+"/cancel", "", &tn); status != http.StatusOK || tn.Tenant.Status != "frozen" {
 		t.Fatalf("cancel: %d %+v", status, tn)
 	}
 	waitInvalidated(before)

@@ -83,7 +83,7 @@ func httpStatus(code connect.Code) int {
 // unknown path, a method not allowed).
 func codeFromHTTP(status int) connect.Code {
 	switch status {
-	case http.StatusBadRequest:
+	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
 		return connect.CodeInvalidArgument
 	case http.StatusUnauthorized:
 		return connect.CodeUnauthenticated

@@ -9,7 +9,6 @@ import (
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/apikey"
 	"github.com/platform/tenant-registry/internal/entitlement"
-	"github.com/platform/tenant-registry/internal/registry"
 )
 
 // internalHandler serves InternalService (service role only).
@@ -24,9 +23,6 @@ var _ tenantregistryv1connect.InternalServiceHandler = (*internalHandler)(nil)
 // ResolveClaims answers a tenant's claims at Keycloak token issuance: one
 // indexed query per call.
 func (h *internalHandler) ResolveClaims(ctx context.Context, req *connect.Request[v1.ResolveClaimsRequest]) (*connect.Response[v1.ResolveClaimsResponse], error) {
-	if err := callerHasRole(ctx, registry.RoleInternal); err != nil {
-		return nil, err
-	}
 	c, err := h.entitlements.Claims(ctx, req.Msg.TenantId, req.Msg.Slug)
 	if err != nil {
 		return nil, err
@@ -45,9 +41,6 @@ func (h *internalHandler) ResolveClaims(ctx context.Context, req *connect.Reques
 // normal answer — input that cannot be a key is "unknown" — so only a
 // database failure (503) or a missing role is an error.
 func (h *internalHandler) VerifyApiKey(ctx context.Context, req *connect.Request[v1.VerifyApiKeyRequest]) (*connect.Response[v1.VerifyApiKeyResponse], error) {
-	if err := callerHasRole(ctx, registry.RoleInternal); err != nil {
-		return nil, err
-	}
 	v, err := h.apiKeys.Verify(ctx, req.Msg.Key)
 	if err != nil {
 		return nil, err

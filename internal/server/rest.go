@@ -66,6 +66,9 @@ func (w *errorWriter) finish() {
 	}
 	code := codeFromHTTP(w.status)
 	msg := http.StatusText(w.status)
+	if w.status == http.StatusUnsupportedMediaType {
+		msg = "request body: send it with Content-Type: application/json"
+	}
 	if err := json.Unmarshal(w.body.Bytes(), &st); err == nil && len(st.Code) > 0 {
 		if n, err := strconv.Atoi(string(st.Code)); err == nil && n > 0 && n <= 16 {
 			code = connect.Code(n)

@@ -1,0 +1,83 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/platform/tenant-registry/internal/config"
+)
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+// prod is a complete production environment.
+var prod = []string{
+	"APP_ENV", "prod", "DATABASE_URL", "postgres://u@db/registry", "KEYCLOAK_ISSUER", "https://sso.example/realms/platform",
+	"KEYCLOAK_ADMIN_URL", "https://sso.example", "KEYCLOAK_CLIENT_SECRET", "x", "API_KEY_SECRET", strings.Repeat("s", 40),
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Load(env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Env != config.Dev || c.Addr != ":8090" || c.DatabaseURL != "" || c.DBMaxConns != 20 ||
+		c.APIKeySecret != config.DevAPIKeySecret || c.SweepInterval != time.Minute || c.RetentionDays != 0 {
+		t.Errorf("defaults = %+v", c)
+	}
+	if _, err := config.Load(env(prod...)); err != nil {
+		t.Errorf("a complete prod environment: %v", err)
+	}
+	c, err = config.Load(env("CORS_ALLOWED_ORIGINS", "https://portal.example, http://localhost:5173"))
+	if err != nil || strings.Join(c.CORSAllowedOrigins, " ") != "https://portal.example http://localhost:5173" {
+		t.Errorf("origins = %v, %v", c.CORSAllowedOrigins, err)
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	without := func(name string) []string {
+		var out []string
+		for i := 0; i < len(prod); i += 2 {
+			if prod[i] != name {
+				out = append(out, prod[i], prod[i+1])
+			}
+		}
+		return out
+	}
+	cases := []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"APP_ENV", "production"}, "APP_ENV"},
+		{[]string{"ADDR", "8090"}, "ADDR"},
+		{[]string{"DATABASE_URL", "mysql://x"}, "DATABASE_URL"},
+		{[]string{"DB_MAX_CONNS", "many"}, "DB_MAX_CONNS"},
+		{[]string{"KEYCLOAK_ISSUER", "not a url"}, "KEYCLOAK_ISSUER"},
+		{[]string{"KEYCLOAK_ADMIN_URL", "ftp://kc"}, "KEYCLOAK_ADMIN_URL"},
+		{[]string{"KEYCLOAK_ADMIN_URL", "https://kc"}, "KEYCLOAK_CLIENT_SECRET"},
+		{[]string{"CORS_ALLOWED_ORIGINS", "*"}, "CORS_ALLOWED_ORIGINS"},
+		{[]string{"CORS_ALLOWED_ORIGINS", "https://portal.example/path"}, "CORS_ALLOWED_ORIGINS"},
+		{[]string{"LOG_LEVEL", "verbose"}, "LOG_LEVEL"},
+		{[]string{"SHUTDOWN_TIMEOUT", "-1s"}, "SHUTDOWN_TIMEOUT"},
+		{[]string{"SWEEP_INTERVAL", "often"}, "SWEEP_INTERVAL"},
+		{[]string{"RETENTION_DAYS", "-3"}, "RETENTION_DAYS"},
+		{[]string{"API_KEY_SECRET", "short"}, "API_KEY_SECRET"},
+		{without("API_KEY_SECRET"), "API_KEY_SECRET"},
+		{append(without("API_KEY_SECRET"), "API_KEY_SECRET", config.DevAPIKeySecret), "API_KEY_SECRET"},
+		{without("KEYCLOAK_ISSUER"), "KEYCLOAK_ISSUER"},
+		{without("DATABASE_URL"), "DATABASE_URL"},
+		{without("KEYCLOAK_ADMIN_URL"), "KEYCLOAK_ADMIN_URL"},
+	}
+	for _, c := range cases {
+		_, err := config.Load(env(c.env...))
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("env %v: err = %v, want one starting with %s", c.env, err, c.want)
+		}
+	}
+}
