@@ -25,6 +25,7 @@ import (
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/store"
+	"github.com/platform/tenant-registry/internal/telemetry"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
 
@@ -45,6 +46,11 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		return err
 	}
 	log := newLogger(stdout, cfg.LogLevel)
+	tel, err := telemetry.Setup(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer shutdownTelemetry(tel, log) // last: after the server and the workers
 	clock := registry.Clock(registry.SystemClock)
 	products := catalog.Default()
 	if cfg.CatalogFile != "" {
@@ -64,6 +70,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		return err
 	}
 	defer st.Close()
+	instrument(tel, st, log)
 
 	recorder := audit.NewRecorder(clock, st.Postgres())
 	provisioner, err := newProvisioner(cfg, log)
@@ -84,6 +91,9 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	if err != nil {
 		return err
 	}
+	if err := registerGauges(tel, st, apiKeys, log); err != nil {
+		return err
+	}
 	if cfg.Env == config.Dev {
 		if err := tenants.SeedDev(ctx); err != nil {
 			return fmt.Errorf("dev seed: %w", err)
@@ -94,6 +104,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		Logger: log, Store: st, Tenants: tenants, Entitlements: entitlements, Catalog: products, Audit: audits, APIKeys: apiKeys,
 		Auth:               newAuthenticator(cfg, clock, log),
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		TracerProvider:     tel.TracerProvider, MeterProvider: tel.MeterProvider, RPCTimeout: cfg.RPCTimeout,
 	})
 	if err != nil {
 		return err
@@ -204,7 +215,9 @@ func newProvisioner(cfg config.Config, log *slog.Logger) (tenant.Provisioner, er
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	// Every record logged with a request's context carries its request_id
+	// and trace_id/span_id.
+	return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})))
 }
 
 func or(v, def string) string {

@@ -3,6 +3,7 @@ package apikey
 import (
 	"crypto/sha256"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,6 +32,9 @@ type cache struct {
 	mu    sync.RWMutex
 	m     map[[sha256.Size]byte]*entry
 	epoch uint64
+
+	// hits and misses count lookups while the cache is in use (metrics).
+	hits, misses atomic.Uint64
 }
 
 type entry struct {

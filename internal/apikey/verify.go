@@ -51,9 +51,11 @@ func (s *Service) Verify(ctx context.Context, key string) (Verdict, error) {
 	useCache := s.cache.enabled && s.listener.healthy()
 	if useCache {
 		if e, ok := s.cache.get(h, now); ok {
+			s.cache.hits.Add(1)
 			s.usage.touch(e.keyID, now)
 			return e.verdict, nil
 		}
+		s.cache.misses.Add(1)
 	}
 	epoch := s.cache.begin()
 	e, v, err := s.lookup(ctx, h, now)
@@ -146,6 +148,13 @@ func (s *Service) unavailable(ctx context.Context, what string, err error) error
 
 // invalidateLocal drops this replica's cache after one of its own writes.
 func (s *Service) invalidateLocal() { s.cache.flush() }
+
+// CacheStats returns the verify cache's hits and misses since start (for
+// metrics). Verifies that bypass the cache (SQLite, listener down, malformed
+// keys) count as neither.
+func (s *Service) CacheStats() (hits, misses uint64) {
+	return s.cache.hits.Load(), s.cache.misses.Load()
+}
 
 // CacheLen is the number of cached verdicts (for tests and metrics).
 func (s *Service) CacheLen() int { return s.cache.len() }

@@ -82,11 +82,11 @@ func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, er
 	if err := validateAppend(&in); err != nil {
 		return nil, err
 	}
-	tenantID, err := appendScope(registry.PrincipalFrom(ctx), in.TenantID)
+	groupID, err := scope(ctx, in.TenantID, false)
 	if err != nil {
 		return nil, err
 	}
-	groupID := tenantID.String()
+	tenantID := uuid.MustParse(groupID)
 	if in.IdempotencyKey != "" {
 		// The common repeat costs one read; the unique index still decides
 		// races below.
@@ -142,24 +142,6 @@ func (s *Service) byIdempotencyKey(ctx context.Context, groupID, key string) (*e
 		return nil, fmt.Errorf("read audit event by idempotency key: %w", err)
 	}
 	return row, nil
-}
-
-// appendScope decides the group of an appended event.
-func appendScope(p registry.Principal, requested string) (uuid.UUID, error) {
-	switch {
-	case p.TenantID != "":
-		if requested != "" && requested != p.TenantID {
-			return uuid.Nil, registry.Errorf(registry.NotFound, "tenant not found")
-		}
-		return parseTenantID("tenant_id", p.TenantID)
-	case isPlatform(p) || p.HasRole(registry.RoleInternal):
-		if requested == "" {
-			return uuid.Nil, registry.Errorf(registry.Invalid, "tenant_id: required (the caller has no tenant of its own)")
-		}
-		return parseTenantID("tenant_id", requested)
-	default:
-		return uuid.Nil, registry.Errorf(registry.Forbidden, "appending audit events is not allowed for this caller")
-	}
 }
 
 func validateAppend(in *AppendInput) error {

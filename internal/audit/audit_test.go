@@ -153,8 +153,11 @@ func TestAppendValidation(t *testing.T) {
 			{"tenant id missing for an admin", admin, func(in *audit.AppendInput) { in.TenantID = "" }, registry.Invalid, "tenant_id"},
 			{"unknown tenant", admin, func(in *audit.AppendInput) { in.TenantID = uuid.NewString() }, registry.NotFound, ""},
 			{"tenant caller names another tenant", tenantCaller(tid), func(in *audit.AppendInput) { in.TenantID = other }, registry.NotFound, ""},
+			// Who may append at all is auth.Rules' decision; a caller
+			// that got past it without a tenant of its own still sees no
+			// tenant's log.
 			{"caller without tenant or role", registry.WithPrincipal(context.Background(), registry.Principal{Subject: "x", Type: registry.ActorUser}),
-				func(in *audit.AppendInput) {}, registry.Forbidden, ""},
+				func(in *audit.AppendInput) {}, registry.NotFound, ""},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -418,9 +421,6 @@ func TestListPaging(t *testing.T) {
 		}
 		if _, _, err := f.svc.List(itAdmin, audit.ListInput{TenantID: b}); registry.ErrorCode(err) != registry.NotFound {
 			t.Errorf("tenant caller naming another tenant: %v, want not found", err)
-		}
-		if _, _, err := f.svc.List(tenantCaller(a), audit.ListInput{}); registry.ErrorCode(err) != registry.Forbidden {
-			t.Errorf("tenant user without IT_ADMIN: %v, want forbidden", err)
 		}
 	})
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/auditlog"
-	"github.com/platform/tenant-registry/internal/registry"
 )
 
 // ExportBatch is how many events Export reads per query: what sits in
@@ -29,7 +28,7 @@ type ExportInput struct {
 // neither sits in memory nor pins the database. It stops at the first
 // error of emit and returns it.
 func (s *Service) Export(ctx context.Context, in ExportInput, emit func(*ent.AuditLog) error) error {
-	tenantID, err := readScope(registry.PrincipalFrom(ctx), in.TenantID, false)
+	tenantID, err := scope(ctx, in.TenantID, false)
 	if err != nil {
 		return err
 	}

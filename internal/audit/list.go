@@ -39,13 +39,13 @@ const listKind = "audit_events"
 // from the (tenant_id, created_at, id) index (or (created_at, id) without a
 // tenant filter), so a deep page costs what the first one costs.
 //
-// A tenant caller sees its own tenant's events only (see readScope).
+// A tenant caller sees its own tenant's events only (see scope).
 func (s *Service) List(ctx context.Context, in ListInput) (events []*ent.AuditLog, next string, err error) {
 	size, err := cursor.PageSize(in.PageSize)
 	if err != nil {
 		return nil, "", err
 	}
-	tenantID, err := readScope(registry.PrincipalFrom(ctx), in.TenantID, true)
+	tenantID, err := scope(ctx, in.TenantID, true)
 	if err != nil {
 		return nil, "", err
 	}
@@ -159,7 +159,11 @@ func listFilters(in ListInput) ([]predicate.AuditLog, error) {
 
 // keyset is the row comparison (created_at, id) op (t, id): "<" seeks past
 // a position newest first, ">" oldest first. Unlike the equivalent OR of
-// two comparisons, PostgreSQL uses a row comparison as an index condition.
+// two comparisons, PostgreSQL uses a row comparison as an index condition:
+// with tenant_id = X it seeks (tenant_id, created_at, id) straight to the
+// position. (Comparing (tenant_id, created_at, id) instead was measured
+// worse: PostgreSQL then bounds the scan by the equality alone and walks
+// the tenant's newer events, so the cost grows with the page's depth.)
 func keyset(op string, t time.Time, id uuid.UUID) predicate.AuditLog {
 	return func(s *entsql.Selector) {
 		s.Where(entsql.P(func(b *entsql.Builder) {

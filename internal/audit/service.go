@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/google/uuid"
@@ -48,38 +49,26 @@ func parseTenantID(field, id string) (uuid.UUID, error) {
 	return u, nil
 }
 
-// isPlatform reports whether p acts across tenants: a platform admin or the
-// service itself (background work, the auditctl command).
-func isPlatform(p registry.Principal) bool {
-	return p.TenantID == "" && (p.HasRole(registry.RolePlatformAdmin) || p.Type == registry.ActorSystem)
-}
-
-// readScope decides which tenant a reader (list, export, verify) sees. A
-// tenant caller sees only its own tenant, and only with the IT_ADMIN role;
-// naming another tenant is "not found", so ids do not leak. A platform
-// caller sees the tenant it names, or every tenant when it names none and
-// all is true. It returns the tenant id to filter on ("" = all).
-func readScope(p registry.Principal, requested string, all bool) (string, error) {
-	if requested != "" {
-		if _, err := parseTenantID("tenant_id", requested); err != nil {
-			return "", err
-		}
+// scope resolves the tenant a call is about: empty means the caller's own
+// tenant; a caller without one (platform admin, service, system) must name a
+// tenant unless all is true ("" = every tenant). Another tenant's log is
+// "not found" to a tenant caller, so ids do not leak. Who may read or
+// append at all is decided by auth.Rules, not here.
+func scope(ctx context.Context, requested string, all bool) (string, error) {
+	if requested == "" {
+		requested = registry.PrincipalFrom(ctx).TenantID
 	}
-	switch {
-	case p.TenantID != "":
-		if requested != "" && requested != p.TenantID {
-			return "", registry.Errorf(registry.NotFound, "tenant not found")
+	if requested == "" {
+		if all {
+			return "", nil
 		}
-		if !p.HasRole(registry.RoleITAdmin) {
-			return "", registry.Errorf(registry.Forbidden, "reading the audit log needs the %s role", registry.RoleITAdmin)
-		}
-		return p.TenantID, nil
-	case isPlatform(p):
-		if requested == "" && !all {
-			return "", registry.Errorf(registry.Invalid, "tenant_id: required")
-		}
-		return requested, nil
-	default:
-		return "", registry.Errorf(registry.Forbidden, "reading the audit log is not allowed for this caller")
+		return "", registry.Errorf(registry.Invalid, "tenant_id: required")
 	}
+	if _, err := parseTenantID("tenant_id", requested); err != nil {
+		return "", err
+	}
+	if registry.CheckTenant(ctx, requested) != nil {
+		return "", registry.Errorf(registry.NotFound, "tenant not found")
+	}
+	return requested, nil
 }

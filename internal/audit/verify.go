@@ -7,7 +7,6 @@ import (
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/auditcheckpoint"
 	"github.com/platform/tenant-registry/ent/auditlog"
-	"github.com/platform/tenant-registry/internal/registry"
 )
 
 // VerifyBatch is how many events VerifyChain reads per query.
@@ -48,7 +47,7 @@ const (
 // them); every other deletion, edit or insertion is detected. The tenant
 // need not exist any more: events outlive their tenant.
 func (s *Service) VerifyChain(ctx context.Context, tenantID string) (VerifyResult, error) {
-	tenantID, err := readScope(registry.PrincipalFrom(ctx), tenantID, false)
+	tenantID, err := scope(ctx, tenantID, false)
 	if err != nil {
 		return VerifyResult{}, err
 	}

@@ -40,6 +40,7 @@ type Config struct {
 	LogLevel           string   // LOG_LEVEL: debug, info, warn, error
 
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: grace period for in-flight requests
+	RPCTimeout      time.Duration // RPC_TIMEOUT: default deadline of a unary RPC (default 10s; a client may ask for less)
 
 	CatalogFile   string        // CATALOG_FILE: product catalog JSON; empty → the embedded default
 	SweepInterval time.Duration // SWEEP_INTERVAL: how often expired trials are recorded (default 1m)
@@ -130,6 +131,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ShutdownTimeout, err = durationVar(getenv, "SHUTDOWN_TIMEOUT", 20*time.Second); err != nil {
 		return c, err
+	}
+	if c.RPCTimeout, err = durationVar(getenv, "RPC_TIMEOUT", 10*time.Second); err != nil {
+		return c, err
+	}
+	if c.RPCTimeout < 100*time.Millisecond || c.RPCTimeout > 10*time.Minute {
+		return c, fmt.Errorf("RPC_TIMEOUT: want a duration from 100ms to 10m, got %q", getenv("RPC_TIMEOUT"))
 	}
 	if c.RetentionDays, err = intVar(getenv, "RETENTION_DAYS", 0, 0, 36500); err != nil {
 		return c, err

@@ -70,10 +70,7 @@ func Start(ctx context.Context, binDir string) (*Cluster, error) {
 		if c.port, err = freePort(); err != nil {
 			break
 		}
-		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off"+
-			" -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", c.port, c.dir)
-		err = c.run(ctx, "pg_ctl", "-D", c.dataDir(), "-l", filepath.Join(c.dir, "pg.log"),
-			"-o", opts, "-w", "-t", "60", "start")
+		err = c.start(ctx)
 		if err == nil || attempt == 2 {
 			break
 		}
@@ -104,6 +101,24 @@ func (c *Cluster) Stop() error {
 	defer cancel()
 	err := c.run(ctx, "pg_ctl", "-D", c.dataDir(), "-m", "fast", "-w", "stop")
 	return errors.Join(err, os.RemoveAll(c.dir))
+}
+
+// Pause stops the server (fast mode: open sessions are terminated) but
+// keeps its data directory and port, so that Resume brings the same cluster
+// back. Fault tests use it to take the database away for a while.
+func (c *Cluster) Pause(ctx context.Context) error {
+	return c.run(ctx, "pg_ctl", "-D", c.dataDir(), "-m", "fast", "-w", "-t", "60", "stop")
+}
+
+// Resume starts a paused cluster again on the same port and data, and
+// returns once it accepts connections.
+func (c *Cluster) Resume(ctx context.Context) error { return c.start(ctx) }
+
+func (c *Cluster) start(ctx context.Context) error {
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off"+
+		" -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", c.port, c.dir)
+	return c.run(ctx, "pg_ctl", "-D", c.dataDir(), "-l", filepath.Join(c.dir, "pg.log"),
+		"-o", opts, "-w", "-t", "60", "start")
 }
 
 // Dir is the cluster's temp directory (data, log, socket).

@@ -35,6 +35,25 @@ func TestStartStop(t *testing.T) {
 	if fsync != "off" {
 		t.Errorf("fsync = %q, want off", fsync)
 	}
+
+	// Pause takes the server away, Resume brings the same one back: same
+	// URL, same data.
+	if _, err := db.ExecContext(ctx, `CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PingContext(ctx); err == nil {
+		t.Error("ping succeeded while the cluster is paused")
+	}
+	if err := c.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	if err := db.QueryRowContext(ctx, `SELECT v FROM kept`).Scan(&v); err != nil || v != 42 {
+		t.Errorf("after Resume: v = %d, %v; want 42 from before the pause", v, err)
+	}
 	db.Close()
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)

@@ -2,11 +2,17 @@ package server
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
+	"syscall"
 
 	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/platform/tenant-registry/internal/registry"
 )
@@ -41,13 +47,45 @@ func toConnectError(ctx context.Context, log *slog.Logger, procedure string, err
 		return connect.NewError(connectCodes[code], errors.New(registry.ErrorMessage(err)))
 	}
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
+	case databaseUnreachable(err):
+		log.WarnContext(ctx, "database unavailable", "procedure", procedure, "error", err)
+		return connect.NewError(connect.CodeUnavailable, errors.New("database unavailable; try again"))
 	}
 	log.ErrorContext(ctx, "internal error", "procedure", procedure, "error", err)
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}
+
+// databaseUnreachable reports whether err means the database could not be
+// reached or dropped the connection (it is down, restarting or cut off), as
+// opposed to a failed statement: pgx connect errors, network errors, a
+// connection the pool gave up on, a server shutting down, or a timeout inside
+// the pool while the request itself still had time (the caller's own
+// deadline is handled before this).
+func databaseUnreachable(err error) bool {
+	var (
+		connErr *pgconn.ConnectError
+		netErr  net.Error
+		pgErr   *pgconn.PgError
+	)
+	switch {
+	case errors.As(err, &connErr), errors.As(err, &netErr),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &pgErr):
+		// Class 08: connection exception; 57P01-57P03: admin shutdown,
+		// crash shutdown, cannot connect now (starting up).
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	// pgx reports the use of a connection it already closed with a bare
+	// errors.New("conn closed").
+	msg := err.Error()
+	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "failed to connect to")
 }
 
 // httpStatus is the HTTP status of a Connect code on the REST paths, as

@@ -27,8 +27,8 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 	// ExportEvents' REST form streams NDJSON: a plain handler, not the
 	// transcoder (see auditHandler.exportNDJSON).
 	auditH := &auditHandler{audit: d.Audit, log: d.Logger}
-	mux.Handle("GET /v1/audit/export", admitHTTP(d.Auth, d.Logger,
-		tenantregistryv1connect.AuditServiceExportEventsProcedure, auditH.exportNDJSON))
+	mux.Handle("GET /v1/audit/export", streamDeadlines(streamIdleTimeout, admitHTTP(d.Auth, d.Logger,
+		tenantregistryv1connect.AuditServiceExportEventsProcedure, auditH.exportNDJSON)))
 
 	services := []service{
 		rpcService(tenantregistryv1connect.NewTenantServiceHandler(&tenantHandler{tenants: d.Tenants}, opts...)),
@@ -44,6 +44,10 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 		// The RPC routes go straight to the Connect handlers, so a plain
 		// Connect JSON POST (without Connect-Protocol-Version) works too.
 		mux.Handle(s.path, s.handler)
+		if s.name == tenantregistryv1connect.AuditServiceName {
+			// The streaming RPC outlives the server's timeouts too.
+			mux.Handle(tenantregistryv1connect.AuditServiceExportEventsProcedure, streamDeadlines(streamIdleTimeout, s.handler))
+		}
 		names = append(names, s.name)
 		rest = append(rest, vanguard.NewService(s.path, s.handler,
 			vanguard.WithTargetProtocols(vanguard.ProtocolConnect),
@@ -58,7 +62,7 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 	if err != nil {
 		return err
 	}
-	mux.Handle("/", restErrors(transcoder))
+	mux.Handle("/", limitBody(maxBodyBytes, restErrors(transcoder)))
 	return nil
 }
 

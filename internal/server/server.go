@@ -12,6 +12,8 @@ import (
 	"connectrpc.com/connect"
 	connectcors "connectrpc.com/cors"
 	"github.com/rs/cors"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/platform/tenant-registry/internal/apikey"
 	"github.com/platform/tenant-registry/internal/audit"
@@ -45,23 +47,42 @@ type Deps struct {
 	Auth *auth.Authenticator
 	// CORSAllowedOrigins are the browser origins allowed to call the API.
 	CORSAllowedOrigins []string
+	// TracerProvider and MeterProvider record the requests' spans and
+	// metrics; nil means the otel globals (no-ops unless set).
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	// RPCTimeout is the default deadline of a unary RPC (RPC_TIMEOUT); a
+	// client may ask for less. Zero means DefaultRPCTimeout.
+	RPCTimeout time.Duration
 }
+
+// DefaultRPCTimeout is a unary RPC's deadline when Deps.RPCTimeout is zero.
+const DefaultRPCTimeout = 10 * time.Second
 
 // NewServer returns the service's http.Handler.
 func NewServer(d Deps) (http.Handler, error) {
 	if d.Auth == nil {
 		d.Auth = auth.NewAuthenticator(nil, true)
 	}
+	if d.RPCTimeout == 0 {
+		d.RPCTimeout = DefaultRPCTimeout
+	}
 	opts := []connect.HandlerOption{
 		connect.WithCodec(jsonCodec{}),
-		connect.WithInterceptors(errorInterceptor{log: d.Logger}, authInterceptor{authn: d.Auth}),
-		connect.WithReadMaxBytes(1 << 20),
+		// observeInterceptor (observe.go) only notes the final code;
+		// errorInterceptor is the one that translates errors.
+		connect.WithInterceptors(observeInterceptor{}, errorInterceptor{log: d.Logger},
+			deadlineInterceptor{d: d.RPCTimeout}, authInterceptor{authn: d.Auth}),
+		connect.WithReadMaxBytes(maxBodyBytes),
+		connect.WithRecover(recoverRPC(d.Logger)),
 	}
 	mux := http.NewServeMux()
 	if err := addRoutes(mux, d, opts...); err != nil {
 		return nil, err
 	}
-	return withCORS(mux, d.CORSAllowedOrigins), nil
+	// The observer (request id, span, metrics, access log, recover) is
+	// outermost, so CORS preflights are seen too.
+	return newObserver(withCORS(mux, d.CORSAllowedOrigins), d.Logger, d.TracerProvider, d.MeterProvider)
 }
 
 // withCORS lets the browser portal's origins call the API (Connect-Web and

@@ -103,9 +103,9 @@ func (is *Issuer) jwks(w http.ResponseWriter, _ *http.Request) {
 // an hour from now.
 type Claims struct {
 	Issuer, Subject, Name, TenantID string
-	Audience                         []string
-	Roles                            []string // realm roles
-	Expiry                           time.Time
+	Audience                        []string
+	Roles                           []string // realm roles
+	Expiry                          time.Time
 	// KeyID overrides the signing key's id (an unknown kid).
 	KeyID string
 	// SignWith signs with another key (a bad signature).
