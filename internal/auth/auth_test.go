@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,26 +154,50 @@ func TestEveryRPCHasARule(t *testing.T) {
 	}
 }
 
+// whoMay is DESIGN.md's "Who may do what" written out per RPC, independently
+// of auth.Rules, so a wrong rule fails here. Platform admins may do
+// everything; "user" is any tenant user (IT_ADMINs included).
+var whoMay = map[string]string{
+	"/tenantregistry.v1.TenantService/CreateTenant":           "",
+	"/tenantregistry.v1.TenantService/GetTenant":              "user it_admin",
+	"/tenantregistry.v1.TenantService/GetTenantBySlug":        "user it_admin service",
+	"/tenantregistry.v1.TenantService/ListTenants":            "",
+	"/tenantregistry.v1.TenantService/ActivateTenant":         "",
+	"/tenantregistry.v1.TenantService/CancelTenant":           "",
+	"/tenantregistry.v1.TenantService/RetryProvisioning":      "",
+	"/tenantregistry.v1.EntitlementService/ListEntitlements":  "user it_admin",
+	"/tenantregistry.v1.EntitlementService/GrantEntitlement":  "",
+	"/tenantregistry.v1.EntitlementService/RevokeEntitlement": "",
+	"/tenantregistry.v1.CatalogService/ListProducts":          "user it_admin",
+	"/tenantregistry.v1.CatalogService/RequestProduct":        "it_admin",
+	"/tenantregistry.v1.CatalogService/StartTrial":            "it_admin",
+	"/tenantregistry.v1.ApiKeyService/CreateApiKey":           "it_admin",
+	"/tenantregistry.v1.ApiKeyService/ListApiKeys":            "it_admin",
+	"/tenantregistry.v1.ApiKeyService/RevokeApiKey":           "it_admin",
+	"/tenantregistry.v1.ApiKeyService/RotateApiKey":           "it_admin",
+	"/tenantregistry.v1.InternalService/VerifyApiKey":         "service",
+	"/tenantregistry.v1.InternalService/ResolveClaims":        "service",
+	"/tenantregistry.v1.AuditService/AppendEvent":             "it_admin service",
+	"/tenantregistry.v1.AuditService/ListEvents":              "it_admin",
+	"/tenantregistry.v1.AuditService/ExportEvents":            "it_admin",
+	"/tenantregistry.v1.AuditService/VerifyAuditChain":        "it_admin",
+}
+
 func TestAuthorize(t *testing.T) {
-	admin := registry.Principal{Subject: "a", Roles: []string{registry.RolePlatformAdmin}}
-	user := registry.Principal{Subject: "u", TenantID: "t1"}
-	itAdmin := registry.Principal{Subject: "i", TenantID: "t1", Roles: []string{registry.RoleITAdmin}}
-	service := registry.Principal{Subject: "s", Type: registry.ActorService, Roles: []string{registry.RoleInternal}}
-	nobody := registry.Principal{Subject: "n"} // a token with no tenant and no role
-	callers := map[string]registry.Principal{"admin": admin, "user": user, "it_admin": itAdmin, "service": service, "nobody": nobody}
-	for proc, rule := range auth.Rules {
+	callers := map[string]registry.Principal{
+		"admin":    {Subject: "a", Roles: []string{registry.RolePlatformAdmin}},
+		"user":     {Subject: "u", TenantID: "t1"},
+		"it_admin": {Subject: "i", TenantID: "t1", Roles: []string{registry.RoleITAdmin}},
+		"service":  {Subject: "s", Type: registry.ActorService, Roles: []string{registry.RoleInternal}},
+		"nobody":   {Subject: "n"}, // a token with no tenant and no role
+	}
+	if len(whoMay) != len(auth.Rules) {
+		t.Errorf("whoMay has %d RPCs, auth.Rules %d", len(whoMay), len(auth.Rules))
+	}
+	for proc, may := range whoMay {
+		allowed := strings.Fields(may)
 		for name, p := range callers {
-			var want bool
-			switch name {
-			case "admin":
-				want = true
-			case "user":
-				want = rule.Access&auth.TenantUser != 0
-			case "it_admin":
-				want = rule.Access&(auth.TenantUser|auth.TenantAdmin) != 0
-			case "service":
-				want = rule.Access&auth.Service != 0
-			}
+			want := name == "admin" || slices.Contains(allowed, name) || (name == "it_admin" && slices.Contains(allowed, "user"))
 			_, err := auth.Authorize(p, proc)
 			if got := err == nil; got != want {
 				t.Errorf("%s calling %s: allowed = %v, want %v", name, proc, got, want)
@@ -182,7 +207,7 @@ func TestAuthorize(t *testing.T) {
 			}
 		}
 	}
-	if _, err := auth.Authorize(admin, "/tenantregistry.v1.TenantService/Unknown"); err == nil || !strings.Contains(err.Error(), "no access rule") {
+	if _, err := auth.Authorize(callers["admin"], "/tenantregistry.v1.TenantService/Unknown"); err == nil || !strings.Contains(err.Error(), "no access rule") {
 		t.Errorf("unknown procedure: %v, want refused", err)
 	}
 }

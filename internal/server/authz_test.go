@@ -1,0 +1,283 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
+	c "github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
+	"github.com/platform/tenant-registry/internal/apikey"
+	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/auth"
+	"github.com/platform/tenant-registry/internal/auth/oidctest"
+	"github.com/platform/tenant-registry/internal/catalog"
+	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/server"
+	"github.com/platform/tenant-registry/internal/storetest"
+	"github.com/platform/tenant-registry/internal/tenant"
+)
+
+// authStack is the whole service with real token authentication against an
+// in-process OIDC issuer, acme (the dev seed) and a second tenant, globex,
+// each with an API key and audit events.
+type authStack struct {
+	srv               *httptest.Server
+	issuer            *oidctest.Issuer
+	globexID, globex  string // id and slug
+	acmeKey, globeKey string // API key ids
+}
+
+func newAuthStack(t *testing.T) *authStack {
+	t.Helper()
+	st := storetest.SQLite(t)
+	ctx := context.Background() // the system principal: setup sees everything
+	clock := registry.Clock(registry.SystemClock)
+	rec := audit.NewRecorder(clock, st.Postgres())
+	tenants := tenant.NewService(st.Client, rec, clock)
+	if err := tenants.SeedDev(ctx); err != nil {
+		t.Fatal(err)
+	}
+	globex, err := tenants.Create(ctx, tenant.CreateInput{Slug: "globex", Name: "Globex"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := apikey.New(apikey.Options{Client: st.Client, Recorder: rec, Clock: clock, Secret: []byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acmeKey, err := keys.Create(ctx, apikey.CreateInput{TenantID: acmeID, Name: "acme key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	globexKey, err := keys.Create(ctx, apikey.CreateInput{TenantID: globex.ID.String(), Name: "globex key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := oidctest.New()
+	t.Cleanup(is.Close)
+	cat := catalog.Default()
+	h, err := server.NewServer(server.Deps{
+		Logger: slog.New(slog.DiscardHandler), Store: st, Tenants: tenants,
+		Entitlements: entitlement.NewService(st.Client, rec, cat, clock), Catalog: cat,
+		Audit:   audit.NewService(st.Client, rec, clock, audit.Options{}),
+		APIKeys: keys,
+		Auth:    auth.NewAuthenticator(auth.NewVerifier(is.URL(), "tenant-registry", clock), false),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &authStack{srv: srv, issuer: is, globexID: globex.ID.String(), globex: "globex",
+		acmeKey: acmeKey.Key.ID.String(), globeKey: globexKey.Key.ID.String()}
+}
+
+// The callers of DESIGN.md's "Who may do what".
+var callers = map[string]oidctest.Claims{
+	"platform_admin": {Subject: "admin-1", Roles: []string{registry.RolePlatformAdmin}},
+	"tenant_user":    {Subject: "user-1", TenantID: acmeID},
+	"it_admin":       {Subject: "itadmin-1", Name: "Ida Admin", TenantID: acmeID, Roles: []string{registry.RoleITAdmin}},
+	"service":        {Subject: "svc-1", Roles: []string{registry.RoleInternal}},
+	"no_role":        {Subject: "nobody-1"},
+}
+
+func (s *authStack) token(who string) string {
+	cl := callers[who]
+	cl.Audience = []string{"tenant-registry"}
+	return s.issuer.Token(cl)
+}
+
+// post sends a Connect JSON POST and returns the HTTP status and the
+// Connect error code ("" on success).
+func (s *authStack) post(t *testing.T, token, procedure, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.srv.URL+procedure, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := s.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode == http.StatusOK {
+		return res.StatusCode, ""
+	}
+	var e struct{ Code string }
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatalf("%s: %d %s", procedure, res.StatusCode, b)
+	}
+	return res.StatusCode, e.Code
+}
+
+// TestEveryRoleEveryRPC calls every RPC as every kind of caller and checks
+// the answer against auth.Rules: refused callers get permission_denied,
+// allowed ones never do (their empty requests may well be invalid).
+func TestEveryRoleEveryRPC(t *testing.T) {
+	s := newAuthStack(t)
+	for who := range callers {
+		tok := s.token(who)
+		p := registry.Principal{TenantID: callers[who].TenantID, Roles: callers[who].Roles}
+		for proc := range auth.Rules {
+			if proc == c.AuditServiceExportEventsProcedure {
+				continue // server-streaming: below
+			}
+			_, wantErr := auth.Authorize(p, proc)
+			status, code := s.post(t, tok, proc, "{}")
+			denied := code == connect.CodePermissionDenied.String()
+			if wantErr != nil && (!denied || status != http.StatusForbidden) {
+				t.Errorf("%s calling %s: %d %q, want 403 permission_denied", who, proc, status, code)
+			}
+			if wantErr == nil && (denied || code == connect.CodeUnauthenticated.String()) {
+				t.Errorf("%s calling %s: %d %q, want it let through", who, proc, status, code)
+			}
+		}
+		// ExportEvents through a real streaming client.
+		client := c.NewAuditServiceClient(s.srv.Client(), s.srv.URL)
+		req := connect.NewRequest(&v1.ExportEventsRequest{TenantId: acmeID})
+		req.Header().Set("Authorization", "Bearer "+tok)
+		stream, err := client.ExportEvents(context.Background(), req)
+		if err == nil {
+			for stream.Receive() {
+			}
+			err = stream.Err()
+		}
+		_, wantErr := auth.Authorize(p, c.AuditServiceExportEventsProcedure)
+		if got := connect.CodeOf(err) == connect.CodePermissionDenied; got != (wantErr != nil) {
+			t.Errorf("%s calling ExportEvents: %v, want denied %v", who, err, wantErr != nil)
+		}
+	}
+}
+
+func TestUnauthenticated(t *testing.T) {
+	s := newAuthStack(t)
+	expired := callers["platform_admin"]
+	expired.Audience = []string{"tenant-registry"}
+	expired.Expiry = time.Now().Add(-time.Hour)
+	cases := []struct{ name, token string }{
+		{"no token", ""},
+		{"expired", s.issuer.Token(expired)},
+		{"garbage", "abc.def.ghi"},
+	}
+	for _, tc := range cases {
+		status, code := s.post(t, tc.token, c.TenantServiceGetTenantBySlugProcedure, `{"slug":"acme"}`)
+		if status != http.StatusUnauthorized || code != "unauthenticated" {
+			t.Errorf("%s: %d %q, want 401 unauthenticated", tc.name, status, code)
+		}
+	}
+	// The REST shim and the NDJSON export go through the same checks.
+	for _, path := range []string{"/v1/tenants/by-slug/acme", "/v1/audit/export?tenant_id=" + acmeID} {
+		res, err := http.Get(s.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s without a token: %d, want 401", path, res.StatusCode)
+		}
+	}
+	// Probes stay open.
+	for _, path := range []string{"/healthz", "/readyz"} {
+		res, err := http.Get(s.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("GET %s without a token: %d, want 200", path, res.StatusCode)
+		}
+	}
+}
+
+// TestTenantIsolation: acme's IT_ADMIN reaching globex's tenant,
+// entitlements, catalog view, keys and audit log gets not_found — the same
+// answer as for something that does not exist — on every tenant-scoped RPC,
+// while the same calls for acme succeed.
+func TestTenantIsolation(t *testing.T) {
+	s := newAuthStack(t)
+	tok := s.token("it_admin")
+	cases := []struct {
+		proc             string
+		ownBody, foreign string
+	}{
+		{c.TenantServiceGetTenantProcedure, `{"id":"` + acmeID + `"}`, `{"id":"` + s.globexID + `"}`},
+		{c.TenantServiceGetTenantBySlugProcedure, `{"slug":"acme"}`, `{"slug":"globex"}`},
+		{c.EntitlementServiceListEntitlementsProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
+		{c.CatalogServiceListProductsProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
+		{c.CatalogServiceRequestProductProcedure, `{"tenant_id":"` + acmeID + `","product":"privacy"}`, `{"tenant_id":"` + s.globexID + `","product":"privacy"}`},
+		{c.CatalogServiceStartTrialProcedure, `{"tenant_id":"` + acmeID + `","product":"risk"}`, `{"tenant_id":"` + s.globexID + `","product":"risk"}`},
+		{c.ApiKeyServiceListApiKeysProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
+		{c.ApiKeyServiceCreateApiKeyProcedure, `{"tenant_id":"` + acmeID + `","name":"k"}`, `{"tenant_id":"` + s.globexID + `","name":"k"}`},
+		{c.ApiKeyServiceRotateApiKeyProcedure, `{"id":"` + s.acmeKey + `","overlap_seconds":60}`, `{"id":"` + s.globeKey + `","overlap_seconds":60}`},
+		{c.ApiKeyServiceRevokeApiKeyProcedure, `{"id":"` + s.acmeKey + `"}`, `{"id":"` + s.globeKey + `"}`},
+		{c.AuditServiceListEventsProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
+		{c.AuditServiceVerifyAuditChainProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
+		{c.AuditServiceAppendEventProcedure, `{"tenant_id":"` + acmeID + `","action":"doc.viewed","crud":"r","actor":{"id":"u"}}`,
+			`{"tenant_id":"` + s.globexID + `","action":"doc.viewed","crud":"r","actor":{"id":"u"}}`},
+	}
+	for _, tc := range cases {
+		if status, code := s.post(t, tok, tc.proc, tc.foreign); status != http.StatusNotFound || code != "not_found" {
+			t.Errorf("%s on globex: %d %q, want 404 not_found", tc.proc, status, code)
+		}
+		if status, code := s.post(t, tok, tc.proc, tc.ownBody); status != http.StatusOK {
+			t.Errorf("%s on acme: %d %q, want 200", tc.proc, status, code)
+		}
+	}
+	// Omitting tenant_id means the caller's own tenant.
+	if status, code := s.post(t, tok, c.EntitlementServiceListEntitlementsProcedure, `{}`); status != http.StatusOK {
+		t.Errorf("ListEntitlements without tenant_id: %d %q, want the caller's own", status, code)
+	}
+	// The NDJSON export is scoped the same way.
+	for _, tc := range []struct {
+		tenant string
+		want   int
+	}{{s.globexID, http.StatusNotFound}, {acmeID, http.StatusOK}} {
+		req, _ := http.NewRequest("GET", s.srv.URL+"/v1/audit/export?tenant_id="+tc.tenant, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := s.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Errorf("export of %s: %d, want %d", tc.tenant, res.StatusCode, tc.want)
+		}
+	}
+}
+
+// TestAuditActorIsTheCaller: the audit event of a change names the token's
+// subject as its actor.
+func TestAuditActorIsTheCaller(t *testing.T) {
+	s := newAuthStack(t)
+	if status, code := s.post(t, s.token("it_admin"), c.ApiKeyServiceCreateApiKeyProcedure, `{"name":"mine"}`); status != http.StatusOK {
+		t.Fatalf("create key: %d %q", status, code)
+	}
+	client := c.NewAuditServiceClient(s.srv.Client(), s.srv.URL)
+	req := connect.NewRequest(&v1.ListEventsRequest{TenantId: acmeID, Action: "api_key.created", PageSize: 500})
+	req.Header().Set("Authorization", "Bearer "+s.token("platform_admin"))
+	res, err := client.ListEvents(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actors []string
+	for _, e := range res.Msg.Events {
+		actors = append(actors, fmt.Sprintf("%s/%s/%s/anonymous=%v", e.Actor.GetId(), e.Actor.GetName(), e.Actor.GetType(), e.IsAnonymous))
+	}
+	want := "itadmin-1/Ida Admin/user/anonymous=false"
+	if len(actors) == 0 || actors[0] != want {
+		t.Errorf("api_key.created actors (newest first) = %v, want %s first", actors, want)
+	}
+}
