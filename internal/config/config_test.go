@@ -66,6 +66,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{[]string{"LOG_LEVEL", "verbose"}, "LOG_LEVEL"},
 		{[]string{"SHUTDOWN_TIMEOUT", "-1s"}, "SHUTDOWN_TIMEOUT"},
 		{[]string{"SWEEP_INTERVAL", "often"}, "SWEEP_INTERVAL"},
+		{[]string{"RPC_TIMEOUT", "soon"}, "RPC_TIMEOUT"},
+		{[]string{"RPC_TIMEOUT", "1ms"}, "RPC_TIMEOUT"},
 		{[]string{"RETENTION_DAYS", "-3"}, "RETENTION_DAYS"},
 		{[]string{"API_KEY_SECRET", "short"}, "API_KEY_SECRET"},
 		{without("API_KEY_SECRET"), "API_KEY_SECRET"},

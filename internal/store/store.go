@@ -47,6 +47,13 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return nil, fmt.Errorf("DATABASE_URL: want a postgres:// URL")
 	}
+	if q := u.Query(); !q.Has("connect_timeout") {
+		// Fail a connection attempt to an unreachable server in seconds,
+		// not after the operating system's TCP timeout.
+		q.Set("connect_timeout", "5")
+		u.RawQuery = q.Encode()
+		databaseURL = u.String()
+	}
 	db, err := sql.Open("pgx", databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)

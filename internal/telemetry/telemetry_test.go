@@ -77,7 +77,7 @@ func TestSanitize(t *testing.T) {
 	for in, want := range map[string]string{
 		`SELECT a FROM t WHERE b = $1`:                          `SELECT a FROM t WHERE b = $1`,
 		`SELECT a FROM t WHERE e = 'ann@example.com' AND x = 1`: `SELECT a FROM t WHERE e = '?' AND x = 1`,
-		`UPDATE t SET n = 'it''s secret' WHERE id = $1`:          `UPDATE t SET n = '?' WHERE id = $1`,
+		`UPDATE t SET n = 'it''s secret' WHERE id = $1`:         `UPDATE t SET n = '?' WHERE id = $1`,
 	} {
 		if got := telemetry.Sanitize(in); got != want {
 			t.Errorf("Sanitize(%q) = %q, want %q", in, got, want)

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+)
+
+// The committed OpenAPI document (gen/openapi/openapi.yaml, made by `make
+// generate` from the protos) against the real server: every documented
+// operation gets a real success and a real error request, and the request,
+// the status and the body are validated against the document. DESIGN.md's
+// REST table must be in the document too.
+
+const specPath = "../../gen/openapi/openapi.yaml"
+
+// notInSpec are paths served outside the REST transcoder, so outside the
+// generated document, on purpose:
+//   - /healthz, /readyz: plain HTTP probes, not RPCs (TestServe covers them);
+//   - /v1/audit/export: ExportEvents is a server stream with no
+//     google.api.http rule; its REST form is a plain NDJSON handler
+//     (routes.go), which an OpenAPI operation cannot usefully describe.
+var notInSpec = map[string]bool{
+	"GET /healthz":         true,
+	"GET /readyz":          true,
+	"GET /v1/audit/export": true,
+}
+
+func loadSpec(t *testing.T) (*openapi3.T, routers.Router) {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromFile(specPath)
+	if err != nil {
+		t.Fatalf("load %s: %v", specPath, err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("%s is not a valid OpenAPI document: %v", specPath, err)
+	}
+	// Strict for the test: a message schema allows no other properties, so a
+	// response of another shape (say {"tenant":{…}} where the bare tenant is
+	// documented) fails here. The published document stays open to additions.
+	no := false
+	for _, ref := range doc.Components.Schemas {
+		if s := ref.Value; s != nil && s.Type.Is("object") && s.AdditionalProperties.Has == nil && s.AdditionalProperties.Schema == nil {
+			s.AdditionalProperties.Has = &no
+		}
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc, router
+}
+
+// TestDesignPathsInSpec: every path+method of DESIGN.md's REST table is an
+// operation of the committed document (or explicitly notInSpec).
+func TestDesignPathsInSpec(t *testing.T) {
+	doc, _ := loadSpec(t)
+	design := filepath.Join("..", "..", "..", "shared", "DESIGN.md")
+	rows, err := designRESTTable(design)
+	if os.IsNotExist(err) {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing (CI has shared/ beside the repository)", design)
+		}
+		t.Skipf("%s not found (not in CI)", design)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 15 {
+		t.Fatalf("found only %d rows in DESIGN.md's REST table: has its format changed? %v", len(rows), rows)
+	}
+	for _, row := range rows {
+		if notInSpec[row] {
+			continue
+		}
+		method, path, _ := strings.Cut(row, " ")
+		item := doc.Paths.Find(path)
+		if item == nil || item.GetOperation(method) == nil {
+			t.Errorf("DESIGN.md's %s is not in %s", row, specPath)
+		}
+	}
+}
+
+var designRow = regexp.MustCompile("^\\|\\s*(GET|POST|PUT|PATCH|DELETE)\\s*\\|\\s*`([^`]+)`")
+
+// designRESTTable returns "METHOD /path" for each row of DESIGN.md's REST
+// table, the query string cut off.
+func designRESTTable(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var rows []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if m := designRow.FindStringSubmatch(sc.Text()); m != nil {
+			p, _, _ := strings.Cut(m[2], "?")
+			rows = append(rows, m[1]+" "+p)
+		}
+	}
+	return rows, sc.Err()
+}
+
+// contract sends requests and validates them and their responses against
+// the document, recording which operations had a success and an error case.
+type contract struct {
+	t       *testing.T
+	base    string
+	router  routers.Router
+	success map[string]bool // "METHOD /template"
+	failure map[string]bool
+}
+
+// call sends method path with body (JSON, or none when empty), expects
+// status, validates everything against the document and returns the decoded
+// body. A request the document itself rejects is a test failure, unless
+// specRejects: then the server must answer 400 and the document must reject
+// the request too (they agree on what is malformed).
+func (c *contract) call(method, path, body string, status int, specRejects bool) map[string]any {
+	t := c.t
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	// Route on a copy without the host, as the document has no servers.
+	route, params, err := c.router.FindRoute(mustRequest(t, method, path, body))
+	if err != nil {
+		t.Errorf("%s %s: not in the document: %v", method, path, err)
+		return nil
+	}
+	op := method + " " + route.Path
+	opts := &openapi3filter.Options{
+		IncludeResponseStatus: true,
+		MultiError:            true,
+		AuthenticationFunc:    openapi3filter.NoopAuthenticationFunc,
+	}
+	in := &openapi3filter.RequestValidationInput{
+		Request:    mustRequest(t, method, path, body),
+		PathParams: params,
+		Route:      route,
+		Options:    opts,
+	}
+	reqErr := openapi3filter.ValidateRequest(context.Background(), in)
+	switch {
+	case specRejects && reqErr == nil:
+		t.Errorf("%s %s %s: the document accepts this request, the test expects it not to", method, path, body)
+	case !specRejects && reqErr != nil:
+		t.Errorf("%s %s %s: request does not validate: %v", method, path, body, reqErr)
+	}
+
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != status {
+		t.Errorf("%s %s %s: status %d, want %d: %s", method, path, body, res.StatusCode, status, raw)
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in,
+		Status:                 res.StatusCode,
+		Header:                 res.Header,
+		Body:                   io.NopCloser(bytes.NewReader(raw)),
+		Options:                opts,
+	}); err != nil {
+		t.Errorf("%s %s: %d response does not validate: %v\n%s", method, path, res.StatusCode, err, raw)
+	}
+	if res.StatusCode < 300 {
+		c.success[op] = true
+	} else {
+		c.failure[op] = true
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Errorf("%s %s: not a JSON object: %q", method, path, raw)
+	}
+	return m
+}
+
+func mustRequest(t *testing.T, method, path, body string) *http.Request {
+	t.Helper()
+	var rd io.Reader = http.NoBody
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req
+}
+
+func jsonStr(t *testing.T, m map[string]any, keys ...string) string {
+	t.Helper()
+	var v any = m
+	for _, k := range keys {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			t.Fatalf("%v: no %s", m, strings.Join(keys, "."))
+		}
+		v = mm[k]
+	}
+	s, ok := v.(string)
+	if !ok || s == "" {
+		t.Fatalf("%v: no %s", m, strings.Join(keys, "."))
+	}
+	return s
+}
+
+// TestContract runs on the embedded SQLite store after the dev seed (acme),
+// as a platform admin (APP_ENV=dev without a token).
+func TestContract(t *testing.T) {
+	doc, router := loadSpec(t)
+	base := startServer(t, map[string]string{"APP_ENV": "dev"})
+	c := &contract{t: t, base: base, router: router, success: map[string]bool{}, failure: map[string]bool{}}
+	const (
+		acme    = "00000000-0000-0000-0000-000000000001"
+		unknown = "00000000-0000-0000-0000-0000000000ff"
+		OK      = http.StatusOK
+		bad     = http.StatusBadRequest
+		missing = http.StatusNotFound
+		clash   = http.StatusConflict
+	)
+
+	// Tenants.
+	created := c.call("POST", "/v1/tenants", `{"slug":"contract-co","name":"Contract Co","plan":"starter"}`, OK, false)
+	id := jsonStr(t, created, "tenant", "id")
+	c.call("POST", "/v1/tenants", `{"slug":"Not A Slug","name":"x","plan":"starter"}`, bad, false)
+	c.call("POST", "/v1/tenants", `{"slug":"contract-co","name":"Again","plan":"starter"}`, clash, false)
+	c.call("POST", "/v1/tenants", `{"slug":`, bad, true)
+	c.call("GET", "/v1/tenants", "", OK, false)
+	c.call("GET", "/v1/tenants?page_size=-1", "", bad, false)
+	if got := c.call("GET", "/v1/tenants/"+acme, "", OK, false); got["slug"] != "acme" {
+		t.Errorf("GET /v1/tenants/{id} is not the bare tenant: %v", got)
+	}
+	c.call("GET", "/v1/tenants/"+unknown, "", missing, false)
+	if got := c.call("GET", "/v1/tenants/by-slug/acme", "", OK, false); got["id"] != acme {
+		t.Errorf("GET /v1/tenants/by-slug/{slug} is not the bare tenant: %v", got)
+	}
+	c.call("GET", "/v1/tenants/by-slug/no-such-tenant", "", missing, false)
+	c.call("POST", "/v1/tenants/"+id+"/retry-provisioning", `{}`, OK, false)
+	c.call("POST", "/v1/tenants/"+unknown+"/retry-provisioning", `{}`, missing, false)
+
+	// Catalog and entitlements (the new tenant is in trial).
+	c.call("GET", "/v1/catalog", "", OK, false)
+	c.call("GET", "/v1/catalog?tenant_id="+unknown, "", missing, false)
+	c.call("POST", "/v1/catalog/trial-request", `{"tenant_id":"`+id+`","product":"certifai"}`, OK, false)
+	c.call("POST", "/v1/catalog/trial-request", `{"tenant_id":"`+id+`","product":"certifai"}`, clash, false)
+	c.call("POST", "/v1/catalog/request", `{"tenant_id":"`+id+`","product":"compliance","note":"please"}`, OK, false)
+	c.call("POST", "/v1/catalog/request", `{"tenant_id":"`+unknown+`","product":"compliance"}`, missing, false)
+	c.call("GET", "/v1/entitlements?tenant_id="+id, "", OK, false)
+	c.call("GET", "/v1/entitlements?tenant_id="+unknown, "", missing, false)
+	c.call("POST", "/v1/entitlements/grant", `{"tenant_id":"`+id+`","product":"compliance"}`, OK, false)
+	c.call("POST", "/v1/entitlements/grant", `{"tenant_id":"`+unknown+`","product":"compliance"}`, missing, false)
+	c.call("POST", "/v1/entitlements/revoke", `{"tenant_id":"`+id+`","product":"compliance"}`, OK, false)
+	c.call("POST", "/v1/entitlements/revoke", `{"tenant_id":"`+unknown+`","product":"compliance"}`, missing, false)
+
+	// Lifecycle: trial → active → frozen; repeating either is a conflict.
+	c.call("POST", "/v1/tenants/"+id+"/activate", `{}`, OK, false)
+	c.call("POST", "/v1/tenants/"+id+"/activate", `{}`, clash, false)
+	c.call("POST", "/v1/tenants/"+acme+"/cancel", `{}`, OK, false)
+	c.call("POST", "/v1/tenants/"+acme+"/cancel", `{}`, clash, false)
+	c.call("POST", "/v1/tenants/"+acme+"/activate", `{}`, OK, false)
+
+	// API keys.
+	key := c.call("POST", "/v1/api-keys", `{"tenant_id":"`+acme+`","name":"ci","scopes":["read"]}`, OK, false)
+	keyID := jsonStr(t, key, "api_key", "id")
+	plaintext := jsonStr(t, key, "key")
+	c.call("POST", "/v1/api-keys", `{"tenant_id":"`+unknown+`","name":"ci"}`, missing, false)
+	c.call("GET", "/v1/api-keys?tenant_id="+acme, "", OK, false)
+	c.call("GET", "/v1/api-keys?tenant_id="+acme+"&cursor=bm90LWEtY3Vyc29y", "", bad, false)
+	c.call("POST", "/v1/internal/api-keys/verify", `{"key":"`+plaintext+`"}`, OK, false)
+	c.call("POST", "/v1/internal/api-keys/verify", `{"key":42}`, bad, true)
+	rotated := c.call("POST", "/v1/api-keys/"+keyID+"/rotate", `{"overlap_seconds":"0"}`, OK, false)
+	newKeyID := jsonStr(t, rotated, "api_key", "id")
+	c.call("POST", "/v1/api-keys/"+unknown+"/rotate", `{}`, missing, false)
+	c.call("DELETE", "/v1/api-keys/"+newKeyID, "", OK, false)
+	c.call("DELETE", "/v1/api-keys/"+unknown, "", missing, false)
+
+	// Claims.
+	c.call("POST", "/v1/internal/keycloak/claims", `{"slug":"acme"}`, OK, false)
+	c.call("POST", "/v1/internal/keycloak/claims", `{"slug":"no-such-tenant"}`, missing, false)
+
+	// Audit.
+	c.call("POST", "/v1/audit", `{"tenant_id":"`+acme+`","action":"contract.tested","crud":"c","actor":{"id":"ci","name":"CI","type":"service"},"fields":{"k":"v"}}`, OK, false)
+	c.call("POST", "/v1/audit", `{"tenant_id":"`+acme+`","crud":"c"}`, bad, false)
+	c.call("GET", "/v1/audit?tenant_id="+acme+"&page_size=1", "", OK, false)
+	c.call("GET", "/v1/audit?tenant_id="+acme+"&cursor=bm90LWEtY3Vyc29y", "", bad, false)
+	c.call("POST", "/v1/audit/verify", `{"tenant_id":"`+acme+`"}`, OK, false)
+	c.call("POST", "/v1/audit/verify", `{"tenant_id":"not-a-uuid"}`, bad, false)
+
+	// Every documented operation had both.
+	var ops []string
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			ops = append(ops, method+" "+path)
+		}
+	}
+	sort.Strings(ops)
+	for _, op := range ops {
+		if !c.success[op] {
+			t.Errorf("%s: no success case in the contract test", op)
+		}
+		if !c.failure[op] {
+			t.Errorf("%s: no error case in the contract test", op)
+		}
+	}
+	t.Logf("%d operations, each with a success and an error case", len(ops))
+}
