@@ -664,8 +664,9 @@ func (lg *loadGen) alternate(ctx context.Context, r *row, d time.Duration) [2]re
 	return out
 }
 
-// fixedRate schedules rate requests/s for d, served by up to 4×lg.conns
-// workers; each latency counts from the request's scheduled start.
+// fixedRate schedules rate requests/s for d, served by lg.conns workers
+// (one keep-alive connection each); each latency counts from the request's
+// scheduled start, so a server falling behind shows in the p99.
 func (lg *loadGen) fixedRate(ctx context.Context, r *row, rate int, d time.Duration) result {
 	interval := time.Second / time.Duration(rate)
 	total := int(d / interval)

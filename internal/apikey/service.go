@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -142,11 +141,11 @@ type Created struct {
 
 // Create issues a key for a tenant.
 func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) {
-	tid, err := parseTenantID(in.TenantID)
+	tid, err := registry.ParseTenantID("tenant_id", in.TenantID)
 	if err != nil {
 		return nil, err
 	}
-	name, err := validateName(in.Name)
+	name, err := registry.DisplayName("name", in.Name, MaxNameLen)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +240,7 @@ type ListInput struct {
 // id), revoked and expired ones included. It never returns secrets or
 // hashes.
 func (s *Service) List(ctx context.Context, in ListInput) (keys []*Key, next string, err error) {
-	tid, err := parseTenantID(in.TenantID)
+	tid, err := registry.ParseTenantID("tenant_id", in.TenantID)
 	if err != nil {
 		return nil, "", err
 	}
@@ -291,7 +290,7 @@ func (s *Service) List(ctx context.Context, in ListInput) (keys []*Key, next str
 // committed and this replica's cache no longer holds the key; other
 // replicas drop it when their listener receives the commit's notification.
 func (s *Service) Revoke(ctx context.Context, id string) (*Key, error) {
-	kid, err := parseKeyID(id)
+	kid, err := registry.ParseID("id", "an API key id", id)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +346,7 @@ type Rotated struct {
 // the old key is kept). The new key has the old key's lifetime: no expiry
 // if the old key had none, else now plus (old expiry − old creation).
 func (s *Service) Rotate(ctx context.Context, id string, overlap time.Duration) (*Rotated, error) {
-	kid, err := parseKeyID(id)
+	kid, err := registry.ParseID("id", "an API key id", id)
 	if err != nil {
 		return nil, err
 	}
@@ -445,40 +444,6 @@ func authorize(ctx context.Context, tid uuid.UUID) error {
 
 func keyTarget(k *ent.APIKey) audit.Target {
 	return audit.Target{ID: k.ID.String(), Name: k.Name, Type: targetType}
-}
-
-func parseTenantID(id string) (uuid.UUID, error) {
-	if id == "" {
-		return uuid.Nil, registry.Errorf(registry.Invalid, "tenant_id: required")
-	}
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return uuid.Nil, registry.Errorf(registry.Invalid, "tenant_id: not a tenant id (want a UUID)")
-	}
-	return u, nil
-}
-
-func parseKeyID(id string) (uuid.UUID, error) {
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return uuid.Nil, registry.Errorf(registry.Invalid, "id: not an API key id (want a UUID)")
-	}
-	return u, nil
-}
-
-func validateName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	switch {
-	case name == "":
-		return "", registry.Errorf(registry.Invalid, "name: required")
-	case !utf8.ValidString(name):
-		return "", registry.Errorf(registry.Invalid, "name: must be UTF-8")
-	case utf8.RuneCountInString(name) > MaxNameLen:
-		return "", registry.Errorf(registry.Invalid, "name: must be at most %d characters", MaxNameLen)
-	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return "", registry.Errorf(registry.Invalid, "name: must not contain control characters")
-	}
-	return name, nil
 }
 
 // validateScopes checks scopes and returns them sorted without duplicates.

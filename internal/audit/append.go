@@ -147,7 +147,7 @@ func (s *Service) byIdempotencyKey(ctx context.Context, groupID, key string) (*e
 func validateAppend(in *AppendInput) error {
 	invalid := func(format string, args ...any) error { return registry.Errorf(registry.Invalid, format, args...) }
 	if in.TenantID != "" {
-		if _, err := parseTenantID("tenant_id", in.TenantID); err != nil {
+		if _, err := registry.ParseTenantID("tenant_id", in.TenantID); err != nil {
 			return err
 		}
 	}

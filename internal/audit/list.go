@@ -102,7 +102,7 @@ func timeKey(t time.Time) string {
 func listFilters(in ListInput) ([]predicate.AuditLog, error) {
 	var where []predicate.AuditLog
 	if in.TenantID != "" {
-		id, err := parseTenantID("tenant_id", in.TenantID)
+		id, err := registry.ParseTenantID("tenant_id", in.TenantID)
 		if err != nil {
 			return nil, err
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/google/uuid"
-
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/internal/registry"
 )
@@ -40,15 +38,6 @@ func NewService(client *ent.Client, recorder *Recorder, clock registry.Clock, op
 
 func (s *Service) postgres() bool { return s.recorder.postgres }
 
-// parseTenantID parses a tenant id given as field.
-func parseTenantID(field, id string) (uuid.UUID, error) {
-	u, err := uuid.Parse(id)
-	if err != nil || len(id) != 36 {
-		return uuid.Nil, registry.Errorf(registry.Invalid, "%s: not a tenant id (want a UUID)", field)
-	}
-	return u, nil
-}
-
 // scope resolves the tenant a call is about: empty means the caller's own
 // tenant; a caller without one (platform admin, service, system) must name a
 // tenant unless all is true ("" = every tenant). Another tenant's log is
@@ -64,7 +53,7 @@ func scope(ctx context.Context, requested string, all bool) (string, error) {
 		}
 		return "", registry.Errorf(registry.Invalid, "tenant_id: required")
 	}
-	if _, err := parseTenantID("tenant_id", requested); err != nil {
+	if _, err := registry.ParseTenantID("tenant_id", requested); err != nil {
 		return "", err
 	}
 	if registry.CheckTenant(ctx, requested) != nil {

@@ -38,7 +38,7 @@ func (s *Service) Claims(ctx context.Context, tenantID, slug string) (*Claims, e
 	case tenantID != "" && slug != "":
 		return nil, registry.Errorf(registry.Invalid, "tenant_id: give tenant_id or slug, not both")
 	case tenantID != "":
-		tid, err := parseTenantID(tenantID)
+		tid, err := registry.ParseTenantID("tenant_id", tenantID)
 		if err != nil {
 			return nil, err
 		}

@@ -77,17 +77,6 @@ func view(p *ent.TenantProduct, now time.Time) *ent.TenantProduct {
 	return &c
 }
 
-func parseTenantID(id string) (uuid.UUID, error) {
-	if id == "" {
-		return uuid.Nil, registry.Errorf(registry.Invalid, "tenant_id: required")
-	}
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return uuid.Nil, registry.Errorf(registry.Invalid, "tenant_id: not a tenant id (want a UUID)")
-	}
-	return u, nil
-}
-
 func (s *Service) product(key string) (catalog.Product, error) {
 	if key == "" {
 		return catalog.Product{}, registry.Errorf(registry.Invalid, "product: required")
@@ -102,7 +91,7 @@ func (s *Service) product(key string) (catalog.Product, error) {
 // List returns the tenant's entitlements, by product, with their effective
 // status.
 func (s *Service) List(ctx context.Context, tenantID string) ([]*ent.TenantProduct, error) {
-	tid, err := parseTenantID(tenantID)
+	tid, err := registry.ParseTenantID("tenant_id", tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +204,7 @@ func refuseFrozen(t *ent.Tenant, what string) error {
 // event is written only when something changed (a row created, a status or
 // note changed), so a repeated identical request leaves no trace.
 func (s *Service) Request(ctx context.Context, tenantID, product, note string) (*ent.TenantProduct, error) {
-	tid, err := parseTenantID(tenantID)
+	tid, err := registry.ParseTenantID("tenant_id", tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +269,7 @@ func (s *Service) Request(ctx context.Context, tenantID, product, note string) (
 // tenant. A requested product may start its trial. The trial ends exactly
 // trial_days × 24h after now.
 func (s *Service) StartTrial(ctx context.Context, tenantID, product string) (*ent.TenantProduct, error) {
-	tid, err := parseTenantID(tenantID)
+	tid, err := registry.ParseTenantID("tenant_id", tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +322,7 @@ func (s *Service) StartTrial(ctx context.Context, tenantID, product string) (*en
 // any status or none; granting an active product is an idempotent success
 // without an event. The trial history (trial_started_at) is kept.
 func (s *Service) Grant(ctx context.Context, tenantID, product string) (*ent.TenantProduct, error) {
-	tid, err := parseTenantID(tenantID)
+	tid, err := registry.ParseTenantID("tenant_id", tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +369,7 @@ func (s *Service) Grant(ctx context.Context, tenantID, product string) (*ent.Ten
 // an idempotent success without an event; a product the tenant has no row
 // for is NotFound.
 func (s *Service) Revoke(ctx context.Context, tenantID, product string) error {
-	tid, err := parseTenantID(tenantID)
+	tid, err := registry.ParseTenantID("tenant_id", tenantID)
 	if err != nil {
 		return err
 	}

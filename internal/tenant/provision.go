@@ -138,7 +138,7 @@ func (s *Service) RunProvisioner(ctx context.Context, interval time.Duration) {
 // RetryProvisioning runs a tenant's provisioning now, whatever its backoff.
 // A tenant already provisioned is returned as it is.
 func (s *Service) RetryProvisioning(ctx context.Context, id string) (*Tenant, error) {
-	uid, err := ParseID(id)
+	uid, err := registry.ParseTenantID("id", id)
 	if err != nil {
 		return nil, err
 	}

@@ -52,18 +52,9 @@ func NewService(client *ent.Client, recorder *audit.Recorder, clock registry.Clo
 	return s
 }
 
-// ParseID parses a tenant id.
-func ParseID(id string) (uuid.UUID, error) {
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return uuid.Nil, registry.Errorf(registry.Invalid, "id: not a tenant id (want a UUID)")
-	}
-	return u, nil
-}
-
 // Get returns the tenant with id.
 func (s *Service) Get(ctx context.Context, id string) (*Tenant, error) {
-	uid, err := ParseID(id)
+	uid, err := registry.ParseTenantID("id", id)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +134,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 	if err := ValidateSlug(in.Slug); err != nil {
 		return nil, err
 	}
-	name, err := normaliseName(in.Name)
+	name, err := registry.DisplayName("name", in.Name, MaxNameLen)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +219,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Tenant, error) {
 // so two concurrent transitions cannot both win: the loser sees the winner's
 // status and gets a Precondition error naming it.
 func (s *Service) transition(ctx context.Context, id, verb, action string, to enttenant.Status, from ...enttenant.Status) (*Tenant, error) {
-	uid, err := ParseID(id)
+	uid, err := registry.ParseTenantID("id", id)
 	if err != nil {
 		return nil, err
 	}

@@ -32,20 +32,6 @@ func ValidateSlug(slug string) error {
 	return nil
 }
 
-// normaliseName trims and checks a display name.
-func normaliseName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	switch {
-	case name == "":
-		return "", registry.Errorf(registry.Invalid, "name: must not be empty")
-	case !utf8.ValidString(name):
-		return "", registry.Errorf(registry.Invalid, "name: must be valid UTF-8")
-	case utf8.RuneCountInString(name) > MaxNameLen:
-		return "", registry.Errorf(registry.Invalid, "name: must be at most %d characters", MaxNameLen)
-	}
-	return name, nil
-}
-
 // validateAdmin checks the optional first admin of a new tenant.
 func validateAdmin(in *CreateInput) error {
 	in.AdminEmail = strings.TrimSpace(in.AdminEmail)
