@@ -4,7 +4,7 @@ GO    ?= go
 PKGS  ?= ./...
 MIGRATE := $(GO) run ./cmd/migrate
 
-.PHONY: dev build test test-short generate lint check-generated \
+.PHONY: dev build test test-short fuzz generate lint check-generated \
         migrate-up migrate-down migrate-down-all migrate-version migrate-status migrate-create bench
 
 ## dev: run the service on the embedded SQLite store (in memory) with the dev seed
@@ -23,6 +23,17 @@ test:
 ## test-short: the suite without PostgreSQL
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
+
+## fuzz: each fuzz target for FUZZTIME (10s); seed corpora in testdata/fuzz
+## (`go test` alone replays them). -fuzz takes one package and target a run.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := ./internal/tenant:FuzzValidateSlug ./internal/cursor:FuzzDecode \
+                ./internal/apikey:FuzzWellFormed ./internal/server:FuzzRESTDecode
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
 
 ## generate: Ent code, protobuf/Connect Go code, the OpenAPI document and the
 ## TypeScript clients (gen/ts, protoc-gen-es from web/package-lock.json)

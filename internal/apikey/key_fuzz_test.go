@@ -20,8 +20,8 @@ func FuzzWellFormed(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(k)
-		f.Add(k[:len(k)-1] + "B")      // padding bits set
-		f.Add(k + "A")                 // too long
+		f.Add(k[:len(k)-1] + "B") // padding bits set
+		f.Add(k + "A")            // too long
 		f.Add(strings.ToUpper(k[:4]) + k[4:])
 	}
 	f.Add("")

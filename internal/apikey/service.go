@@ -273,6 +273,14 @@ func (s *Service) List(ctx context.Context, in ListInput) (keys []*Key, next str
 	if err != nil {
 		return nil, "", fmt.Errorf("list api keys: %w", err)
 	}
+	if len(rows) == 0 && in.Cursor == "" {
+		// No keys at all: an unknown tenant is not found, not an empty list.
+		if exists, err := s.client.Tenant.Query().Where(enttenant.ID(tid)).Exist(ctx); err != nil {
+			return nil, "", fmt.Errorf("read tenant: %w", err)
+		} else if !exists {
+			return nil, "", registry.Errorf(registry.NotFound, "tenant not found")
+		}
+	}
 	if len(rows) > size {
 		rows = rows[:size]
 		last := rows[size-1]

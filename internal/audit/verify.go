@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/uuid"
+
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/auditcheckpoint"
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/ent/tenant"
+	"github.com/platform/tenant-registry/internal/registry"
 )
 
 // VerifyBatch is how many events VerifyChain reads per query.
@@ -71,6 +75,18 @@ func (s *Service) VerifyChain(ctx context.Context, tenantID string) (VerifyResul
 			res.EventsChecked++
 		}
 		if len(rows) < VerifyBatch {
+			if res.EventsChecked == 0 && cpSeq == 0 {
+				// An empty chain: a tenant without events yet, or none at
+				// all. (A deleted tenant's chain is still verifiable: its
+				// events keep their group.)
+				exists, err := s.client.Tenant.Query().Where(tenant.ID(uuid.MustParse(tenantID))).Exist(ctx)
+				if err != nil {
+					return VerifyResult{}, fmt.Errorf("read tenant: %w", err)
+				}
+				if !exists {
+					return VerifyResult{}, registry.Errorf(registry.NotFound, "tenant not found")
+				}
+			}
 			return res, nil
 		}
 	}

@@ -55,6 +55,7 @@ func BenchmarkVerifyHotPath(b *testing.B) {
 	}
 	run("baseline", base, http.MethodPost, "/v1/internal/api-keys/verify", verifyBody, `"valid":true`)
 	run("verify", k.srv, http.MethodPost, "/v1/internal/api-keys/verify", verifyBody, `"valid":true`)
+	run("verify-connect", k.srv, http.MethodPost, "/tenantregistry.v1.InternalService/VerifyApiKey", verifyBody, `"valid":true`)
 	run("by-slug", k.srv, http.MethodGet, "/v1/tenants/by-slug/acme", "", `"slug":"acme"`)
 	if rates["baseline"] > 0 {
 		b.Logf("verify: %.0f req/s = %.0f%% of baseline %.0f req/s; by-slug: %.0f req/s = %.0f%%",

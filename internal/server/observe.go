@@ -50,6 +50,7 @@ type reqInfo struct {
 	procedure string
 	protocol  string
 	code      connect.Code // 0: ok
+	readOnly  bool         // the RPC has no side effects
 }
 
 type reqInfoKey struct{}
@@ -59,12 +60,13 @@ func infoFrom(ctx context.Context) *reqInfo {
 	return i
 }
 
-func (i *reqInfo) set(procedure, protocol string, err error) {
+func (i *reqInfo) set(spec connect.Spec, protocol string, err error) {
 	if i == nil {
 		return
 	}
 	i.mu.Lock()
-	i.rpc, i.procedure, i.protocol = true, procedure, protocol
+	i.rpc, i.procedure, i.protocol = true, spec.Procedure, protocol
+	i.readOnly = spec.IdempotencyLevel == connect.IdempotencyNoSideEffects
 	i.code = 0
 	if err != nil {
 		i.code = connect.CodeOf(err)
@@ -79,7 +81,7 @@ type observeInterceptor struct{}
 func (observeInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		res, err := next(ctx, req)
-		infoFrom(ctx).set(req.Spec().Procedure, req.Peer().Protocol, err)
+		infoFrom(ctx).set(req.Spec(), req.Peer().Protocol, err)
 		return res, err
 	}
 }
@@ -91,7 +93,7 @@ func (observeInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) 
 func (observeInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		err := next(ctx, conn)
-		infoFrom(ctx).set(conn.Spec().Procedure, conn.Peer().Protocol, err)
+		infoFrom(ctx).set(conn.Spec(), conn.Peer().Protocol, err)
 		return err
 	}
 }
@@ -229,7 +231,7 @@ func (o *observer) finish(ctx context.Context, span trace.Span, r *http.Request,
 		status = http.StatusOK
 	}
 	info.mu.Lock()
-	rpc, procedure, protocol, code := info.rpc, info.procedure, info.protocol, info.code
+	rpc, procedure, protocol, code, readOnly := info.rpc, info.procedure, info.protocol, info.code, info.readOnly
 	info.mu.Unlock()
 	if !rpc && code == 0 {
 		code = responseCode(sw.Header(), status)
@@ -281,8 +283,11 @@ func (o *observer) finish(ctx context.Context, span trace.Span, r *http.Request,
 	o.requests.Add(ctx, 1, opt)
 	o.duration.Record(ctx, d.Seconds(), opt)
 
+	// Changes and failures are logged; successful reads (the verify and
+	// claims hot paths among them) and probes only at debug: metrics and
+	// traces count them, and a line per verify would flood the logs.
 	level := slog.LevelInfo
-	if probe && status < 500 {
+	if (probe && status < 500) || (readOnly && code == 0 && status < 400) {
 		level = slog.LevelDebug
 	}
 	if o.log.Enabled(ctx, level) {

@@ -51,7 +51,10 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 		names = append(names, s.name)
 		rest = append(rest, vanguard.NewService(s.path, s.handler,
 			vanguard.WithTargetProtocols(vanguard.ProtocolConnect),
-			vanguard.WithTargetCodecs(vanguard.CodecProto)))
+			vanguard.WithTargetCodecs(vanguard.CodecProto),
+			// In-process: compressing between the transcoder and the
+			// handler only burns CPU.
+			vanguard.WithNoTargetCompression()))
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)

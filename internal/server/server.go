@@ -74,6 +74,8 @@ func NewServer(d Deps) (http.Handler, error) {
 		connect.WithInterceptors(observeInterceptor{}, errorInterceptor{log: d.Logger},
 			deadlineInterceptor{d: d.RPCTimeout}, authInterceptor{authn: d.Auth}),
 		connect.WithReadMaxBytes(maxBodyBytes),
+		// Most answers are a few hundred bytes: gzip costs more than it saves.
+		connect.WithCompressMinBytes(4 << 10),
 		connect.WithRecover(recoverRPC(d.Logger)),
 	}
 	mux := http.NewServeMux()
