@@ -11,10 +11,11 @@ MIGRATE := $(GO) run ./cmd/migrate
 dev:
 	APP_ENV=$${APP_ENV:-dev} $(GO) run ./cmd/server
 
-## build: build ./bin/tenant-registry and ./bin/migrate
+## build: build ./bin/tenant-registry, ./bin/migrate and ./bin/auditctl
 build:
 	$(GO) build -o bin/tenant-registry ./cmd/server
 	$(GO) build -o bin/migrate ./cmd/migrate
+	$(GO) build -o bin/auditctl ./cmd/auditctl
 
 ## test: the whole suite, PostgreSQL included (a throwaway cluster, or TEST_DATABASE_URL)
 test:
