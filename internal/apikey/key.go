@@ -32,11 +32,14 @@
 package apikey
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash"
+	"sync"
 )
 
 const (
@@ -90,13 +93,22 @@ func wellFormed(s string) bool {
 	return err == nil && len(raw) == secretBytes
 }
 
-// hasher computes the keyed hash that is stored and looked up.
-type hasher struct{ secret []byte }
+// hasher computes the keyed hash that is stored and looked up. Keyed
+// HMAC states are pooled: every verify hashes, and a fresh HMAC costs its
+// key schedule and allocations each time.
+type hasher struct{ pool *sync.Pool }
+
+func newHasher(secret []byte) hasher {
+	secret = bytes.Clone(secret)
+	return hasher{pool: &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}}
+}
 
 func (h hasher) sum(key string) [sha256.Size]byte {
-	m := hmac.New(sha256.New, h.secret)
+	m := h.pool.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(key))
 	var out [sha256.Size]byte
 	m.Sum(out[:0])
+	h.pool.Put(m)
 	return out
 }

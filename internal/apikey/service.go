@@ -89,7 +89,7 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{
 		client: o.Client, audit: o.Recorder, clock: o.Clock,
-		hash:     hasher{secret: slices.Clone(o.Secret)},
+		hash:     newHasher(o.Secret),
 		log:      o.Logger,
 		cache:    newCache(o.CacheTTL),
 		listener: newListenerState(o.StaleAfter),
