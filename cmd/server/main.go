@@ -62,12 +62,14 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	var st *store.Store
 	if cfg.DatabaseURL == "" {
 		st, err = store.OpenSQLite(ctx, cfg.SQLitePath)
-		log.Info("using the embedded SQLite store", "path", or(cfg.SQLitePath, "(in memory)"))
 	} else {
 		st, err = store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: cfg.DBMaxConns})
 	}
 	if err != nil {
 		return err
+	}
+	if !st.Postgres() {
+		log.Info("using the embedded SQLite store (dev only)", "path", or(cfg.SQLitePath, "(in memory)"))
 	}
 	defer st.Close()
 	instrument(tel, st, log)
