@@ -14,17 +14,9 @@ import (
 	"time"
 
 	"github.com/platform/tenant-registry/internal/apikey"
-	"github.com/platform/tenant-registry/internal/audit"
-	"github.com/platform/tenant-registry/internal/catalog"
-	"github.com/platform/tenant-registry/internal/entitlement"
-	"github.com/platform/tenant-registry/internal/registry"
-	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
-	"github.com/platform/tenant-registry/internal/tenant"
 )
-
-var keySecret = []byte("server-test-secret-0123456789abcdef")
 
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -54,29 +46,9 @@ type keyStack struct {
 func newKeyStack(t testing.TB, st *store.Store) *keyStack {
 	t.Helper()
 	ctx := context.Background()
-	clock := registry.Clock(registry.SystemClock)
 	logs := &lockedBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rec := audit.NewRecorder(clock, st.Postgres())
-	tenants := tenant.NewService(st.Client, rec, clock)
-	if err := tenants.SeedDev(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := apikey.New(apikey.Options{Client: st.Client, Recorder: rec, Clock: clock, Secret: keySecret, Postgres: st.Postgres(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat := catalog.Default()
-	h, err := server.NewServer(server.Deps{
-		Logger: log, Store: st, Tenants: tenants,
-		Entitlements: entitlement.NewService(st.Client, rec, cat, clock),
-		Catalog:      cat, APIKeys: keys,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	s := newStack(t, st, withLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	srv, keys := s.srv, s.keys
 	if st.Postgres() {
 		lctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})

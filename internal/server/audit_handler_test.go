@@ -3,7 +3,6 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,35 +20,16 @@ import (
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/registry"
-	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
-	"github.com/platform/tenant-registry/internal/tenant"
 )
 
-// newAuditServer serves NewServer's handler with the audit service on an
-// injected clock, seeded with acme.
+// newAuditServer is the stack on an injected clock.
 func newAuditServer(t *testing.T, st *store.Store) (*httptest.Server, *audit.Service, *storetest.Clock) {
 	t.Helper()
 	clock := storetest.NewClock(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
-	rec := audit.NewRecorder(clock.Now, st.Postgres())
-	tenants := tenant.NewService(st.Client, rec, clock.Now)
-	if err := tenants.SeedDev(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	svc := audit.NewService(st.Client, rec, clock.Now, audit.Options{})
-	h, err := server.NewServer(server.Deps{
-		Logger:  slog.New(slog.DiscardHandler),
-		Store:   st,
-		Tenants: tenants,
-		Audit:   svc,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv, svc, clock
+	s := newStack(t, st, withClock(clock.Now))
+	return s.srv, s.audit, clock
 }
 
 func TestAuditREST(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,11 +16,8 @@ import (
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	c "github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/apikey"
-	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
-	"github.com/platform/tenant-registry/internal/catalog"
-	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/storetest"
@@ -40,46 +36,26 @@ type authStack struct {
 
 func newAuthStack(t *testing.T) *authStack {
 	t.Helper()
-	st := storetest.SQLite(t)
-	ctx := context.Background() // the system principal: setup sees everything
-	clock := registry.Clock(registry.SystemClock)
-	rec := audit.NewRecorder(clock, st.Postgres())
-	tenants := tenant.NewService(st.Client, rec, clock)
-	if err := tenants.SeedDev(ctx); err != nil {
-		t.Fatal(err)
-	}
-	globex, err := tenants.Create(ctx, tenant.CreateInput{Slug: "globex", Name: "Globex"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := apikey.New(apikey.Options{Client: st.Client, Recorder: rec, Clock: clock, Secret: []byte(strings.Repeat("k", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	acmeKey, err := keys.Create(ctx, apikey.CreateInput{TenantID: acmeID, Name: "acme key"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	globexKey, err := keys.Create(ctx, apikey.CreateInput{TenantID: globex.ID.String(), Name: "globex key"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	is := oidctest.New()
 	t.Cleanup(is.Close)
-	cat := catalog.Default()
-	h, err := server.NewServer(server.Deps{
-		Logger: slog.New(slog.DiscardHandler), Store: st, Tenants: tenants,
-		Entitlements: entitlement.NewService(st.Client, rec, cat, clock), Catalog: cat,
-		Audit:   audit.NewService(st.Client, rec, clock, audit.Options{}),
-		APIKeys: keys,
-		Auth:    auth.NewAuthenticator(auth.NewVerifier(is.URL(), "tenant-registry", clock), false),
-	})
+	st := storetest.SQLite(t)
+	s := newStack(t, st, withDeps(func(d *server.Deps) {
+		d.Auth = auth.NewAuthenticator(auth.NewVerifier(is.URL(), "tenant-registry", registry.SystemClock), false)
+	}))
+	ctx := context.Background() // the system principal: setup sees everything
+	globex, err := s.tenants.Create(ctx, tenant.CreateInput{Slug: "globex", Name: "Globex"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &authStack{srv: srv, issuer: is, globexID: globex.ID.String(), globex: "globex",
+	acmeKey, err := s.keys.Create(ctx, apikey.CreateInput{TenantID: acmeID, Name: "acme key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	globexKey, err := s.keys.Create(ctx, apikey.CreateInput{TenantID: globex.ID.String(), Name: "globex key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &authStack{srv: s.srv, issuer: is, globexID: globex.ID.String(), globex: "globex",
 		acmeKey: acmeKey.Key.ID.String(), globeKey: globexKey.Key.ID.String()}
 }
 

@@ -21,7 +21,7 @@ import (
 //
 //	go test -run '^$' -bench 'ResolveClaims|Baseline' -benchtime 2s ./internal/server/
 func BenchmarkResolveClaims(b *testing.B) {
-	srv := newTestServer(b, storetest.Postgres(b))
+	srv := newStack(b, storetest.Postgres(b)).srv
 	benchPOST(b, srv, "/v1/internal/keycloak/claims", `{"slug":"acme"}`, `"products":["certifai","compliance"]`)
 }
 

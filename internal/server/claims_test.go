@@ -2,52 +2,16 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/platform/tenant-registry/internal/audit"
-	"github.com/platform/tenant-registry/internal/catalog"
-	"github.com/platform/tenant-registry/internal/entitlement"
-	"github.com/platform/tenant-registry/internal/registry"
-	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
-	"github.com/platform/tenant-registry/internal/tenant"
 )
-
-const acmeID = "00000000-0000-0000-0000-000000000001"
-
-// newTestServer serves NewServer's handler over st, seeded with the dev
-// tenant acme.
-func newTestServer(t testing.TB, st *store.Store) *httptest.Server {
-	t.Helper()
-	clock := registry.Clock(registry.SystemClock)
-	rec := audit.NewRecorder(clock, st.Postgres())
-	tenants := tenant.NewService(st.Client, rec, clock)
-	if err := tenants.SeedDev(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	cat := catalog.Default()
-	h, err := server.NewServer(server.Deps{
-		Logger:       slog.New(slog.DiscardHandler),
-		Store:        st,
-		Tenants:      tenants,
-		Entitlements: entitlement.NewService(st.Client, rec, cat, clock),
-		Catalog:      cat,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 // call sends a JSON request and decodes the JSON answer into out.
 func call(t *testing.T, srv *httptest.Server, method, path, body string, out any) int {
@@ -91,7 +55,7 @@ type apiError struct {
 }
 
 func TestResolveClaimsREST(t *testing.T) {
-	srv := newTestServer(t, storetest.SQLite(t))
+	srv := newStack(t, storetest.SQLite(t)).srv
 	want := claims{TenantID: acmeID, Slug: "acme", Products: []string{"certifai", "compliance"}, Plan: "professional", Status: "active"}
 	ok := []struct{ name, path, body string }{
 		{"REST by slug", "/v1/internal/keycloak/claims", `{"slug":"acme"}`},
@@ -142,7 +106,7 @@ func mustJSON(t *testing.T, v any) string {
 // stores: list with statuses, trial, request, grant, revoke.
 func TestCatalogAndEntitlementsREST(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		srv := newTestServer(t, st)
+		srv := newStack(t, st).srv
 		type product struct {
 			Key               string `json:"key"`
 			TrialAvailable    bool   `json:"trial_available"`

@@ -19,17 +19,12 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/platform/tenant-registry/internal/apikey"
-	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
-	"github.com/platform/tenant-registry/internal/catalog"
-	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/telemetry"
-	"github.com/platform/tenant-registry/internal/tenant"
 )
 
 // observed is a server with a span recorder, a manual metric reader and
@@ -44,7 +39,6 @@ type observed struct {
 
 func newObserved(t *testing.T, mutate func(*server.Deps)) *observed {
 	t.Helper()
-	ctx := context.Background()
 	o := &observed{spans: tracetest.NewSpanRecorder(), metrics: sdkmetric.NewManualReader(), logs: &lockedBuffer{}, issuer: oidctest.New()}
 	t.Cleanup(o.issuer.Close)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.spans))
@@ -53,35 +47,14 @@ func newObserved(t *testing.T, mutate func(*server.Deps)) *observed {
 
 	st := storetest.SQLite(t)
 	st.Instrument(func(d *entsql.Driver) dialect.Driver { return telemetry.TraceDriver(d, tp) })
-	clock := registry.Clock(registry.SystemClock)
-	rec := audit.NewRecorder(clock, st.Postgres())
-	tenants := tenant.NewService(st.Client, rec, clock, tenant.WithLogger(log))
-	if err := tenants.SeedDev(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := apikey.New(apikey.Options{Client: st.Client, Recorder: rec, Clock: clock, Secret: keySecret, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat := catalog.Default()
-	d := server.Deps{
-		Logger: log, Store: st, Tenants: tenants,
-		Entitlements: entitlement.NewService(st.Client, rec, cat, clock),
-		Catalog:      cat, APIKeys: keys,
-		Audit: audit.NewService(st.Client, rec, clock, audit.Options{Logger: log}),
+	o.srv = newStack(t, st, withLogger(log), withDeps(func(d *server.Deps) {
 		// Tokens are verified; a request without one is the dev admin.
-		Auth:           auth.NewAuthenticator(auth.NewVerifier(o.issuer.URL(), "tenant-registry", clock), true),
-		TracerProvider: tp, MeterProvider: mp,
-	}
-	if mutate != nil {
-		mutate(&d)
-	}
-	h, err := server.NewServer(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.srv = httptest.NewServer(h)
-	t.Cleanup(o.srv.Close)
+		d.Auth = auth.NewAuthenticator(auth.NewVerifier(o.issuer.URL(), "tenant-registry", registry.SystemClock), true)
+		d.TracerProvider, d.MeterProvider = tp, mp
+		if mutate != nil {
+			mutate(d)
+		}
+	})).srv
 	return o
 }
 
