@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -92,6 +94,8 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		dsn = fmt.Sprintf("file:mem%d?mode=memory&cache=shared&_pragma=foreign_keys(1)", memSeq.Add(1))
 	} else if strings.ContainsAny(path, "?#") {
 		return nil, errors.New("SQLITE_PATH: must be a plain file path")
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("SQLITE_PATH: %w", err)
 	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
