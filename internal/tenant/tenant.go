@@ -5,11 +5,13 @@ package tenant
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"slices"
 	"time"
 
+	entsql "entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/platform/tenant-registry/ent"
@@ -87,17 +89,67 @@ func visible(ctx context.Context, t *Tenant) (*Tenant, error) {
 }
 
 func (s *Service) get(ctx context.Context, client *ent.Client, where predicate.Tenant) (*Tenant, error) {
-	now := s.clock()
-	t, err := client.Tenant.Query().Where(where).
-		WithProducts(func(q *ent.TenantProductQuery) { q.Where(CurrentProducts(now)) }).
-		Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, registry.Errorf(registry.NotFound, "tenant not found")
+	return Lookup(ctx, client, where, s.clock())
+}
+
+// Lookup reads one tenant and the products it may use at now in one SQL
+// statement: the tenant by an indexed predicate (primary key or unique
+// slug), LEFT JOIN its current products on the unique (tenant_id, product)
+// index, a row per product. The portal's GetTenantBySlug and Keycloak's
+// claims both come this way.
+func Lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now time.Time) (*Tenant, error) {
+	var rows []struct {
+		ID                uuid.UUID      `json:"id"`
+		Slug              string         `json:"slug"`
+		Name              string         `json:"name"`
+		Status            string         `json:"status"`
+		Plan              string         `json:"plan"`
+		KeycloakOrgID     sql.NullString `json:"keycloak_org_id"`
+		ProvisioningState string         `json:"provisioning_state"`
+		CreatedAt         time.Time      `json:"created_at"`
+		UpdatedAt         time.Time      `json:"updated_at"`
+		Product           sql.NullString `json:"product"`
 	}
+	err := client.Tenant.Query().Where(where).Modify(func(sel *entsql.Selector) {
+		p := entsql.Table(tenantproduct.Table).As("tp")
+		// CurrentProducts, rendered against the joined table's alias.
+		current := entsql.Dialect(sel.Dialect()).Select().From(p)
+		CurrentProducts(now)(current)
+		sel.LeftJoin(p).OnP(entsql.And(
+			entsql.ColumnsEQ(sel.C(enttenant.FieldID), p.C(tenantproduct.FieldTenantID)),
+			current.P(),
+		))
+		sel.Select(
+			sel.C(enttenant.FieldID), sel.C(enttenant.FieldSlug), sel.C(enttenant.FieldName),
+			sel.C(enttenant.FieldStatus), sel.C(enttenant.FieldPlan), sel.C(enttenant.FieldKeycloakOrgID),
+			sel.C(enttenant.FieldProvisioningState), sel.C(enttenant.FieldCreatedAt), sel.C(enttenant.FieldUpdatedAt),
+			entsql.As(p.C(tenantproduct.FieldProduct), "product"),
+		)
+	}).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fmt.Errorf("get tenant: %w", err)
 	}
-	return view(t), nil
+	if len(rows) == 0 {
+		return nil, registry.Errorf(registry.NotFound, "tenant not found")
+	}
+	r := rows[0]
+	t := &ent.Tenant{
+		ID: r.ID, Slug: r.Slug, Name: r.Name,
+		Status: enttenant.Status(r.Status), Plan: enttenant.Plan(r.Plan),
+		ProvisioningState: r.ProvisioningState,
+		CreatedAt:         r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+	if r.KeycloakOrgID.Valid {
+		t.KeycloakOrgID = &r.KeycloakOrgID.String
+	}
+	out := &Tenant{Tenant: t, Products: make([]string, 0, len(rows))}
+	for _, r := range rows {
+		if r.Product.Valid {
+			out.Products = append(out.Products, r.Product.String)
+		}
+	}
+	slices.Sort(out.Products)
+	return out, nil
 }
 
 // CurrentProducts matches the entitlements a tenant may use at now: active
