@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
@@ -131,6 +132,16 @@ func TestServe(t *testing.T) {
 			t.Run("rest", func(t *testing.T) { testREST(t, base) })
 			t.Run("connect json post", func(t *testing.T) { testConnectJSON(t, base) })
 			t.Run("protocols", func(t *testing.T) { testProtocols(t, base) })
+			t.Run("grpc health", func(t *testing.T) {
+				client := connect.NewClient[healthpb.HealthCheckRequest, healthpb.HealthCheckResponse](
+					h2c(), base+"/grpc.health.v1.Health/Check", connect.WithGRPC())
+				for _, svc := range []string{"", "tenantregistry.v1.InternalService"} {
+					res, err := client.CallUnary(context.Background(), connect.NewRequest(&healthpb.HealthCheckRequest{Service: svc}))
+					if err != nil || res.Msg.Status != healthpb.HealthCheckResponse_SERVING {
+						t.Errorf("health of %q: %v %v, want SERVING", svc, res, err)
+					}
+				}
+			})
 			t.Run("probes", func(t *testing.T) {
 				for _, path := range []string{"/healthz", "/readyz"} {
 					res, err := http.Get(base + path)
