@@ -216,7 +216,30 @@ func TestTenantIsolation(t *testing.T) {
 	if status, code := s.post(t, tok, c.EntitlementServiceListEntitlementsProcedure, `{}`); status != http.StatusOK {
 		t.Errorf("ListEntitlements without tenant_id: %d %q, want the caller's own", status, code)
 	}
-	// The NDJSON export is scoped the same way.
+	// ExportEvents (server-streaming) is scoped the same way…
+	client := c.NewAuditServiceClient(s.srv.Client(), s.srv.URL)
+	for _, tc := range []struct {
+		tenant string
+		want   connect.Code
+	}{{s.globexID, connect.CodeNotFound}, {acmeID, 0}} {
+		req := connect.NewRequest(&v1.ExportEventsRequest{TenantId: tc.tenant})
+		req.Header().Set("Authorization", "Bearer "+tok)
+		stream, err := client.ExportEvents(context.Background(), req)
+		n := 0
+		if err == nil {
+			for stream.Receive() {
+				n++
+			}
+			err = stream.Err()
+		}
+		if got := connect.CodeOf(err); err != nil && got != tc.want || err == nil && tc.want != 0 {
+			t.Errorf("ExportEvents of %s: %v, want code %v", tc.tenant, err, tc.want)
+		}
+		if tc.want == 0 && n == 0 {
+			t.Errorf("ExportEvents of acme streamed no events")
+		}
+	}
+	// …and so is its NDJSON form.
 	for _, tc := range []struct {
 		tenant string
 		want   int
