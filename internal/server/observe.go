@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/telemetry"
 )
 
@@ -103,14 +104,20 @@ func (observeInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 // Streams are left to the client's deadline: an export may run long.
 type deadlineInterceptor struct{ d time.Duration }
 
+// longRPCs walk a tenant's whole history and get at least this long.
+var longRPCs = map[string]time.Duration{
+	tenantregistryv1connect.AuditServiceVerifyAuditChainProcedure: 5 * time.Minute,
+}
+
 func (i deadlineInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	if i.d <= 0 {
 		return next
 	}
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > i.d {
+		d := max(i.d, longRPCs[req.Spec().Procedure])
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > d {
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, i.d)
+			ctx, cancel = context.WithTimeout(ctx, d)
 			defer cancel()
 		}
 		return next(ctx, req)
