@@ -17,9 +17,9 @@ build:
 	$(GO) build -o bin/migrate ./cmd/migrate
 	$(GO) build -o bin/auditctl ./cmd/auditctl
 
-## test: the whole suite, PostgreSQL included (a throwaway cluster, or TEST_DATABASE_URL)
+## test: the whole suite with the race detector, PostgreSQL included (a throwaway cluster, or TEST_DATABASE_URL)
 test:
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 ## test-short: the suite without PostgreSQL
 test-short:
