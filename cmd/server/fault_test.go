@@ -25,6 +25,7 @@ import (
 
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/internal/keycloak/keycloaktest"
+	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
 	"github.com/platform/tenant-registry/internal/pgtest"
@@ -132,7 +133,7 @@ func TestFaultSIGTERMInFlight(t *testing.T) {
 		"SHUTDOWN_TIMEOUT="+shutdownTimeout.String(), "LOG_LEVEL=warn",
 		"KEYCLOAK_ADMIN_URL="+fake.URL(), "KEYCLOAK_REALM=platform",
 		"KEYCLOAK_CLIENT_ID=tenant-registry", "KEYCLOAK_CLIENT_SECRET=fault-secret")
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

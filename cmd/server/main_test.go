@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,28 +17,11 @@ import (
 
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
+	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// syncBuffer collects the service's log output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startServer calls run with env on a free port, waits for /healthz, and
 // returns the base URL. The server is stopped (as by SIGTERM) at cleanup,
@@ -51,7 +32,7 @@ func startServer(t *testing.T, env map[string]string) string {
 	env["ADDR"] = addr
 	getenv := func(k string) string { return env[k] }
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, getenv, logs) }()
 	base := "http://" + addr

@@ -1,7 +1,6 @@
 package apikey_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -19,6 +18,7 @@ import (
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	keys "github.com/platform/tenant-registry/internal/apikey"
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/pgtest"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
@@ -36,24 +36,7 @@ type fixture struct {
 	keys    *keys.Service
 	tenants *tenant.Service
 	tenant  *tenant.Tenant
-	logs    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs    *logtest.Buffer
 }
 
 // setup returns a Service over st for an active tenant "globex" with the
@@ -64,7 +47,7 @@ func setup(t *testing.T, st *store.Store, listen bool) *fixture {
 	ctx := context.Background()
 	clock := storetest.NewClock(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 	rec := audit.NewRecorder(clock.Now, st.Postgres())
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc, err := keys.New(keys.Options{Client: st.Client, Recorder: rec, Clock: clock.Now, Secret: secret, Postgres: st.Postgres(), Logger: log})
 	if err != nil {

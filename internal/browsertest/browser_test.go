@@ -39,6 +39,7 @@ import (
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
 	"github.com/platform/tenant-registry/internal/catalog"
 	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/store"
@@ -225,7 +226,7 @@ func pageURL(pageBase, apiBase, token string) string {
 // CORS for one origin. It records every request it sees by origin.
 type apiServer struct {
 	srv  *httptest.Server
-	logs *syncBuffer
+	logs *logtest.Buffer
 	mu   sync.Mutex
 	seen []string // "origin METHOD path"
 }
@@ -233,7 +234,7 @@ type apiServer struct {
 func startAPI(t *testing.T, issuer, allowedOrigin string) *apiServer {
 	t.Helper()
 	ctx := context.Background()
-	a := &apiServer{logs: &syncBuffer{}}
+	a := &apiServer{logs: &logtest.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clock := registry.Clock(registry.SystemClock)
 	st, err := store.OpenSQLite(ctx, "")
@@ -363,21 +364,4 @@ func tail(s string) string {
 		return fmt.Sprintf("…%s", s[len(s)-max:])
 	}
 	return s
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

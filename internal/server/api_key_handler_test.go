@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,44 +8,27 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/platform/tenant-registry/internal/apikey"
+	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // keyStack is one server instance: its own apikey.Service (own cache and,
 // on PostgreSQL, own listener), its own handler and HTTP server.
 type keyStack struct {
 	srv  *httptest.Server
 	keys *apikey.Service
-	logs *lockedBuffer
+	logs *logtest.Buffer
 }
 
 func newKeyStack(t testing.TB, st *store.Store) *keyStack {
 	t.Helper()
 	ctx := context.Background()
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	s := newStack(t, st, withLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	srv, keys := s.srv, s.keys
 	if st.Postgres() {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
+	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/storetest"
@@ -33,13 +34,13 @@ type observed struct {
 	srv     *httptest.Server
 	spans   *tracetest.SpanRecorder
 	metrics *sdkmetric.ManualReader
-	logs    *lockedBuffer
+	logs    *logtest.Buffer
 	issuer  *oidctest.Issuer
 }
 
 func newObserved(t *testing.T, mutate func(*server.Deps)) *observed {
 	t.Helper()
-	o := &observed{spans: tracetest.NewSpanRecorder(), metrics: sdkmetric.NewManualReader(), logs: &lockedBuffer{}, issuer: oidctest.New()}
+	o := &observed{spans: tracetest.NewSpanRecorder(), metrics: sdkmetric.NewManualReader(), logs: &logtest.Buffer{}, issuer: oidctest.New()}
 	t.Cleanup(o.issuer.Close)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.spans))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.metrics))
