@@ -546,6 +546,34 @@ type result struct {
 	latencies []time.Duration // sorted
 }
 
+// note records one request of a worker: its error, or its latency.
+func (r *result) note(errMsg string, latency time.Duration) {
+	if errMsg == "" {
+		r.latencies = append(r.latencies, latency)
+		return
+	}
+	r.errors++
+	if r.firstErr == "" {
+		r.firstErr = errMsg
+	}
+}
+
+// merge adds a worker's tally to r.
+func (r *result) merge(w result) {
+	r.latencies = append(r.latencies, w.latencies...)
+	r.errors += w.errors
+	if r.firstErr == "" {
+		r.firstErr = w.firstErr
+	}
+}
+
+// finish closes r after elapsed: the count and the sorted latencies.
+func (r *result) finish(elapsed time.Duration) {
+	r.elapsed = elapsed
+	r.n = len(r.latencies)
+	slices.Sort(r.latencies)
+}
+
 func (r result) rps() float64 {
 	if r.elapsed <= 0 {
 		return 0
@@ -629,36 +657,22 @@ func (lg *loadGen) closedLoop(ctx context.Context, r *row, d time.Duration) resu
 	end := start.Add(d)
 	for w := range lg.conns {
 		wg.Go(func() {
-			lat := make([]time.Duration, 0, 4096)
-			var errs int
-			var first string
+			tally := result{latencies: make([]time.Duration, 0, 4096)}
 			for i := 0; ctx.Err() == nil; i++ {
 				t := time.Now()
 				if !t.Before(end) {
 					break
 				}
-				if e := lg.do(r, w, i); e != "" {
-					errs++
-					if first == "" {
-						first = e
-					}
-					continue
-				}
-				lat = append(lat, time.Since(t))
+				e := lg.do(r, w, i)
+				tally.note(e, time.Since(t))
 			}
 			mu.Lock()
-			out.latencies = append(out.latencies, lat...)
-			out.errors += errs
-			if out.firstErr == "" {
-				out.firstErr = first
-			}
+			out.merge(tally)
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	out.elapsed = time.Since(start)
-	out.n = len(out.latencies)
-	slices.Sort(out.latencies)
+	out.finish(time.Since(start))
 	return out
 }
 
@@ -669,20 +683,11 @@ func (lg *loadGen) alternate(ctx context.Context, r *row, d time.Duration) [2]re
 	start := time.Now()
 	for i := 0; time.Since(start) < d && ctx.Err() == nil; i++ {
 		t := time.Now()
-		res := &out[i%2]
-		if e := lg.do(r, 0, i); e != "" {
-			res.errors++
-			if res.firstErr == "" {
-				res.firstErr = e
-			}
-			continue
-		}
-		res.latencies = append(res.latencies, time.Since(t))
+		e := lg.do(r, 0, i)
+		out[i%2].note(e, time.Since(t))
 	}
 	for i := range out {
-		out[i].elapsed = time.Since(start)
-		out[i].n = len(out[i].latencies)
-		slices.Sort(out[i].latencies)
+		out[i].finish(time.Since(start))
 	}
 	return out
 }
@@ -702,25 +707,13 @@ func (lg *loadGen) fixedRate(ctx context.Context, r *row, rate int, d time.Durat
 	start := time.Now()
 	for w := range lg.conns {
 		wg.Go(func() {
-			lat := make([]time.Duration, 0, total/lg.conns+16)
-			var errs int
-			var first string
+			tally := result{latencies: make([]time.Duration, 0, total/lg.conns+16)}
 			for i := range jobs {
-				if e := lg.do(r, w, i); e != "" {
-					errs++
-					if first == "" {
-						first = e
-					}
-					continue
-				}
-				lat = append(lat, time.Since(start.Add(time.Duration(i)*interval)))
+				e := lg.do(r, w, i)
+				tally.note(e, time.Since(start.Add(time.Duration(i)*interval)))
 			}
 			mu.Lock()
-			out.latencies = append(out.latencies, lat...)
-			out.errors += errs
-			if out.firstErr == "" {
-				out.firstErr = first
-			}
+			out.merge(tally)
 			mu.Unlock()
 		})
 	}
@@ -733,9 +726,7 @@ func (lg *loadGen) fixedRate(ctx context.Context, r *row, rate int, d time.Durat
 	}
 	close(jobs)
 	wg.Wait()
-	out.elapsed = time.Since(start)
-	out.n = len(out.latencies)
-	slices.Sort(out.latencies)
+	out.finish(time.Since(start))
 	return out
 }
 

@@ -117,7 +117,7 @@ func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, er
 		})
 		return err
 	})
-	if err != nil && in.IdempotencyKey != "" && isConstraint(err) {
+	if err != nil && in.IdempotencyKey != "" && ent.IsConstraintError(err) {
 		// A concurrent append with the same key won: answer with its event.
 		if existing, rerr := s.byIdempotencyKey(ctx, groupID, in.IdempotencyKey); rerr == nil && existing != nil {
 			return existing, nil
@@ -128,8 +128,6 @@ func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, er
 	}
 	return row, nil
 }
-
-func isConstraint(err error) bool { return ent.IsConstraintError(err) }
 
 func (s *Service) byIdempotencyKey(ctx context.Context, groupID, key string) (*ent.AuditLog, error) {
 	row, err := s.client.AuditLog.Query().
