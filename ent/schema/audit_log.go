@@ -23,28 +23,28 @@ func (AuditLog) Fields() []ent.Field {
 		field.Time("created_at").Default(time.Now).Immutable(),
 		field.UUID("tenant_id", uuidType()).Optional().Nillable(),
 		// The group as it was when the event was written.
-		field.String("group_id").Optional().MaxLen(64).Immutable(),
-		field.String("group_name").Optional().MaxLen(200).Immutable(),
-		field.String("action").NotEmpty().MaxLen(128).Immutable(),
-		field.String("crud").MaxLen(1).Immutable(),
-		field.String("actor_id").NotEmpty().MaxLen(255).Immutable(),
-		field.String("actor_name").Optional().MaxLen(255).Immutable(),
-		field.String("actor_type").MaxLen(16).Immutable(),
-		field.String("target_id").Optional().MaxLen(255).Immutable(),
-		field.String("target_name").Optional().MaxLen(255).Immutable(),
-		field.String("target_type").Optional().MaxLen(64).Immutable(),
-		field.String("source_ip").Optional().MaxLen(64).Immutable(),
-		field.String("description").Optional().MaxLen(2000).Immutable(),
+		field.String("group_id").Optional().MaxRuneLen(64).Immutable(),
+		field.String("group_name").Optional().MaxRuneLen(200).Immutable(),
+		field.String("action").NotEmpty().MaxRuneLen(128).Immutable(),
+		field.String("crud").MaxRuneLen(1).Immutable(),
+		field.String("actor_id").NotEmpty().MaxRuneLen(255).Immutable(),
+		field.String("actor_name").Optional().MaxRuneLen(255).Immutable(),
+		field.String("actor_type").MaxRuneLen(16).Immutable(),
+		field.String("target_id").Optional().MaxRuneLen(255).Immutable(),
+		field.String("target_name").Optional().MaxRuneLen(255).Immutable(),
+		field.String("target_type").Optional().MaxRuneLen(64).Immutable(),
+		field.String("source_ip").Optional().MaxRuneLen(64).Immutable(),
+		field.String("description").Optional().MaxRuneLen(2000).Immutable(),
 		field.Bool("is_failure").Default(false).Immutable(),
 		field.Bool("is_anonymous").Default(false).Immutable(),
 		field.JSON("fields", map[string]string{}).Optional().Immutable(),
 		// Products' idempotency key: one event per (group, key).
-		field.String("idempotency_key").Optional().Nillable().MaxLen(128).Immutable(),
+		field.String("idempotency_key").Optional().Nillable().MaxRuneLen(128).Immutable(),
 		// Position in the group's hash chain (1, 2, …) and the chain hashes
 		// (hex SHA-256): hash = SHA-256(prev_hash ‖ canonical(event)).
 		field.Int64("chain_seq").Optional().Nillable().Immutable(),
-		field.String("prev_hash").Optional().MaxLen(64).Immutable(),
-		field.String("hash").Optional().MaxLen(64).Immutable(),
+		field.String("prev_hash").Optional().MaxRuneLen(64).Immutable(),
+		field.String("hash").Optional().MaxRuneLen(64).Immutable(),
 	}
 }
 

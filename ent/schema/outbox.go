@@ -23,12 +23,12 @@ func (Outbox) Fields() []ent.Field {
 	return []ent.Field{
 		field.UUID("tenant_id", uuid.UUID{}).Immutable(),
 		// What to do, e.g. "keycloak.provision".
-		field.String("kind").NotEmpty().MaxLen(64).Immutable(),
+		field.String("kind").NotEmpty().MaxRuneLen(64).Immutable(),
 		field.JSON("payload", map[string]string{}).Optional(),
 		field.Int("attempts").Default(0).NonNegative(),
 		field.Time("next_attempt_at"),
 		field.Time("locked_until").Optional().Nillable(),
-		field.String("last_error").Optional().MaxLen(2000),
+		field.String("last_error").Optional().MaxRuneLen(2000),
 		field.Time("done_at").Optional().Nillable(),
 	}
 }

@@ -74,21 +74,20 @@ func Authorize(p registry.Principal, procedure string) (Rule, error) {
 	if !ok {
 		return Rule{}, registry.Errorf(registry.Forbidden, "no access rule for %s", procedure)
 	}
+	// A tenant's token is a tenant caller whatever other roles it holds:
+	// platform-admin and tenant-registry-internal count only on tokens
+	// without a tenant_id claim, so one wrong role mapping cannot open
+	// every tenant.
+	tenantless := p.TenantID == ""
 	switch {
-	case p.HasRole(registry.RolePlatformAdmin):
+	case tenantless && p.HasRole(registry.RolePlatformAdmin):
 		return rule, nil
-	case rule.Access&Service != 0 && p.HasRole(registry.RoleInternal):
+	case tenantless && rule.Access&Service != 0 && p.HasRole(registry.RoleInternal):
 		return rule, nil
-	case rule.Access&TenantAdmin != 0 && p.TenantID != "" && p.HasRole(registry.RoleITAdmin):
+	case rule.Access&TenantAdmin != 0 && !tenantless && p.HasRole(registry.RoleITAdmin):
 		return rule, nil
-	case rule.Access&TenantUser != 0 && p.TenantID != "":
+	case rule.Access&TenantUser != 0 && !tenantless:
 		return rule, nil
 	}
 	return rule, registry.Errorf(registry.Forbidden, "permission denied")
-}
-
-// TenantScoped reports whether p only ever sees its own tenant: a tenant
-// user or IT_ADMIN, as opposed to platform admins, services and the system.
-func TenantScoped(p registry.Principal) bool {
-	return !p.HasRole(registry.RolePlatformAdmin) && !p.HasRole(registry.RoleInternal) && p.Type != registry.ActorSystem
 }

@@ -121,7 +121,7 @@ func principalOf(c Claims, audience string) registry.Principal {
 		Subject:  c.Subject,
 		Name:     c.Name,
 		Type:     registry.ActorUser,
-		TenantID: c.TenantID,
+		TenantID: registry.CanonicalID(c.TenantID),
 		Roles:    append([]string(nil), c.RealmAccess.Roles...),
 	}
 	if p.Name == "" {
@@ -130,7 +130,7 @@ func principalOf(c Claims, audience string) registry.Principal {
 	if ra, ok := c.ResourceAccess[audience]; ok {
 		p.Roles = append(p.Roles, ra.Roles...)
 	}
-	if p.HasRole(registry.RoleInternal) {
+	if p.TenantID == "" && p.HasRole(registry.RoleInternal) {
 		p.Type = registry.ActorService
 	}
 	return p

@@ -84,16 +84,28 @@ type Clock func() time.Time
 // PostgreSQL stores), so values read back compare equal.
 func SystemClock() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
+// TenantScoped reports whether p only ever sees one tenant, its own: any
+// caller with a tenant (a token's tenant_id claim), whatever roles it also
+// holds, and a caller that is neither a platform admin, a service nor the
+// system. Only tenant-less platform admins, services and the system see
+// every tenant.
+func (p Principal) TenantScoped() bool {
+	if p.TenantID != "" {
+		return true
+	}
+	return !p.HasRole(RolePlatformAdmin) && !p.HasRole(RoleInternal) && p.Type != ActorSystem
+}
+
 // CheckTenant answers NotFound when the caller in ctx may not see tenantID:
-// a tenant user or IT_ADMIN sees only their own tenant, and another
-// tenant's things are "not found" (not "forbidden"), so ids do not leak.
-// Platform admins, services and the system see every tenant.
+// a tenant-scoped caller sees only their own tenant, and another tenant's
+// things are "not found" (not "forbidden"), so ids do not leak. Any spelling
+// of a UUID names the same tenant.
 func CheckTenant(ctx context.Context, tenantID string) error {
 	p := PrincipalFrom(ctx)
-	if p.HasRole(RolePlatformAdmin) || p.HasRole(RoleInternal) || p.Type == ActorSystem {
+	if !p.TenantScoped() {
 		return nil
 	}
-	if p.TenantID != "" && p.TenantID == tenantID {
+	if p.TenantID != "" && SameID(p.TenantID, tenantID) {
 		return nil
 	}
 	return Errorf(NotFound, "not found")

@@ -21,6 +21,22 @@ func ParseID(field, what, id string) (uuid.UUID, error) {
 	return u, nil
 }
 
+// CanonicalID returns id in the canonical form of a UUID (lower case), or
+// id itself when it is not a UUID.
+func CanonicalID(id string) string {
+	if len(id) != 36 {
+		return id
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return id
+	}
+	return u.String()
+}
+
+// SameID reports whether a and b name the same UUID, in any case.
+func SameID(a, b string) bool { return CanonicalID(a) == CanonicalID(b) }
+
 // ParseTenantID parses a tenant id given as field.
 func ParseTenantID(field, id string) (uuid.UUID, error) { return ParseID(field, "a tenant id", id) }
 

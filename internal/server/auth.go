@@ -62,11 +62,9 @@ func (i authInterceptor) admit(ctx context.Context, procedure string, peer conne
 	return ctx, rule, err
 }
 
-// scopeTenant applies rule.TenantField to a tenant caller's request: empty
-// means their own tenant; another tenant is not found.
+// scopeTenant applies rule.TenantField to a request message (see scope).
 func scopeTenant(ctx context.Context, rule auth.Rule, req any) error {
-	p := registry.PrincipalFrom(ctx)
-	if rule.TenantField == "" || !auth.TenantScoped(p) {
+	if rule.TenantField == "" {
 		return nil
 	}
 	msg, ok := req.(proto.Message)
@@ -78,14 +76,29 @@ func scopeTenant(ctx context.Context, rule auth.Rule, req any) error {
 	if fd == nil || fd.Kind() != protoreflect.StringKind {
 		return registry.Errorf(registry.Internal, "rule names no string field %q", rule.TenantField)
 	}
-	switch v := m.Get(fd).String(); v {
-	case "":
-		m.Set(fd, protoreflect.ValueOfString(p.TenantID))
-	case p.TenantID:
-	default:
-		return registry.Errorf(registry.NotFound, "not found")
+	v, err := scope(registry.PrincipalFrom(ctx), m.Get(fd).String())
+	if err == nil {
+		m.Set(fd, protoreflect.ValueOfString(v))
 	}
-	return nil
+	return err
+}
+
+// scope is the tenant scope of every RPC and plain HTTP handler, applied
+// to the value of the field its rule names: the canonical form of a UUID
+// (any case names one tenant); for a tenant-scoped caller, empty means
+// their own tenant and another tenant is not found.
+func scope(p registry.Principal, v string) (string, error) {
+	v = registry.CanonicalID(v)
+	if !p.TenantScoped() {
+		return v, nil
+	}
+	switch v {
+	case "":
+		return p.TenantID, nil
+	case p.TenantID:
+		return v, nil
+	}
+	return "", registry.Errorf(registry.NotFound, "not found")
 }
 
 // scopedConn applies the tenant scope to a streaming request's message.
@@ -110,16 +123,12 @@ func admitHTTP(authn *auth.Authenticator, log *slog.Logger, procedure string, ne
 	i := authInterceptor{authn: authn}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, rule, err := i.admit(r.Context(), procedure, connect.Peer{Addr: r.RemoteAddr}, r.Header)
-		if err == nil && rule.TenantField != "" && auth.TenantScoped(registry.PrincipalFrom(ctx)) {
-			p := registry.PrincipalFrom(ctx)
+		if err == nil && rule.TenantField != "" {
 			q := r.URL.Query()
-			switch v := q.Get(rule.TenantField); v {
-			case "":
-				q.Set(rule.TenantField, p.TenantID)
+			var v string
+			if v, err = scope(registry.PrincipalFrom(ctx), q.Get(rule.TenantField)); err == nil {
+				q.Set(rule.TenantField, v)
 				r.URL.RawQuery = q.Encode()
-			case p.TenantID:
-			default:
-				err = registry.Errorf(registry.NotFound, "not found")
 			}
 		}
 		if err != nil {

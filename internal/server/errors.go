@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/internal/registry"
 )
 
@@ -43,6 +44,12 @@ func toConnectError(ctx context.Context, log *slog.Logger, procedure string, err
 		return cerr
 	}
 	code := registry.ErrorCode(err)
+	if code == registry.Internal && ent.IsValidationError(err) {
+		// The domain checks input before it reaches Ent; a value that
+		// still fails a schema validator is bad input all the same.
+		log.WarnContext(ctx, "input passed the domain's checks but not the schema's", "procedure", procedure, "error", err)
+		return connect.NewError(connect.CodeInvalidArgument, errors.New("invalid input: a value is out of range"))
+	}
 	if code != registry.Internal {
 		return connect.NewError(connectCodes[code], errors.New(registry.ErrorMessage(err)))
 	}

@@ -66,8 +66,13 @@ func (w *errorWriter) finish() {
 	}
 	code := codeFromHTTP(w.status)
 	msg := http.StatusText(w.status)
-	if w.status == http.StatusUnsupportedMediaType {
-		msg = "request body: send it with Content-Type: application/json"
+	switch w.status {
+	case http.StatusUnsupportedMediaType:
+		msg = "request body: the REST paths take JSON (Content-Type: application/json)"
+	case http.StatusMethodNotAllowed:
+		// The transcoder set Allow; the status stays 405.
+		writeError(w.ResponseWriter, w.status, code, "method not allowed; this path takes "+w.Header().Get("Allow"))
+		return
 	}
 	if err := json.Unmarshal(w.body.Bytes(), &st); err == nil && len(st.Code) > 0 {
 		if n, err := strconv.Atoi(string(st.Code)); err == nil && n > 0 && n <= 16 {
@@ -81,10 +86,5 @@ func (w *errorWriter) finish() {
 }
 
 func writeJSONError(w http.ResponseWriter, code connect.Code, msg string) {
-	h := w.Header()
-	h.Del("Content-Length")
-	h.Del("Content-Encoding")
-	h.Set("Content-Type", "application/json")
-	w.WriteHeader(httpStatus(code))
-	_ = json.NewEncoder(w).Encode(map[string]string{"code": code.String(), "message": msg})
+	writeError(w, httpStatus(code), code, msg)
 }

@@ -54,7 +54,10 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 			vanguard.WithTargetCodecs(vanguard.CodecProto),
 			// In-process: compressing between the transcoder and the
 			// handler only burns CPU.
-			vanguard.WithNoTargetCompression()))
+			vanguard.WithNoTargetCompression(),
+			// Query parameters that are no field of the request are
+			// ignored (restFront documents the rules for URLs).
+			vanguard.WithRESTUnmarshalOptions(vanguard.RESTUnmarshalOptions{DiscardUnknownQueryParams: true})))
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)
@@ -65,7 +68,11 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 	if err != nil {
 		return err
 	}
-	mux.Handle("/", limitBody(maxBodyBytes, restErrors(transcoder)))
+	routes, err := restRoutes(names)
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", limitBody(maxBodyBytes, restFront(routes, restErrors(transcoder))))
 	return nil
 }
 

@@ -69,10 +69,13 @@ func NewServer(d Deps) (http.Handler, error) {
 	}
 	opts := []connect.HandlerOption{
 		connect.WithCodec(jsonCodec{}),
-		// observeInterceptor (observe.go) only notes the final code;
-		// errorInterceptor is the one that translates errors.
-		connect.WithInterceptors(observeInterceptor{}, errorInterceptor{log: d.Logger},
-			deadlineInterceptor{d: d.RPCTimeout}, authInterceptor{authn: d.Auth}),
+		// observeInterceptor (observe.go) only notes the final code. The
+		// deadline is set outside errorInterceptor, which translates
+		// errors, so that the server's own deadline is told apart from a
+		// database timeout. textInterceptor checks the request's strings
+		// once the caller is known.
+		connect.WithInterceptors(observeInterceptor{}, deadlineInterceptor{d: d.RPCTimeout},
+			errorInterceptor{log: d.Logger}, authInterceptor{authn: d.Auth}, textInterceptor{}),
 		connect.WithReadMaxBytes(maxBodyBytes),
 		// Most answers are a few hundred bytes: gzip costs more than it saves.
 		connect.WithCompressMinBytes(4 << 10),
@@ -84,7 +87,7 @@ func NewServer(d Deps) (http.Handler, error) {
 	}
 	// The observer (request id, span, metrics, access log, recover) is
 	// outermost, so CORS preflights are seen too.
-	return newObserver(withCORS(mux, d.CORSAllowedOrigins), d.Logger, d.TracerProvider, d.MeterProvider)
+	return newObserver(withCORS(normalizeContentType(mux), d.CORSAllowedOrigins), d.Logger, d.TracerProvider, d.MeterProvider)
 }
 
 // withCORS lets the browser portal's origins call the API (Connect-Web and

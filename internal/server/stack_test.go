@@ -32,9 +32,10 @@ type stack struct {
 }
 
 type stackConfig struct {
-	clock  registry.Clock
-	log    *slog.Logger
-	mutate func(*server.Deps)
+	clock      registry.Clock
+	log        *slog.Logger
+	mutate     func(*server.Deps)
+	tenantOpts []tenant.Option
 }
 
 type stackOption func(*stackConfig)
@@ -44,6 +45,11 @@ func withClock(clock registry.Clock) stackOption { return func(c *stackConfig) {
 
 // withLogger gives the services and the server log.
 func withLogger(log *slog.Logger) stackOption { return func(c *stackConfig) { c.log = log } }
+
+// withTenantOptions adds options of the tenant service (a Keycloak).
+func withTenantOptions(opts ...tenant.Option) stackOption {
+	return func(c *stackConfig) { c.tenantOpts = append(c.tenantOpts, opts...) }
+}
 
 // withDeps changes the server's dependencies before NewServer (token
 // authentication, telemetry, a missing service).
@@ -57,7 +63,7 @@ func newStack(t testing.TB, st *store.Store, opts ...stackOption) *stack {
 	}
 	clock, log := cfg.clock, cfg.log
 	rec := audit.NewRecorder(clock, st.Postgres())
-	s := &stack{tenants: tenant.NewService(st.Client, rec, clock, tenant.WithLogger(log))}
+	s := &stack{tenants: tenant.NewService(st.Client, rec, clock, append([]tenant.Option{tenant.WithLogger(log)}, cfg.tenantOpts...)...)}
 	if err := s.tenants.SeedDev(context.Background()); err != nil {
 		t.Fatal(err)
 	}

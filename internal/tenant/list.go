@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
@@ -46,7 +47,7 @@ func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, ne
 		where = append(where, enttenant.PlanEQ(p))
 	}
 	if q := strings.TrimSpace(in.Query); q != "" {
-		if len(q) > 200 {
+		if utf8.RuneCountInString(q) > 200 {
 			return nil, "", registry.Errorf(registry.Invalid, "query: must be at most 200 characters")
 		}
 		where = append(where, enttenant.Or(enttenant.SlugHasPrefix(strings.ToLower(q)), predicate.Tenant(func(s *entsql.Selector) { s.Where(entsql.HasPrefixFold(s.C(enttenant.FieldName), q)) })))

@@ -231,14 +231,25 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The tenant is committed: from here on nothing may report the create
+	// as failed (the client's retry would get a conflict for a tenant it
+	// was told does not exist). The inline Keycloak attempt is best-effort
+	// within the request's time; the read-back outlives the request.
 	invite := s.provisionNow(ctx, created.ID)
-	out, err := s.get(ctx, s.client, enttenant.ID(created.ID))
+	readCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), committedReadTimeout)
+	defer cancel()
+	out, err := s.get(readCtx, s.client, enttenant.ID(created.ID))
 	if err != nil {
-		return nil, err
+		s.log.WarnContext(ctx, "tenant created; reading it back failed, answering the row as written", "tenant_id", created.ID, "error", err)
+		out = &Tenant{Tenant: created}
 	}
 	out.InviteURL = invite
 	return out, nil
 }
+
+// committedReadTimeout bounds the read-back of a tenant that is already
+// created.
+const committedReadTimeout = 5 * time.Second
 
 func parsePlan(plan string) (enttenant.Plan, error) {
 	if plan == "" {
