@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -45,8 +47,11 @@ func requestTypes(tb testing.TB) []protoreflect.MessageType {
 }
 
 // FuzzRESTDecode: the REST codec's Unmarshal, on any bytes into any request
-// message, never panics, and every error is invalid_argument (a 400 on the
-// REST paths), never an internal error. Seeds: testdata/fuzz/FuzzRESTDecode.
+// message, never panics; it fails exactly when protojson fails on the
+// message's dynamic form (so the codec neither loses nor invents errors);
+// every error is invalid_argument; and what it accepts round-trips: the
+// documented JSON of the decoded message (proto field names) decodes to an
+// equal message. Seeds: testdata/fuzz/FuzzRESTDecode.
 func FuzzRESTDecode(f *testing.F) {
 	types := requestTypes(f)
 	codec := restJSONCodec(protoregistry.GlobalTypes)
@@ -64,16 +69,27 @@ func FuzzRESTDecode(f *testing.F) {
 		mt := types[int(which)%len(types)]
 		msg := mt.New().Interface()
 		err := codec.Unmarshal(data, msg)
-		if err == nil {
+		dynErr := protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(data, dynamicpb.NewMessage(mt.Descriptor()))
+		if (err == nil) != (dynErr == nil) {
+			t.Fatalf("Unmarshal(%q) into %s: codec says %v, protojson on the dynamic type says %v", data, mt.Descriptor().FullName(), err, dynErr)
+		}
+		if err != nil {
+			var cerr *connect.Error
+			if !errors.As(err, &cerr) || cerr.Code() != connect.CodeInvalidArgument {
+				t.Fatalf("Unmarshal(%q) into %s: %v is not invalid_argument", data, mt.Descriptor().FullName(), err)
+			}
 			return
 		}
-		var cerr *connect.Error
-		if !errors.As(err, &cerr) || cerr.Code() != connect.CodeInvalidArgument {
-			t.Fatalf("Unmarshal(%q) into %s: %v is not invalid_argument", data, mt.Descriptor().FullName(), err)
+		out, err := codec.MarshalAppend(nil, msg)
+		if err != nil {
+			t.Fatalf("Marshal of the decoded %s: %v", mt.Descriptor().FullName(), err)
 		}
-		// The dynamic form of the message fails the same way.
-		if dynErr := codec.Unmarshal(data, dynamicpb.NewMessage(mt.Descriptor())); dynErr == nil {
-			t.Fatalf("Unmarshal(%q) into %s: generated type fails (%v), dynamic type does not", data, mt.Descriptor().FullName(), err)
+		again := mt.New().Interface()
+		if err := protojson.Unmarshal(out, again); err != nil {
+			t.Fatalf("the documented JSON %s of %s does not decode: %v", out, mt.Descriptor().FullName(), err)
+		}
+		if !proto.Equal(msg, again) {
+			t.Fatalf("round trip of %q into %s changed it: %v, then %v", data, mt.Descriptor().FullName(), msg, again)
 		}
 	})
 }
