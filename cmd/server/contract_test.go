@@ -299,7 +299,7 @@ func TestContract(t *testing.T) {
 	c.call("GET", "/v1/api-keys?tenant_id="+acme+"&cursor=bm90LWEtY3Vyc29y", "", bad, false)
 	c.call("POST", "/v1/internal/api-keys/verify", `{"key":"`+plaintext+`"}`, OK, false)
 	c.call("POST", "/v1/internal/api-keys/verify", `{"key":42}`, bad, true)
-	rotated := c.call("POST", "/v1/api-keys/"+keyID+"/rotate", `{"overlap_seconds":"0"}`, OK, false)
+	rotated := c.call("POST", "/v1/api-keys/"+keyID+"/rotate", `{"overlap_seconds":0}`, OK, false)
 	newKeyID := jsonStr(t, rotated, "api_key", "id")
 	c.call("POST", "/v1/api-keys/"+unknown+"/rotate", `{}`, missing, false)
 	c.call("DELETE", "/v1/api-keys/"+newKeyID, "", OK, false)
