@@ -42,7 +42,7 @@ generate: web/node_modules
 	$(GO) generate ./ent
 	$(GO) tool buf generate
 
-## web/node_modules: the pinned npm packages (protoc-gen-es, Connect-Web, esbuild)
+## web/node_modules: the pinned npm packages (protoc-gen-es, Connect-Web, esbuild, redocly)
 web/node_modules: web/package.json web/package-lock.json
 	npm ci --prefix web --no-audit --no-fund
 	@touch $@
@@ -52,11 +52,13 @@ check-generated: generate
 	@git diff --exit-code --stat -- gen ent migrations || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- gen ent)" || { git status --porcelain -- gen ent; echo "make generate created files: commit them" >&2; exit 1; }
 
-## lint: go vet, gofmt and buf lint
-lint:
+## lint: go vet, gofmt, buf lint and redocly lint of the committed OpenAPI document
+## (recommended rules, redocly.yaml; @redocly/cli from web/package-lock.json)
+lint: web/node_modules
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l cmd internal ent/schema migrations)" || { gofmt -l cmd internal ent/schema migrations; echo "gofmt needed" >&2; exit 1; }
 	$(GO) tool buf lint
+	web/node_modules/.bin/redocly lint gen/openapi/openapi.yaml
 
 ## bench: one table on PostgreSQL (a throwaway cluster, or BENCH_DATABASE_URL): verify,
 ## GetTenantBySlug, ResolveClaims, CreateTenant, AppendEvent, ListEvents page 1 vs 1000 —

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -23,8 +22,8 @@ import (
 // The committed OpenAPI document (gen/openapi/openapi.yaml, made by `make
 // generate` from the protos) against the real server: every documented
 // operation gets a real success and a real error request, and the request,
-// the status and the body are validated against the document. DESIGN.md's
-// REST table must be in the document too.
+// the status and the body are validated against the document. The README's
+// API table (the REST contract) and the document list the same operations.
 
 const specPath = "../../gen/openapi/openapi.yaml"
 
@@ -66,52 +65,88 @@ func loadSpec(t *testing.T) (*openapi3.T, routers.Router) {
 	return doc, router
 }
 
-// TestDesignPathsInSpec: every path+method of DESIGN.md's REST table is an
-// operation of the committed document (or explicitly notInSpec).
+// TestDesignPathsInSpec: the README's API table is the REST contract. Every
+// row (method and path) is an operation of the committed document, with the
+// RPC the row names, or explicitly notInSpec; and every operation of the
+// document is a row of the table.
 func TestDesignPathsInSpec(t *testing.T) {
 	doc, _ := loadSpec(t)
-	design := filepath.Join("..", "..", "..", "shared", "DESIGN.md")
-	rows, err := designRESTTable(design)
-	if os.IsNotExist(err) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing (CI has shared/ beside the repository)", design)
-		}
-		t.Skipf("%s not found (not in CI)", design)
-	}
+	rows, err := readmeAPITable(readmePath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rows) < 15 {
-		t.Fatalf("found only %d rows in DESIGN.md's REST table: has its format changed? %v", len(rows), rows)
+		t.Fatalf("found only %d rows in %s's API table: has its format changed? %v", len(rows), readmePath, rows)
 	}
+	inTable := map[string]bool{}
 	for _, row := range rows {
-		if notInSpec[row] {
+		op := row.method + " " + row.path
+		if inTable[op] {
+			t.Errorf("%s: %s is in the API table twice", readmePath, op)
+		}
+		inTable[op] = true
+		if notInSpec[op] {
 			continue
 		}
-		method, path, _ := strings.Cut(row, " ")
-		item := doc.Paths.Find(path)
-		if item == nil || item.GetOperation(method) == nil {
-			t.Errorf("DESIGN.md's %s is not in %s", row, specPath)
+		item := doc.Paths.Find(row.path)
+		if item == nil || item.GetOperation(row.method) == nil {
+			t.Errorf("%s's %s is not in %s", readmePath, op, specPath)
+			continue
+		}
+		// gnostic's operationId is Service_Method; the table names
+		// Service/Method.
+		if got, want := row.rpc, strings.Replace(item.GetOperation(row.method).OperationID, "_", "/", 1); got != want {
+			t.Errorf("%s's %s names the RPC %q, the document %q", readmePath, op, got, want)
+		}
+	}
+	for op := range notInSpec {
+		if !inTable[op] {
+			t.Errorf("notInSpec's %s is not in %s's API table", op, readmePath)
+		}
+	}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			if op := method + " " + path; !inTable[op] {
+				t.Errorf("%s's %s is not in %s's API table", specPath, op, readmePath)
+			}
 		}
 	}
 }
 
-var designRow = regexp.MustCompile("^\\|\\s*(GET|POST|PUT|PATCH|DELETE)\\s*\\|\\s*`([^`]+)`")
+const readmePath = "../../README.md"
 
-// designRESTTable returns "METHOD /path" for each row of DESIGN.md's REST
-// table, the query string cut off.
-func designRESTTable(path string) ([]string, error) {
+// apiRow is one row of the README's API table.
+type apiRow struct {
+	method, path string
+	rpc          string // the first word of the RPC column, e.g. "TenantService/GetTenant"
+}
+
+// apiTableRow matches a row: | METHOD | `/path` | RPC … | who |.
+var apiTableRow = regexp.MustCompile("^\\|\\s*(GET|POST|PUT|PATCH|DELETE)\\s*\\|\\s*`([^`]+)`\\s*\\|\\s*([^|\\s]*)")
+
+// readmeAPITable returns the rows of the table in the README's "## API"
+// section, each path without its query string.
+func readmeAPITable(path string) ([]apiRow, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var rows []string
+	var rows []apiRow
+	inAPI := false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if m := designRow.FindStringSubmatch(sc.Text()); m != nil {
+		line := sc.Text()
+		if strings.HasPrefix(line, "## ") {
+			inAPI = line == "## API"
+			continue
+		}
+		if !inAPI {
+			continue
+		}
+		if m := apiTableRow.FindStringSubmatch(line); m != nil {
 			p, _, _ := strings.Cut(m[2], "?")
-			rows = append(rows, m[1]+" "+p)
+			rows = append(rows, apiRow{method: m[1], path: p, rpc: m[3]})
 		}
 	}
 	return rows, sc.Err()
@@ -299,7 +334,7 @@ func TestContract(t *testing.T) {
 	c.call("GET", "/v1/api-keys?tenant_id="+acme+"&cursor=bm90LWEtY3Vyc29y", "", bad, false)
 	c.call("POST", "/v1/internal/api-keys/verify", `{"key":"`+plaintext+`"}`, OK, false)
 	c.call("POST", "/v1/internal/api-keys/verify", `{"key":42}`, bad, true)
-	rotated := c.call("POST", "/v1/api-keys/"+keyID+"/rotate", `{"overlap_seconds":"0"}`, OK, false)
+	rotated := c.call("POST", "/v1/api-keys/"+keyID+"/rotate", `{"overlap_seconds":0}`, OK, false)
 	newKeyID := jsonStr(t, rotated, "api_key", "id")
 	c.call("POST", "/v1/api-keys/"+unknown+"/rotate", `{}`, missing, false)
 	c.call("DELETE", "/v1/api-keys/"+newKeyID, "", OK, false)

@@ -154,9 +154,9 @@ func TestEveryRPCHasARule(t *testing.T) {
 	}
 }
 
-// whoMay is DESIGN.md's "Who may do what" written out per RPC, independently
-// of auth.Rules, so a wrong rule fails here. Platform admins may do
-// everything; "user" is any tenant user (IT_ADMINs included).
+// whoMay is the "who" column of the README's API table written out per RPC,
+// independently of auth.Rules, so a wrong rule fails here. Platform admins
+// may do everything; "user" is any tenant user (IT_ADMINs included).
 var whoMay = map[string]string{
 	"/tenantregistry.v1.TenantService/CreateTenant":           "",
 	"/tenantregistry.v1.TenantService/GetTenant":              "user it_admin",

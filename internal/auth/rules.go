@@ -32,9 +32,9 @@ type Rule struct {
 	TenantField string
 }
 
-// Rules is DESIGN.md's "Who may do what", one line per RPC. An RPC missing
-// here is refused to everyone (Authorize fails closed), and a test fails
-// when a generated procedure has no line.
+// Rules is who may do what (the "who" column of the README's API table),
+// one line per RPC. An RPC missing here is refused to everyone (Authorize
+// fails closed), and a test fails when a generated procedure has no line.
 var Rules = map[string]Rule{
 	// Tenants.
 	c.TenantServiceCreateTenantProcedure:      {AdminOnly, ""},

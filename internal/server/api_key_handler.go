@@ -61,7 +61,7 @@ func (h *apiKeyHandler) RevokeApiKey(ctx context.Context, req *connect.Request[v
 }
 
 func (h *apiKeyHandler) RotateApiKey(ctx context.Context, req *connect.Request[v1.RotateApiKeyRequest]) (*connect.Response[v1.RotateApiKeyResponse], error) {
-	secs := req.Msg.OverlapSeconds
+	secs := int64(req.Msg.OverlapSeconds)
 	if secs < 0 || secs > int64(apikey.MaxOverlap/time.Second) {
 		return nil, registry.Errorf(registry.Invalid, "overlap_seconds: must be from 0 to %d", int64(apikey.MaxOverlap/time.Second))
 	}

@@ -60,7 +60,7 @@ func newAuthStack(t *testing.T) *authStack {
 		acmeKey: acmeKey.Key.ID.String(), globeKey: globexKey.Key.ID.String()}
 }
 
-// The callers of DESIGN.md's "Who may do what".
+// The callers of the "who" column of the README's API table.
 var callers = map[string]oidctest.Claims{
 	"platform_admin": {Subject: "admin-1", Roles: []string{registry.RolePlatformAdmin}},
 	"tenant_user":    {Subject: "user-1", TenantID: acmeID},

@@ -95,8 +95,8 @@ func databaseUnreachable(err error) bool {
 	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "failed to connect to")
 }
 
-// httpStatus is the HTTP status of a Connect code on the REST paths, as
-// DESIGN.md documents it (failed_precondition is 409 there).
+// httpStatus is the HTTP status of a Connect code on the REST paths, as the
+// README's API section documents it (failed_precondition is 409 there).
 func httpStatus(code connect.Code) int {
 	switch code {
 	case connect.CodeInvalidArgument, connect.CodeOutOfRange:

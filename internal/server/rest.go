@@ -11,7 +11,8 @@ import (
 
 // restErrors rewrites the REST transcoder's error responses into the
 // documented shape: {"code":"not_found","message":"…"} with the HTTP status
-// of DESIGN.md's table. Successful responses pass through untouched.
+// the README's API section gives the code. Successful responses pass
+// through untouched.
 func restErrors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ew := &errorWriter{ResponseWriter: w}

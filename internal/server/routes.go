@@ -20,7 +20,7 @@ import (
 //	/grpc.health.v1.Health/Check                   gRPC health
 //	/grpc.reflection.v1(alpha).ServerReflection/…  gRPC reflection
 //	everything else                                the REST shim: the google.api.http
-//	                                               paths of the protos (DESIGN.md's table)
+//	                                               paths of the protos (the README's API table)
 func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error {
 	mux.HandleFunc("GET /healthz", handleHealthz)
 	mux.Handle("GET /readyz", handleReadyz(d.Store, d.Logger))

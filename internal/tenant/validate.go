@@ -11,8 +11,9 @@ import (
 // MaxNameLen bounds a tenant's display name (in characters).
 const MaxNameLen = 200
 
-// ValidateSlug checks DESIGN.md's slug rule, ^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$,
-// the same rule the tenants.slug CHECK constraint enforces.
+// ValidateSlug checks the slug rule of the README's API section,
+// ^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$, the same rule the tenants.slug CHECK
+// constraint enforces.
 func ValidateSlug(slug string) error {
 	if len(slug) < 3 || len(slug) > 63 {
 		return registry.Errorf(registry.Invalid, "slug: must be 3 to 63 characters, got %d", len(slug))

@@ -7,8 +7,9 @@ import (
 	"github.com/platform/tenant-registry/internal/registry"
 )
 
-// slugRule is DESIGN.md's slug rule, the reference ValidateSlug must agree
-// with (the tenants.slug CHECK constraint spells the same rule portably).
+// slugRule is the slug rule of the README's API section, the reference
+// ValidateSlug must agree with (the tenants.slug CHECK constraint spells the
+// same rule portably).
 var slugRule = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
 
 // FuzzValidateSlug: ValidateSlug accepts exactly what the regexp accepts,

@@ -476,8 +476,9 @@ func (x *RevokeApiKeyResponse) GetApiKey() *ApiKey {
 type RotateApiKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// How long the old key stays valid, in seconds (0 revokes it now).
-	OverlapSeconds int64 `protobuf:"varint,2,opt,name=overlap_seconds,json=overlapSeconds,proto3" json:"overlap_seconds,omitempty"`
+	// How long the old key stays valid, in seconds (0 revokes it now); at
+	// most 2592000 (30 days).
+	OverlapSeconds int32 `protobuf:"varint,2,opt,name=overlap_seconds,json=overlapSeconds,proto3" json:"overlap_seconds,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -519,7 +520,7 @@ func (x *RotateApiKeyRequest) GetId() string {
 	return ""
 }
 
-func (x *RotateApiKeyRequest) GetOverlapSeconds() int64 {
+func (x *RotateApiKeyRequest) GetOverlapSeconds() int32 {
 	if x != nil {
 		return x.OverlapSeconds
 	}
@@ -635,7 +636,7 @@ const file_tenantregistry_v1_api_key_proto_rawDesc = "" +
 	"\aapi_key\x18\x01 \x01(\v2\x19.tenantregistry.v1.ApiKeyR\x06apiKey\"N\n" +
 	"\x13RotateApiKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
-	"\x0foverlap_seconds\x18\x02 \x01(\x03R\x0eoverlapSeconds\"\xa1\x01\n" +
+	"\x0foverlap_seconds\x18\x02 \x01(\x05R\x0eoverlapSeconds\"\xa1\x01\n" +
 	"\x14RotateApiKeyResponse\x122\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x19.tenantregistry.v1.ApiKeyR\x06apiKey\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12C\n" +

@@ -313,9 +313,9 @@ const file_tenantregistry_v1_internal_proto_rawDesc = "" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x1a\n" +
 	"\bproducts\x18\x03 \x03(\tR\bproducts\x12\x12\n" +
 	"\x04plan\x18\x04 \x01(\tR\x04plan\x12\x16\n" +
-	"\x06status\x18\x05 \x01(\tR\x06status2\xb0\x02\n" +
-	"\x0fInternalService\x12\x8b\x01\n" +
-	"\fVerifyApiKey\x12&.tenantregistry.v1.VerifyApiKeyRequest\x1a'.tenantregistry.v1.VerifyApiKeyResponse\"*\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/internal/api-keys/verify\x90\x02\x01\x12\x8e\x01\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status2\xad\x02\n" +
+	"\x0fInternalService\x12\x88\x01\n" +
+	"\fVerifyApiKey\x12&.tenantregistry.v1.VerifyApiKeyRequest\x1a'.tenantregistry.v1.VerifyApiKeyResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/internal/api-keys/verify\x12\x8e\x01\n" +
 	"\rResolveClaims\x12'.tenantregistry.v1.ResolveClaimsRequest\x1a(.tenantregistry.v1.ResolveClaimsResponse\"*\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/v1/internal/keycloak/claims\x90\x02\x01BLZJgithub.com/platform/tenant-registry/gen/tenantregistry/v1;tenantregistryv1b\x06proto3"
 
 var (

@@ -44,7 +44,8 @@ const (
 // InternalServiceClient is a client for the tenantregistry.v1.InternalService service.
 type InternalServiceClient interface {
 	// VerifyApiKey answers whether a key is good. A well-formed request always
-	// gets a normal answer: valid, or not valid with a reason.
+	// gets a normal answer: valid, or not valid with a reason. POST only: the
+	// request carries the secret key.
 	VerifyApiKey(context.Context, *connect.Request[v1.VerifyApiKeyRequest]) (*connect.Response[v1.VerifyApiKeyResponse], error)
 	// ResolveClaims answers a tenant's claims for its tokens, by tenant_id or
 	// slug.
@@ -66,7 +67,6 @@ func NewInternalServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			httpClient,
 			baseURL+InternalServiceVerifyApiKeyProcedure,
 			connect.WithSchema(internalServiceMethods.ByName("VerifyApiKey")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		resolveClaims: connect.NewClient[v1.ResolveClaimsRequest, v1.ResolveClaimsResponse](
@@ -98,7 +98,8 @@ func (c *internalServiceClient) ResolveClaims(ctx context.Context, req *connect.
 // InternalServiceHandler is an implementation of the tenantregistry.v1.InternalService service.
 type InternalServiceHandler interface {
 	// VerifyApiKey answers whether a key is good. A well-formed request always
-	// gets a normal answer: valid, or not valid with a reason.
+	// gets a normal answer: valid, or not valid with a reason. POST only: the
+	// request carries the secret key.
 	VerifyApiKey(context.Context, *connect.Request[v1.VerifyApiKeyRequest]) (*connect.Response[v1.VerifyApiKeyResponse], error)
 	// ResolveClaims answers a tenant's claims for its tokens, by tenant_id or
 	// slug.
@@ -116,7 +117,6 @@ func NewInternalServiceHandler(svc InternalServiceHandler, opts ...connect.Handl
 		InternalServiceVerifyApiKeyProcedure,
 		svc.VerifyApiKey,
 		connect.WithSchema(internalServiceMethods.ByName("VerifyApiKey")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	internalServiceResolveClaimsHandler := connect.NewUnaryHandler(
