@@ -29,7 +29,8 @@ test-short:
 ## (`go test` alone replays them). -fuzz takes one package and target a run.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := ./internal/tenant:FuzzValidateSlug ./internal/cursor:FuzzDecode \
-                ./internal/apikey:FuzzWellFormed ./internal/server:FuzzRESTDecode
+                ./internal/apikey:FuzzWellFormed ./internal/server:FuzzRESTDecode \
+                ./internal/server:FuzzSurface
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \

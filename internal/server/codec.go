@@ -1,7 +1,8 @@
 package server
 
 import (
-	"fmt"
+	"errors"
+	"strings"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/vanguard"
@@ -61,15 +62,19 @@ func restJSONCodec(res vanguard.TypeResolver) vanguard.Codec {
 type restCodec struct{ *vanguard.JSONCodec }
 
 func (c restCodec) Unmarshal(data []byte, msg proto.Message) error {
-	if err := c.JSONCodec.Unmarshal(data, msg); err != nil {
-		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("request body: %w", err))
-	}
-	return nil
+	return badBody(c.JSONCodec.Unmarshal(data, msg))
 }
 
 func (c restCodec) UnmarshalField(data []byte, msg proto.Message, field protoreflect.FieldDescriptor) error {
-	if err := c.JSONCodec.UnmarshalField(data, msg, field); err != nil {
-		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("request body: %w", err))
+	return badBody(c.JSONCodec.UnmarshalField(data, msg, field))
+}
+
+// badBody is a decoding error as the client sees it: invalid_argument, its
+// text valid UTF-8 even where it quotes the client's bytes (an error
+// message is a proto string too).
+func badBody(err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	return connect.NewError(connect.CodeInvalidArgument, errors.New("request body: "+strings.ToValidUTF8(err.Error(), "\uFFFD")))
 }

@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -72,9 +73,11 @@ func quote(s string) string {
 // the fields its path variables set.
 type restRoute struct {
 	method    string
-	segments  []string // literal segments; "" where a variable stands
-	vars      []string // the variables' field paths
-	wholeBody bool     // body: "*": the request message is the body
+	segments  []string        // literal segments; "" where a variable stands
+	vars      []string        // the variables' field paths
+	wholeBody bool            // body: "*": the request message is the body
+	noBody    bool            // no body: the request comes from the path and query
+	fields    map[string]bool // the request's top-level fields, by proto name
 }
 
 // restRoutes reads the google.api.http bindings of the named services from
@@ -91,9 +94,15 @@ func restRoutes(serviceNames []string) ([]restRoute, error) {
 			continue
 		}
 		for i := 0; i < sd.Methods().Len(); i++ {
-			rule, _ := proto.GetExtension(sd.Methods().Get(i).Options(), annotations.E_Http).(*annotations.HttpRule)
+			md := sd.Methods().Get(i)
+			rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
+			fields := map[string]bool{}
+			for j := 0; j < md.Input().Fields().Len(); j++ {
+				fields[string(md.Input().Fields().Get(j).Name())] = true
+			}
 			for _, b := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
 				if r, ok := newRESTRoute(b); ok {
+					r.fields = fields
 					routes = append(routes, r)
 				}
 			}
@@ -118,7 +127,7 @@ func newRESTRoute(b *annotations.HttpRule) (restRoute, bool) {
 	default:
 		return restRoute{}, false
 	}
-	r := restRoute{method: method, wholeBody: b.GetBody() == "*"}
+	r := restRoute{method: method, wholeBody: b.GetBody() == "*", noBody: b.GetBody() == ""}
 	for _, seg := range strings.Split(strings.Trim(path, "/"), "/") {
 		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
 			v, _, _ := strings.Cut(strings.Trim(seg, "{}"), "=")
@@ -144,22 +153,50 @@ func (r restRoute) matches(segments []string) bool {
 	return true
 }
 
-// restFront applies the REST paths' rules for URLs before the transcoder
-// sees a request:
+// restFront routes the REST paths and applies their rules for URLs before
+// the transcoder sees a request:
 //
+//   - a path no route has is 404; a path whose routes take other methods
+//     is 405 with Allow;
 //   - the path and the query must be valid UTF-8 once unescaped (400);
+//   - the body is JSON: another Content-Type is 415 (the RPC protocols
+//     live on the /tenantregistry.v1.<Service>/ routes);
 //   - a query parameter may not name a path variable (400: the path says
 //     which object, `DELETE /v1/api-keys/N?id=M` is not a way to reach M);
 //   - on a route whose body is the whole request (POST with `body: "*"`),
-//     the query string is ignored;
-//   - elsewhere, query parameters that are no field of the request are
-//     ignored (the transcoder discards them), so cache busters such as
-//     `?_=1733000000` do no harm.
+//     the query string is ignored; on one that takes no body (GET,
+//     DELETE), a body is ignored;
+//   - elsewhere, query parameters that are no top-level field of the
+//     request are ignored, so cache busters such as `?_=1733000000` do no
+//     harm.
 func restFront(routes []restRoute, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path, err := url.PathUnescape(r.URL.EscapedPath())
 		if err != nil || !utf8.ValidString(path) {
 			writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument, "path: not valid UTF-8")
+			return
+		}
+		segments := strings.Split(strings.Trim(path, "/"), "/")
+		var route *restRoute
+		var allow []string
+		for i := range routes {
+			if !routes[i].matches(segments) {
+				continue
+			}
+			if routes[i].method == r.Method {
+				route = &routes[i]
+				break
+			}
+			allow = append(allow, routes[i].method)
+		}
+		switch {
+		case route == nil && len(allow) == 0:
+			writeError(w, http.StatusNotFound, connect.CodeNotFound, "no such path: "+quote(r.URL.Path))
+			return
+		case route == nil:
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, connect.CodeUnimplemented,
+				"method "+r.Method+" not allowed; this path takes "+strings.Join(allow, ", "))
 			return
 		}
 		query, err := url.ParseQuery(r.URL.RawQuery)
@@ -173,26 +210,33 @@ func restFront(routes []restRoute, next http.Handler) http.Handler {
 				return
 			}
 		}
-		segments := strings.Split(strings.Trim(path, "/"), "/")
-		for _, route := range routes {
-			if route.method != r.Method || !route.matches(segments) {
-				continue
+		// Only REST reaches the transcoder: no other protocol's headers.
+		r.Header.Del("Connect-Protocol-Version")
+		switch {
+		case route.noBody:
+			if r.Body != nil && r.Body != http.NoBody {
+				_ = r.Body.Close()
 			}
-			if route.wholeBody {
-				r.URL.RawQuery = ""
-				break
+			r.Body, r.ContentLength = http.NoBody, 0
+			for _, h := range []string{"Content-Length", "Content-Encoding", "Content-Type"} {
+				r.Header.Del(h)
 			}
-			for k := range query {
-				for _, v := range route.vars {
-					if k == v || strings.HasPrefix(k, v+".") {
-						writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument,
-							"query parameter "+quote(k)+" names a path variable; the path says which object")
-						return
-					}
-				}
-			}
-			break
+		case r.Header.Get("Content-Type") != "" && r.Header.Get("Content-Type") != "application/json":
+			writeError(w, http.StatusUnsupportedMediaType, connect.CodeInvalidArgument,
+				"request body: the REST paths take JSON (Content-Type: application/json)")
+			return
 		}
+		for k := range query {
+			if slices.Contains(route.vars, k) {
+				writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument,
+					"query parameter "+quote(k)+" names a path variable; the path says which object")
+				return
+			}
+			if route.wholeBody || !route.fields[k] {
+				query.Del(k)
+			}
+		}
+		r.URL.RawQuery = query.Encode()
 		next.ServeHTTP(w, r)
 	})
 }

@@ -83,6 +83,12 @@ func (w *errorWriter) finish() {
 			msg = st.Message
 		}
 	}
+	if code == connect.CodeUnknown {
+		// The handlers' errors all have a code (errorInterceptor); an
+		// unknown one is the transcoder failing on what the client sent,
+		// such as a body that is not the gzip its Content-Encoding says.
+		code, msg = connect.CodeInvalidArgument, "request body: "+msg
+	}
 	writeJSONError(w.ResponseWriter, code, msg)
 }
 

@@ -61,8 +61,12 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	// Reflection's one procedure only (its handler would take any path
+	// under the service), and only where a bidi stream can run.
+	v1Path, v1 := grpcreflect.NewHandlerV1(reflector)
+	alphaPath, alpha := grpcreflect.NewHandlerV1Alpha(reflector)
+	mux.Handle(v1Path+"ServerReflectionInfo", http2Only(v1))
+	mux.Handle(alphaPath+"ServerReflectionInfo", http2Only(alpha))
 
 	transcoder, err := vanguard.NewTranscoder(rest, vanguard.WithCodec(restJSONCodec))
 	if err != nil {
@@ -74,6 +78,18 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 	}
 	mux.Handle("/", limitBody(maxBodyBytes, restFront(routes, restErrors(transcoder))))
 	return nil
+}
+
+// http2Only answers a bidirectional stream's route 400 on HTTP/1.1, where
+// it cannot run (the handler would answer 505).
+func http2Only(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor < 2 {
+			writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument, "gRPC reflection is a bidirectional stream: call it over HTTP/2 (h2c)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // service is one RPC service: its route prefix and Connect handler.

@@ -1,0 +1,110 @@
+package server_test
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/platform/tenant-registry/internal/storetest"
+)
+
+// surfacePaths are the routes the surface fuzzer starts from: every REST
+// path (with its variables filled in), every Connect procedure, the plain
+// HTTP handlers, and a few that do not exist.
+var surfacePaths = []string{
+	"/healthz", "/readyz", "/v1/audit/export",
+	"/v1/tenants", "/v1/tenants/" + acmeID, "/v1/tenants/by-slug/acme", "/v1/tenants/" + acmeID + "/activate",
+	"/v1/tenants/" + acmeID + "/cancel", "/v1/tenants/" + acmeID + "/retry-provisioning",
+	"/v1/entitlements", "/v1/entitlements/grant", "/v1/entitlements/revoke",
+	"/v1/catalog", "/v1/catalog/request", "/v1/catalog/trial-request",
+	"/v1/api-keys", "/v1/api-keys/" + acmeID, "/v1/api-keys/" + acmeID + "/rotate",
+	"/v1/internal/api-keys/verify", "/v1/internal/keycloak/claims",
+	"/v1/audit", "/v1/audit/verify",
+	"/tenantregistry.v1.TenantService/CreateTenant", "/tenantregistry.v1.TenantService/GetTenant",
+	"/tenantregistry.v1.TenantService/GetTenantBySlug", "/tenantregistry.v1.TenantService/ListTenants",
+	"/tenantregistry.v1.TenantService/ActivateTenant", "/tenantregistry.v1.TenantService/CancelTenant",
+	"/tenantregistry.v1.TenantService/RetryProvisioning",
+	"/tenantregistry.v1.EntitlementService/ListEntitlements", "/tenantregistry.v1.EntitlementService/GrantEntitlement",
+	"/tenantregistry.v1.EntitlementService/RevokeEntitlement",
+	"/tenantregistry.v1.CatalogService/ListProducts", "/tenantregistry.v1.CatalogService/RequestProduct",
+	"/tenantregistry.v1.CatalogService/StartTrial",
+	"/tenantregistry.v1.ApiKeyService/CreateApiKey", "/tenantregistry.v1.ApiKeyService/ListApiKeys",
+	"/tenantregistry.v1.ApiKeyService/RevokeApiKey", "/tenantregistry.v1.ApiKeyService/RotateApiKey",
+	"/tenantregistry.v1.InternalService/VerifyApiKey", "/tenantregistry.v1.InternalService/ResolveClaims",
+	"/tenantregistry.v1.AuditService/AppendEvent", "/tenantregistry.v1.AuditService/ListEvents",
+	"/tenantregistry.v1.AuditService/ExportEvents", "/tenantregistry.v1.AuditService/VerifyAuditChain",
+	"/grpc.health.v1.Health/Check", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+	"/", "/v1", "/v1/nothing", "/tenantregistry.v1.Nope/Nope",
+}
+
+var surfaceMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodHead}
+
+var surfaceContentTypes = []string{
+	"", "application/json", "application/json; charset=utf-8", "Application/JSON;charset=UTF-8",
+	"application/json; charset=latin1", "application/proto", "application/connect+json", "application/connect+proto",
+	"application/grpc", "application/grpc+json", "application/grpc-web+proto", "application/grpc-web-text",
+	"text/plain", "multipart/form-data; boundary=x", "application/json; =", "\x00",
+}
+
+// FuzzSurface drives the whole HTTP surface in process — any route, method,
+// path suffix, query string, content type, protocol header and body — on
+// the embedded store in dev mode (a token-less caller is a platform admin,
+// so every RPC is reachable), and fails on any 5xx: every request gets its answer
+// or a clear 4xx. Seeds: testdata/fuzz/FuzzSurface and the corpus below.
+func FuzzSurface(f *testing.F) {
+	srv := newStack(f, storetest.SQLite(f)).srv
+	seeds := []struct {
+		route, method, ctype uint8
+		suffix, query        string
+		header               uint8
+		body                 string
+	}{
+		{3, 1, 1, "", "", 0, `{"slug":"fuzz-1","name":"F"}`},
+		{4, 0, 0, "", "_=1", 0, ""},
+		{5, 0, 0, "%ff", "", 0, ""},
+		{15, 0, 0, "", "tenant_id=%ff&page_size=abc", 0, ""},
+		{16, 4, 0, "", "id=" + acmeID, 0, ""},
+		{18, 1, 2, "", "", 0, `{"key":"trk_x"}`},
+		{20, 1, 1, "", "", 0, `{"tenant_id":"` + strings.ToUpper(acmeID) + `","action":"a.b","crud":"c","actor":{"id":"u","type":"system"},"idempotency_key":"k"}`},
+		{39, 0, 0, "", `encoding=json&message={"key":"trk_x"}`, 1, ""},
+		{24, 1, 5, "", "", 2, "\x00\x00\x00\x00\x02{}"},
+		{3, 0, 0, "", "query=a%00b&status=nope&cursor=zzz", 0, ""},
+		{11, 2, 1, "/x", "", 0, `{}`},
+		{19, 1, 1, "", "", 3, `{"slug":"` + strings.Repeat("株", 300) + `"}`},
+	}
+	for _, s := range seeds {
+		f.Add(s.route, s.method, s.ctype, s.suffix, s.query, s.header, []byte(s.body))
+	}
+	f.Fuzz(func(t *testing.T, route, method, ctype uint8, suffix, query string, header uint8, body []byte) {
+		target := surfacePaths[int(route)%len(surfacePaths)] + suffix
+		if query != "" {
+			target += "?" + query
+		}
+		req, err := http.NewRequest(surfaceMethods[int(method)%len(surfaceMethods)], srv.URL+target, bytes.NewReader(body))
+		if err != nil {
+			return // not a URL a client can send
+		}
+		if ct := surfaceContentTypes[int(ctype)%len(surfaceContentTypes)]; ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		switch header % 4 {
+		case 1:
+			req.Header.Set("Connect-Protocol-Version", "1")
+		case 2:
+			req.Header.Set("Connect-Timeout-Ms", "not-a-number")
+		case 3:
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+		res, err := srv.Client().Do(req)
+		if err != nil {
+			return // the server hung up: not an answer, and not a 5xx
+		}
+		b := new(bytes.Buffer)
+		_, _ = b.ReadFrom(res.Body)
+		res.Body.Close()
+		if res.StatusCode >= 500 {
+			t.Fatalf("%s %s (Content-Type %q): %d %s", req.Method, target, req.Header.Get("Content-Type"), res.StatusCode, b)
+		}
+	})
+}
