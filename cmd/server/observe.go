@@ -3,22 +3,15 @@ package main
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 
-	"github.com/platform/tenant-registry/ent/outbox"
-	"github.com/platform/tenant-registry/internal/apikey"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/telemetry"
 )
 
-// outboxBacklogEvery is the least time between two outbox backlog counts.
-const outboxBacklogEvery = 30 * time.Second
-
-// instrument traces the store's queries and registers the service's gauges
-// (outbox backlog, API-key verify cache). It must run before st.Client is
+// instrument traces the store's queries. It must run before st.Client is
 // handed to the services.
 func instrument(tel *telemetry.Telemetry, st *store.Store, log *slog.Logger) {
 	st.Instrument(func(d *entsql.Driver) dialect.Driver { return telemetry.TraceDriver(d, tel.TracerProvider) })
@@ -28,20 +21,6 @@ func instrument(tel *telemetry.Telemetry, st *store.Store, log *slog.Logger) {
 	default:
 		log.Info("telemetry: exporting over OTLP", "traces", or(tel.Traces, "off"), "metrics", or(tel.Metrics, "off"))
 	}
-}
-
-// registerGauges registers the outbox backlog and verify cache instruments.
-func registerGauges(tel *telemetry.Telemetry, st *store.Store, keys *apikey.Service, log *slog.Logger) error {
-	client := st.Client
-	return telemetry.RegisterGauges(tel.MeterProvider, telemetry.Gauges{
-		OutboxBacklog: func(ctx context.Context) (int64, error) {
-			n, err := client.Outbox.Query().Where(outbox.DoneAtIsNil()).Count(ctx)
-			return int64(n), err
-		},
-		BacklogEvery: outboxBacklogEvery,
-		VerifyCache:  keys.CacheStats,
-		Logger:       log,
-	})
 }
 
 // shutdownTelemetry flushes what is left to export.

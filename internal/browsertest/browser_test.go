@@ -34,16 +34,12 @@ import (
 	"time"
 
 	"github.com/platform/tenant-registry/internal/apikey"
-	"github.com/platform/tenant-registry/internal/audit"
-	"github.com/platform/tenant-registry/internal/auth"
+	"github.com/platform/tenant-registry/internal/app"
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
-	"github.com/platform/tenant-registry/internal/catalog"
-	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/registry"
-	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/store"
-	"github.com/platform/tenant-registry/internal/tenant"
 )
 
 const (
@@ -236,37 +232,28 @@ func startAPI(t *testing.T, issuer, allowedOrigin string) *apiServer {
 	ctx := context.Background()
 	a := &apiServer{logs: &logtest.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	clock := registry.Clock(registry.SystemClock)
 	st, err := store.OpenSQLite(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	rec := audit.NewRecorder(clock, st.Postgres())
-	tenants := tenant.NewService(st.Client, rec, clock, tenant.WithLogger(log))
-	if err := tenants.SeedDev(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := apikey.New(apikey.Options{
-		Client: st.Client, Recorder: rec, Clock: clock, Secret: []byte("browsertest-secret-0123456789abcdef"),
-		Postgres: st.Postgres(), Logger: log,
+	// Wired by app.New as cmd/server wires it, in stage: tokens from the
+	// issuer, no anonymous caller, the portal's origin allowed.
+	svc, err := app.New(ctx, app.Options{
+		Config: config.Config{
+			Env: config.Stage, KeycloakIssuer: issuer, KeycloakAudience: audience,
+			CORSAllowedOrigins: []string{allowedOrigin},
+			APIKeySecret:       "browsertest-secret-0123456789abcdef",
+		},
+		Store: st, Logger: log, Clock: registry.SystemClock,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	products := catalog.Default()
-	h, err := server.NewServer(server.Deps{
-		Logger: log, Store: st, Tenants: tenants,
-		Entitlements:       entitlement.NewService(st.Client, rec, products, clock),
-		Catalog:            products,
-		Audit:              audit.NewService(st.Client, rec, clock, audit.Options{Logger: log}),
-		APIKeys:            keys,
-		Auth:               auth.NewAuthenticator(auth.NewVerifier(issuer, audience, clock), false),
-		CORSAllowedOrigins: []string{allowedOrigin},
-	})
-	if err != nil {
+	if err := svc.Tenants.SeedDev(ctx); err != nil {
 		t.Fatal(err)
 	}
+	h := svc.Handler
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		a.seen = append(a.seen, r.Header.Get("Origin")+" "+r.Method+" "+r.URL.Path)

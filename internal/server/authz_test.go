@@ -19,8 +19,8 @@ import (
 	"github.com/platform/tenant-registry/internal/apikey"
 	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
+	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/registry"
-	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
@@ -40,8 +40,11 @@ func newAuthStack(t *testing.T) *authStack {
 	is := oidctest.New()
 	t.Cleanup(is.Close)
 	st := storetest.SQLite(t)
-	s := newStack(t, st, withDeps(func(d *server.Deps) {
-		d.Auth = auth.NewAuthenticator(auth.NewVerifier(is.URL(), "tenant-registry", registry.SystemClock), false)
+	s := newStack(t, st, withConfig(func(c *config.Config) {
+		// Tokens are verified, and a request without one is refused:
+		// the stage environment (the rest of stage's configuration is
+		// not needed here).
+		c.Env, c.KeycloakIssuer = config.Stage, is.URL()
 	}))
 	ctx := context.Background() // the system principal: setup sees everything
 	globex, err := s.tenants.Create(ctx, tenant.CreateInput{Slug: "globex", Name: "Globex"})

@@ -11,11 +11,10 @@ import (
 	"time"
 
 	"github.com/platform/tenant-registry/internal/apikey"
+	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/keycloak"
-	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
-	"github.com/platform/tenant-registry/internal/tenant"
 )
 
 // send sends one request with an explicit Content-Type and returns the
@@ -227,8 +226,8 @@ func (blockingProvisioner) Provision(ctx context.Context, _ keycloak.ProvisionRe
 func TestServerDeadline(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		s := newStack(t, st,
-			withTenantOptions(tenant.WithProvisioner(blockingProvisioner{})),
-			withDeps(func(d *server.Deps) { d.RPCTimeout = 300 * time.Millisecond }))
+			withProvisioner(blockingProvisioner{}),
+			withConfig(func(c *config.Config) { c.RPCTimeout = 300 * time.Millisecond }))
 		var created struct {
 			Tenant struct{ ID, Slug string } `json:"tenant"`
 		}
@@ -240,7 +239,7 @@ func TestServerDeadline(t *testing.T) {
 			t.Fatalf("the tenant answered as created is not there: %v", err)
 		}
 
-		fast := newStack(t, st, withDeps(func(d *server.Deps) { d.RPCTimeout = time.Nanosecond }))
+		fast := newStack(t, st, withConfig(func(c *config.Config) { c.RPCTimeout = time.Nanosecond }))
 		for _, path := range []string{"/v1/tenants/by-slug/acme", "/v1/tenants"} {
 			var e apiError
 			if status := call(t, fast.srv, http.MethodGet, path, "", &e); status != http.StatusGatewayTimeout || e.Code != "deadline_exceeded" {

@@ -21,6 +21,8 @@ import (
 
 	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
+	"github.com/platform/tenant-registry/internal/catalog"
+	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/server"
@@ -38,7 +40,7 @@ type observed struct {
 	issuer  *oidctest.Issuer
 }
 
-func newObserved(t *testing.T, mutate func(*server.Deps)) *observed {
+func newObserved(t *testing.T) *observed {
 	t.Helper()
 	o := &observed{spans: tracetest.NewSpanRecorder(), metrics: sdkmetric.NewManualReader(), logs: &logtest.Buffer{}, issuer: oidctest.New()}
 	t.Cleanup(o.issuer.Close)
@@ -48,14 +50,9 @@ func newObserved(t *testing.T, mutate func(*server.Deps)) *observed {
 
 	st := storetest.SQLite(t)
 	st.Instrument(func(d *entsql.Driver) dialect.Driver { return telemetry.TraceDriver(d, tp) })
-	o.srv = newStack(t, st, withLogger(log), withDeps(func(d *server.Deps) {
-		// Tokens are verified; a request without one is the dev admin.
-		d.Auth = auth.NewAuthenticator(auth.NewVerifier(o.issuer.URL(), "tenant-registry", registry.SystemClock), true)
-		d.TracerProvider, d.MeterProvider = tp, mp
-		if mutate != nil {
-			mutate(d)
-		}
-	})).srv
+	// Tokens are verified; a request without one is the dev admin.
+	o.srv = newStack(t, st, withLogger(log), withTelemetry(tp, mp),
+		withConfig(func(c *config.Config) { c.KeycloakIssuer = o.issuer.URL() })).srv
 	return o
 }
 
@@ -96,7 +93,7 @@ func (o *observed) dumpSpans() string {
 }
 
 func TestNoSecretsInLogsOrSpans(t *testing.T) {
-	o := newObserved(t, nil)
+	o := newObserved(t)
 	token := o.issuer.Token(oidctest.Claims{Subject: "admin-1", Audience: []string{"tenant-registry"}, Roles: []string{registry.RolePlatformAdmin}})
 	bearer := map[string]string{"Authorization": "Bearer " + token, "X-Request-Id": "req-create-1"}
 
@@ -229,7 +226,7 @@ func hasRequestCount(rm metricdata.ResourceMetrics, procedure, code string, want
 }
 
 func TestRequestID(t *testing.T) {
-	o := newObserved(t, nil)
+	o := newObserved(t)
 	if got := o.do(t, http.MethodGet, "/healthz", "", map[string]string{"X-Request-Id": "abc-123"}).header.Get("X-Request-Id"); got != "abc-123" {
 		t.Errorf("sane id: echoed %q", got)
 	}
@@ -247,7 +244,7 @@ func TestRequestID(t *testing.T) {
 }
 
 func TestBodyLimits(t *testing.T) {
-	o := newObserved(t, nil)
+	o := newObserved(t)
 	big := `{"slug":"big","name":"` + strings.Repeat("x", 2<<20) + `"}`
 
 	// REST with a Content-Length over the limit.
@@ -289,8 +286,18 @@ func TestBodyLimits(t *testing.T) {
 }
 
 func TestPanicsRecovered(t *testing.T) {
-	// Without their services, these handlers dereference nil: a panic.
-	o := newObserved(t, func(d *server.Deps) { d.Tenants = nil; d.Audit = nil })
+	// Mis-wired on purpose, outside app.New: without their services these
+	// handlers dereference nil, a panic.
+	o := &observed{logs: &logtest.Buffer{}}
+	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	h, err := server.NewServer(server.Deps{
+		Logger: log, Store: storetest.SQLite(t), Catalog: catalog.Default(), Auth: auth.NewAuthenticator(nil, true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.srv = httptest.NewServer(h)
+	t.Cleanup(o.srv.Close)
 
 	res := o.do(t, http.MethodPost, "/tenantregistry.v1.TenantService/GetTenant", `{"id":"`+acmeID+`"}`, nil)
 	if res.status != http.StatusInternalServerError || !strings.Contains(res.body, `"code":"internal"`) {

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -42,8 +43,7 @@ type Deps struct {
 	Audit *audit.Service
 	// APIKeys serves ApiKeyService and InternalService.VerifyApiKey.
 	APIKeys *apikey.Service
-	// Auth authenticates callers; nil means the dev mode's anonymous
-	// platform admin for every call (tests of single services).
+	// Auth authenticates callers (required: there is no default caller).
 	Auth *auth.Authenticator
 	// CORSAllowedOrigins are the browser origins allowed to call the API.
 	CORSAllowedOrigins []string
@@ -61,8 +61,13 @@ const DefaultRPCTimeout = 10 * time.Second
 
 // NewServer returns the service's http.Handler.
 func NewServer(d Deps) (http.Handler, error) {
-	if d.Auth == nil {
-		d.Auth = auth.NewAuthenticator(nil, true)
+	switch {
+	case d.Auth == nil:
+		return nil, errors.New("server: an authenticator is required (auth.NewAuthenticator)")
+	case d.Logger == nil:
+		return nil, errors.New("server: a logger is required")
+	case d.Store == nil:
+		return nil, errors.New("server: a store is required (readiness pings it)")
 	}
 	if d.RPCTimeout == 0 {
 		d.RPCTimeout = DefaultRPCTimeout

@@ -6,12 +6,15 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/platform/tenant-registry/internal/apikey"
+	"github.com/platform/tenant-registry/internal/app"
 	"github.com/platform/tenant-registry/internal/audit"
-	"github.com/platform/tenant-registry/internal/catalog"
+	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/registry"
-	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
@@ -19,10 +22,11 @@ import (
 const acmeID = "00000000-0000-0000-0000-000000000001"
 
 // keySecret is the API-key HMAC secret of every test stack.
-var keySecret = []byte("server-test-secret-0123456789abcdef")
+const keySecret = "server-test-secret-0123456789abcdef"
 
-// stack is the whole service over one store, wired as cmd/server wires it,
-// seeded with the dev tenant acme and served over httptest.
+// stack is the whole service over one store, wired by app.New as
+// cmd/server wires it (APP_ENV=dev unless a test says otherwise, so acme is
+// seeded), served over httptest.
 type stack struct {
 	srv          *httptest.Server
 	tenants      *tenant.Service
@@ -32,61 +36,61 @@ type stack struct {
 }
 
 type stackConfig struct {
-	clock      registry.Clock
-	log        *slog.Logger
-	mutate     func(*server.Deps)
-	tenantOpts []tenant.Option
+	opts   app.Options
+	mutate func(*config.Config)
 }
 
 type stackOption func(*stackConfig)
 
 // withClock runs every service on clock.
-func withClock(clock registry.Clock) stackOption { return func(c *stackConfig) { c.clock = clock } }
+func withClock(clock registry.Clock) stackOption { return func(c *stackConfig) { c.opts.Clock = clock } }
 
 // withLogger gives the services and the server log.
-func withLogger(log *slog.Logger) stackOption { return func(c *stackConfig) { c.log = log } }
+func withLogger(log *slog.Logger) stackOption { return func(c *stackConfig) { c.opts.Logger = log } }
 
-// withTenantOptions adds options of the tenant service (a Keycloak).
-func withTenantOptions(opts ...tenant.Option) stackOption {
-	return func(c *stackConfig) { c.tenantOpts = append(c.tenantOpts, opts...) }
+// withProvisioner replaces the Keycloak the configuration names.
+func withProvisioner(p tenant.Provisioner) stackOption {
+	return func(c *stackConfig) { c.opts.Provisioner = p }
 }
 
-// withDeps changes the server's dependencies before NewServer (token
-// authentication, telemetry, a missing service).
-func withDeps(f func(*server.Deps)) stackOption { return func(c *stackConfig) { c.mutate = f } }
+// withTelemetry records spans and metrics.
+func withTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) stackOption {
+	return func(c *stackConfig) { c.opts.TracerProvider, c.opts.MeterProvider = tp, mp }
+}
+
+// withConfig changes the configuration (token issuer, environment, RPC
+// deadline) before app.New.
+func withConfig(f func(*config.Config)) stackOption { return func(c *stackConfig) { c.mutate = f } }
 
 func newStack(t testing.TB, st *store.Store, opts ...stackOption) *stack {
 	t.Helper()
-	cfg := stackConfig{clock: registry.SystemClock, log: slog.New(slog.DiscardHandler)}
+	cfg, err := config.Load(func(k string) string {
+		if k == "API_KEY_SECRET" {
+			return keySecret
+		}
+		return "" // the defaults: APP_ENV=dev
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := stackConfig{opts: app.Options{Store: st, Clock: registry.SystemClock, Logger: slog.New(slog.DiscardHandler)}}
 	for _, o := range opts {
-		o(&cfg)
+		o(&c)
 	}
-	clock, log := cfg.clock, cfg.log
-	rec := audit.NewRecorder(clock, st.Postgres())
-	s := &stack{tenants: tenant.NewService(st.Client, rec, clock, append([]tenant.Option{tenant.WithLogger(log)}, cfg.tenantOpts...)...)}
-	if err := s.tenants.SeedDev(context.Background()); err != nil {
-		t.Fatal(err)
+	if c.mutate != nil {
+		c.mutate(&cfg)
 	}
-	var err error
-	s.keys, err = apikey.New(apikey.Options{Client: st.Client, Recorder: rec, Clock: clock, Secret: keySecret, Postgres: st.Postgres(), Logger: log})
+	c.opts.Config = cfg
+	a, err := app.New(context.Background(), c.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat := catalog.Default()
-	s.entitlements = entitlement.NewService(st.Client, rec, cat, clock)
-	s.audit = audit.NewService(st.Client, rec, clock, audit.Options{Logger: log})
-	d := server.Deps{
-		Logger: log, Store: st, Tenants: s.tenants, Entitlements: s.entitlements,
-		Catalog: cat, Audit: s.audit, APIKeys: s.keys,
+	if cfg.Env != config.Dev { // the dev seed is dev's; the tests want acme anyway
+		if err := a.Tenants.SeedDev(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if cfg.mutate != nil {
-		cfg.mutate(&d)
-	}
-	h, err := server.NewServer(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.srv = httptest.NewServer(h)
+	s := &stack{srv: httptest.NewServer(a.Handler), tenants: a.Tenants, entitlements: a.Entitlements, audit: a.Audit, keys: a.APIKeys}
 	t.Cleanup(s.srv.Close)
 	return s
 }

@@ -1,0 +1,211 @@
+// Package app wires the whole of tenant-registry from its configuration:
+// the domain services over one store, the HTTP handler and the background
+// workers. cmd/server, the server tests and the browser test all build the
+// service with New, so the tests run main's wiring.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/platform/tenant-registry/internal/apikey"
+	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/auth"
+	"github.com/platform/tenant-registry/internal/catalog"
+	"github.com/platform/tenant-registry/internal/config"
+	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/keycloak"
+	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/server"
+	"github.com/platform/tenant-registry/internal/store"
+	"github.com/platform/tenant-registry/internal/telemetry"
+	"github.com/platform/tenant-registry/internal/tenant"
+)
+
+// Options are New's inputs. Config, Store, Logger and Clock are required.
+type Options struct {
+	Config config.Config
+	Store  *store.Store
+	Logger *slog.Logger
+	Clock  registry.Clock
+	// Provisioner replaces the Keycloak adapter Config names (tests that
+	// need a Keycloak that misbehaves); nil means Config's.
+	Provisioner tenant.Provisioner
+	// TracerProvider and MeterProvider record spans and metrics; nil
+	// means the otel globals (no-ops unless set).
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+}
+
+// App is the wired service.
+type App struct {
+	// Handler serves the whole HTTP surface (internal/server).
+	Handler      http.Handler
+	Tenants      *tenant.Service
+	Entitlements *entitlement.Service
+	Audit        *audit.Service
+	APIKeys      *apikey.Service
+	Catalog      *catalog.Catalog
+
+	cfg   config.Config
+	store *store.Store
+	log   *slog.Logger
+}
+
+// New wires the service. In APP_ENV=dev it also makes sure the dev tenant
+// acme exists.
+func New(ctx context.Context, o Options) (*App, error) {
+	switch {
+	case o.Store == nil:
+		return nil, errors.New("app: a store is required")
+	case o.Logger == nil:
+		return nil, errors.New("app: a logger is required")
+	case o.Clock == nil:
+		return nil, errors.New("app: a clock is required")
+	}
+	cfg, st, log, clock := o.Config, o.Store, o.Logger, o.Clock
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
+	if o.MeterProvider == nil {
+		o.MeterProvider = otel.GetMeterProvider()
+	}
+	products := catalog.Default()
+	if cfg.CatalogFile != "" {
+		var err error
+		if products, err = catalog.Load(cfg.CatalogFile); err != nil {
+			return nil, fmt.Errorf("CATALOG_FILE: %w", err)
+		}
+	}
+	provisioner := o.Provisioner
+	if provisioner == nil {
+		var err error
+		if provisioner, err = newProvisioner(cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	recorder := audit.NewRecorder(clock, st.Postgres())
+	tenantOpts := []tenant.Option{tenant.WithProvisioner(provisioner), tenant.WithLogger(log)}
+	if cfg.Env == config.Prod {
+		tenantOpts = append(tenantOpts, tenant.WithoutInviteURLs())
+	}
+	a := &App{
+		Tenants:      tenant.NewService(st.Client, recorder, clock, tenantOpts...),
+		Entitlements: entitlement.NewService(st.Client, recorder, products, clock),
+		Audit:        audit.NewService(st.Client, recorder, clock, audit.Options{RetentionDays: cfg.RetentionDays, Logger: log}),
+		Catalog:      products,
+		cfg:          cfg, store: st, log: log,
+	}
+	var err error
+	a.APIKeys, err = apikey.New(apikey.Options{
+		Client: st.Client, Recorder: recorder, Clock: clock, Secret: []byte(cfg.APIKeySecret),
+		Postgres: st.Postgres(), Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := telemetry.RegisterGauges(o.MeterProvider, telemetry.Gauges{
+		OutboxBacklog: a.Tenants.ProvisioningBacklog,
+		BacklogEvery:  outboxBacklogEvery,
+		VerifyCache:   a.APIKeys.CacheStats,
+		Logger:        log,
+	}); err != nil {
+		return nil, err
+	}
+	if cfg.Env == config.Dev {
+		if err := a.Tenants.SeedDev(ctx); err != nil {
+			return nil, fmt.Errorf("dev seed: %w", err)
+		}
+	}
+	a.Handler, err = server.NewServer(server.Deps{
+		Logger: log, Store: st, Tenants: a.Tenants, Entitlements: a.Entitlements, Catalog: products,
+		Audit: a.Audit, APIKeys: a.APIKeys,
+		Auth:               newAuthenticator(cfg, clock, log),
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		TracerProvider:     o.TracerProvider, MeterProvider: o.MeterProvider, RPCTimeout: cfg.RPCTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Run runs the background workers — Keycloak provisioning, the trial
+// sweeper, the verify cache's listener and the last_used_at flusher, and
+// audit retention when RETENTION_DAYS is set — until ctx is done, and
+// returns once they all stopped.
+func (a *App) Run(ctx context.Context) {
+	var workers sync.WaitGroup
+	workers.Go(func() { a.Tenants.RunProvisioner(ctx, provisioningInterval) })
+	workers.Go(func() { a.Entitlements.RunSweeper(ctx, a.cfg.SweepInterval, a.log) })
+	// The cache-invalidation listener (PostgreSQL only; until it connects
+	// every verify reads the database).
+	workers.Go(func() {
+		if err := a.APIKeys.Listen(ctx, a.store.URL); err != nil {
+			a.log.Error("api key cache listener not started; every verify reads the database", "error", err)
+		}
+	})
+	workers.Go(func() { a.APIKeys.RunUsageFlusher(ctx) })
+	if a.cfg.RetentionDays > 0 {
+		workers.Go(func() { a.Audit.RunRetention(ctx, auditRetentionInterval) })
+	}
+	workers.Wait()
+}
+
+const (
+	// provisioningInterval is how often the outbox worker looks for due
+	// Keycloak provisioning jobs.
+	provisioningInterval = 5 * time.Second
+	// auditRetentionInterval is how often the audit retention sweeper
+	// runs (when RETENTION_DAYS > 0).
+	auditRetentionInterval = time.Hour
+	// outboxBacklogEvery is the least time between two outbox backlog
+	// counts.
+	outboxBacklogEvery = 30 * time.Second
+)
+
+// newAuthenticator verifies bearer tokens from KEYCLOAK_ISSUER (discovery is
+// lazy, so the service starts while Keycloak is still booting); in dev a
+// call without a token is served as a platform admin.
+func newAuthenticator(cfg config.Config, clock registry.Clock, log *slog.Logger) *auth.Authenticator {
+	var v *auth.Verifier
+	if cfg.KeycloakIssuer != "" {
+		v = auth.NewVerifier(cfg.KeycloakIssuer, cfg.KeycloakAudience, clock)
+	}
+	anonymous := cfg.Env == config.Dev
+	if anonymous {
+		log.Warn("APP_ENV=dev: requests without a token are served as a platform admin")
+	}
+	return auth.NewAuthenticator(v, anonymous)
+}
+
+// newProvisioner returns the Keycloak adapter: the real Admin API when
+// KEYCLOAK_ADMIN_URL is set, else the dev mock (config refuses the mock
+// outside dev).
+func newProvisioner(cfg config.Config, log *slog.Logger) (tenant.Provisioner, error) {
+	if cfg.KeycloakAdminURL == "" {
+		log.Info("Keycloak: using the mock adapter (KEYCLOAK_ADMIN_URL is empty)")
+		return keycloak.Mock{}, nil
+	}
+	a, err := keycloak.NewHTTPAdapter(keycloak.Config{
+		BaseURL:         cfg.KeycloakAdminURL,
+		Realm:           cfg.KeycloakRealm,
+		ClientID:        cfg.KeycloakClientID,
+		ClientSecret:    cfg.KeycloakClientSecret,
+		InviteURL:       cfg.KeycloakInviteURL,
+		OrgDomainSuffix: cfg.KeycloakOrgDomain,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("KEYCLOAK_ADMIN_URL: %w", err)
+	}
+	return a, nil
+}
