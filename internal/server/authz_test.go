@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -127,25 +126,19 @@ func (s *authStack) token(who string) string {
 // Connect error code ("" on success).
 func (s *authStack) post(t *testing.T, token, procedure, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", s.srv.URL+procedure, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
+	header := map[string]string{}
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		header["Authorization"] = "Bearer " + token
 	}
-	res, err := s.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode == http.StatusOK {
-		return res.StatusCode, ""
+	res := do(t, s.srv, http.MethodPost, procedure, body, header)
+	if res.status == http.StatusOK {
+		return res.status, ""
 	}
 	var e struct{ Code string }
-	if err := json.Unmarshal(b, &e); err != nil {
-		t.Fatalf("%s: %d %s", procedure, res.StatusCode, b)
+	if err := json.Unmarshal([]byte(res.body), &e); err != nil {
+		t.Fatalf("%s: %d %s", procedure, res.status, res.body)
 	}
-	return res.StatusCode, e.Code
+	return res.status, e.Code
 }
 
 // TestEveryRoleEveryRPC calls every RPC as every kind of caller and checks

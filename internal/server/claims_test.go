@@ -3,43 +3,13 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 )
-
-// call sends a JSON request and decodes the JSON answer into out.
-func call(t *testing.T, srv *httptest.Server, method, path, body string, out any) int {
-	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := res.Header.Get("Content-Type"); !strings.HasPrefix(got, "application/json") {
-		t.Errorf("%s %s: Content-Type %q, want JSON (body %s)", method, path, got, b)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		t.Fatalf("%s %s: %d, body %s: %v", method, path, res.StatusCode, b, err)
-	}
-	return res.StatusCode
-}
 
 type claims struct {
 	TenantID string   `json:"tenant_id"`

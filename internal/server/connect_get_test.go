@@ -1,8 +1,8 @@
 package server_test
 
 import (
-	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -17,19 +17,11 @@ import (
 
 // connectGET sends a Connect GET of procedure with the JSON message in the
 // query string, as a Connect client with HTTP GET enabled does.
-func connectGET(t *testing.T, base, procedure, message string) (int, http.Header, string) {
+func connectGET(t *testing.T, srv *httptest.Server, procedure, message string) (int, http.Header, string) {
 	t.Helper()
 	q := url.Values{"encoding": {"json"}, "message": {message}}
-	res, err := http.Get(base + procedure + "?" + q.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, res.Header, string(b)
+	res := do(t, srv, http.MethodGet, procedure+"?"+q.Encode(), "", nil)
+	return res.status, res.header, res.body
 }
 
 // TestConnectGET: a Connect GET reaches only the pure reads. VerifyApiKey's
@@ -85,7 +77,7 @@ func TestConnectGET(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			status, header, body := connectGET(t, s.srv.URL, tt.procedure, tt.message)
+			status, header, body := connectGET(t, s.srv, tt.procedure, tt.message)
 			if status != tt.status {
 				t.Errorf("GET %s: status %d, want %d (body %s)", tt.procedure, status, tt.status, body)
 			}
@@ -142,7 +134,7 @@ func TestConnectGETEveryRPC(t *testing.T) {
 					t.Errorf("%s is NO_SIDE_EFFECTS (callable with GET) but its request carries %s", procedure, f)
 				}
 			}
-			status, _, body := connectGET(t, s.srv.URL, procedure, `{}`)
+			status, _, body := connectGET(t, s.srv, procedure, `{}`)
 			if got, want := status == http.StatusMethodNotAllowed, !get; got != want {
 				t.Errorf("GET %s: status %d (NO_SIDE_EFFECTS %v): want 405 exactly when not NO_SIDE_EFFECTS (body %s)", procedure, status, get, body)
 			}

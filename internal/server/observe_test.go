@@ -56,31 +56,9 @@ func newObserved(t *testing.T) *observed {
 	return o
 }
 
-type response struct {
-	status int
-	header http.Header
-	body   string
-}
-
 func (o *observed) do(t *testing.T, method, path, body string, header map[string]string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, o.srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	res, err := o.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return response{status: res.StatusCode, header: res.Header, body: string(b)}
+	return do(t, o.srv, method, path, body, header)
 }
 
 // dumpSpans renders every recorded span with all it holds.
