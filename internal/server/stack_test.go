@@ -43,7 +43,9 @@ type stackConfig struct {
 type stackOption func(*stackConfig)
 
 // withClock runs every service on clock.
-func withClock(clock registry.Clock) stackOption { return func(c *stackConfig) { c.opts.Clock = clock } }
+func withClock(clock registry.Clock) stackOption {
+	return func(c *stackConfig) { c.opts.Clock = clock }
+}
 
 // withLogger gives the services and the server log.
 func withLogger(log *slog.Logger) stackOption { return func(c *stackConfig) { c.opts.Logger = log } }
