@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/auditlog"
 )
@@ -22,11 +20,14 @@ type ExportInput struct {
 	CreatedAfter, CreatedBefore time.Time
 }
 
-// Export calls emit with each of a tenant's events in the range, oldest
-// first, exactly once, reading keyset pages of ExportBatch on (created_at,
-// id) — no transaction is held open between pages, so an export of a year
-// neither sits in memory nor pins the database. It stops at the first
-// error of emit and returns it.
+// Export calls emit with each of a tenant's events in the range exactly
+// once, in chain order (chain_seq, oldest first), reading keyset pages of
+// ExportBatch on chain_seq — no transaction is held open between pages, so
+// an export of a year neither sits in memory nor pins the database. A
+// chain's events commit in chain_seq order (appends of one chain are
+// serialised), so an event committed while an export runs lands after its
+// cursor, never behind it: no committed event is skipped. It stops at the
+// first error of emit and returns it.
 func (s *Service) Export(ctx context.Context, in ExportInput, emit func(*ent.AuditLog) error) error {
 	tenantID, err := scope(ctx, in.TenantID, false)
 	if err != nil {
@@ -37,17 +38,12 @@ func (s *Service) Export(ctx context.Context, in ExportInput, emit func(*ent.Aud
 	if err != nil {
 		return err
 	}
-	var (
-		after  bool
-		lastT  time.Time
-		lastID uuid.UUID
-	)
+	after := int64(0)
 	for {
-		q := s.client.AuditLog.Query().Where(where...)
-		if after {
-			q.Where(keyset(">", lastT, lastID))
-		}
-		rows, err := q.Order(ent.Asc(auditlog.FieldCreatedAt), ent.Asc(auditlog.FieldID)).
+		rows, err := s.client.AuditLog.Query().
+			Where(where...).
+			Where(auditlog.ChainSeqGT(after)).
+			Order(ent.Asc(auditlog.FieldChainSeq)).
 			Limit(ExportBatch).
 			All(ctx)
 		if err != nil {
@@ -61,7 +57,6 @@ func (s *Service) Export(ctx context.Context, in ExportInput, emit func(*ent.Aud
 		if len(rows) < ExportBatch {
 			return nil
 		}
-		last := rows[len(rows)-1]
-		after, lastT, lastID = true, last.CreatedAt, last.ID
+		after = rows[len(rows)-1].ChainSeq
 	}
 }

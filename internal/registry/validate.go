@@ -21,6 +21,20 @@ func ParseID(field, what, id string) (uuid.UUID, error) {
 	return u, nil
 }
 
+// CanonicalID returns the canonical (lower-case, hyphenated) form of a UUID
+// given in any case, or id unchanged when it is not one (it then matches
+// nothing but itself).
+func CanonicalID(id string) string {
+	if len(id) != 36 {
+		return id
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return id
+	}
+	return u.String()
+}
+
 // ParseTenantID parses a tenant id given as field.
 func ParseTenantID(field, id string) (uuid.UUID, error) { return ParseID(field, "a tenant id", id) }
 

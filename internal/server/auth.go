@@ -78,10 +78,11 @@ func scopeTenant(ctx context.Context, rule auth.Rule, req any) error {
 	if fd == nil || fd.Kind() != protoreflect.StringKind {
 		return registry.Errorf(registry.Internal, "rule names no string field %q", rule.TenantField)
 	}
-	switch v := m.Get(fd).String(); v {
-	case "":
+	switch v := m.Get(fd).String(); {
+	case v == "":
 		m.Set(fd, protoreflect.ValueOfString(p.TenantID))
-	case p.TenantID:
+	case registry.CanonicalID(v) == registry.CanonicalID(p.TenantID):
+		// Any spelling of their own tenant's id.
 	default:
 		return registry.Errorf(registry.NotFound, "not found")
 	}
@@ -113,11 +114,11 @@ func admitHTTP(authn *auth.Authenticator, log *slog.Logger, procedure string, ne
 		if err == nil && rule.TenantField != "" && auth.TenantScoped(registry.PrincipalFrom(ctx)) {
 			p := registry.PrincipalFrom(ctx)
 			q := r.URL.Query()
-			switch v := q.Get(rule.TenantField); v {
-			case "":
+			switch v := q.Get(rule.TenantField); {
+			case v == "":
 				q.Set(rule.TenantField, p.TenantID)
 				r.URL.RawQuery = q.Encode()
-			case p.TenantID:
+			case registry.CanonicalID(v) == registry.CanonicalID(p.TenantID):
 			default:
 				err = registry.Errorf(registry.NotFound, "not found")
 			}
