@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	c "github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
+	"github.com/platform/tenant-registry/internal/auth/oidctest"
+	"github.com/platform/tenant-registry/internal/registry"
 )
 
 // rpc sends a Connect JSON POST as who and decodes the answer (an event, or
@@ -109,6 +111,37 @@ func TestAuditAppenderOverHTTP(t *testing.T) {
 			// stack's setup) and ours.
 			t.Errorf("verify %s: %d %+v, want ok with 4 events", id, code, verify)
 		}
+	}
+}
+
+// TestAuditTenantCallerAnyCase: a tenant's IT_ADMIN naming their own tenant
+// in upper case is their own tenant (the edge's scope check compares ids as
+// UUIDs), over Connect and over the NDJSON export.
+func TestAuditTenantCallerAnyCase(t *testing.T) {
+	s := newAuthStack(t)
+	upper := strings.ToUpper(s.globexID)
+	tok := s.issuer.Token(oidctest.Claims{Subject: "globex-admin", TenantID: s.globexID,
+		Roles: []string{registry.RoleITAdmin}, Audience: []string{"tenant-registry"}})
+	for _, proc := range []string{c.AuditServiceVerifyAuditChainProcedure, c.AuditServiceListEventsProcedure} {
+		status, code := s.post(t, tok, proc, `{"tenant_id":"`+upper+`"}`)
+		if status != http.StatusOK {
+			t.Errorf("%s with its own tenant in upper case: %d %s, want 200", proc, status, code)
+		}
+	}
+	status, code := s.post(t, tok, c.AuditServiceVerifyAuditChainProcedure, `{"tenant_id":"`+strings.ToUpper(acmeID)+`"}`)
+	if status != http.StatusNotFound || code != "not_found" {
+		t.Errorf("verify another tenant: %d %s, want 404 not_found", status, code)
+	}
+	req, _ := http.NewRequest("GET", s.srv.URL+"/v1/audit/export?tenant_id="+upper, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := s.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(b), `"action":"tenant.created"`) {
+		t.Errorf("export with its own tenant in upper case: %d %s, want 200 with its events", res.StatusCode, b)
 	}
 }
 
