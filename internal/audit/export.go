@@ -38,11 +38,40 @@ func (s *Service) Export(ctx context.Context, in ExportInput, emit func(*ent.Aud
 	if err != nil {
 		return err
 	}
-	after := int64(0)
+	// With a time range, the chain segment to walk is bounded first, from
+	// the (group_id, created_at, id) index: the lowest chain_seq in the
+	// range (and the highest, when the range ends), so a narrow range of a
+	// long chain does not walk the chain from its start. created_at is not
+	// strictly monotonic along the chain (replicas' clocks), hence min and
+	// max rather than the first and last by time; rows between them outside
+	// the range are filtered out.
+	after, through := int64(0), int64(0)
+	if !in.CreatedAfter.IsZero() || !in.CreatedBefore.IsZero() {
+		var bounds []struct {
+			Min *int64 `json:"min"`
+			Max *int64 `json:"max"`
+		}
+		if err := s.client.AuditLog.Query().Where(where...).
+			Aggregate(ent.As(ent.Min(auditlog.FieldChainSeq), "min"), ent.As(ent.Max(auditlog.FieldChainSeq), "max")).
+			Scan(ctx, &bounds); err != nil {
+			return fmt.Errorf("export audit events: %w", err)
+		}
+		if len(bounds) == 0 || bounds[0].Min == nil {
+			return nil // nothing in the range
+		}
+		after = *bounds[0].Min - 1
+		if !in.CreatedBefore.IsZero() {
+			through = *bounds[0].Max
+		}
+	}
 	for {
-		rows, err := s.client.AuditLog.Query().
+		q := s.client.AuditLog.Query().
 			Where(where...).
-			Where(auditlog.ChainSeqGT(after)).
+			Where(auditlog.ChainSeqGT(after))
+		if through > 0 {
+			q.Where(auditlog.ChainSeqLTE(through))
+		}
+		rows, err := q.
 			Order(ent.Asc(auditlog.FieldChainSeq)).
 			Limit(ExportBatch).
 			All(ctx)
