@@ -527,7 +527,9 @@ VALUES (gen_random_uuid(), `+groupID+`, 'tenant.created', 'c', 'admin', 'user', 
 	if version != 1 || appender != "" {
 		t.Errorf("the existing event after the migration: hash_version %d appended_by %q, want 1 and none", version, appender)
 	}
-	if _, err := db.ExecContext(ctx, `UPDATE audit_log SET description = 'x'`); err == nil || !strings.Contains(err.Error(), "append-only") {
-		t.Errorf("UPDATE after the migration: %v, want refused as append-only", err)
+	for _, q := range []string{`UPDATE audit_log SET description = 'x'`, `TRUNCATE audit_log`} {
+		if _, err := db.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s after the migration: %v, want refused as append-only", q, err)
+		}
 	}
 }
