@@ -562,7 +562,9 @@ export const AuditService: GenService<{
     output: typeof ListEventsResponseSchema;
   },
   /**
-   * ExportEvents streams a tenant's events in a time range, oldest first.
+   * ExportEvents streams a tenant's events in a time range in chain order
+   * (chain_seq, oldest first): no event committed during the export is
+   * skipped.
    *
    * @generated from rpc tenantregistry.v1.AuditService.ExportEvents
    */
@@ -573,7 +575,8 @@ export const AuditService: GenService<{
   },
   /**
    * VerifyAuditChain walks a tenant's hash chain and reports the first broken
-   * link.
+   * link. Any spelling (case) of the tenant id verifies the same chain; an
+   * empty chain answers ok with empty true.
    *
    * @generated from rpc tenantregistry.v1.AuditService.VerifyAuditChain
    */
