@@ -54,14 +54,22 @@ type AuditLog struct {
 	IsAnonymous bool `json:"is_anonymous,omitempty"`
 	// Fields holds the value of the "fields" field.
 	Fields map[string]string `json:"fields,omitempty"`
+	// AppendedByID holds the value of the "appended_by_id" field.
+	AppendedByID string `json:"appended_by_id,omitempty"`
+	// AppendedByType holds the value of the "appended_by_type" field.
+	AppendedByType string `json:"appended_by_type,omitempty"`
+	// AppendedByTenant holds the value of the "appended_by_tenant" field.
+	AppendedByTenant string `json:"appended_by_tenant,omitempty"`
 	// IdempotencyKey holds the value of the "idempotency_key" field.
 	IdempotencyKey *string `json:"idempotency_key,omitempty"`
 	// ChainSeq holds the value of the "chain_seq" field.
-	ChainSeq *int64 `json:"chain_seq,omitempty"`
+	ChainSeq int64 `json:"chain_seq,omitempty"`
 	// PrevHash holds the value of the "prev_hash" field.
 	PrevHash string `json:"prev_hash,omitempty"`
 	// Hash holds the value of the "hash" field.
 	Hash string `json:"hash,omitempty"`
+	// HashVersion holds the value of the "hash_version" field.
+	HashVersion int `json:"hash_version,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the AuditLogQuery when eager-loading is set.
 	Edges        AuditLogEdges `json:"edges"`
@@ -99,9 +107,9 @@ func (*AuditLog) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case auditlog.FieldIsFailure, auditlog.FieldIsAnonymous:
 			values[i] = new(sql.NullBool)
-		case auditlog.FieldChainSeq:
+		case auditlog.FieldChainSeq, auditlog.FieldHashVersion:
 			values[i] = new(sql.NullInt64)
-		case auditlog.FieldGroupID, auditlog.FieldGroupName, auditlog.FieldAction, auditlog.FieldCrud, auditlog.FieldActorID, auditlog.FieldActorName, auditlog.FieldActorType, auditlog.FieldTargetID, auditlog.FieldTargetName, auditlog.FieldTargetType, auditlog.FieldSourceIP, auditlog.FieldDescription, auditlog.FieldIdempotencyKey, auditlog.FieldPrevHash, auditlog.FieldHash:
+		case auditlog.FieldGroupID, auditlog.FieldGroupName, auditlog.FieldAction, auditlog.FieldCrud, auditlog.FieldActorID, auditlog.FieldActorName, auditlog.FieldActorType, auditlog.FieldTargetID, auditlog.FieldTargetName, auditlog.FieldTargetType, auditlog.FieldSourceIP, auditlog.FieldDescription, auditlog.FieldAppendedByID, auditlog.FieldAppendedByType, auditlog.FieldAppendedByTenant, auditlog.FieldIdempotencyKey, auditlog.FieldPrevHash, auditlog.FieldHash:
 			values[i] = new(sql.NullString)
 		case auditlog.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -233,6 +241,24 @@ func (_m *AuditLog) assignValues(columns []string, values []any) error {
 					return fmt.Errorf("unmarshal field fields: %w", err)
 				}
 			}
+		case auditlog.FieldAppendedByID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field appended_by_id", values[i])
+			} else if value.Valid {
+				_m.AppendedByID = value.String
+			}
+		case auditlog.FieldAppendedByType:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field appended_by_type", values[i])
+			} else if value.Valid {
+				_m.AppendedByType = value.String
+			}
+		case auditlog.FieldAppendedByTenant:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field appended_by_tenant", values[i])
+			} else if value.Valid {
+				_m.AppendedByTenant = value.String
+			}
 		case auditlog.FieldIdempotencyKey:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field idempotency_key", values[i])
@@ -244,8 +270,7 @@ func (_m *AuditLog) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field chain_seq", values[i])
 			} else if value.Valid {
-				_m.ChainSeq = new(int64)
-				*_m.ChainSeq = value.Int64
+				_m.ChainSeq = value.Int64
 			}
 		case auditlog.FieldPrevHash:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -258,6 +283,12 @@ func (_m *AuditLog) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field hash", values[i])
 			} else if value.Valid {
 				_m.Hash = value.String
+			}
+		case auditlog.FieldHashVersion:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field hash_version", values[i])
+			} else if value.Valid {
+				_m.HashVersion = int(value.Int64)
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -353,21 +384,31 @@ func (_m *AuditLog) String() string {
 	builder.WriteString("fields=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Fields))
 	builder.WriteString(", ")
+	builder.WriteString("appended_by_id=")
+	builder.WriteString(_m.AppendedByID)
+	builder.WriteString(", ")
+	builder.WriteString("appended_by_type=")
+	builder.WriteString(_m.AppendedByType)
+	builder.WriteString(", ")
+	builder.WriteString("appended_by_tenant=")
+	builder.WriteString(_m.AppendedByTenant)
+	builder.WriteString(", ")
 	if v := _m.IdempotencyKey; v != nil {
 		builder.WriteString("idempotency_key=")
 		builder.WriteString(*v)
 	}
 	builder.WriteString(", ")
-	if v := _m.ChainSeq; v != nil {
-		builder.WriteString("chain_seq=")
-		builder.WriteString(fmt.Sprintf("%v", *v))
-	}
+	builder.WriteString("chain_seq=")
+	builder.WriteString(fmt.Sprintf("%v", _m.ChainSeq))
 	builder.WriteString(", ")
 	builder.WriteString("prev_hash=")
 	builder.WriteString(_m.PrevHash)
 	builder.WriteString(", ")
 	builder.WriteString("hash=")
 	builder.WriteString(_m.Hash)
+	builder.WriteString(", ")
+	builder.WriteString("hash_version=")
+	builder.WriteString(fmt.Sprintf("%v", _m.HashVersion))
 	builder.WriteByte(')')
 	return builder.String()
 }

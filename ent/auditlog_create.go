@@ -59,14 +59,6 @@ func (_c *AuditLogCreate) SetGroupID(v string) *AuditLogCreate {
 	return _c
 }
 
-// SetNillableGroupID sets the "group_id" field if the given value is not nil.
-func (_c *AuditLogCreate) SetNillableGroupID(v *string) *AuditLogCreate {
-	if v != nil {
-		_c.SetGroupID(*v)
-	}
-	return _c
-}
-
 // SetGroupName sets the "group_name" field.
 func (_c *AuditLogCreate) SetGroupName(v string) *AuditLogCreate {
 	_c.mutation.SetGroupName(v)
@@ -223,6 +215,48 @@ func (_c *AuditLogCreate) SetFields(v map[string]string) *AuditLogCreate {
 	return _c
 }
 
+// SetAppendedByID sets the "appended_by_id" field.
+func (_c *AuditLogCreate) SetAppendedByID(v string) *AuditLogCreate {
+	_c.mutation.SetAppendedByID(v)
+	return _c
+}
+
+// SetNillableAppendedByID sets the "appended_by_id" field if the given value is not nil.
+func (_c *AuditLogCreate) SetNillableAppendedByID(v *string) *AuditLogCreate {
+	if v != nil {
+		_c.SetAppendedByID(*v)
+	}
+	return _c
+}
+
+// SetAppendedByType sets the "appended_by_type" field.
+func (_c *AuditLogCreate) SetAppendedByType(v string) *AuditLogCreate {
+	_c.mutation.SetAppendedByType(v)
+	return _c
+}
+
+// SetNillableAppendedByType sets the "appended_by_type" field if the given value is not nil.
+func (_c *AuditLogCreate) SetNillableAppendedByType(v *string) *AuditLogCreate {
+	if v != nil {
+		_c.SetAppendedByType(*v)
+	}
+	return _c
+}
+
+// SetAppendedByTenant sets the "appended_by_tenant" field.
+func (_c *AuditLogCreate) SetAppendedByTenant(v string) *AuditLogCreate {
+	_c.mutation.SetAppendedByTenant(v)
+	return _c
+}
+
+// SetNillableAppendedByTenant sets the "appended_by_tenant" field if the given value is not nil.
+func (_c *AuditLogCreate) SetNillableAppendedByTenant(v *string) *AuditLogCreate {
+	if v != nil {
+		_c.SetAppendedByTenant(*v)
+	}
+	return _c
+}
+
 // SetIdempotencyKey sets the "idempotency_key" field.
 func (_c *AuditLogCreate) SetIdempotencyKey(v string) *AuditLogCreate {
 	_c.mutation.SetIdempotencyKey(v)
@@ -243,25 +277,9 @@ func (_c *AuditLogCreate) SetChainSeq(v int64) *AuditLogCreate {
 	return _c
 }
 
-// SetNillableChainSeq sets the "chain_seq" field if the given value is not nil.
-func (_c *AuditLogCreate) SetNillableChainSeq(v *int64) *AuditLogCreate {
-	if v != nil {
-		_c.SetChainSeq(*v)
-	}
-	return _c
-}
-
 // SetPrevHash sets the "prev_hash" field.
 func (_c *AuditLogCreate) SetPrevHash(v string) *AuditLogCreate {
 	_c.mutation.SetPrevHash(v)
-	return _c
-}
-
-// SetNillablePrevHash sets the "prev_hash" field if the given value is not nil.
-func (_c *AuditLogCreate) SetNillablePrevHash(v *string) *AuditLogCreate {
-	if v != nil {
-		_c.SetPrevHash(*v)
-	}
 	return _c
 }
 
@@ -271,10 +289,16 @@ func (_c *AuditLogCreate) SetHash(v string) *AuditLogCreate {
 	return _c
 }
 
-// SetNillableHash sets the "hash" field if the given value is not nil.
-func (_c *AuditLogCreate) SetNillableHash(v *string) *AuditLogCreate {
+// SetHashVersion sets the "hash_version" field.
+func (_c *AuditLogCreate) SetHashVersion(v int) *AuditLogCreate {
+	_c.mutation.SetHashVersion(v)
+	return _c
+}
+
+// SetNillableHashVersion sets the "hash_version" field if the given value is not nil.
+func (_c *AuditLogCreate) SetNillableHashVersion(v *int) *AuditLogCreate {
 	if v != nil {
-		_c.SetHash(*v)
+		_c.SetHashVersion(*v)
 	}
 	return _c
 }
@@ -345,6 +369,22 @@ func (_c *AuditLogCreate) defaults() {
 		v := auditlog.DefaultIsAnonymous
 		_c.mutation.SetIsAnonymous(v)
 	}
+	if _, ok := _c.mutation.AppendedByID(); !ok {
+		v := auditlog.DefaultAppendedByID
+		_c.mutation.SetAppendedByID(v)
+	}
+	if _, ok := _c.mutation.AppendedByType(); !ok {
+		v := auditlog.DefaultAppendedByType
+		_c.mutation.SetAppendedByType(v)
+	}
+	if _, ok := _c.mutation.AppendedByTenant(); !ok {
+		v := auditlog.DefaultAppendedByTenant
+		_c.mutation.SetAppendedByTenant(v)
+	}
+	if _, ok := _c.mutation.HashVersion(); !ok {
+		v := auditlog.DefaultHashVersion
+		_c.mutation.SetHashVersion(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		v := auditlog.DefaultID()
 		_c.mutation.SetID(v)
@@ -355,6 +395,9 @@ func (_c *AuditLogCreate) defaults() {
 func (_c *AuditLogCreate) check() error {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "AuditLog.created_at"`)}
+	}
+	if _, ok := _c.mutation.GroupID(); !ok {
+		return &ValidationError{Name: "group_id", err: errors.New(`ent: missing required field "AuditLog.group_id"`)}
 	}
 	if v, ok := _c.mutation.GroupID(); ok {
 		if err := auditlog.GroupIDValidator(v); err != nil {
@@ -434,20 +477,56 @@ func (_c *AuditLogCreate) check() error {
 	if _, ok := _c.mutation.IsAnonymous(); !ok {
 		return &ValidationError{Name: "is_anonymous", err: errors.New(`ent: missing required field "AuditLog.is_anonymous"`)}
 	}
+	if _, ok := _c.mutation.AppendedByID(); !ok {
+		return &ValidationError{Name: "appended_by_id", err: errors.New(`ent: missing required field "AuditLog.appended_by_id"`)}
+	}
+	if v, ok := _c.mutation.AppendedByID(); ok {
+		if err := auditlog.AppendedByIDValidator(v); err != nil {
+			return &ValidationError{Name: "appended_by_id", err: fmt.Errorf(`ent: validator failed for field "AuditLog.appended_by_id": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.AppendedByType(); !ok {
+		return &ValidationError{Name: "appended_by_type", err: errors.New(`ent: missing required field "AuditLog.appended_by_type"`)}
+	}
+	if v, ok := _c.mutation.AppendedByType(); ok {
+		if err := auditlog.AppendedByTypeValidator(v); err != nil {
+			return &ValidationError{Name: "appended_by_type", err: fmt.Errorf(`ent: validator failed for field "AuditLog.appended_by_type": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.AppendedByTenant(); !ok {
+		return &ValidationError{Name: "appended_by_tenant", err: errors.New(`ent: missing required field "AuditLog.appended_by_tenant"`)}
+	}
+	if v, ok := _c.mutation.AppendedByTenant(); ok {
+		if err := auditlog.AppendedByTenantValidator(v); err != nil {
+			return &ValidationError{Name: "appended_by_tenant", err: fmt.Errorf(`ent: validator failed for field "AuditLog.appended_by_tenant": %w`, err)}
+		}
+	}
 	if v, ok := _c.mutation.IdempotencyKey(); ok {
 		if err := auditlog.IdempotencyKeyValidator(v); err != nil {
 			return &ValidationError{Name: "idempotency_key", err: fmt.Errorf(`ent: validator failed for field "AuditLog.idempotency_key": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.ChainSeq(); !ok {
+		return &ValidationError{Name: "chain_seq", err: errors.New(`ent: missing required field "AuditLog.chain_seq"`)}
+	}
+	if _, ok := _c.mutation.PrevHash(); !ok {
+		return &ValidationError{Name: "prev_hash", err: errors.New(`ent: missing required field "AuditLog.prev_hash"`)}
 	}
 	if v, ok := _c.mutation.PrevHash(); ok {
 		if err := auditlog.PrevHashValidator(v); err != nil {
 			return &ValidationError{Name: "prev_hash", err: fmt.Errorf(`ent: validator failed for field "AuditLog.prev_hash": %w`, err)}
 		}
 	}
+	if _, ok := _c.mutation.Hash(); !ok {
+		return &ValidationError{Name: "hash", err: errors.New(`ent: missing required field "AuditLog.hash"`)}
+	}
 	if v, ok := _c.mutation.Hash(); ok {
 		if err := auditlog.HashValidator(v); err != nil {
 			return &ValidationError{Name: "hash", err: fmt.Errorf(`ent: validator failed for field "AuditLog.hash": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.HashVersion(); !ok {
+		return &ValidationError{Name: "hash_version", err: errors.New(`ent: missing required field "AuditLog.hash_version"`)}
 	}
 	return nil
 }
@@ -549,13 +628,25 @@ func (_c *AuditLogCreate) createSpec() (*AuditLog, *sqlgraph.CreateSpec) {
 		_spec.SetField(auditlog.FieldFields, field.TypeJSON, value)
 		_node.Fields = value
 	}
+	if value, ok := _c.mutation.AppendedByID(); ok {
+		_spec.SetField(auditlog.FieldAppendedByID, field.TypeString, value)
+		_node.AppendedByID = value
+	}
+	if value, ok := _c.mutation.AppendedByType(); ok {
+		_spec.SetField(auditlog.FieldAppendedByType, field.TypeString, value)
+		_node.AppendedByType = value
+	}
+	if value, ok := _c.mutation.AppendedByTenant(); ok {
+		_spec.SetField(auditlog.FieldAppendedByTenant, field.TypeString, value)
+		_node.AppendedByTenant = value
+	}
 	if value, ok := _c.mutation.IdempotencyKey(); ok {
 		_spec.SetField(auditlog.FieldIdempotencyKey, field.TypeString, value)
 		_node.IdempotencyKey = &value
 	}
 	if value, ok := _c.mutation.ChainSeq(); ok {
 		_spec.SetField(auditlog.FieldChainSeq, field.TypeInt64, value)
-		_node.ChainSeq = &value
+		_node.ChainSeq = value
 	}
 	if value, ok := _c.mutation.PrevHash(); ok {
 		_spec.SetField(auditlog.FieldPrevHash, field.TypeString, value)
@@ -564,6 +655,10 @@ func (_c *AuditLogCreate) createSpec() (*AuditLog, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Hash(); ok {
 		_spec.SetField(auditlog.FieldHash, field.TypeString, value)
 		_node.Hash = value
+	}
+	if value, ok := _c.mutation.HashVersion(); ok {
+		_spec.SetField(auditlog.FieldHashVersion, field.TypeInt, value)
+		_node.HashVersion = value
 	}
 	if nodes := _c.mutation.TenantIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -717,6 +812,15 @@ func (u *AuditLogUpsertOne) UpdateNewValues() *AuditLogUpsertOne {
 		if _, exists := u.create.mutation.GetFields(); exists {
 			s.SetIgnore(auditlog.FieldFields)
 		}
+		if _, exists := u.create.mutation.AppendedByID(); exists {
+			s.SetIgnore(auditlog.FieldAppendedByID)
+		}
+		if _, exists := u.create.mutation.AppendedByType(); exists {
+			s.SetIgnore(auditlog.FieldAppendedByType)
+		}
+		if _, exists := u.create.mutation.AppendedByTenant(); exists {
+			s.SetIgnore(auditlog.FieldAppendedByTenant)
+		}
 		if _, exists := u.create.mutation.IdempotencyKey(); exists {
 			s.SetIgnore(auditlog.FieldIdempotencyKey)
 		}
@@ -728,6 +832,9 @@ func (u *AuditLogUpsertOne) UpdateNewValues() *AuditLogUpsertOne {
 		}
 		if _, exists := u.create.mutation.Hash(); exists {
 			s.SetIgnore(auditlog.FieldHash)
+		}
+		if _, exists := u.create.mutation.HashVersion(); exists {
+			s.SetIgnore(auditlog.FieldHashVersion)
 		}
 	}))
 	return u
@@ -1012,6 +1119,15 @@ func (u *AuditLogUpsertBulk) UpdateNewValues() *AuditLogUpsertBulk {
 			if _, exists := b.mutation.GetFields(); exists {
 				s.SetIgnore(auditlog.FieldFields)
 			}
+			if _, exists := b.mutation.AppendedByID(); exists {
+				s.SetIgnore(auditlog.FieldAppendedByID)
+			}
+			if _, exists := b.mutation.AppendedByType(); exists {
+				s.SetIgnore(auditlog.FieldAppendedByType)
+			}
+			if _, exists := b.mutation.AppendedByTenant(); exists {
+				s.SetIgnore(auditlog.FieldAppendedByTenant)
+			}
 			if _, exists := b.mutation.IdempotencyKey(); exists {
 				s.SetIgnore(auditlog.FieldIdempotencyKey)
 			}
@@ -1023,6 +1139,9 @@ func (u *AuditLogUpsertBulk) UpdateNewValues() *AuditLogUpsertBulk {
 			}
 			if _, exists := b.mutation.Hash(); exists {
 				s.SetIgnore(auditlog.FieldHash)
+			}
+			if _, exists := b.mutation.HashVersion(); exists {
+				s.SetIgnore(auditlog.FieldHashVersion)
 			}
 		}
 	}))

@@ -108,9 +108,6 @@ func (_u *AuditLogUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			}
 		}
 	}
-	if _u.mutation.GroupIDCleared() {
-		_spec.ClearField(auditlog.FieldGroupID, field.TypeString)
-	}
 	if _u.mutation.GroupNameCleared() {
 		_spec.ClearField(auditlog.FieldGroupName, field.TypeString)
 	}
@@ -137,15 +134,6 @@ func (_u *AuditLogUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.IdempotencyKeyCleared() {
 		_spec.ClearField(auditlog.FieldIdempotencyKey, field.TypeString)
-	}
-	if _u.mutation.ChainSeqCleared() {
-		_spec.ClearField(auditlog.FieldChainSeq, field.TypeInt64)
-	}
-	if _u.mutation.PrevHashCleared() {
-		_spec.ClearField(auditlog.FieldPrevHash, field.TypeString)
-	}
-	if _u.mutation.HashCleared() {
-		_spec.ClearField(auditlog.FieldHash, field.TypeString)
 	}
 	if _u.mutation.TenantCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -306,9 +294,6 @@ func (_u *AuditLogUpdateOne) sqlSave(ctx context.Context) (_node *AuditLog, err 
 			}
 		}
 	}
-	if _u.mutation.GroupIDCleared() {
-		_spec.ClearField(auditlog.FieldGroupID, field.TypeString)
-	}
 	if _u.mutation.GroupNameCleared() {
 		_spec.ClearField(auditlog.FieldGroupName, field.TypeString)
 	}
@@ -335,15 +320,6 @@ func (_u *AuditLogUpdateOne) sqlSave(ctx context.Context) (_node *AuditLog, err 
 	}
 	if _u.mutation.IdempotencyKeyCleared() {
 		_spec.ClearField(auditlog.FieldIdempotencyKey, field.TypeString)
-	}
-	if _u.mutation.ChainSeqCleared() {
-		_spec.ClearField(auditlog.FieldChainSeq, field.TypeInt64)
-	}
-	if _u.mutation.PrevHashCleared() {
-		_spec.ClearField(auditlog.FieldPrevHash, field.TypeString)
-	}
-	if _u.mutation.HashCleared() {
-		_spec.ClearField(auditlog.FieldHash, field.TypeString)
 	}
 	if _u.mutation.TenantCleared() {
 		edge := &sqlgraph.EdgeSpec{

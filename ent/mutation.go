@@ -1757,36 +1757,41 @@ func (m *AuditCheckpointMutation) ResetEdge(name string) error {
 // AuditLogMutation represents an operation that mutates the AuditLog nodes in the graph.
 type AuditLogMutation struct {
 	config
-	op              Op
-	typ             string
-	id              *uuid.UUID
-	created_at      *time.Time
-	group_id        *string
-	group_name      *string
-	action          *string
-	crud            *string
-	actor_id        *string
-	actor_name      *string
-	actor_type      *string
-	target_id       *string
-	target_name     *string
-	target_type     *string
-	source_ip       *string
-	description     *string
-	is_failure      *bool
-	is_anonymous    *bool
-	fields          *map[string]string
-	idempotency_key *string
-	chain_seq       *int64
-	addchain_seq    *int64
-	prev_hash       *string
-	hash            *string
-	clearedFields   map[string]struct{}
-	tenant          *uuid.UUID
-	clearedtenant   bool
-	done            bool
-	oldValue        func(context.Context) (*AuditLog, error)
-	predicates      []predicate.AuditLog
+	op                 Op
+	typ                string
+	id                 *uuid.UUID
+	created_at         *time.Time
+	group_id           *string
+	group_name         *string
+	action             *string
+	crud               *string
+	actor_id           *string
+	actor_name         *string
+	actor_type         *string
+	target_id          *string
+	target_name        *string
+	target_type        *string
+	source_ip          *string
+	description        *string
+	is_failure         *bool
+	is_anonymous       *bool
+	fields             *map[string]string
+	appended_by_id     *string
+	appended_by_type   *string
+	appended_by_tenant *string
+	idempotency_key    *string
+	chain_seq          *int64
+	addchain_seq       *int64
+	prev_hash          *string
+	hash               *string
+	hash_version       *int
+	addhash_version    *int
+	clearedFields      map[string]struct{}
+	tenant             *uuid.UUID
+	clearedtenant      bool
+	done               bool
+	oldValue           func(context.Context) (*AuditLog, error)
+	predicates         []predicate.AuditLog
 }
 
 var _ ent.Mutation = (*AuditLogMutation)(nil)
@@ -2009,22 +2014,9 @@ func (m *AuditLogMutation) OldGroupID(ctx context.Context) (v string, err error)
 	return oldValue.GroupID, nil
 }
 
-// ClearGroupID clears the value of the "group_id" field.
-func (m *AuditLogMutation) ClearGroupID() {
-	m.group_id = nil
-	m.clearedFields[auditlog.FieldGroupID] = struct{}{}
-}
-
-// GroupIDCleared returns if the "group_id" field was cleared in this mutation.
-func (m *AuditLogMutation) GroupIDCleared() bool {
-	_, ok := m.clearedFields[auditlog.FieldGroupID]
-	return ok
-}
-
 // ResetGroupID resets all changes to the "group_id" field.
 func (m *AuditLogMutation) ResetGroupID() {
 	m.group_id = nil
-	delete(m.clearedFields, auditlog.FieldGroupID)
 }
 
 // SetGroupName sets the "group_name" field.
@@ -2635,6 +2627,114 @@ func (m *AuditLogMutation) ResetFields() {
 	delete(m.clearedFields, auditlog.FieldFields)
 }
 
+// SetAppendedByID sets the "appended_by_id" field.
+func (m *AuditLogMutation) SetAppendedByID(s string) {
+	m.appended_by_id = &s
+}
+
+// AppendedByID returns the value of the "appended_by_id" field in the mutation.
+func (m *AuditLogMutation) AppendedByID() (r string, exists bool) {
+	v := m.appended_by_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAppendedByID returns the old "appended_by_id" field's value of the AuditLog entity.
+// If the AuditLog object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditLogMutation) OldAppendedByID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAppendedByID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAppendedByID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAppendedByID: %w", err)
+	}
+	return oldValue.AppendedByID, nil
+}
+
+// ResetAppendedByID resets all changes to the "appended_by_id" field.
+func (m *AuditLogMutation) ResetAppendedByID() {
+	m.appended_by_id = nil
+}
+
+// SetAppendedByType sets the "appended_by_type" field.
+func (m *AuditLogMutation) SetAppendedByType(s string) {
+	m.appended_by_type = &s
+}
+
+// AppendedByType returns the value of the "appended_by_type" field in the mutation.
+func (m *AuditLogMutation) AppendedByType() (r string, exists bool) {
+	v := m.appended_by_type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAppendedByType returns the old "appended_by_type" field's value of the AuditLog entity.
+// If the AuditLog object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditLogMutation) OldAppendedByType(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAppendedByType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAppendedByType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAppendedByType: %w", err)
+	}
+	return oldValue.AppendedByType, nil
+}
+
+// ResetAppendedByType resets all changes to the "appended_by_type" field.
+func (m *AuditLogMutation) ResetAppendedByType() {
+	m.appended_by_type = nil
+}
+
+// SetAppendedByTenant sets the "appended_by_tenant" field.
+func (m *AuditLogMutation) SetAppendedByTenant(s string) {
+	m.appended_by_tenant = &s
+}
+
+// AppendedByTenant returns the value of the "appended_by_tenant" field in the mutation.
+func (m *AuditLogMutation) AppendedByTenant() (r string, exists bool) {
+	v := m.appended_by_tenant
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAppendedByTenant returns the old "appended_by_tenant" field's value of the AuditLog entity.
+// If the AuditLog object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditLogMutation) OldAppendedByTenant(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAppendedByTenant is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAppendedByTenant requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAppendedByTenant: %w", err)
+	}
+	return oldValue.AppendedByTenant, nil
+}
+
+// ResetAppendedByTenant resets all changes to the "appended_by_tenant" field.
+func (m *AuditLogMutation) ResetAppendedByTenant() {
+	m.appended_by_tenant = nil
+}
+
 // SetIdempotencyKey sets the "idempotency_key" field.
 func (m *AuditLogMutation) SetIdempotencyKey(s string) {
 	m.idempotency_key = &s
@@ -2702,7 +2802,7 @@ func (m *AuditLogMutation) ChainSeq() (r int64, exists bool) {
 // OldChainSeq returns the old "chain_seq" field's value of the AuditLog entity.
 // If the AuditLog object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *AuditLogMutation) OldChainSeq(ctx context.Context) (v *int64, err error) {
+func (m *AuditLogMutation) OldChainSeq(ctx context.Context) (v int64, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldChainSeq is only allowed on UpdateOne operations")
 	}
@@ -2734,24 +2834,10 @@ func (m *AuditLogMutation) AddedChainSeq() (r int64, exists bool) {
 	return *v, true
 }
 
-// ClearChainSeq clears the value of the "chain_seq" field.
-func (m *AuditLogMutation) ClearChainSeq() {
-	m.chain_seq = nil
-	m.addchain_seq = nil
-	m.clearedFields[auditlog.FieldChainSeq] = struct{}{}
-}
-
-// ChainSeqCleared returns if the "chain_seq" field was cleared in this mutation.
-func (m *AuditLogMutation) ChainSeqCleared() bool {
-	_, ok := m.clearedFields[auditlog.FieldChainSeq]
-	return ok
-}
-
 // ResetChainSeq resets all changes to the "chain_seq" field.
 func (m *AuditLogMutation) ResetChainSeq() {
 	m.chain_seq = nil
 	m.addchain_seq = nil
-	delete(m.clearedFields, auditlog.FieldChainSeq)
 }
 
 // SetPrevHash sets the "prev_hash" field.
@@ -2785,22 +2871,9 @@ func (m *AuditLogMutation) OldPrevHash(ctx context.Context) (v string, err error
 	return oldValue.PrevHash, nil
 }
 
-// ClearPrevHash clears the value of the "prev_hash" field.
-func (m *AuditLogMutation) ClearPrevHash() {
-	m.prev_hash = nil
-	m.clearedFields[auditlog.FieldPrevHash] = struct{}{}
-}
-
-// PrevHashCleared returns if the "prev_hash" field was cleared in this mutation.
-func (m *AuditLogMutation) PrevHashCleared() bool {
-	_, ok := m.clearedFields[auditlog.FieldPrevHash]
-	return ok
-}
-
 // ResetPrevHash resets all changes to the "prev_hash" field.
 func (m *AuditLogMutation) ResetPrevHash() {
 	m.prev_hash = nil
-	delete(m.clearedFields, auditlog.FieldPrevHash)
 }
 
 // SetHash sets the "hash" field.
@@ -2834,22 +2907,65 @@ func (m *AuditLogMutation) OldHash(ctx context.Context) (v string, err error) {
 	return oldValue.Hash, nil
 }
 
-// ClearHash clears the value of the "hash" field.
-func (m *AuditLogMutation) ClearHash() {
-	m.hash = nil
-	m.clearedFields[auditlog.FieldHash] = struct{}{}
-}
-
-// HashCleared returns if the "hash" field was cleared in this mutation.
-func (m *AuditLogMutation) HashCleared() bool {
-	_, ok := m.clearedFields[auditlog.FieldHash]
-	return ok
-}
-
 // ResetHash resets all changes to the "hash" field.
 func (m *AuditLogMutation) ResetHash() {
 	m.hash = nil
-	delete(m.clearedFields, auditlog.FieldHash)
+}
+
+// SetHashVersion sets the "hash_version" field.
+func (m *AuditLogMutation) SetHashVersion(i int) {
+	m.hash_version = &i
+	m.addhash_version = nil
+}
+
+// HashVersion returns the value of the "hash_version" field in the mutation.
+func (m *AuditLogMutation) HashVersion() (r int, exists bool) {
+	v := m.hash_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHashVersion returns the old "hash_version" field's value of the AuditLog entity.
+// If the AuditLog object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditLogMutation) OldHashVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHashVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHashVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHashVersion: %w", err)
+	}
+	return oldValue.HashVersion, nil
+}
+
+// AddHashVersion adds i to the "hash_version" field.
+func (m *AuditLogMutation) AddHashVersion(i int) {
+	if m.addhash_version != nil {
+		*m.addhash_version += i
+	} else {
+		m.addhash_version = &i
+	}
+}
+
+// AddedHashVersion returns the value that was added to the "hash_version" field in this mutation.
+func (m *AuditLogMutation) AddedHashVersion() (r int, exists bool) {
+	v := m.addhash_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetHashVersion resets all changes to the "hash_version" field.
+func (m *AuditLogMutation) ResetHashVersion() {
+	m.hash_version = nil
+	m.addhash_version = nil
 }
 
 // ClearTenant clears the "tenant" edge to the Tenant entity.
@@ -2913,7 +3029,7 @@ func (m *AuditLogMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AuditLogMutation) Fields() []string {
-	fields := make([]string, 0, 21)
+	fields := make([]string, 0, 25)
 	if m.created_at != nil {
 		fields = append(fields, auditlog.FieldCreatedAt)
 	}
@@ -2965,6 +3081,15 @@ func (m *AuditLogMutation) Fields() []string {
 	if m.fields != nil {
 		fields = append(fields, auditlog.FieldFields)
 	}
+	if m.appended_by_id != nil {
+		fields = append(fields, auditlog.FieldAppendedByID)
+	}
+	if m.appended_by_type != nil {
+		fields = append(fields, auditlog.FieldAppendedByType)
+	}
+	if m.appended_by_tenant != nil {
+		fields = append(fields, auditlog.FieldAppendedByTenant)
+	}
 	if m.idempotency_key != nil {
 		fields = append(fields, auditlog.FieldIdempotencyKey)
 	}
@@ -2976,6 +3101,9 @@ func (m *AuditLogMutation) Fields() []string {
 	}
 	if m.hash != nil {
 		fields = append(fields, auditlog.FieldHash)
+	}
+	if m.hash_version != nil {
+		fields = append(fields, auditlog.FieldHashVersion)
 	}
 	return fields
 }
@@ -3019,6 +3147,12 @@ func (m *AuditLogMutation) Field(name string) (ent.Value, bool) {
 		return m.IsAnonymous()
 	case auditlog.FieldFields:
 		return m.GetFields()
+	case auditlog.FieldAppendedByID:
+		return m.AppendedByID()
+	case auditlog.FieldAppendedByType:
+		return m.AppendedByType()
+	case auditlog.FieldAppendedByTenant:
+		return m.AppendedByTenant()
 	case auditlog.FieldIdempotencyKey:
 		return m.IdempotencyKey()
 	case auditlog.FieldChainSeq:
@@ -3027,6 +3161,8 @@ func (m *AuditLogMutation) Field(name string) (ent.Value, bool) {
 		return m.PrevHash()
 	case auditlog.FieldHash:
 		return m.Hash()
+	case auditlog.FieldHashVersion:
+		return m.HashVersion()
 	}
 	return nil, false
 }
@@ -3070,6 +3206,12 @@ func (m *AuditLogMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldIsAnonymous(ctx)
 	case auditlog.FieldFields:
 		return m.OldFields(ctx)
+	case auditlog.FieldAppendedByID:
+		return m.OldAppendedByID(ctx)
+	case auditlog.FieldAppendedByType:
+		return m.OldAppendedByType(ctx)
+	case auditlog.FieldAppendedByTenant:
+		return m.OldAppendedByTenant(ctx)
 	case auditlog.FieldIdempotencyKey:
 		return m.OldIdempotencyKey(ctx)
 	case auditlog.FieldChainSeq:
@@ -3078,6 +3220,8 @@ func (m *AuditLogMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldPrevHash(ctx)
 	case auditlog.FieldHash:
 		return m.OldHash(ctx)
+	case auditlog.FieldHashVersion:
+		return m.OldHashVersion(ctx)
 	}
 	return nil, fmt.Errorf("unknown AuditLog field %s", name)
 }
@@ -3206,6 +3350,27 @@ func (m *AuditLogMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetFields(v)
 		return nil
+	case auditlog.FieldAppendedByID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAppendedByID(v)
+		return nil
+	case auditlog.FieldAppendedByType:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAppendedByType(v)
+		return nil
+	case auditlog.FieldAppendedByTenant:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAppendedByTenant(v)
+		return nil
 	case auditlog.FieldIdempotencyKey:
 		v, ok := value.(string)
 		if !ok {
@@ -3234,6 +3399,13 @@ func (m *AuditLogMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetHash(v)
 		return nil
+	case auditlog.FieldHashVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHashVersion(v)
+		return nil
 	}
 	return fmt.Errorf("unknown AuditLog field %s", name)
 }
@@ -3245,6 +3417,9 @@ func (m *AuditLogMutation) AddedFields() []string {
 	if m.addchain_seq != nil {
 		fields = append(fields, auditlog.FieldChainSeq)
 	}
+	if m.addhash_version != nil {
+		fields = append(fields, auditlog.FieldHashVersion)
+	}
 	return fields
 }
 
@@ -3255,6 +3430,8 @@ func (m *AuditLogMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
 	case auditlog.FieldChainSeq:
 		return m.AddedChainSeq()
+	case auditlog.FieldHashVersion:
+		return m.AddedHashVersion()
 	}
 	return nil, false
 }
@@ -3271,6 +3448,13 @@ func (m *AuditLogMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddChainSeq(v)
 		return nil
+	case auditlog.FieldHashVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddHashVersion(v)
+		return nil
 	}
 	return fmt.Errorf("unknown AuditLog numeric field %s", name)
 }
@@ -3281,9 +3465,6 @@ func (m *AuditLogMutation) ClearedFields() []string {
 	var fields []string
 	if m.FieldCleared(auditlog.FieldTenantID) {
 		fields = append(fields, auditlog.FieldTenantID)
-	}
-	if m.FieldCleared(auditlog.FieldGroupID) {
-		fields = append(fields, auditlog.FieldGroupID)
 	}
 	if m.FieldCleared(auditlog.FieldGroupName) {
 		fields = append(fields, auditlog.FieldGroupName)
@@ -3312,15 +3493,6 @@ func (m *AuditLogMutation) ClearedFields() []string {
 	if m.FieldCleared(auditlog.FieldIdempotencyKey) {
 		fields = append(fields, auditlog.FieldIdempotencyKey)
 	}
-	if m.FieldCleared(auditlog.FieldChainSeq) {
-		fields = append(fields, auditlog.FieldChainSeq)
-	}
-	if m.FieldCleared(auditlog.FieldPrevHash) {
-		fields = append(fields, auditlog.FieldPrevHash)
-	}
-	if m.FieldCleared(auditlog.FieldHash) {
-		fields = append(fields, auditlog.FieldHash)
-	}
 	return fields
 }
 
@@ -3337,9 +3509,6 @@ func (m *AuditLogMutation) ClearField(name string) error {
 	switch name {
 	case auditlog.FieldTenantID:
 		m.ClearTenantID()
-		return nil
-	case auditlog.FieldGroupID:
-		m.ClearGroupID()
 		return nil
 	case auditlog.FieldGroupName:
 		m.ClearGroupName()
@@ -3367,15 +3536,6 @@ func (m *AuditLogMutation) ClearField(name string) error {
 		return nil
 	case auditlog.FieldIdempotencyKey:
 		m.ClearIdempotencyKey()
-		return nil
-	case auditlog.FieldChainSeq:
-		m.ClearChainSeq()
-		return nil
-	case auditlog.FieldPrevHash:
-		m.ClearPrevHash()
-		return nil
-	case auditlog.FieldHash:
-		m.ClearHash()
 		return nil
 	}
 	return fmt.Errorf("unknown AuditLog nullable field %s", name)
@@ -3436,6 +3596,15 @@ func (m *AuditLogMutation) ResetField(name string) error {
 	case auditlog.FieldFields:
 		m.ResetFields()
 		return nil
+	case auditlog.FieldAppendedByID:
+		m.ResetAppendedByID()
+		return nil
+	case auditlog.FieldAppendedByType:
+		m.ResetAppendedByType()
+		return nil
+	case auditlog.FieldAppendedByTenant:
+		m.ResetAppendedByTenant()
+		return nil
 	case auditlog.FieldIdempotencyKey:
 		m.ResetIdempotencyKey()
 		return nil
@@ -3447,6 +3616,9 @@ func (m *AuditLogMutation) ResetField(name string) error {
 		return nil
 	case auditlog.FieldHash:
 		m.ResetHash()
+		return nil
+	case auditlog.FieldHashVersion:
+		m.ResetHashVersion()
 		return nil
 	}
 	return fmt.Errorf("unknown AuditLog field %s", name)

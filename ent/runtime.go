@@ -115,7 +115,21 @@ func init() {
 	// auditlogDescGroupID is the schema descriptor for group_id field.
 	auditlogDescGroupID := auditlogFields[2].Descriptor()
 	// auditlog.GroupIDValidator is a validator for the "group_id" field. It is called by the builders before save.
-	auditlog.GroupIDValidator = auditlogDescGroupID.Validators[0].(func(string) error)
+	auditlog.GroupIDValidator = func() func(string) error {
+		validators := auditlogDescGroupID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(group_id string) error {
+			for _, fn := range fns {
+				if err := fn(group_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 	// auditlogDescGroupName is the schema descriptor for group_name field.
 	auditlogDescGroupName := auditlogFields[3].Descriptor()
 	// auditlog.GroupNameValidator is a validator for the "group_name" field. It is called by the builders before save.
@@ -196,18 +210,40 @@ func init() {
 	auditlogDescIsAnonymous := auditlogFields[15].Descriptor()
 	// auditlog.DefaultIsAnonymous holds the default value on creation for the is_anonymous field.
 	auditlog.DefaultIsAnonymous = auditlogDescIsAnonymous.Default.(bool)
+	// auditlogDescAppendedByID is the schema descriptor for appended_by_id field.
+	auditlogDescAppendedByID := auditlogFields[17].Descriptor()
+	// auditlog.DefaultAppendedByID holds the default value on creation for the appended_by_id field.
+	auditlog.DefaultAppendedByID = auditlogDescAppendedByID.Default.(string)
+	// auditlog.AppendedByIDValidator is a validator for the "appended_by_id" field. It is called by the builders before save.
+	auditlog.AppendedByIDValidator = auditlogDescAppendedByID.Validators[0].(func(string) error)
+	// auditlogDescAppendedByType is the schema descriptor for appended_by_type field.
+	auditlogDescAppendedByType := auditlogFields[18].Descriptor()
+	// auditlog.DefaultAppendedByType holds the default value on creation for the appended_by_type field.
+	auditlog.DefaultAppendedByType = auditlogDescAppendedByType.Default.(string)
+	// auditlog.AppendedByTypeValidator is a validator for the "appended_by_type" field. It is called by the builders before save.
+	auditlog.AppendedByTypeValidator = auditlogDescAppendedByType.Validators[0].(func(string) error)
+	// auditlogDescAppendedByTenant is the schema descriptor for appended_by_tenant field.
+	auditlogDescAppendedByTenant := auditlogFields[19].Descriptor()
+	// auditlog.DefaultAppendedByTenant holds the default value on creation for the appended_by_tenant field.
+	auditlog.DefaultAppendedByTenant = auditlogDescAppendedByTenant.Default.(string)
+	// auditlog.AppendedByTenantValidator is a validator for the "appended_by_tenant" field. It is called by the builders before save.
+	auditlog.AppendedByTenantValidator = auditlogDescAppendedByTenant.Validators[0].(func(string) error)
 	// auditlogDescIdempotencyKey is the schema descriptor for idempotency_key field.
-	auditlogDescIdempotencyKey := auditlogFields[17].Descriptor()
+	auditlogDescIdempotencyKey := auditlogFields[20].Descriptor()
 	// auditlog.IdempotencyKeyValidator is a validator for the "idempotency_key" field. It is called by the builders before save.
 	auditlog.IdempotencyKeyValidator = auditlogDescIdempotencyKey.Validators[0].(func(string) error)
 	// auditlogDescPrevHash is the schema descriptor for prev_hash field.
-	auditlogDescPrevHash := auditlogFields[19].Descriptor()
+	auditlogDescPrevHash := auditlogFields[22].Descriptor()
 	// auditlog.PrevHashValidator is a validator for the "prev_hash" field. It is called by the builders before save.
 	auditlog.PrevHashValidator = auditlogDescPrevHash.Validators[0].(func(string) error)
 	// auditlogDescHash is the schema descriptor for hash field.
-	auditlogDescHash := auditlogFields[20].Descriptor()
+	auditlogDescHash := auditlogFields[23].Descriptor()
 	// auditlog.HashValidator is a validator for the "hash" field. It is called by the builders before save.
 	auditlog.HashValidator = auditlogDescHash.Validators[0].(func(string) error)
+	// auditlogDescHashVersion is the schema descriptor for hash_version field.
+	auditlogDescHashVersion := auditlogFields[24].Descriptor()
+	// auditlog.DefaultHashVersion holds the default value on creation for the hash_version field.
+	auditlog.DefaultHashVersion = auditlogDescHashVersion.Default.(int)
 	// auditlogDescID is the schema descriptor for id field.
 	auditlogDescID := auditlogMixinFields0[0].Descriptor()
 	// auditlog.DefaultID holds the default value on creation for the id field.

@@ -2,7 +2,8 @@
 //
 //	auditctl verify TENANT_ID   walk the tenant's hash chain (from its
 //	                            retention checkpoint, if any) and report the
-//	                            first broken link
+//	                            first broken link; TENANT_ID in any case.
+//	                            An empty chain says so ("no events")
 //
 // Environment: DATABASE_URL (PostgreSQL, migrated to this binary's version).
 // Exit status: 0 when the chain verifies, 1 when it is broken, 2 on a usage
@@ -66,11 +67,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if res.CheckpointSeq > 0 {
 		from = fmt.Sprintf("the retention checkpoint at chain_seq %d", res.CheckpointSeq)
 	}
-	if res.OK {
-		fmt.Fprintf(stdout, "ok: tenant %s: %d events verified from %s\n", args[1], res.EventsChecked, from)
+	switch {
+	case res.OK && res.Empty:
+		fmt.Fprintf(stdout, "ok: tenant %s: no events to verify (the chain is empty from %s)\n", res.TenantID, from)
+		return nil
+	case res.OK:
+		fmt.Fprintf(stdout, "ok: tenant %s: %d events verified from %s\n", res.TenantID, res.EventsChecked, from)
 		return nil
 	}
 	fmt.Fprintf(stdout, "BROKEN: tenant %s: event %s: %s (%d events verified from %s before it)\n",
-		args[1], res.FirstBrokenEventID, res.Reason, res.EventsChecked, from)
+		res.TenantID, res.FirstBrokenEventID, res.Reason, res.EventsChecked, from)
 	return fmt.Errorf("%w at event %s", errBroken, res.FirstBrokenEventID)
 }

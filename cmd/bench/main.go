@@ -396,7 +396,7 @@ FROM generate_series(1, $2::bigint) AS i`, tenantID, n)
 // it walks the pages over HTTP instead.
 func deepPageCursor(ctx context.Context, db *sql.DB, client *http.Client, listURL, tenantID string, pageSize, page int) (string, error) {
 	var pos cursor.Position
-	err := db.QueryRowContext(ctx, `SELECT created_at, id::text FROM audit_log WHERE tenant_id = $1
+	err := db.QueryRowContext(ctx, `SELECT created_at, id::text FROM audit_log WHERE group_id = $1
 		ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT 1`, tenantID, (page-1)*pageSize-1).Scan(&pos.Time, &pos.ID)
 	if err != nil {
 		return "", fmt.Errorf("page %d position: %w", page, err)

@@ -49,6 +49,12 @@ const (
 	FieldIsAnonymous = "is_anonymous"
 	// FieldFields holds the string denoting the fields field in the database.
 	FieldFields = "fields"
+	// FieldAppendedByID holds the string denoting the appended_by_id field in the database.
+	FieldAppendedByID = "appended_by_id"
+	// FieldAppendedByType holds the string denoting the appended_by_type field in the database.
+	FieldAppendedByType = "appended_by_type"
+	// FieldAppendedByTenant holds the string denoting the appended_by_tenant field in the database.
+	FieldAppendedByTenant = "appended_by_tenant"
 	// FieldIdempotencyKey holds the string denoting the idempotency_key field in the database.
 	FieldIdempotencyKey = "idempotency_key"
 	// FieldChainSeq holds the string denoting the chain_seq field in the database.
@@ -57,6 +63,8 @@ const (
 	FieldPrevHash = "prev_hash"
 	// FieldHash holds the string denoting the hash field in the database.
 	FieldHash = "hash"
+	// FieldHashVersion holds the string denoting the hash_version field in the database.
+	FieldHashVersion = "hash_version"
 	// EdgeTenant holds the string denoting the tenant edge name in mutations.
 	EdgeTenant = "tenant"
 	// Table holds the table name of the auditlog in the database.
@@ -90,10 +98,14 @@ var Columns = []string{
 	FieldIsFailure,
 	FieldIsAnonymous,
 	FieldFields,
+	FieldAppendedByID,
+	FieldAppendedByType,
+	FieldAppendedByTenant,
 	FieldIdempotencyKey,
 	FieldChainSeq,
 	FieldPrevHash,
 	FieldHash,
+	FieldHashVersion,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -137,12 +149,26 @@ var (
 	DefaultIsFailure bool
 	// DefaultIsAnonymous holds the default value on creation for the "is_anonymous" field.
 	DefaultIsAnonymous bool
+	// DefaultAppendedByID holds the default value on creation for the "appended_by_id" field.
+	DefaultAppendedByID string
+	// AppendedByIDValidator is a validator for the "appended_by_id" field. It is called by the builders before save.
+	AppendedByIDValidator func(string) error
+	// DefaultAppendedByType holds the default value on creation for the "appended_by_type" field.
+	DefaultAppendedByType string
+	// AppendedByTypeValidator is a validator for the "appended_by_type" field. It is called by the builders before save.
+	AppendedByTypeValidator func(string) error
+	// DefaultAppendedByTenant holds the default value on creation for the "appended_by_tenant" field.
+	DefaultAppendedByTenant string
+	// AppendedByTenantValidator is a validator for the "appended_by_tenant" field. It is called by the builders before save.
+	AppendedByTenantValidator func(string) error
 	// IdempotencyKeyValidator is a validator for the "idempotency_key" field. It is called by the builders before save.
 	IdempotencyKeyValidator func(string) error
 	// PrevHashValidator is a validator for the "prev_hash" field. It is called by the builders before save.
 	PrevHashValidator func(string) error
 	// HashValidator is a validator for the "hash" field. It is called by the builders before save.
 	HashValidator func(string) error
+	// DefaultHashVersion holds the default value on creation for the "hash_version" field.
+	DefaultHashVersion int
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -235,6 +261,21 @@ func ByIsAnonymous(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldIsAnonymous, opts...).ToFunc()
 }
 
+// ByAppendedByID orders the results by the appended_by_id field.
+func ByAppendedByID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAppendedByID, opts...).ToFunc()
+}
+
+// ByAppendedByType orders the results by the appended_by_type field.
+func ByAppendedByType(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAppendedByType, opts...).ToFunc()
+}
+
+// ByAppendedByTenant orders the results by the appended_by_tenant field.
+func ByAppendedByTenant(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAppendedByTenant, opts...).ToFunc()
+}
+
 // ByIdempotencyKey orders the results by the idempotency_key field.
 func ByIdempotencyKey(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldIdempotencyKey, opts...).ToFunc()
@@ -253,6 +294,11 @@ func ByPrevHash(opts ...sql.OrderTermOption) OrderOption {
 // ByHash orders the results by the hash field.
 func ByHash(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldHash, opts...).ToFunc()
+}
+
+// ByHashVersion orders the results by the hash_version field.
+func ByHashVersion(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldHashVersion, opts...).ToFunc()
 }
 
 // ByTenantField orders the results by tenant field.

@@ -136,6 +136,21 @@ func IsAnonymous(v bool) predicate.AuditLog {
 	return predicate.AuditLog(sql.FieldEQ(FieldIsAnonymous, v))
 }
 
+// AppendedByID applies equality check predicate on the "appended_by_id" field. It's identical to AppendedByIDEQ.
+func AppendedByID(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldEQ(FieldAppendedByID, v))
+}
+
+// AppendedByType applies equality check predicate on the "appended_by_type" field. It's identical to AppendedByTypeEQ.
+func AppendedByType(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldEQ(FieldAppendedByType, v))
+}
+
+// AppendedByTenant applies equality check predicate on the "appended_by_tenant" field. It's identical to AppendedByTenantEQ.
+func AppendedByTenant(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldEQ(FieldAppendedByTenant, v))
+}
+
 // IdempotencyKey applies equality check predicate on the "idempotency_key" field. It's identical to IdempotencyKeyEQ.
 func IdempotencyKey(v string) predicate.AuditLog {
 	return predicate.AuditLog(sql.FieldEQ(FieldIdempotencyKey, v))
@@ -154,6 +169,11 @@ func PrevHash(v string) predicate.AuditLog {
 // Hash applies equality check predicate on the "hash" field. It's identical to HashEQ.
 func Hash(v string) predicate.AuditLog {
 	return predicate.AuditLog(sql.FieldEQ(FieldHash, v))
+}
+
+// HashVersion applies equality check predicate on the "hash_version" field. It's identical to HashVersionEQ.
+func HashVersion(v int) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldEQ(FieldHashVersion, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
@@ -279,16 +299,6 @@ func GroupIDHasPrefix(v string) predicate.AuditLog {
 // GroupIDHasSuffix applies the HasSuffix predicate on the "group_id" field.
 func GroupIDHasSuffix(v string) predicate.AuditLog {
 	return predicate.AuditLog(sql.FieldHasSuffix(FieldGroupID, v))
-}
-
-// GroupIDIsNil applies the IsNil predicate on the "group_id" field.
-func GroupIDIsNil() predicate.AuditLog {
-	return predicate.AuditLog(sql.FieldIsNull(FieldGroupID))
-}
-
-// GroupIDNotNil applies the NotNil predicate on the "group_id" field.
-func GroupIDNotNil() predicate.AuditLog {
-	return predicate.AuditLog(sql.FieldNotNull(FieldGroupID))
 }
 
 // GroupIDEqualFold applies the EqualFold predicate on the "group_id" field.
@@ -1116,6 +1126,201 @@ func FieldsNotNil() predicate.AuditLog {
 	return predicate.AuditLog(sql.FieldNotNull(FieldFields))
 }
 
+// AppendedByIDEQ applies the EQ predicate on the "appended_by_id" field.
+func AppendedByIDEQ(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldEQ(FieldAppendedByID, v))
+}
+
+// AppendedByIDNEQ applies the NEQ predicate on the "appended_by_id" field.
+func AppendedByIDNEQ(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldNEQ(FieldAppendedByID, v))
+}
+
+// AppendedByIDIn applies the In predicate on the "appended_by_id" field.
+func AppendedByIDIn(vs ...string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldIn(FieldAppendedByID, vs...))
+}
+
+// AppendedByIDNotIn applies the NotIn predicate on the "appended_by_id" field.
+func AppendedByIDNotIn(vs ...string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldNotIn(FieldAppendedByID, vs...))
+}
+
+// AppendedByIDGT applies the GT predicate on the "appended_by_id" field.
+func AppendedByIDGT(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldGT(FieldAppendedByID, v))
+}
+
+// AppendedByIDGTE applies the GTE predicate on the "appended_by_id" field.
+func AppendedByIDGTE(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldGTE(FieldAppendedByID, v))
+}
+
+// AppendedByIDLT applies the LT predicate on the "appended_by_id" field.
+func AppendedByIDLT(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldLT(FieldAppendedByID, v))
+}
+
+// AppendedByIDLTE applies the LTE predicate on the "appended_by_id" field.
+func AppendedByIDLTE(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldLTE(FieldAppendedByID, v))
+}
+
+// AppendedByIDContains applies the Contains predicate on the "appended_by_id" field.
+func AppendedByIDContains(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldContains(FieldAppendedByID, v))
+}
+
+// AppendedByIDHasPrefix applies the HasPrefix predicate on the "appended_by_id" field.
+func AppendedByIDHasPrefix(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldHasPrefix(FieldAppendedByID, v))
+}
+
+// AppendedByIDHasSuffix applies the HasSuffix predicate on the "appended_by_id" field.
+func AppendedByIDHasSuffix(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldHasSuffix(FieldAppendedByID, v))
+}
+
+// AppendedByIDEqualFold applies the EqualFold predicate on the "appended_by_id" field.
+func AppendedByIDEqualFold(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldEqualFold(FieldAppendedByID, v))
+}
+
+// AppendedByIDContainsFold applies the ContainsFold predicate on the "appended_by_id" field.
+func AppendedByIDContainsFold(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldContainsFold(FieldAppendedByID, v))
+}
+
+// AppendedByTypeEQ applies the EQ predicate on the "appended_by_type" field.
+func AppendedByTypeEQ(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldEQ(FieldAppendedByType, v))
+}
+
+// AppendedByTypeNEQ applies the NEQ predicate on the "appended_by_type" field.
+func AppendedByTypeNEQ(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldNEQ(FieldAppendedByType, v))
+}
+
+// AppendedByTypeIn applies the In predicate on the "appended_by_type" field.
+func AppendedByTypeIn(vs ...string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldIn(FieldAppendedByType, vs...))
+}
+
+// AppendedByTypeNotIn applies the NotIn predicate on the "appended_by_type" field.
+func AppendedByTypeNotIn(vs ...string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldNotIn(FieldAppendedByType, vs...))
+}
+
+// AppendedByTypeGT applies the GT predicate on the "appended_by_type" field.
+func AppendedByTypeGT(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldGT(FieldAppendedByType, v))
+}
+
+// AppendedByTypeGTE applies the GTE predicate on the "appended_by_type" field.
+func AppendedByTypeGTE(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldGTE(FieldAppendedByType, v))
+}
+
+// AppendedByTypeLT applies the LT predicate on the "appended_by_type" field.
+func AppendedByTypeLT(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldLT(FieldAppendedByType, v))
+}
+
+// AppendedByTypeLTE applies the LTE predicate on the "appended_by_type" field.
+func AppendedByTypeLTE(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldLTE(FieldAppendedByType, v))
+}
+
+// AppendedByTypeContains applies the Contains predicate on the "appended_by_type" field.
+func AppendedByTypeContains(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldContains(FieldAppendedByType, v))
+}
+
+// AppendedByTypeHasPrefix applies the HasPrefix predicate on the "appended_by_type" field.
+func AppendedByTypeHasPrefix(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldHasPrefix(FieldAppendedByType, v))
+}
+
+// AppendedByTypeHasSuffix applies the HasSuffix predicate on the "appended_by_type" field.
+func AppendedByTypeHasSuffix(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldHasSuffix(FieldAppendedByType, v))
+}
+
+// AppendedByTypeEqualFold applies the EqualFold predicate on the "appended_by_type" field.
+func AppendedByTypeEqualFold(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldEqualFold(FieldAppendedByType, v))
+}
+
+// AppendedByTypeContainsFold applies the ContainsFold predicate on the "appended_by_type" field.
+func AppendedByTypeContainsFold(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldContainsFold(FieldAppendedByType, v))
+}
+
+// AppendedByTenantEQ applies the EQ predicate on the "appended_by_tenant" field.
+func AppendedByTenantEQ(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldEQ(FieldAppendedByTenant, v))
+}
+
+// AppendedByTenantNEQ applies the NEQ predicate on the "appended_by_tenant" field.
+func AppendedByTenantNEQ(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldNEQ(FieldAppendedByTenant, v))
+}
+
+// AppendedByTenantIn applies the In predicate on the "appended_by_tenant" field.
+func AppendedByTenantIn(vs ...string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldIn(FieldAppendedByTenant, vs...))
+}
+
+// AppendedByTenantNotIn applies the NotIn predicate on the "appended_by_tenant" field.
+func AppendedByTenantNotIn(vs ...string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldNotIn(FieldAppendedByTenant, vs...))
+}
+
+// AppendedByTenantGT applies the GT predicate on the "appended_by_tenant" field.
+func AppendedByTenantGT(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldGT(FieldAppendedByTenant, v))
+}
+
+// AppendedByTenantGTE applies the GTE predicate on the "appended_by_tenant" field.
+func AppendedByTenantGTE(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldGTE(FieldAppendedByTenant, v))
+}
+
+// AppendedByTenantLT applies the LT predicate on the "appended_by_tenant" field.
+func AppendedByTenantLT(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldLT(FieldAppendedByTenant, v))
+}
+
+// AppendedByTenantLTE applies the LTE predicate on the "appended_by_tenant" field.
+func AppendedByTenantLTE(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldLTE(FieldAppendedByTenant, v))
+}
+
+// AppendedByTenantContains applies the Contains predicate on the "appended_by_tenant" field.
+func AppendedByTenantContains(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldContains(FieldAppendedByTenant, v))
+}
+
+// AppendedByTenantHasPrefix applies the HasPrefix predicate on the "appended_by_tenant" field.
+func AppendedByTenantHasPrefix(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldHasPrefix(FieldAppendedByTenant, v))
+}
+
+// AppendedByTenantHasSuffix applies the HasSuffix predicate on the "appended_by_tenant" field.
+func AppendedByTenantHasSuffix(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldHasSuffix(FieldAppendedByTenant, v))
+}
+
+// AppendedByTenantEqualFold applies the EqualFold predicate on the "appended_by_tenant" field.
+func AppendedByTenantEqualFold(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldEqualFold(FieldAppendedByTenant, v))
+}
+
+// AppendedByTenantContainsFold applies the ContainsFold predicate on the "appended_by_tenant" field.
+func AppendedByTenantContainsFold(v string) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldContainsFold(FieldAppendedByTenant, v))
+}
+
 // IdempotencyKeyEQ applies the EQ predicate on the "idempotency_key" field.
 func IdempotencyKeyEQ(v string) predicate.AuditLog {
 	return predicate.AuditLog(sql.FieldEQ(FieldIdempotencyKey, v))
@@ -1231,16 +1436,6 @@ func ChainSeqLTE(v int64) predicate.AuditLog {
 	return predicate.AuditLog(sql.FieldLTE(FieldChainSeq, v))
 }
 
-// ChainSeqIsNil applies the IsNil predicate on the "chain_seq" field.
-func ChainSeqIsNil() predicate.AuditLog {
-	return predicate.AuditLog(sql.FieldIsNull(FieldChainSeq))
-}
-
-// ChainSeqNotNil applies the NotNil predicate on the "chain_seq" field.
-func ChainSeqNotNil() predicate.AuditLog {
-	return predicate.AuditLog(sql.FieldNotNull(FieldChainSeq))
-}
-
 // PrevHashEQ applies the EQ predicate on the "prev_hash" field.
 func PrevHashEQ(v string) predicate.AuditLog {
 	return predicate.AuditLog(sql.FieldEQ(FieldPrevHash, v))
@@ -1294,16 +1489,6 @@ func PrevHashHasPrefix(v string) predicate.AuditLog {
 // PrevHashHasSuffix applies the HasSuffix predicate on the "prev_hash" field.
 func PrevHashHasSuffix(v string) predicate.AuditLog {
 	return predicate.AuditLog(sql.FieldHasSuffix(FieldPrevHash, v))
-}
-
-// PrevHashIsNil applies the IsNil predicate on the "prev_hash" field.
-func PrevHashIsNil() predicate.AuditLog {
-	return predicate.AuditLog(sql.FieldIsNull(FieldPrevHash))
-}
-
-// PrevHashNotNil applies the NotNil predicate on the "prev_hash" field.
-func PrevHashNotNil() predicate.AuditLog {
-	return predicate.AuditLog(sql.FieldNotNull(FieldPrevHash))
 }
 
 // PrevHashEqualFold applies the EqualFold predicate on the "prev_hash" field.
@@ -1371,16 +1556,6 @@ func HashHasSuffix(v string) predicate.AuditLog {
 	return predicate.AuditLog(sql.FieldHasSuffix(FieldHash, v))
 }
 
-// HashIsNil applies the IsNil predicate on the "hash" field.
-func HashIsNil() predicate.AuditLog {
-	return predicate.AuditLog(sql.FieldIsNull(FieldHash))
-}
-
-// HashNotNil applies the NotNil predicate on the "hash" field.
-func HashNotNil() predicate.AuditLog {
-	return predicate.AuditLog(sql.FieldNotNull(FieldHash))
-}
-
 // HashEqualFold applies the EqualFold predicate on the "hash" field.
 func HashEqualFold(v string) predicate.AuditLog {
 	return predicate.AuditLog(sql.FieldEqualFold(FieldHash, v))
@@ -1389,6 +1564,46 @@ func HashEqualFold(v string) predicate.AuditLog {
 // HashContainsFold applies the ContainsFold predicate on the "hash" field.
 func HashContainsFold(v string) predicate.AuditLog {
 	return predicate.AuditLog(sql.FieldContainsFold(FieldHash, v))
+}
+
+// HashVersionEQ applies the EQ predicate on the "hash_version" field.
+func HashVersionEQ(v int) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldEQ(FieldHashVersion, v))
+}
+
+// HashVersionNEQ applies the NEQ predicate on the "hash_version" field.
+func HashVersionNEQ(v int) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldNEQ(FieldHashVersion, v))
+}
+
+// HashVersionIn applies the In predicate on the "hash_version" field.
+func HashVersionIn(vs ...int) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldIn(FieldHashVersion, vs...))
+}
+
+// HashVersionNotIn applies the NotIn predicate on the "hash_version" field.
+func HashVersionNotIn(vs ...int) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldNotIn(FieldHashVersion, vs...))
+}
+
+// HashVersionGT applies the GT predicate on the "hash_version" field.
+func HashVersionGT(v int) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldGT(FieldHashVersion, v))
+}
+
+// HashVersionGTE applies the GTE predicate on the "hash_version" field.
+func HashVersionGTE(v int) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldGTE(FieldHashVersion, v))
+}
+
+// HashVersionLT applies the LT predicate on the "hash_version" field.
+func HashVersionLT(v int) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldLT(FieldHashVersion, v))
+}
+
+// HashVersionLTE applies the LTE predicate on the "hash_version" field.
+func HashVersionLTE(v int) predicate.AuditLog {
+	return predicate.AuditLog(sql.FieldLTE(FieldHashVersion, v))
 }
 
 // HasTenant applies the HasEdge predicate on the "tenant" edge.

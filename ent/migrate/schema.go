@@ -72,7 +72,7 @@ var (
 	AuditLogColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "created_at", Type: field.TypeTime},
-		{Name: "group_id", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "group_id", Type: field.TypeString, Size: 64},
 		{Name: "group_name", Type: field.TypeString, Nullable: true, Size: 200},
 		{Name: "action", Type: field.TypeString, Size: 128},
 		{Name: "crud", Type: field.TypeString, Size: 1},
@@ -87,10 +87,14 @@ var (
 		{Name: "is_failure", Type: field.TypeBool, Default: false},
 		{Name: "is_anonymous", Type: field.TypeBool, Default: false},
 		{Name: "fields", Type: field.TypeJSON, Nullable: true},
+		{Name: "appended_by_id", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "appended_by_type", Type: field.TypeString, Size: 16, Default: ""},
+		{Name: "appended_by_tenant", Type: field.TypeString, Size: 64, Default: ""},
 		{Name: "idempotency_key", Type: field.TypeString, Nullable: true, Size: 128},
-		{Name: "chain_seq", Type: field.TypeInt64, Nullable: true},
-		{Name: "prev_hash", Type: field.TypeString, Nullable: true, Size: 64},
-		{Name: "hash", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "chain_seq", Type: field.TypeInt64},
+		{Name: "prev_hash", Type: field.TypeString, Size: 64},
+		{Name: "hash", Type: field.TypeString, Size: 64},
+		{Name: "hash_version", Type: field.TypeInt, Default: 1},
 		{Name: "tenant_id", Type: field.TypeUUID, Nullable: true},
 	}
 	// AuditLogTable holds the schema information for the "audit_log" table.
@@ -101,7 +105,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "audit_log_tenants_audit_events",
-				Columns:    []*schema.Column{AuditLogColumns[21]},
+				Columns:    []*schema.Column{AuditLogColumns[25]},
 				RefColumns: []*schema.Column{TenantsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -113,24 +117,29 @@ var (
 				Columns: []*schema.Column{AuditLogColumns[1], AuditLogColumns[0]},
 			},
 			{
-				Name:    "auditlog_tenant_id_created_at_id",
+				Name:    "auditlog_group_id_created_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{AuditLogColumns[21], AuditLogColumns[1], AuditLogColumns[0]},
+				Columns: []*schema.Column{AuditLogColumns[2], AuditLogColumns[1], AuditLogColumns[0]},
 			},
 			{
 				Name:    "auditlog_group_id_chain_seq",
 				Unique:  true,
-				Columns: []*schema.Column{AuditLogColumns[2], AuditLogColumns[18]},
+				Columns: []*schema.Column{AuditLogColumns[2], AuditLogColumns[21]},
 			},
 			{
-				Name:    "auditlog_group_id_idempotency_key",
+				Name:    "auditlog_group_id_appender_idempotency_key",
 				Unique:  true,
-				Columns: []*schema.Column{AuditLogColumns[2], AuditLogColumns[17]},
+				Columns: []*schema.Column{AuditLogColumns[2], AuditLogColumns[18], AuditLogColumns[17], AuditLogColumns[20]},
 			},
 			{
 				Name:    "auditlog_action",
 				Unique:  false,
 				Columns: []*schema.Column{AuditLogColumns[4]},
+			},
+			{
+				Name:    "auditlog_tenant_id",
+				Unique:  false,
+				Columns: []*schema.Column{AuditLogColumns[25]},
 			},
 		},
 	}
@@ -326,8 +335,14 @@ func init() {
 		Table: "audit_log",
 	}
 	AuditLogTable.Annotation.Checks = map[string]string{
-		"audit_log_actor_type": "actor_type IN ('user', 'service', 'system')",
-		"audit_log_crud":       "crud IN ('c', 'r', 'u', 'd')",
+		"audit_log_actor_type":       "actor_type IN ('user', 'service', 'system')",
+		"audit_log_appended_by_type": "appended_by_type IN ('', 'user', 'service', 'system')",
+		"audit_log_chain_seq":        "chain_seq >= 1",
+		"audit_log_crud":             "crud IN ('c', 'r', 'u', 'd')",
+		"audit_log_group_id":         "length(group_id) = 36 AND group_id = lower(group_id)",
+		"audit_log_hash":             "length(hash) = 64",
+		"audit_log_hash_version":     "hash_version IN (1, 2)",
+		"audit_log_tenant_group":     "tenant_id IS NULL OR CAST(tenant_id AS TEXT) = group_id",
 	}
 	OutboxTable.ForeignKeys[0].RefTable = TenantsTable
 	OutboxTable.Annotation = &entsql.Annotation{

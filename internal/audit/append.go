@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 	"unicode"
@@ -27,7 +28,8 @@ import (
 //	crud              c, r, u or d
 //	actor.id          required, ≤ 255
 //	actor.name        ≤ 255
-//	actor.type        user (the default), service or system
+//	actor.type        user (the default), service or system; a tenant's own
+//	                  callers (IT_ADMIN) append user actors only
 //	target.id, .name  ≤ 255 each
 //	target.type       ≤ 64
 //	description       ≤ 2000 (line breaks and tabs allowed)
@@ -70,27 +72,37 @@ type AppendInput struct {
 	SourceIP    string
 	IsFailure   bool
 	IsAnonymous bool
-	// IdempotencyKey, when set, makes the append idempotent within the
-	// group: appending the same key again stores nothing and returns the
-	// event stored first.
+	// IdempotencyKey, when set, makes the append idempotent for its
+	// appender (the authenticated caller) within the group: the same
+	// appender appending the same key with the same content again stores
+	// nothing and returns the event stored first; the same key with other
+	// content is a Conflict. Another appender's keys are never seen.
 	IdempotencyKey string
 }
 
 // Append validates in and appends it to the group's hash chain. Every bad
 // field is an Invalid error whose message starts with the field's name.
+// The event records its authenticated appender, the caller in ctx.
 func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, error) {
 	if err := validateAppend(&in); err != nil {
 		return nil, err
+	}
+	caller := registry.PrincipalFrom(ctx)
+	if caller.TenantID != "" && in.Actor.Type != string(registry.ActorUser) {
+		// A tenant's users speak for people of their tenant, never for a
+		// service or the system.
+		return nil, registry.Errorf(registry.Forbidden, "actor.type: a tenant's users may append events of user actors only, not %s", in.Actor.Type)
 	}
 	groupID, err := scope(ctx, in.TenantID, false)
 	if err != nil {
 		return nil, err
 	}
 	tenantID := uuid.MustParse(groupID)
+	appender := registry.Principal{Subject: caller.Subject, Name: caller.Name, Type: caller.Type, TenantID: registry.CanonicalID(caller.TenantID)}
 	if in.IdempotencyKey != "" {
 		// The common repeat costs one read; the unique index still decides
 		// races below.
-		if row, err := s.byIdempotencyKey(ctx, groupID, in.IdempotencyKey); err != nil || row != nil {
+		if row, err := s.byIdempotencyKey(ctx, groupID, appender, in); err != nil || row != nil {
 			return row, err
 		}
 	}
@@ -114,13 +126,15 @@ func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, er
 			Actor:          &actor,
 			SourceIP:       in.SourceIP,
 			IdempotencyKey: in.IdempotencyKey,
+			AppendedBy:     &appender,
 		})
 		return err
 	})
 	if err != nil && in.IdempotencyKey != "" && ent.IsConstraintError(err) {
-		// A concurrent append with the same key won: answer with its event.
-		if existing, rerr := s.byIdempotencyKey(ctx, groupID, in.IdempotencyKey); rerr == nil && existing != nil {
-			return existing, nil
+		// A concurrent append with the same key won: answer with its event
+		// (or the conflict, when its content differs).
+		if existing, rerr := s.byIdempotencyKey(ctx, groupID, appender, in); rerr != nil || existing != nil {
+			return existing, rerr
 		}
 	}
 	if err != nil {
@@ -129,9 +143,14 @@ func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, er
 	return row, nil
 }
 
-func (s *Service) byIdempotencyKey(ctx context.Context, groupID, key string) (*ent.AuditLog, error) {
+// byIdempotencyKey returns the event appender already appended to the group
+// under in's key: nil when there is none, a Conflict when its content is not
+// in's.
+func (s *Service) byIdempotencyKey(ctx context.Context, groupID string, appender registry.Principal, in AppendInput) (*ent.AuditLog, error) {
 	row, err := s.client.AuditLog.Query().
-		Where(auditlog.GroupID(groupID), auditlog.IdempotencyKey(key)).
+		Where(auditlog.GroupID(groupID),
+			auditlog.AppendedByType(string(appender.Type)), auditlog.AppendedByID(appender.Subject),
+			auditlog.IdempotencyKey(in.IdempotencyKey)).
 		Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, nil
@@ -139,7 +158,46 @@ func (s *Service) byIdempotencyKey(ctx context.Context, groupID, key string) (*e
 	if err != nil {
 		return nil, fmt.Errorf("read audit event by idempotency key: %w", err)
 	}
+	if field := differs(row, in); field != "" {
+		return nil, registry.Errorf(registry.Conflict,
+			"idempotency_key: %q was already used for a different event (%s differs from event %s)", in.IdempotencyKey, field, row.ID)
+	}
 	return row, nil
+}
+
+// differs names the first field in which a stored event and an append of
+// the same idempotency key differ, or returns "" when they are the same
+// event. (in is validated: its actor type and source IP are normalised as
+// stored.)
+func differs(row *ent.AuditLog, in AppendInput) string {
+	for _, f := range []struct {
+		name           string
+		stored, wanted string
+	}{
+		{"action", row.Action, in.Action},
+		{"crud", row.Crud, in.CRUD},
+		{"actor.id", row.ActorID, in.Actor.ID},
+		{"actor.name", row.ActorName, in.Actor.Name},
+		{"actor.type", row.ActorType, in.Actor.Type},
+		{"target.id", row.TargetID, in.Target.ID},
+		{"target.name", row.TargetName, in.Target.Name},
+		{"target.type", row.TargetType, in.Target.Type},
+		{"description", row.Description, in.Description},
+		{"source_ip", row.SourceIP, in.SourceIP},
+	} {
+		if f.stored != f.wanted {
+			return f.name
+		}
+	}
+	switch {
+	case row.IsFailure != in.IsFailure:
+		return "is_failure"
+	case row.IsAnonymous != in.IsAnonymous:
+		return "is_anonymous"
+	case !maps.Equal(row.Fields, in.Fields):
+		return "fields"
+	}
+	return ""
 }
 
 func validateAppend(in *AppendInput) error {

@@ -38,6 +38,9 @@ type Event struct {
 	// SourceIP overrides the caller's address taken from the context.
 	SourceIP       string
 	IdempotencyKey string
+	// AppendedBy is the authenticated appender (AppendEvent's caller); nil
+	// for the service's own events, whose appender is the system.
+	AppendedBy *registry.Principal
 }
 
 // Recorder writes events.
@@ -53,20 +56,25 @@ func NewRecorder(clock registry.Clock, postgres bool) *Recorder {
 	return &Recorder{clock: clock, postgres: postgres}
 }
 
-// Record writes e in tx, chained to its group's previous event.
+// Record writes e in tx, chained to its group's previous event. Every event
+// belongs to a tenant (its group): there is no event beside a chain.
 func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Event) (*ent.AuditLog, error) {
+	if e.TenantID == uuid.Nil {
+		return nil, fmt.Errorf("write audit event %s: no tenant", e.Action)
+	}
 	actor := registry.PrincipalFrom(ctx)
 	if e.Actor != nil {
 		actor = *e.Actor
+	}
+	appender := registry.SystemPrincipal
+	if e.AppendedBy != nil {
+		appender = *e.AppendedBy
 	}
 	sourceIP := e.SourceIP
 	if sourceIP == "" {
 		sourceIP = registry.SourceIPFrom(ctx)
 	}
-	groupID := ""
-	if e.TenantID != uuid.Nil {
-		groupID = e.TenantID.String()
-	}
+	groupID := e.TenantID.String()
 	if r.postgres {
 		// Appends to one chain queue up here until the holder commits.
 		if err := lockChain(ctx, tx, groupID); err != nil {
@@ -75,7 +83,7 @@ func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Event) (*ent.AuditL
 	}
 	prevSeq, prevHash := int64(0), ""
 	last, err := tx.AuditLog.Query().
-		Where(auditlog.GroupID(groupID), auditlog.ChainSeqNotNil()).
+		Where(auditlog.GroupID(groupID)).
 		Order(ent.Desc(auditlog.FieldChainSeq)).
 		Select(auditlog.FieldChainSeq, auditlog.FieldHash).
 		First(ctx)
@@ -89,33 +97,38 @@ func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Event) (*ent.AuditL
 	case err != nil:
 		return nil, fmt.Errorf("read audit chain head: %w", err)
 	default:
-		prevSeq, prevHash = *last.ChainSeq, last.Hash
+		prevSeq, prevHash = last.ChainSeq, last.Hash
 	}
 	ev := Canonical{
-		ID:             uuid.New().String(),
-		CreatedAt:      r.clock().UTC(),
-		Action:         e.Action,
-		CRUD:           e.CRUD,
-		GroupID:        groupID,
-		GroupName:      e.TenantName,
-		ActorID:        actor.Subject,
-		ActorName:      actor.Name,
-		ActorType:      string(actor.Type),
-		TargetID:       e.Target.ID,
-		TargetName:     e.Target.Name,
-		TargetType:     e.Target.Type,
-		SourceIP:       sourceIP,
-		Description:    e.Description,
-		IsFailure:      e.IsFailure,
-		IsAnonymous:    actor.Anonymous,
-		Fields:         e.Fields,
-		IdempotencyKey: e.IdempotencyKey,
-		ChainSeq:       prevSeq + 1,
+		Version:          CanonicalVersion,
+		ID:               uuid.New().String(),
+		CreatedAt:        r.clock().UTC(),
+		Action:           e.Action,
+		CRUD:             e.CRUD,
+		GroupID:          groupID,
+		GroupName:        e.TenantName,
+		ActorID:          actor.Subject,
+		ActorName:        actor.Name,
+		ActorType:        string(actor.Type),
+		TargetID:         e.Target.ID,
+		TargetName:       e.Target.Name,
+		TargetType:       e.Target.Type,
+		SourceIP:         sourceIP,
+		Description:      e.Description,
+		IsFailure:        e.IsFailure,
+		IsAnonymous:      actor.Anonymous,
+		Fields:           e.Fields,
+		IdempotencyKey:   e.IdempotencyKey,
+		ChainSeq:         prevSeq + 1,
+		AppendedByID:     appender.Subject,
+		AppendedByType:   string(appender.Type),
+		AppendedByTenant: registry.CanonicalID(appender.TenantID),
 	}
 	hash := ev.Hash(prevHash)
 	create := tx.AuditLog.Create().
 		SetID(uuid.MustParse(ev.ID)).
 		SetCreatedAt(ev.CreatedAt).
+		SetTenantID(e.TenantID).
 		SetGroupID(groupID).
 		SetGroupName(ev.GroupName).
 		SetAction(ev.Action).
@@ -130,12 +143,13 @@ func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Event) (*ent.AuditL
 		SetDescription(ev.Description).
 		SetIsFailure(ev.IsFailure).
 		SetIsAnonymous(ev.IsAnonymous).
+		SetAppendedByID(ev.AppendedByID).
+		SetAppendedByType(ev.AppendedByType).
+		SetAppendedByTenant(ev.AppendedByTenant).
 		SetChainSeq(ev.ChainSeq).
 		SetPrevHash(prevHash).
-		SetHash(hash)
-	if e.TenantID != uuid.Nil {
-		create.SetTenantID(e.TenantID)
-	}
+		SetHash(hash).
+		SetHashVersion(ev.Version)
 	if len(e.Fields) > 0 {
 		create.SetFields(e.Fields)
 	}
@@ -159,10 +173,58 @@ func lockChain(ctx context.Context, tx *ent.Tx, groupID string) error {
 	return nil
 }
 
-// Canonical is the form of an event that its hash covers. Field order is
-// fixed by this struct, map keys are sorted by encoding/json, and times are
-// UTC with microsecond precision, so the same event always encodes the same.
+// CanonicalVersion is the version of the canonical form new events are
+// hashed in (the row's hash_version).
+const CanonicalVersion = 2
+
+// Canonical is the form of an event that its hash covers:
+//
+//	hash = hex(SHA-256(prev_hash ‖ JSON))
+//
+// where JSON is, for hash_version 2 (every event written since appenders
+// are recorded):
+//
+//	{"v":2,"id":…,"created_at":…,"action":…,"crud":…,"group_id":…,
+//	 "group_name":…,"actor_id":…,"actor_name":…,"actor_type":…,
+//	 "target_id":…,"target_name":…,"target_type":…,"source_ip":…,
+//	 "description":…,"is_failure":…,"is_anonymous":…,"fields":{…}|null,
+//	 "idempotency_key":…,"chain_seq":…,"appended_by_id":…,
+//	 "appended_by_type":…,"appended_by_tenant":…}
+//
+// and for hash_version 1 (older events) the same without "v" and the three
+// appended_by keys. Keys are in this order (encoding/json sorts the
+// fields' map keys), times are RFC 3339 UTC with microsecond precision,
+// and empty fields are null, so the same event always encodes the same.
+// tenant_id is not covered (the purge sets it NULL): group_id is, and the
+// database keeps tenant_id equal to group_id or NULL.
 type Canonical struct {
+	// Version is the canonical form's version: 1 or 2.
+	Version        int
+	ID             string
+	CreatedAt      time.Time
+	Action         string
+	CRUD           string
+	GroupID        string
+	GroupName      string
+	ActorID        string
+	ActorName      string
+	ActorType      string
+	TargetID       string
+	TargetName     string
+	TargetType     string
+	SourceIP       string
+	Description    string
+	IsFailure      bool
+	IsAnonymous    bool
+	Fields         map[string]string
+	IdempotencyKey string
+	ChainSeq       int64
+	// The appender (version 2 on).
+	AppendedByID, AppendedByType, AppendedByTenant string
+}
+
+// canonicalV1 is the JSON of hash_version 1.
+type canonicalV1 struct {
 	ID             string            `json:"id"`
 	CreatedAt      time.Time         `json:"created_at"`
 	Action         string            `json:"action"`
@@ -184,13 +246,43 @@ type Canonical struct {
 	ChainSeq       int64             `json:"chain_seq"`
 }
 
-// Hash returns hex(SHA-256(prevHash ‖ canonical JSON)).
+// canonicalV2 is the JSON of hash_version 2: the version first, then
+// version 1's keys, then the appender.
+type canonicalV2 struct {
+	V int `json:"v"`
+	canonicalV1
+	AppendedByID     string `json:"appended_by_id"`
+	AppendedByType   string `json:"appended_by_type"`
+	AppendedByTenant string `json:"appended_by_tenant"`
+}
+
+// Hash returns hex(SHA-256(prevHash ‖ canonical JSON)) in c's version. An
+// unknown version hashes to "" (which never matches a stored hash).
 func (c Canonical) Hash(prevHash string) string {
-	c.CreatedAt = c.CreatedAt.UTC().Truncate(time.Microsecond)
-	if len(c.Fields) == 0 {
-		c.Fields = nil
+	fields := c.Fields
+	if len(fields) == 0 {
+		fields = nil
 	}
-	b, err := json.Marshal(c)
+	v1 := canonicalV1{
+		ID: c.ID, CreatedAt: c.CreatedAt.UTC().Truncate(time.Microsecond), Action: c.Action, CRUD: c.CRUD,
+		GroupID: c.GroupID, GroupName: c.GroupName,
+		ActorID: c.ActorID, ActorName: c.ActorName, ActorType: c.ActorType,
+		TargetID: c.TargetID, TargetName: c.TargetName, TargetType: c.TargetType,
+		SourceIP: c.SourceIP, Description: c.Description,
+		IsFailure: c.IsFailure, IsAnonymous: c.IsAnonymous, Fields: fields,
+		IdempotencyKey: c.IdempotencyKey, ChainSeq: c.ChainSeq,
+	}
+	var doc any
+	switch c.Version {
+	case 1:
+		doc = v1
+	case 2:
+		doc = canonicalV2{V: 2, canonicalV1: v1,
+			AppendedByID: c.AppendedByID, AppendedByType: c.AppendedByType, AppendedByTenant: c.AppendedByTenant}
+	default:
+		return ""
+	}
+	b, err := json.Marshal(doc)
 	if err != nil {
 		panic(err) // strings, bools, ints and a time: cannot fail
 	}
@@ -200,21 +292,22 @@ func (c Canonical) Hash(prevHash string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// CanonicalOf rebuilds the canonical form of a stored event.
+// CanonicalOf rebuilds the canonical form of a stored event, in the
+// version it was hashed in.
 func CanonicalOf(row *ent.AuditLog) Canonical {
 	c := Canonical{
-		ID: row.ID.String(), CreatedAt: row.CreatedAt, Action: row.Action, CRUD: row.Crud,
+		Version: row.HashVersion,
+		ID:      row.ID.String(), CreatedAt: row.CreatedAt, Action: row.Action, CRUD: row.Crud,
 		GroupID: row.GroupID, GroupName: row.GroupName,
 		ActorID: row.ActorID, ActorName: row.ActorName, ActorType: row.ActorType,
 		TargetID: row.TargetID, TargetName: row.TargetName, TargetType: row.TargetType,
 		SourceIP: row.SourceIP, Description: row.Description,
 		IsFailure: row.IsFailure, IsAnonymous: row.IsAnonymous, Fields: row.Fields,
+		ChainSeq:     row.ChainSeq,
+		AppendedByID: row.AppendedByID, AppendedByType: row.AppendedByType, AppendedByTenant: row.AppendedByTenant,
 	}
 	if row.IdempotencyKey != nil {
 		c.IdempotencyKey = *row.IdempotencyKey
-	}
-	if row.ChainSeq != nil {
-		c.ChainSeq = *row.ChainSeq
 	}
 	return c
 }

@@ -102,6 +102,33 @@ func (f *fixture) exec(t testing.TB, q string) {
 	}
 }
 
+// rewrite edits an event the only way the database still allows: delete it
+// and insert a changed copy (set is the SET clause of an UPDATE of the copy),
+// in one transaction, the way someone with write access would tamper.
+func (f *fixture) rewrite(t testing.TB, id uuid.UUID, set string) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := f.st.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		fmt.Sprintf("CREATE TEMP TABLE tampered AS SELECT * FROM audit_log WHERE id = '%s'", id),
+		fmt.Sprintf("DELETE FROM audit_log WHERE id = '%s'", id),
+		"UPDATE tampered SET " + set,
+		"INSERT INTO audit_log SELECT * FROM tampered",
+		"DROP TABLE tampered",
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestAppendValidation(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		f := newFixture(t, st, 0)
@@ -181,13 +208,13 @@ func TestAppendValidation(t *testing.T) {
 		in := validInput(tid)
 		in.Actor.Type = ""
 		row := f.append(t, admin, in)
-		if row.ActorType != "user" || row.GroupID != tid || row.GroupName != "ACME" || row.SourceIP != "203.0.113.7" || *row.ChainSeq != 1 {
+		if row.ActorType != "user" || row.GroupID != tid || row.GroupName != "ACME" || row.SourceIP != "203.0.113.7" || row.ChainSeq != 1 {
 			t.Errorf("stored %+v", row)
 		}
 		in.TenantID = ""
 		row = f.append(t, tenantCaller(tid), in)
-		if row.GroupID != tid || *row.ChainSeq != 2 {
-			t.Errorf("tenant caller's event: group %q seq %d, want %q 2", row.GroupID, *row.ChainSeq, tid)
+		if row.GroupID != tid || row.ChainSeq != 2 {
+			t.Errorf("tenant caller's event: group %q seq %d, want %q 2", row.GroupID, row.ChainSeq, tid)
 		}
 		service := registry.WithPrincipal(context.Background(), registry.Principal{Subject: "svc", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
 		in.TenantID, in.SourceIP = other, ""
@@ -206,10 +233,30 @@ func TestAppendIdempotent(t *testing.T) {
 		in.IdempotencyKey = "req-1"
 		first := f.append(t, admin, in)
 		f.clock.Advance(time.Second)
-		in.Description = "a retry"
+		// The same content again: the stored event, nothing new.
 		again := f.append(t, admin, in)
-		if again.ID != first.ID || again.Description != first.Description {
-			t.Errorf("second append returned %v %q, want the first event %v %q", again.ID, again.Description, first.ID, first.Description)
+		if again.ID != first.ID || !again.CreatedAt.Equal(first.CreatedAt) {
+			t.Errorf("second append returned %v at %v, want the first event %v at %v", again.ID, again.CreatedAt, first.ID, first.CreatedAt)
+		}
+		// The same key with other content is a conflict naming what differs.
+		for _, tc := range []struct {
+			field  string
+			mutate func(in *audit.AppendInput)
+		}{
+			{"description", func(in *audit.AppendInput) { in.Description = "a retry" }},
+			{"action", func(in *audit.AppendInput) { in.Action = "document.deleted" }},
+			{"actor.id", func(in *audit.AppendInput) { in.Actor.ID = "user-43" }},
+			{"fields", func(in *audit.AppendInput) { in.Fields = map[string]string{"version": "4"} }},
+			{"fields", func(in *audit.AppendInput) { in.Fields = nil }},
+			{"is_failure", func(in *audit.AppendInput) { in.IsFailure = true }},
+			{"source_ip", func(in *audit.AppendInput) { in.SourceIP = "" }},
+		} {
+			changed := in
+			tc.mutate(&changed)
+			_, err := f.svc.Append(admin, changed)
+			if registry.ErrorCode(err) != registry.Conflict || !strings.Contains(registry.ErrorMessage(err), `idempotency_key: "req-1" was already used for a different event (`+tc.field+" differs") {
+				t.Errorf("same key, other %s: %v, want a conflict naming %s", tc.field, err, tc.field)
+			}
 		}
 		// The same key in another group is another event.
 		other := f.tenant(t, "globex")
@@ -250,6 +297,173 @@ func TestAppendIdempotent(t *testing.T) {
 		}
 		if res, err := f.svc.VerifyChain(admin, tid); err != nil || !res.OK || res.EventsChecked != 2 {
 			t.Errorf("VerifyChain = %+v, %v; want ok with 2 events", res, err)
+		}
+	})
+}
+
+// TestIdempotencyKeyPerAppender: a key is its appender's own. An IT_ADMIN
+// using a key first does not make a service's event with the same key
+// vanish (issue 11), and vice versa.
+func TestIdempotencyKeyPerAppender(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := newFixture(t, st, 0)
+		tid := f.tenant(t, "acme")
+		itAdmin := tenantCaller(tid, registry.RoleITAdmin)
+		service := registry.WithPrincipal(context.Background(), registry.Principal{Subject: "svc-billing", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
+		otherService := registry.WithPrincipal(context.Background(), registry.Principal{Subject: "svc-crm", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
+
+		byAdmin := validInput("")
+		byAdmin.IdempotencyKey = "idem-1"
+		adminRow := f.append(t, itAdmin, byAdmin)
+
+		bySvc := validInput(tid)
+		bySvc.IdempotencyKey = "idem-1"
+		bySvc.Actor = audit.Actor{ID: "billing", Type: "service"}
+		bySvc.Description = "invoice sent"
+		svcRow := f.append(t, service, bySvc)
+		if svcRow.ID == adminRow.ID {
+			t.Fatal("the service's event vanished behind the IT_ADMIN's event with the same key")
+		}
+		if again := f.append(t, service, bySvc); again.ID != svcRow.ID {
+			t.Errorf("the service's retry: event %v, want its own %v", again.ID, svcRow.ID)
+		}
+		if again := f.append(t, itAdmin, byAdmin); again.ID != adminRow.ID {
+			t.Errorf("the IT_ADMIN's retry: event %v, want its own %v", again.ID, adminRow.ID)
+		}
+		crmRow := f.append(t, otherService, bySvc)
+		if crmRow.ID == svcRow.ID {
+			t.Error("another service's append with the same key answered the first service's event")
+		}
+		want := []struct {
+			row             *ent.AuditLog
+			id, typ, tenant string
+		}{
+			{adminRow, "user-" + tid[:4], "user", tid},
+			{svcRow, "svc-billing", "service", ""},
+			{crmRow, "svc-crm", "service", ""},
+		}
+		for _, w := range want {
+			if w.row.AppendedByID != w.id || w.row.AppendedByType != w.typ || w.row.AppendedByTenant != w.tenant || w.row.HashVersion != 2 {
+				t.Errorf("event %v appended by %q/%q/%q v%d, want %q/%q/%q v2", w.row.ID,
+					w.row.AppendedByID, w.row.AppendedByType, w.row.AppendedByTenant, w.row.HashVersion, w.id, w.typ, w.tenant)
+			}
+		}
+		if n := f.count(t); n != 3 {
+			t.Errorf("%d events, want 3", n)
+		}
+	})
+}
+
+// TestTenantCallerActorType: a tenant's users (IT_ADMIN) append user actors
+// only; services and platform admins may state any actor type.
+func TestTenantCallerActorType(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := newFixture(t, st, 0)
+		tid := f.tenant(t, "acme")
+		itAdmin := tenantCaller(tid, registry.RoleITAdmin)
+		service := registry.WithPrincipal(context.Background(), registry.Principal{Subject: "svc", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
+		tests := []struct {
+			name      string
+			ctx       context.Context
+			actorType string
+			wantCode  registry.Code // "" = stored
+		}{
+			{"IT_ADMIN, user", itAdmin, "user", ""},
+			{"IT_ADMIN, default (user)", itAdmin, "", ""},
+			{"IT_ADMIN, service", itAdmin, "service", registry.Forbidden},
+			{"IT_ADMIN, system", itAdmin, "system", registry.Forbidden},
+			{"service, service", service, "service", ""},
+			{"service, system", service, "system", ""},
+			{"platform admin, system", admin, "system", ""},
+		}
+		stored := 0
+		for _, tc := range tests {
+			in := validInput(tid)
+			in.Actor.Type = tc.actorType
+			_, err := f.svc.Append(tc.ctx, in)
+			if got := registry.ErrorCode(err); got != tc.wantCode {
+				t.Errorf("%s: code %q (%v), want %q", tc.name, got, err, tc.wantCode)
+			}
+			if tc.wantCode == registry.Forbidden && !strings.HasPrefix(registry.ErrorMessage(err), "actor.type:") {
+				t.Errorf("%s: message %q, want it to name actor.type", tc.name, registry.ErrorMessage(err))
+			}
+			if tc.wantCode == "" {
+				stored++
+			}
+		}
+		if n := f.count(t); n != stored {
+			t.Errorf("%d events stored, want %d", n, stored)
+		}
+	})
+}
+
+// TestTenantIDAnyCase: any spelling of a tenant id names the same tenant in
+// every audit call; an upper-case id with a taken idempotency key is the
+// stored event, not an internal error (issue 11).
+func TestTenantIDAnyCase(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := newFixture(t, st, 0)
+		tid := f.tenant(t, "acme")
+		upper := strings.ToUpper(tid)
+		if upper == tid {
+			t.Fatal("the tenant id has no letters; the test tests nothing")
+		}
+		in := validInput(tid)
+		in.IdempotencyKey = "k-1"
+		first := f.append(t, admin, in)
+		in.TenantID = upper
+		again, err := f.svc.Append(admin, in)
+		if err != nil || again.ID != first.ID {
+			t.Fatalf("upper-case tenant id with a taken key: %v, %v; want the stored event %v", again, err, first.ID)
+		}
+		in.IdempotencyKey = ""
+		second := f.append(t, admin, in)
+		if second.GroupID != tid || second.TenantID == nil || second.TenantID.String() != tid || second.ChainSeq != 2 {
+			t.Errorf("upper-case append stored group %q tenant %v seq %d, want %q and 2", second.GroupID, second.TenantID, second.ChainSeq, tid)
+		}
+		itAdmin := tenantCaller(tid, registry.RoleITAdmin)
+		for _, ctx := range []context.Context{admin, itAdmin} {
+			rows, _, err := f.svc.List(ctx, audit.ListInput{TenantID: upper})
+			if err != nil || len(rows) != 2 {
+				t.Errorf("List(upper): %d events, %v; want 2", len(rows), err)
+			}
+			n := 0
+			if err := f.svc.Export(ctx, audit.ExportInput{TenantID: upper}, func(*ent.AuditLog) error { n++; return nil }); err != nil || n != 2 {
+				t.Errorf("Export(upper): %d events, %v; want 2", n, err)
+			}
+			res, err := f.svc.VerifyChain(ctx, upper)
+			if err != nil || !res.OK || res.EventsChecked != 2 || res.TenantID != tid {
+				t.Errorf("VerifyChain(upper) = %+v, %v; want ok with 2 events of %s", res, err, tid)
+			}
+		}
+		// A tampered chain is broken in every spelling.
+		f.rewrite(t, first.ID, "description = 'x'")
+		for _, id := range []string{tid, upper} {
+			res, err := f.svc.VerifyChain(admin, id)
+			if err != nil || res.OK || res.FirstBrokenEventID != first.ID.String() {
+				t.Errorf("VerifyChain(%s) of a tampered chain = %+v, %v; want broken at %s", id, res, err, first.ID)
+			}
+		}
+	})
+}
+
+// TestVerifyEmpty: a tenant without events says so; an unknown id is not
+// found.
+func TestVerifyEmpty(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := newFixture(t, st, 0)
+		tid := f.tenant(t, "acme")
+		res, err := f.svc.VerifyChain(admin, strings.ToUpper(tid))
+		if want := (audit.VerifyResult{TenantID: tid, OK: true, Empty: true}); err != nil || res != want {
+			t.Errorf("VerifyChain(empty) = %+v, %v; want %+v", res, err, want)
+		}
+		f.append(t, admin, validInput(tid))
+		res, err = f.svc.VerifyChain(admin, tid)
+		if want := (audit.VerifyResult{TenantID: tid, OK: true, EventsChecked: 1}); err != nil || res != want {
+			t.Errorf("VerifyChain(one event) = %+v, %v; want %+v", res, err, want)
+		}
+		if _, err := f.svc.VerifyChain(admin, uuid.NewString()); registry.ErrorCode(err) != registry.NotFound {
+			t.Errorf("VerifyChain(unknown) = %v, want not found", err)
 		}
 	})
 }
@@ -451,72 +665,108 @@ func TestConcurrentAppendsChain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (audit.VerifyResult{OK: true, EventsChecked: n}); res != want {
+		if want := (audit.VerifyResult{TenantID: tid, OK: true, EventsChecked: n}); res != want {
 			t.Errorf("VerifyChain = %+v, want %+v", res, want)
 		}
 	})
 }
 
-// TestVerifyDetectsTampering: an event edited in place is reported itself;
-// a deleted event is reported as the event after the gap.
+// TestVerifyDetectsTampering: what the database lets through is reported by
+// VerifyChain — an event edited (deleted and inserted again changed) is
+// reported itself; a deleted event as the event after the gap; a row
+// inserted beside the chain or into the chain; an event moved to another
+// tenant (deleted and inserted into the other tenant's chain).
 func TestVerifyDetectsTampering(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		tests := []struct {
 			name        string
-			tamper      func(rows []*ent.AuditLog) string // SQL
-			wantBroken  int                               // index of the reported event; -1: none
+			tamper      func(f *fixture, rows []*ent.AuditLog, other string)
+			wantBroken  int // index of the reported event; -1: none
 			wantReason  string
 			wantChecked int64
 		}{
-			{"update description", func(rows []*ent.AuditLog) string {
-				return fmt.Sprintf("UPDATE audit_log SET description = 'x' WHERE id = '%s'", rows[3].ID)
+			{"edit description", func(f *fixture, rows []*ent.AuditLog, _ string) {
+				f.rewrite(t, rows[3].ID, "description = 'x'")
 			}, 3, audit.ReasonHashMismatch, 3},
-			{"update fields", func(rows []*ent.AuditLog) string {
-				return fmt.Sprintf(`UPDATE audit_log SET fields = '{"version":"4"}' WHERE id = '%s'`, rows[0].ID)
+			{"edit fields", func(f *fixture, rows []*ent.AuditLog, _ string) {
+				f.rewrite(t, rows[0].ID, `fields = '{"version":"4"}'`)
 			}, 0, audit.ReasonHashMismatch, 0},
-			{"untouched", func([]*ent.AuditLog) string { return "" }, -1, "", 10},
-			{"update actor of the newest", func(rows []*ent.AuditLog) string {
-				return fmt.Sprintf("UPDATE audit_log SET actor_id = 'someone-else' WHERE id = '%s'", rows[9].ID)
+			{"untouched", func(*fixture, []*ent.AuditLog, string) {}, -1, "", 10},
+			{"edit actor of the newest", func(f *fixture, rows []*ent.AuditLog, _ string) {
+				f.rewrite(t, rows[9].ID, "actor_id = 'someone-else'")
 			}, 9, audit.ReasonHashMismatch, 9},
-			{"delete one", func(rows []*ent.AuditLog) string {
-				return fmt.Sprintf("DELETE FROM audit_log WHERE id = '%s'", rows[5].ID)
+			{"edit appender", func(f *fixture, rows []*ent.AuditLog, _ string) {
+				f.rewrite(t, rows[2].ID, "appended_by_id = 'svc-other', appended_by_type = 'service'")
+			}, 2, audit.ReasonHashMismatch, 2},
+			{"downgrade to version 1", func(f *fixture, rows []*ent.AuditLog, _ string) {
+				f.rewrite(t, rows[2].ID, "hash_version = 1")
+			}, 2, audit.ReasonHashMismatch, 2},
+			{"delete one", func(f *fixture, rows []*ent.AuditLog, _ string) {
+				f.exec(t, fmt.Sprintf("DELETE FROM audit_log WHERE id = '%s'", rows[5].ID))
 			}, 6, audit.ReasonGap, 5},
-			{"delete the first", func(rows []*ent.AuditLog) string {
-				return fmt.Sprintf("DELETE FROM audit_log WHERE id = '%s'", rows[0].ID)
+			{"delete the first", func(f *fixture, rows []*ent.AuditLog, _ string) {
+				f.exec(t, fmt.Sprintf("DELETE FROM audit_log WHERE id = '%s'", rows[0].ID))
 			}, 1, audit.ReasonGap, 0},
-			{"hash recomputed without the chain", func(rows []*ent.AuditLog) string {
-				// Moving an event's prev_hash (as an insertion would) breaks
-				// the link even when its own hash were recomputed.
-				return fmt.Sprintf("UPDATE audit_log SET prev_hash = '%s' WHERE id = '%s'", rows[1].Hash, rows[4].ID)
+			{"prev_hash pointing elsewhere", func(f *fixture, rows []*ent.AuditLog, _ string) {
+				f.rewrite(t, rows[4].ID, fmt.Sprintf("prev_hash = '%s'", rows[1].Hash))
 			}, 4, audit.ReasonPrevHash, 4},
+			{"insert beside the chain at the head", func(f *fixture, rows []*ent.AuditLog, _ string) {
+				f.insertCopy(t, rows[9], "chain_seq = 11, id = '"+uuid.NewString()+"', description = 'forged'")
+			}, 10, audit.ReasonPrevHash, 10},
+			{"insert a copy with a far chain_seq", func(f *fixture, rows []*ent.AuditLog, _ string) {
+				f.insertCopy(t, rows[9], "chain_seq = 1000, id = '"+uuid.NewString()+"'")
+			}, 10, audit.ReasonGap, 10},
+			{"move to another tenant", func(f *fixture, rows []*ent.AuditLog, other string) {
+				f.move(t, rows[4].ID, other)
+			}, 5, audit.ReasonGap, 4},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				f := newFixture(t, st, 0)
 				tid := f.tenant(t, "t-"+uuid.NewString()[:8])
+				other := f.tenant(t, "o-"+uuid.NewString()[:8])
 				var rows []*ent.AuditLog
 				for range 10 {
 					rows = append(rows, f.append(t, admin, validInput(tid)))
 					f.clock.Advance(time.Millisecond)
 				}
-				if q := tc.tamper(rows); q != "" {
-					f.exec(t, q)
+				f.append(t, admin, validInput(other))
+				tc.tamper(f, rows, other)
+				// Rows inserted after the fixture's events are looked up
+				// by chain position.
+				wantID := ""
+				switch {
+				case tc.wantBroken < 0:
+				case tc.wantBroken < len(rows):
+					wantID = rows[tc.wantBroken].ID.String()
+				default:
+					r, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(tid), auditlog.ChainSeqGT(10)).First(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+					wantID = r.ID.String()
 				}
 				res, err := f.svc.VerifyChain(admin, tid)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if tc.wantBroken < 0 {
-					if !res.OK || res.EventsChecked != 10 {
+					if !res.OK || res.EventsChecked != 10 || res.Empty {
 						t.Errorf("untouched chain: %+v, want ok with 10 events", res)
 					}
 					return
 				}
-				if res.OK || res.FirstBrokenEventID != rows[tc.wantBroken].ID.String() || !strings.HasPrefix(res.Reason, tc.wantReason) {
-					t.Errorf("VerifyChain = %+v\nwant broken at event #%d %s: %s", res, tc.wantBroken+1, rows[tc.wantBroken].ID, tc.wantReason)
+				if res.OK || res.FirstBrokenEventID != wantID || !strings.HasPrefix(res.Reason, tc.wantReason) {
+					t.Errorf("VerifyChain = %+v\nwant broken at event #%d %s: %s", res, tc.wantBroken+1, wantID, tc.wantReason)
 				}
 				if res.EventsChecked != tc.wantChecked {
 					t.Errorf("events_checked = %d, want %d (the intact ones before the break)", res.EventsChecked, tc.wantChecked)
+				}
+				if tc.name == "move to another tenant" {
+					// The other tenant's chain has a stranger in it.
+					if res, err := f.svc.VerifyChain(admin, other); err != nil || res.OK {
+						t.Errorf("VerifyChain(the tenant it was moved to) = %+v, %v; want broken", res, err)
+					}
 				}
 			})
 		}
@@ -528,6 +778,159 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		}
 		if _, err := f.svc.VerifyChain(admin, ""); registry.ErrorCode(err) != registry.Invalid {
 			t.Errorf("verify without tenant_id: %v, want invalid", err)
+		}
+	})
+}
+
+// insertCopy inserts a copy of row changed by set (an UPDATE's SET clause of
+// the copy): a row written beside the service.
+func (f *fixture) insertCopy(t testing.TB, row *ent.AuditLog, set string) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := f.st.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		fmt.Sprintf("CREATE TEMP TABLE forged AS SELECT * FROM audit_log WHERE id = '%s'", row.ID),
+		"UPDATE forged SET " + set,
+		"INSERT INTO audit_log SELECT * FROM forged",
+		"DROP TABLE forged",
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// move takes an event out of its tenant's chain and puts it at the head of
+// another tenant's chain (tenant and group both changed, as the database's
+// CHECK demands).
+func (f *fixture) move(t testing.TB, id uuid.UUID, to string) {
+	t.Helper()
+	f.rewrite(t, id, fmt.Sprintf("tenant_id = '%[1]s', group_id = '%[1]s', chain_seq = (SELECT max(chain_seq) + 1 FROM audit_log WHERE group_id = '%[1]s')", to))
+}
+
+// TestDatabaseRefuses: what the database itself refuses, on both stores:
+// an UPDATE of an event (any column, also moving it to another tenant or
+// detaching it from a live tenant), a row beside the chain (chain columns
+// NULL), a tenant_id that is not the group, a group id not in canonical
+// form. The purge's ON DELETE SET NULL of tenant_id is let through, and
+// the purged tenant's chain still verifies.
+func TestDatabaseRefuses(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := newFixture(t, st, 0)
+		ctx := context.Background()
+		a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
+		var rows []*ent.AuditLog
+		for range 3 {
+			rows = append(rows, f.append(t, admin, validInput(a)))
+		}
+		f.append(t, admin, validInput(b))
+		id := rows[1].ID
+		insert := func(tenantID, groupID, chainSeq, hash string) string {
+			return fmt.Sprintf(`INSERT INTO audit_log (id, created_at, tenant_id, group_id, group_name, action, crud, actor_id, actor_name,
+  actor_type, target_id, target_name, target_type, source_ip, description, is_failure, is_anonymous, appended_by_id, appended_by_type,
+  appended_by_tenant, chain_seq, prev_hash, hash, hash_version)
+VALUES ('%s', '2026-03-01 12:00:00', %s, %s, 'ACME', 'document.signed', 'u', 'x', '', 'user', '', '', '', '', '', false, false, '', '', '', %s, '', %s, 2)`,
+				uuid.NewString(), tenantID, groupID, chainSeq, hash)
+		}
+		q := func(s string) string { return "'" + s + "'" }
+		hash := q(strings.Repeat("a", 64))
+		for _, tc := range []struct{ name, sql string }{
+			{"update description", fmt.Sprintf("UPDATE audit_log SET description = 'x' WHERE id = '%s'", id)},
+			{"update hash", fmt.Sprintf("UPDATE audit_log SET hash = '%s' WHERE id = '%s'", strings.Repeat("b", 64), id)},
+			{"update chain_seq", fmt.Sprintf("UPDATE audit_log SET chain_seq = 99 WHERE id = '%s'", id)},
+			{"move to another tenant", fmt.Sprintf("UPDATE audit_log SET tenant_id = '%[1]s', group_id = '%[1]s' WHERE id = '%[2]s'", b, id)},
+			{"move tenant_id only", fmt.Sprintf("UPDATE audit_log SET tenant_id = '%s' WHERE id = '%s'", b, id)},
+			{"detach from a live tenant", fmt.Sprintf("UPDATE audit_log SET tenant_id = NULL WHERE id = '%s'", id)},
+			{"no-op update", fmt.Sprintf("UPDATE audit_log SET description = description WHERE id = '%s'", id)},
+			{"insert without chain_seq", insert(q(a), q(a), "NULL", hash)},
+			{"insert without hash", insert(q(a), q(a), "50", "NULL")},
+			{"insert without group", insert(q(a), "NULL", "50", hash)},
+			{"insert with tenant not the group", insert(q(b), q(a), "50", hash)},
+			{"insert with an upper-case group", insert("NULL", q(strings.ToUpper(a)), "50", hash)},
+			{"insert with chain_seq 0", insert(q(a), q(a), "0", hash)},
+			{"insert with a short hash", insert(q(a), q(a), "50", "'abc'")},
+		} {
+			if _, err := st.DB.ExecContext(ctx, tc.sql); err == nil {
+				t.Errorf("%s: the database accepted it", tc.name)
+			}
+		}
+		if n := f.count(t); n != 4 {
+			t.Errorf("%d events after the refused statements, want 4", n)
+		}
+		if res, err := f.svc.VerifyChain(admin, a); err != nil || !res.OK || res.EventsChecked != 3 {
+			t.Errorf("VerifyChain after refused tampering = %+v, %v; want ok with 3", res, err)
+		}
+		// Retention's DELETE stays possible (TestRetention sweeps).
+
+		// The purge: the tenant row goes, its events stay with their
+		// group and tenant_id NULL, and still verify.
+		if _, err := st.DB.ExecContext(ctx, fmt.Sprintf("DELETE FROM tenants WHERE id = '%s'", a)); err != nil {
+			t.Fatalf("delete tenant: %v", err)
+		}
+		left, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(a)).All(ctx)
+		if err != nil || len(left) != 3 {
+			t.Fatalf("events of the purged tenant: %d, %v; want 3", len(left), err)
+		}
+		for _, r := range left {
+			if r.TenantID != nil {
+				t.Errorf("event %s keeps tenant_id %v after the purge, want NULL", r.ID, r.TenantID)
+			}
+		}
+		if res, err := f.svc.VerifyChain(admin, a); err != nil || !res.OK || res.EventsChecked != 3 {
+			t.Errorf("VerifyChain of the purged tenant = %+v, %v; want ok with 3", res, err)
+		}
+		rows2, _, err := f.svc.List(admin, audit.ListInput{TenantID: a})
+		if err != nil || len(rows2) != 3 {
+			t.Errorf("List of the purged tenant: %d, %v; want 3", len(rows2), err)
+		}
+		// Still no UPDATE of the detached events.
+		if _, err := st.DB.ExecContext(ctx, fmt.Sprintf("UPDATE audit_log SET description = 'x' WHERE id = '%s'", id)); err == nil {
+			t.Error("UPDATE of a purged tenant's event accepted")
+		}
+		if _, err := st.DB.ExecContext(ctx, fmt.Sprintf("UPDATE audit_log SET tenant_id = '%s' WHERE id = '%s'", b, id)); err == nil {
+			t.Error("re-attaching a purged tenant's event to another tenant accepted")
+		}
+	})
+}
+
+// TestExportChainOrder: export follows the chain, so an event committed
+// during an export with an earlier created_at than the export's position
+// (another replica's clock, a clock step) is exported, not skipped behind
+// a (created_at, id) cursor.
+func TestExportChainOrder(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := newFixture(t, st, 0)
+		tid := f.tenant(t, "acme")
+		var want []string
+		for range audit.ExportBatch {
+			want = append(want, f.append(t, admin, validInput(tid)).ID.String())
+			f.clock.Advance(time.Millisecond)
+		}
+		var got []string
+		late := ""
+		err := f.svc.Export(admin, audit.ExportInput{TenantID: tid}, func(r *ent.AuditLog) error {
+			got = append(got, r.ID.String())
+			if late == "" {
+				// Committed while the first page is being sent, stamped
+				// an hour before every event of that page.
+				f.clock.Advance(-time.Hour)
+				late = f.append(t, admin, validInput(tid)).ID.String()
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, late)
+		if !slices.Equal(got, want) {
+			t.Errorf("export: %d events (late one included: %v), want %d in chain order", len(got), slices.Contains(got, late), len(want))
 		}
 	})
 }
@@ -561,8 +964,13 @@ func TestExport(t *testing.T) {
 				func(r *ent.AuditLog) bool { return !r.CreatedAt.Before(from) && r.CreatedAt.Before(to) }},
 		}
 		for _, tc := range tests {
-			want := newestFirst(slices.DeleteFunc(slices.Clone(ofA), func(r *ent.AuditLog) bool { return !tc.keep(r) }))
-			slices.Reverse(want)
+			// Chain order: the order they were appended in.
+			var want []string
+			for _, r := range ofA {
+				if tc.keep(r) {
+					want = append(want, r.ID.String())
+				}
+			}
 			var got []string
 			if err := f.svc.Export(admin, tc.in, func(r *ent.AuditLog) error {
 				got = append(got, r.ID.String())
@@ -571,7 +979,7 @@ func TestExport(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !slices.Equal(got, want) {
-				t.Errorf("%s: got %d events, want %d, oldest first", tc.name, len(got), len(want))
+				t.Errorf("%s: got %d events, want %d, in chain order", tc.name, len(got), len(want))
 			}
 		}
 		if err := f.svc.Export(admin, audit.ExportInput{}, func(*ent.AuditLog) error { return nil }); registry.ErrorCode(err) != registry.Invalid {
@@ -627,22 +1035,30 @@ func TestRetention(t *testing.T) {
 				t.Errorf("VerifyChain = %+v, want %+v", got, want)
 			}
 		}
-		check(a, audit.VerifyResult{OK: true, EventsChecked: 3, CheckpointSeq: 5})
+		check(a, audit.VerifyResult{TenantID: a, OK: true, EventsChecked: 3, CheckpointSeq: 5})
 		// b lost every event: new ones chain on from the checkpoint.
-		check(b, audit.VerifyResult{OK: true, EventsChecked: 0, CheckpointSeq: 5})
-		if row := f.append(t, admin, validInput(b)); *row.ChainSeq != 6 || row.PrevHash == "" {
-			t.Errorf("append after retention: seq %d prev %q, want 6 chained to the checkpoint", *row.ChainSeq, row.PrevHash)
+		check(b, audit.VerifyResult{TenantID: b, OK: true, Empty: true, EventsChecked: 0, CheckpointSeq: 5})
+		if row := f.append(t, admin, validInput(b)); row.ChainSeq != 6 || row.PrevHash == "" {
+			t.Errorf("append after retention: seq %d prev %q, want 6 chained to the checkpoint", row.ChainSeq, row.PrevHash)
 		}
-		check(b, audit.VerifyResult{OK: true, EventsChecked: 1, CheckpointSeq: 5})
+		check(b, audit.VerifyResult{TenantID: b, OK: true, EventsChecked: 1, CheckpointSeq: 5})
 		// A second pass has nothing left to do.
 		if res, err := f.svc.Sweep(ctx); err != nil || res.Deleted != 0 {
 			t.Errorf("second sweep = %+v, %v; want nothing deleted", res, err)
 		}
 
+		// A row put back into the deleted segment is reported.
+		f.insertCopy(t, newA[0], fmt.Sprintf("id = '%s', chain_seq = 2", uuid.New()))
+		got, err := f.svc.VerifyChain(admin, a)
+		if err != nil || got.OK || got.Reason != audit.ReasonCheckpoint {
+			t.Errorf("after an insert below the checkpoint: %+v, %v; want broken (%s)", got, err, audit.ReasonCheckpoint)
+		}
+		f.exec(t, fmt.Sprintf("DELETE FROM audit_log WHERE group_id = '%s' AND chain_seq = 2", a))
+
 		// Tampering after retention is still detected, also of the first
 		// event after the checkpoint.
-		f.exec(t, fmt.Sprintf("UPDATE audit_log SET description = 'x' WHERE id = '%s'", newA[1].ID))
-		got, err := f.svc.VerifyChain(admin, a)
+		f.rewrite(t, newA[1].ID, "description = 'x'")
+		got, err = f.svc.VerifyChain(admin, a)
 		if err != nil || got.OK || got.FirstBrokenEventID != newA[1].ID.String() || got.Reason != audit.ReasonHashMismatch {
 			t.Errorf("after an edit: %+v, %v; want broken at %s", got, err, newA[1].ID)
 		}
@@ -658,7 +1074,7 @@ func TestRetention(t *testing.T) {
 		for range 3 {
 			oldC = append(oldC, f.append(t, admin, validInput(c)))
 		}
-		f.exec(t, fmt.Sprintf("UPDATE audit_log SET description = 'x' WHERE id = '%s'", oldC[1].ID))
+		f.rewrite(t, oldC[1].ID, "description = 'x'")
 		f.clock.Advance(31 * 24 * time.Hour)
 		res, err = f.svc.Sweep(ctx)
 		if err != nil {
@@ -678,6 +1094,50 @@ func TestRetention(t *testing.T) {
 		// RETENTION_DAYS=0 keeps everything.
 		if res, err := newFixture(t, st, 0).svc.Sweep(ctx); err != nil || res.Deleted != 0 {
 			t.Errorf("sweep with retention 0 = %+v, %v", res, err)
+		}
+	})
+}
+
+// TestExportRangeWithSkew: a time range over a chain whose created_at goes
+// back and forth (replicas' clocks) exports exactly the events in the range,
+// in chain order.
+func TestExportRangeWithSkew(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := newFixture(t, st, 0)
+		tid := f.tenant(t, "acme")
+		// Offsets from t0 of the events in chain order.
+		offsets := []time.Duration{10 * time.Second, 5 * time.Second, 12 * time.Second, 4 * time.Second, 20 * time.Second}
+		var ids []string
+		for _, off := range offsets {
+			f.clock.Advance(t0.Add(off).Sub(f.clock.Now()))
+			ids = append(ids, f.append(t, admin, validInput(tid)).ID.String())
+		}
+		tests := []struct {
+			name     string
+			from, to time.Duration // zero: unbounded
+			want     []string
+		}{
+			{"5s to 11s", 5 * time.Second, 11 * time.Second, []string{ids[0], ids[1]}},
+			{"until 6s", 0, 6 * time.Second, []string{ids[1], ids[3]}},
+			{"from 11s", 11 * time.Second, 0, []string{ids[2], ids[4]}},
+			{"4s to 5s", 4 * time.Second, 5 * time.Second, []string{ids[3]}},
+			{"nothing", 30 * time.Second, 40 * time.Second, nil},
+		}
+		for _, tc := range tests {
+			in := audit.ExportInput{TenantID: tid}
+			if tc.from != 0 {
+				in.CreatedAfter = t0.Add(tc.from)
+			}
+			if tc.to != 0 {
+				in.CreatedBefore = t0.Add(tc.to)
+			}
+			var got []string
+			if err := f.svc.Export(admin, in, func(r *ent.AuditLog) error { got = append(got, r.ID.String()); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+			}
 		}
 	})
 }

@@ -83,10 +83,10 @@ func BenchmarkListEventsPage(b *testing.B) {
 	}
 	bare := func(page int) func() error {
 		return func() error {
-			q := `SELECT * FROM audit_log WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT 501`
+			q := `SELECT * FROM audit_log WHERE group_id = $1 ORDER BY created_at DESC, id DESC LIMIT 501`
 			args := []any{a}
 			if p, ok := pos[page]; ok {
-				q = `SELECT * FROM audit_log WHERE tenant_id = $1 AND (created_at, id) <= ($2, $3) ORDER BY created_at DESC, id DESC LIMIT 501`
+				q = `SELECT * FROM audit_log WHERE group_id = $1 AND (created_at, id) <= ($2, $3) ORDER BY created_at DESC, id DESC LIMIT 501`
 				args = append(args, p[0], p[1])
 			}
 			rows, err := st.DB.QueryContext(ctx, q, args...)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/auditlog"
 )
@@ -22,11 +20,14 @@ type ExportInput struct {
 	CreatedAfter, CreatedBefore time.Time
 }
 
-// Export calls emit with each of a tenant's events in the range, oldest
-// first, exactly once, reading keyset pages of ExportBatch on (created_at,
-// id) — no transaction is held open between pages, so an export of a year
-// neither sits in memory nor pins the database. It stops at the first
-// error of emit and returns it.
+// Export calls emit with each of a tenant's events in the range exactly
+// once, in chain order (chain_seq, oldest first), reading keyset pages of
+// ExportBatch on chain_seq — no transaction is held open between pages, so
+// an export of a year neither sits in memory nor pins the database. A
+// chain's events commit in chain_seq order (appends of one chain are
+// serialised), so an event committed while an export runs lands after its
+// cursor, never behind it: no committed event is skipped. It stops at the
+// first error of emit and returns it.
 func (s *Service) Export(ctx context.Context, in ExportInput, emit func(*ent.AuditLog) error) error {
 	tenantID, err := scope(ctx, in.TenantID, false)
 	if err != nil {
@@ -37,17 +38,41 @@ func (s *Service) Export(ctx context.Context, in ExportInput, emit func(*ent.Aud
 	if err != nil {
 		return err
 	}
-	var (
-		after  bool
-		lastT  time.Time
-		lastID uuid.UUID
-	)
-	for {
-		q := s.client.AuditLog.Query().Where(where...)
-		if after {
-			q.Where(keyset(">", lastT, lastID))
+	// With a time range, the chain segment to walk is bounded first, from
+	// the (group_id, created_at, id) index: the lowest chain_seq in the
+	// range (and the highest, when the range ends), so a narrow range of a
+	// long chain does not walk the chain from its start. created_at is not
+	// strictly monotonic along the chain (replicas' clocks), hence min and
+	// max rather than the first and last by time; rows between them outside
+	// the range are filtered out.
+	after, through := int64(0), int64(0)
+	if !in.CreatedAfter.IsZero() || !in.CreatedBefore.IsZero() {
+		var bounds []struct {
+			Min *int64 `json:"min"`
+			Max *int64 `json:"max"`
 		}
-		rows, err := q.Order(ent.Asc(auditlog.FieldCreatedAt), ent.Asc(auditlog.FieldID)).
+		if err := s.client.AuditLog.Query().Where(where...).
+			Aggregate(ent.As(ent.Min(auditlog.FieldChainSeq), "min"), ent.As(ent.Max(auditlog.FieldChainSeq), "max")).
+			Scan(ctx, &bounds); err != nil {
+			return fmt.Errorf("export audit events: %w", err)
+		}
+		if len(bounds) == 0 || bounds[0].Min == nil {
+			return nil // nothing in the range
+		}
+		after = *bounds[0].Min - 1
+		if !in.CreatedBefore.IsZero() {
+			through = *bounds[0].Max
+		}
+	}
+	for {
+		q := s.client.AuditLog.Query().
+			Where(where...).
+			Where(auditlog.ChainSeqGT(after))
+		if through > 0 {
+			q.Where(auditlog.ChainSeqLTE(through))
+		}
+		rows, err := q.
+			Order(ent.Asc(auditlog.FieldChainSeq)).
 			Limit(ExportBatch).
 			All(ctx)
 		if err != nil {
@@ -61,7 +86,6 @@ func (s *Service) Export(ctx context.Context, in ExportInput, emit func(*ent.Aud
 		if len(rows) < ExportBatch {
 			return nil
 		}
-		last := rows[len(rows)-1]
-		after, lastT, lastID = true, last.CreatedAt, last.ID
+		after = rows[len(rows)-1].ChainSeq
 	}
 }

@@ -36,8 +36,9 @@ const listKind = "audit_events"
 // List pages through events newest first. It is keyset pagination on
 // (created_at DESC, id DESC): each page seeks to the cursor's position with
 // a row comparison, (created_at, id) < (t, id), which PostgreSQL answers
-// from the (tenant_id, created_at, id) index (or (created_at, id) without a
-// tenant filter), so a deep page costs what the first one costs.
+// from the (group_id, created_at, id) index (or (created_at, id) without a
+// tenant filter), so a deep page costs what the first one costs. The
+// tenant filter is on group_id, the column export and verify read.
 //
 // A tenant caller sees its own tenant's events only (see scope).
 func (s *Service) List(ctx context.Context, in ListInput) (events []*ent.AuditLog, next string, err error) {
@@ -102,11 +103,13 @@ func timeKey(t time.Time) string {
 func listFilters(in ListInput) ([]predicate.AuditLog, error) {
 	var where []predicate.AuditLog
 	if in.TenantID != "" {
+		// The group, as export and verify read it: a purged tenant's
+		// events (tenant_id NULL) are still its own.
 		id, err := registry.ParseTenantID("tenant_id", in.TenantID)
 		if err != nil {
 			return nil, err
 		}
-		where = append(where, auditlog.TenantID(id))
+		where = append(where, auditlog.GroupID(id.String()))
 	}
 	if a := in.Action; a != "" {
 		if prefix, ok := strings.CutSuffix(a, "*"); ok {
@@ -160,8 +163,8 @@ func listFilters(in ListInput) ([]predicate.AuditLog, error) {
 // keyset is the row comparison (created_at, id) op (t, id): "<" seeks past
 // a position newest first, ">" oldest first. Unlike the equivalent OR of
 // two comparisons, PostgreSQL uses a row comparison as an index condition:
-// with tenant_id = X it seeks (tenant_id, created_at, id) straight to the
-// position. (Comparing (tenant_id, created_at, id) instead was measured
+// with group_id = X it seeks (group_id, created_at, id) straight to the
+// position. (Comparing (group_id, created_at, id) instead was measured
 // worse: PostgreSQL then bounds the scan by the equality alone and walks
 // the tenant's newer events, so the cost grows with the page's depth.)
 func keyset(op string, t time.Time, id uuid.UUID) predicate.AuditLog {

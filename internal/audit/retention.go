@@ -74,7 +74,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 	}
 	res := SweepResult{Cutoff: s.clock().UTC().Add(-time.Duration(s.opts.RetentionDays) * 24 * time.Hour)}
 	groups, err := s.client.AuditLog.Query().
-		Where(auditlog.CreatedAtLT(res.Cutoff), auditlog.ChainSeqNotNil()).
+		Where(auditlog.CreatedAtLT(res.Cutoff)).
 		Unique(true).
 		Select(auditlog.FieldGroupID).
 		Strings(ctx)
@@ -161,7 +161,7 @@ func (s *Service) sweepSegment(ctx context.Context, groupID string, cutoff time.
 			return nil
 		}
 		got, err := tx.AuditLog.Delete().
-			Where(auditlog.GroupID(groupID), auditlog.ChainSeqLTE(*last.ChainSeq)).
+			Where(auditlog.GroupID(groupID), auditlog.ChainSeqLTE(last.ChainSeq)).
 			Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("delete expired audit events: %w", err)
@@ -172,7 +172,7 @@ func (s *Service) sweepSegment(ctx context.Context, groupID string, cutoff time.
 		}
 		if err := tx.AuditCheckpoint.Create().
 			SetGroupID(groupID).
-			SetChainSeq(*last.ChainSeq).
+			SetChainSeq(last.ChainSeq).
 			SetHash(last.Hash).
 			SetDeletedThrough(last.CreatedAt).
 			SetEventsDeleted(int64(n)).

@@ -38,11 +38,13 @@ func NewService(client *ent.Client, recorder *Recorder, clock registry.Clock, op
 
 func (s *Service) postgres() bool { return s.recorder.postgres }
 
-// scope resolves the tenant a call is about: empty means the caller's own
-// tenant; a caller without one (platform admin, service, system) must name a
-// tenant unless all is true ("" = every tenant). Another tenant's log is
-// "not found" to a tenant caller, so ids do not leak. Who may read or
-// append at all is decided by auth.Rules, not here.
+// scope resolves the tenant a call is about, in its canonical lower-case
+// form (what group_id holds: any spelling of a tenant's id names the same
+// chain): empty means the caller's own tenant; a caller without one
+// (platform admin, service, system) must name a tenant unless all is true
+// ("" = every tenant). Another tenant's log is "not found" to a tenant
+// caller, so ids do not leak. Who may read or append at all is decided by
+// auth.Rules, not here.
 func scope(ctx context.Context, requested string, all bool) (string, error) {
 	if requested == "" {
 		requested = registry.PrincipalFrom(ctx).TenantID
@@ -53,11 +55,13 @@ func scope(ctx context.Context, requested string, all bool) (string, error) {
 		}
 		return "", registry.Errorf(registry.Invalid, "tenant_id: required")
 	}
-	if _, err := registry.ParseTenantID("tenant_id", requested); err != nil {
+	id, err := registry.ParseTenantID("tenant_id", requested)
+	if err != nil {
 		return "", err
 	}
-	if registry.CheckTenant(ctx, requested) != nil {
+	canonical := id.String()
+	if registry.CheckTenant(ctx, canonical) != nil {
 		return "", registry.Errorf(registry.NotFound, "tenant not found")
 	}
-	return requested, nil
+	return canonical, nil
 }

@@ -18,8 +18,14 @@ const VerifyBatch = 1000
 
 // VerifyResult is the outcome of walking a tenant's chain.
 type VerifyResult struct {
+	// TenantID is the tenant (group) verified, in canonical form.
+	TenantID      string
 	OK            bool
 	EventsChecked int64
+	// Empty is true when the chain holds no events at all (OK, 0 checked):
+	// nothing was there to verify. A chain with events never answers OK
+	// with 0 checked.
+	Empty bool
 	// FirstBrokenEventID and Reason name the first broken link when !OK.
 	FirstBrokenEventID string
 	Reason             string
@@ -33,34 +39,59 @@ const (
 	ReasonGap          = "events are missing before this one (deleted)"
 	ReasonPrevHash     = "prev_hash does not match the previous event's hash (an event before this one was deleted, replaced or inserted)"
 	ReasonHashMismatch = "hash does not match the event's content (the event was changed after it was written)"
+	ReasonCheckpoint   = "event at or below the retention checkpoint (inserted into the deleted segment after retention)"
+	ReasonMoved        = "tenant_id is not the event's group (the event was moved to another tenant)"
 )
 
 // VerifyChain walks a tenant's hash chain in chain_seq order, in batches,
 // starting after the latest retention checkpoint (whose hash stands in for
 // the deleted segment), and recomputes every hash from CanonicalOf(row) and
-// the previous event's hash. It reports the first broken link:
+// the previous event's hash. Every row of the group is looked at: the
+// chain columns are NOT NULL and list, export and verify all read group_id,
+// so nothing is listed or exported that verify does not check. It reports
+// the first broken link:
 //
-//   - an event changed in place (e.g. UPDATE … SET description) is reported
-//     itself, with ReasonHashMismatch;
+//   - an event changed in place (the database refuses UPDATE; a copy
+//     deleted and inserted again changed) is reported itself, with
+//     ReasonHashMismatch;
 //   - a deleted event is reported as the event right AFTER the gap — the
 //     first event whose predecessor is missing — with ReasonGap (its
 //     chain_seq skips) or ReasonPrevHash (its prev_hash names an event that
-//     is not there).
+//     is not there);
+//   - an event inserted beside the chain is reported with ReasonGap,
+//     ReasonPrevHash or ReasonHashMismatch, or ReasonCheckpoint when it
+//     sits in the segment retention deleted;
+//   - an event whose tenant_id is another tenant's, ReasonMoved (the
+//     database refuses that too).
 //
 // A chain cannot tell that its newest events were deleted (nothing follows
 // them); every other deletion, edit or insertion is detected. The tenant
-// need not exist any more: events outlive their tenant.
+// need not exist any more: events outlive their tenant. tenantID may be
+// any spelling of the tenant's id.
 func (s *Service) VerifyChain(ctx context.Context, tenantID string) (VerifyResult, error) {
-	tenantID, err := scope(ctx, tenantID, false)
+	groupID, err := scope(ctx, tenantID, false)
 	if err != nil {
 		return VerifyResult{}, err
 	}
-	groupID := tenantID
 	cpSeq, cpHash, err := latestCheckpoint(ctx, s.client, groupID)
 	if err != nil {
 		return VerifyResult{}, err
 	}
-	res := VerifyResult{OK: true, CheckpointSeq: cpSeq}
+	res := VerifyResult{TenantID: groupID, OK: true, CheckpointSeq: cpSeq}
+	if cpSeq > 0 {
+		// Nothing may remain of the segment retention deleted.
+		stray, err := s.client.AuditLog.Query().
+			Where(auditlog.GroupID(groupID), auditlog.ChainSeqLTE(cpSeq)).
+			Order(ent.Asc(auditlog.FieldChainSeq)).
+			First(ctx)
+		switch {
+		case err == nil:
+			res.OK, res.FirstBrokenEventID, res.Reason = false, stray.ID.String(), ReasonCheckpoint
+			return res, nil
+		case !ent.IsNotFound(err):
+			return VerifyResult{}, fmt.Errorf("read audit chain: %w", err)
+		}
+	}
 	link := chainLink{next: cpSeq + 1, prevHash: cpHash}
 	for {
 		rows, err := chainPage(ctx, s.client, groupID, link.next-1, VerifyBatch)
@@ -75,21 +106,26 @@ func (s *Service) VerifyChain(ctx context.Context, tenantID string) (VerifyResul
 			res.EventsChecked++
 		}
 		if len(rows) < VerifyBatch {
-			if res.EventsChecked == 0 && cpSeq == 0 {
-				// An empty chain: a tenant without events yet, or none at
-				// all. (A deleted tenant's chain is still verifiable: its
-				// events keep their group.)
-				exists, err := s.client.Tenant.Query().Where(tenant.ID(uuid.MustParse(tenantID))).Exist(ctx)
-				if err != nil {
-					return VerifyResult{}, fmt.Errorf("read tenant: %w", err)
-				}
-				if !exists {
-					return VerifyResult{}, registry.Errorf(registry.NotFound, "tenant not found")
-				}
-			}
-			return res, nil
+			break
 		}
 	}
+	if res.EventsChecked > 0 {
+		return res, nil
+	}
+	// An empty chain: a tenant without events yet (or whose events
+	// retention deleted). A deleted tenant's chain is still verifiable:
+	// its events keep their group; with none, the id names nothing.
+	res.Empty = true
+	if cpSeq == 0 {
+		exists, err := s.client.Tenant.Query().Where(tenant.ID(uuid.MustParse(groupID))).Exist(ctx)
+		if err != nil {
+			return VerifyResult{}, fmt.Errorf("read tenant: %w", err)
+		}
+		if !exists {
+			return VerifyResult{}, registry.Errorf(registry.NotFound, "tenant not found")
+		}
+	}
+	return res, nil
 }
 
 // chainLink is the position of a chain walk: the chain_seq the next event
@@ -102,15 +138,15 @@ type chainLink struct {
 // check returns why row does not continue the chain at l ("" when it does)
 // and, when it does, advances l past it.
 func (l *chainLink) check(row *ent.AuditLog) string {
-	seq := int64(0)
-	if row.ChainSeq != nil {
-		seq = *row.ChainSeq
-	}
+	seq := row.ChainSeq
 	if seq != l.next {
 		return fmt.Sprintf("%s: chain_seq %d, want %d", ReasonGap, seq, l.next)
 	}
 	if row.PrevHash != l.prevHash {
 		return ReasonPrevHash
+	}
+	if row.TenantID != nil && row.TenantID.String() != row.GroupID {
+		return ReasonMoved
 	}
 	if CanonicalOf(row).Hash(l.prevHash) != row.Hash {
 		return ReasonHashMismatch

@@ -106,7 +106,7 @@ func TestUpDownRoundTrip(t *testing.T) {
 		if got := enumTypes(t, db); !slices.Equal(got, ourTypes) {
 			t.Errorf("round %d: enum types after up = %v, want %v", round, got, ourTypes)
 		}
-		if got, want := functions(t, db), []string{"notify_invalidate", "set_updated_at"}; !slices.Equal(got, want) {
+		if got, want := functions(t, db), []string{"audit_log_refuse_update", "notify_invalidate", "set_updated_at"}; !slices.Equal(got, want) {
 			t.Errorf("round %d: functions after up = %v, want %v", round, got, want)
 		}
 		if got, _ := migrate.Up(ctx, db); len(got) != 0 {
@@ -233,8 +233,8 @@ func TestDeleteTenantCascades(t *testing.T) {
 		 VALUES (gen_random_uuid(), '` + tenant + `', 'oidc', 'https://idp.example', now(), now())`,
 		`INSERT INTO api_keys (id, tenant_id, name, prefix, hash, scopes, created_at, updated_at)
 		 VALUES (gen_random_uuid(), '` + tenant + `', 'ci', 'tr_abc', '\x01', '["read"]', now(), now())`,
-		`INSERT INTO audit_log (id, tenant_id, group_id, action, crud, actor_id, actor_type, created_at)
-		 VALUES (gen_random_uuid(), '` + tenant + `', '` + tenant + `', 'tenant.created', 'c', 'admin', 'user', now())`,
+		`INSERT INTO audit_log (id, tenant_id, group_id, action, crud, actor_id, actor_type, created_at, chain_seq, prev_hash, hash)
+		 VALUES (gen_random_uuid(), '` + tenant + `', '` + tenant + `', 'tenant.created', 'c', 'admin', 'user', now(), 1, '', repeat('a', 64))`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -470,5 +470,66 @@ WHERE table_schema = 'atlas_schema_revisions' AND table_name = 'atlas_schema_rev
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("revisions columns = %v, want %v", got, want)
+	}
+}
+
+// TestAuditChainPrecheck: the migration making every audit_log row part of
+// its chain refuses, with a message saying what to do, a database holding
+// rows beside the chain (a hash cannot be invented for them), and migrates
+// one whose rows are all chained, keeping them as hash_version 1.
+func TestAuditChainPrecheck(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t, pgtest.MigratedURL(t))
+	all := versions(t)
+	at := slices.Index(all, "20261201000001")
+	if at < 0 {
+		t.Fatal("no migration 20261201000001 (audit chain precheck)")
+	}
+	if err := migrate.Down(ctx, db, len(all)-at); err != nil {
+		t.Fatalf("Down to before the precheck: %v", err)
+	}
+	const group = "00000000-0000-0000-0000-00000000000a"
+	insert := func(chainSeq, groupID string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, `INSERT INTO audit_log (id, group_id, action, crud, actor_id, actor_type, created_at, chain_seq, prev_hash, hash)
+VALUES (gen_random_uuid(), `+groupID+`, 'tenant.created', 'c', 'admin', 'user', now(), `+chainSeq+`, '', repeat('a', 64))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, chainSeq, groupID, wantErr string
+	}{
+		{"unchained row", "NULL", "'" + group + "'", "outside the hash chain"},
+		{"upper-case group", "1", "'" + strings.ToUpper(group) + "'", "not a lower-case tenant id"},
+	} {
+		insert(tc.chainSeq, tc.groupID)
+		_, err := migrate.Up(ctx, db)
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%s: Up = %v, want an error saying %q", tc.name, err, tc.wantErr)
+		}
+		if got := applied(t, db); !slices.Equal(got, all[:at]) {
+			t.Errorf("%s: revisions after the refused Up = %v, want %v", tc.name, got, all[:at])
+		}
+		if _, err := db.ExecContext(ctx, `DELETE FROM audit_log`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert("1", "'"+group+"'")
+	if _, err := migrate.Up(ctx, db); err != nil {
+		t.Fatalf("Up with a chained row: %v", err)
+	}
+	var version int
+	var appender string
+	if err := db.QueryRowContext(ctx, `SELECT hash_version, appended_by_id FROM audit_log`).Scan(&version, &appender); err != nil {
+		t.Fatal(err)
+	}
+	if version != 1 || appender != "" {
+		t.Errorf("the existing event after the migration: hash_version %d appended_by %q, want 1 and none", version, appender)
+	}
+	for _, q := range []string{`UPDATE audit_log SET description = 'x'`, `TRUNCATE audit_log`} {
+		if _, err := db.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s after the migration: %v, want refused as append-only", q, err)
+		}
 	}
 }

@@ -93,6 +93,8 @@ func (h *auditHandler) VerifyAuditChain(ctx context.Context, req *connect.Reques
 		EventsChecked:      res.EventsChecked,
 		FirstBrokenEventId: res.FirstBrokenEventID,
 		Reason:             res.Reason,
+		Empty:              res.Empty,
+		CheckpointSeq:      res.CheckpointSeq,
 	}), nil
 }
 
@@ -193,5 +195,7 @@ func auditEventPB(r *ent.AuditLog) *v1.AuditEvent {
 		IsAnonymous: r.IsAnonymous,
 		Fields:      fields,
 		Hash:        r.Hash,
+		AppendedBy:  &v1.Appender{Id: r.AppendedByID, Type: r.AppendedByType, TenantId: r.AppendedByTenant},
+		ChainSeq:    r.ChainSeq,
 	}
 }

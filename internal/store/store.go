@@ -21,6 +21,7 @@ import (
 	_ "modernc.org/sqlite"             // registers "sqlite"
 
 	"github.com/platform/tenant-registry/ent"
+	"github.com/platform/tenant-registry/ent/auditlog"
 	"github.com/platform/tenant-registry/internal/migrate"
 )
 
@@ -111,7 +112,49 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("create sqlite schema: %w", err)
 	}
+	if err := createSQLiteTriggers(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &Store{Client: client, DB: db, Dialect: dialect.SQLite}, nil
+}
+
+// createSQLiteTriggers gives the embedded store what the hand-written
+// PostgreSQL migrations give PostgreSQL and Ent's auto-migration cannot:
+// audit_log refuses every UPDATE but the tenant purge's ON DELETE SET NULL
+// of tenant_id (see migrations/*_audit_log_immutable.sql). The trigger is
+// rebuilt on every open, so it always names the current columns.
+func createSQLiteTriggers(ctx context.Context, db *sql.DB) error {
+	same := make([]string, 0, len(auditlog.Columns))
+	for _, c := range auditlog.Columns {
+		if c != auditlog.FieldTenantID {
+			same = append(same, fmt.Sprintf("NEW.%[1]q IS OLD.%[1]q", c))
+		}
+	}
+	stmts := []string{
+		`DROP TRIGGER IF EXISTS "audit_log_refuse_update"`,
+		`CREATE TRIGGER "audit_log_refuse_update" BEFORE UPDATE ON "audit_log" FOR EACH ROW
+  WHEN NOT (OLD."tenant_id" IS NOT NULL AND NEW."tenant_id" IS NULL
+    AND NOT EXISTS (SELECT 1 FROM "tenants" WHERE "id" = OLD."tenant_id")
+    AND ` + strings.Join(same, " AND ") + `)
+BEGIN
+  SELECT RAISE(ABORT, 'audit_log is append-only: events cannot be changed');
+END`,
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create sqlite triggers: %w", err)
+	}
+	defer tx.Rollback()
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("create sqlite triggers: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create sqlite triggers: %w", err)
+	}
+	return nil
 }
 
 // Ping reports whether the database answers.

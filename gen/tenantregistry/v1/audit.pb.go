@@ -199,6 +199,74 @@ func (x *Group) GetName() string {
 	return ""
 }
 
+// Appender is who wrote an event into the log, as authenticated: the caller
+// of AppendEvent, or tenant-registry itself (type "system") for the events
+// the service records of its own changes. Unlike the actor, which an
+// appending product states, the appender is never taken from the request.
+type Appender struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token subject (or "tenant-registry" for the service itself).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "user", "service" or "system".
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// The appender's own tenant; empty for platform admins, services and the
+	// system.
+	TenantId      string `protobuf:"bytes,3,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Appender) Reset() {
+	*x = Appender{}
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Appender) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Appender) ProtoMessage() {}
+
+func (x *Appender) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Appender.ProtoReflect.Descriptor instead.
+func (*Appender) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Appender) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Appender) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Appender) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
 // AuditEvent is one Retraced-shaped event.
 type AuditEvent struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -218,14 +286,19 @@ type AuditEvent struct {
 	Fields      map[string]string `protobuf:"bytes,12,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// SHA-256 of the previous event's hash and this event's canonical form,
 	// hex.
-	Hash          string `protobuf:"bytes,13,opt,name=hash,proto3" json:"hash,omitempty"`
+	Hash string `protobuf:"bytes,13,opt,name=hash,proto3" json:"hash,omitempty"`
+	// Who appended the event (covered by the hash). Empty on events written
+	// before appenders were recorded (canonical form version 1).
+	AppendedBy *Appender `protobuf:"bytes,14,opt,name=appended_by,json=appendedBy,proto3" json:"appended_by,omitempty"`
+	// The event's position in its tenant's hash chain: 1, 2, …
+	ChainSeq      int64 `protobuf:"varint,15,opt,name=chain_seq,json=chainSeq,proto3" json:"chain_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[3]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +310,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[3]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +323,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{3}
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -344,6 +417,20 @@ func (x *AuditEvent) GetHash() string {
 	return ""
 }
 
+func (x *AuditEvent) GetAppendedBy() *Appender {
+	if x != nil {
+		return x.AppendedBy
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetChainSeq() int64 {
+	if x != nil {
+		return x.ChainSeq
+	}
+	return 0
+}
+
 type AppendEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The tenant; a tenant caller's own by default.
@@ -357,7 +444,10 @@ type AppendEventRequest struct {
 	SourceIp    string            `protobuf:"bytes,8,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
 	IsFailure   bool              `protobuf:"varint,9,opt,name=is_failure,json=isFailure,proto3" json:"is_failure,omitempty"`
 	IsAnonymous bool              `protobuf:"varint,10,opt,name=is_anonymous,json=isAnonymous,proto3" json:"is_anonymous,omitempty"`
-	// Optional: the same key appended twice stores one event.
+	// Optional: the same appender appending the same key again stores
+	// nothing and answers the event stored first; reusing a key for
+	// different content is already_exists. Keys are scoped to the
+	// authenticated appender (and the tenant).
 	IdempotencyKey string `protobuf:"bytes,11,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -365,7 +455,7 @@ type AppendEventRequest struct {
 
 func (x *AppendEventRequest) Reset() {
 	*x = AppendEventRequest{}
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[4]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +467,7 @@ func (x *AppendEventRequest) String() string {
 func (*AppendEventRequest) ProtoMessage() {}
 
 func (x *AppendEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[4]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +480,7 @@ func (x *AppendEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendEventRequest.ProtoReflect.Descriptor instead.
 func (*AppendEventRequest) Descriptor() ([]byte, []int) {
-	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{4}
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AppendEventRequest) GetTenantId() string {
@@ -479,7 +569,7 @@ type AppendEventResponse struct {
 
 func (x *AppendEventResponse) Reset() {
 	*x = AppendEventResponse{}
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[5]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +581,7 @@ func (x *AppendEventResponse) String() string {
 func (*AppendEventResponse) ProtoMessage() {}
 
 func (x *AppendEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[5]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +594,7 @@ func (x *AppendEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendEventResponse.ProtoReflect.Descriptor instead.
 func (*AppendEventResponse) Descriptor() ([]byte, []int) {
-	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AppendEventResponse) GetEvent() *AuditEvent {
@@ -536,7 +626,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[6]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -548,7 +638,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[6]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -561,7 +651,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListEventsRequest) GetTenantId() string {
@@ -644,7 +734,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[7]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +746,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[7]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +759,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{7}
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListEventsResponse) GetEvents() []*AuditEvent {
@@ -697,7 +787,7 @@ type ExportEventsRequest struct {
 
 func (x *ExportEventsRequest) Reset() {
 	*x = ExportEventsRequest{}
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[8]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +799,7 @@ func (x *ExportEventsRequest) String() string {
 func (*ExportEventsRequest) ProtoMessage() {}
 
 func (x *ExportEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[8]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +812,7 @@ func (x *ExportEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportEventsRequest.ProtoReflect.Descriptor instead.
 func (*ExportEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{8}
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ExportEventsRequest) GetTenantId() string {
@@ -755,7 +845,7 @@ type ExportEventsResponse struct {
 
 func (x *ExportEventsResponse) Reset() {
 	*x = ExportEventsResponse{}
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[9]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +857,7 @@ func (x *ExportEventsResponse) String() string {
 func (*ExportEventsResponse) ProtoMessage() {}
 
 func (x *ExportEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[9]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +870,7 @@ func (x *ExportEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportEventsResponse.ProtoReflect.Descriptor instead.
 func (*ExportEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{9}
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExportEventsResponse) GetEvent() *AuditEvent {
@@ -799,7 +889,7 @@ type VerifyAuditChainRequest struct {
 
 func (x *VerifyAuditChainRequest) Reset() {
 	*x = VerifyAuditChainRequest{}
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[10]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +901,7 @@ func (x *VerifyAuditChainRequest) String() string {
 func (*VerifyAuditChainRequest) ProtoMessage() {}
 
 func (x *VerifyAuditChainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[10]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +914,7 @@ func (x *VerifyAuditChainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditChainRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAuditChainRequest) Descriptor() ([]byte, []int) {
-	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{10}
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *VerifyAuditChainRequest) GetTenantId() string {
@@ -842,13 +932,19 @@ type VerifyAuditChainResponse struct {
 	// missing.
 	FirstBrokenEventId string `protobuf:"bytes,3,opt,name=first_broken_event_id,json=firstBrokenEventId,proto3" json:"first_broken_event_id,omitempty"`
 	Reason             string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// True when the tenant's chain holds no events at all (ok is true and
+	// events_checked 0): nothing was there to verify.
+	Empty bool `protobuf:"varint,5,opt,name=empty,proto3" json:"empty,omitempty"`
+	// The chain_seq of the retention checkpoint the walk started after; 0
+	// when it started at the chain's beginning.
+	CheckpointSeq int64 `protobuf:"varint,6,opt,name=checkpoint_seq,json=checkpointSeq,proto3" json:"checkpoint_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyAuditChainResponse) Reset() {
 	*x = VerifyAuditChainResponse{}
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[11]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +956,7 @@ func (x *VerifyAuditChainResponse) String() string {
 func (*VerifyAuditChainResponse) ProtoMessage() {}
 
 func (x *VerifyAuditChainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tenantregistry_v1_audit_proto_msgTypes[11]
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +969,7 @@ func (x *VerifyAuditChainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAuditChainResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAuditChainResponse) Descriptor() ([]byte, []int) {
-	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{11}
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *VerifyAuditChainResponse) GetOk() bool {
@@ -904,6 +1000,20 @@ func (x *VerifyAuditChainResponse) GetReason() string {
 	return ""
 }
 
+func (x *VerifyAuditChainResponse) GetEmpty() bool {
+	if x != nil {
+		return x.Empty
+	}
+	return false
+}
+
+func (x *VerifyAuditChainResponse) GetCheckpointSeq() int64 {
+	if x != nil {
+		return x.CheckpointSeq
+	}
+	return 0
+}
+
 var File_tenantregistry_v1_audit_proto protoreflect.FileDescriptor
 
 const file_tenantregistry_v1_audit_proto_rawDesc = "" +
@@ -919,7 +1029,11 @@ const file_tenantregistry_v1_audit_proto_rawDesc = "" +
 	"\x04type\x18\x03 \x01(\tR\x04type\"+\n" +
 	"\x05Group\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\xa9\x04\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"K\n" +
+	"\bAppender\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1b\n" +
+	"\ttenant_id\x18\x03 \x01(\tR\btenantId\"\x84\x05\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
@@ -937,7 +1051,10 @@ const file_tenantregistry_v1_audit_proto_rawDesc = "" +
 	" \x01(\bR\tisFailure\x12!\n" +
 	"\fis_anonymous\x18\v \x01(\bR\visAnonymous\x12A\n" +
 	"\x06fields\x18\f \x03(\v2).tenantregistry.v1.AuditEvent.FieldsEntryR\x06fields\x12\x12\n" +
-	"\x04hash\x18\r \x01(\tR\x04hash\x1a9\n" +
+	"\x04hash\x18\r \x01(\tR\x04hash\x12<\n" +
+	"\vappended_by\x18\x0e \x01(\v2\x1b.tenantregistry.v1.AppenderR\n" +
+	"appendedBy\x12\x1b\n" +
+	"\tchain_seq\x18\x0f \x01(\x03R\bchainSeq\x1a9\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf0\x03\n" +
@@ -984,12 +1101,14 @@ const file_tenantregistry_v1_audit_proto_rawDesc = "" +
 	"\x14ExportEventsResponse\x123\n" +
 	"\x05event\x18\x01 \x01(\v2\x1d.tenantregistry.v1.AuditEventR\x05event\"6\n" +
 	"\x17VerifyAuditChainRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"\x9c\x01\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"\xd9\x01\n" +
 	"\x18VerifyAuditChainResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12%\n" +
 	"\x0eevents_checked\x18\x02 \x01(\x03R\reventsChecked\x121\n" +
 	"\x15first_broken_event_id\x18\x03 \x01(\tR\x12firstBrokenEventId\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason2\xe9\x03\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05empty\x18\x05 \x01(\bR\x05empty\x12%\n" +
+	"\x0echeckpoint_seq\x18\x06 \x01(\x03R\rcheckpointSeq2\xe9\x03\n" +
 	"\fAuditService\x12r\n" +
 	"\vAppendEvent\x12%.tenantregistry.v1.AppendEventRequest\x1a&.tenantregistry.v1.AppendEventResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/audit\x12o\n" +
 	"\n" +
@@ -1009,53 +1128,55 @@ func file_tenantregistry_v1_audit_proto_rawDescGZIP() []byte {
 	return file_tenantregistry_v1_audit_proto_rawDescData
 }
 
-var file_tenantregistry_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_tenantregistry_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_tenantregistry_v1_audit_proto_goTypes = []any{
 	(*Actor)(nil),                    // 0: tenantregistry.v1.Actor
 	(*Target)(nil),                   // 1: tenantregistry.v1.Target
 	(*Group)(nil),                    // 2: tenantregistry.v1.Group
-	(*AuditEvent)(nil),               // 3: tenantregistry.v1.AuditEvent
-	(*AppendEventRequest)(nil),       // 4: tenantregistry.v1.AppendEventRequest
-	(*AppendEventResponse)(nil),      // 5: tenantregistry.v1.AppendEventResponse
-	(*ListEventsRequest)(nil),        // 6: tenantregistry.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),       // 7: tenantregistry.v1.ListEventsResponse
-	(*ExportEventsRequest)(nil),      // 8: tenantregistry.v1.ExportEventsRequest
-	(*ExportEventsResponse)(nil),     // 9: tenantregistry.v1.ExportEventsResponse
-	(*VerifyAuditChainRequest)(nil),  // 10: tenantregistry.v1.VerifyAuditChainRequest
-	(*VerifyAuditChainResponse)(nil), // 11: tenantregistry.v1.VerifyAuditChainResponse
-	nil,                              // 12: tenantregistry.v1.AuditEvent.FieldsEntry
-	nil,                              // 13: tenantregistry.v1.AppendEventRequest.FieldsEntry
-	(*timestamppb.Timestamp)(nil),    // 14: google.protobuf.Timestamp
+	(*Appender)(nil),                 // 3: tenantregistry.v1.Appender
+	(*AuditEvent)(nil),               // 4: tenantregistry.v1.AuditEvent
+	(*AppendEventRequest)(nil),       // 5: tenantregistry.v1.AppendEventRequest
+	(*AppendEventResponse)(nil),      // 6: tenantregistry.v1.AppendEventResponse
+	(*ListEventsRequest)(nil),        // 7: tenantregistry.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),       // 8: tenantregistry.v1.ListEventsResponse
+	(*ExportEventsRequest)(nil),      // 9: tenantregistry.v1.ExportEventsRequest
+	(*ExportEventsResponse)(nil),     // 10: tenantregistry.v1.ExportEventsResponse
+	(*VerifyAuditChainRequest)(nil),  // 11: tenantregistry.v1.VerifyAuditChainRequest
+	(*VerifyAuditChainResponse)(nil), // 12: tenantregistry.v1.VerifyAuditChainResponse
+	nil,                              // 13: tenantregistry.v1.AuditEvent.FieldsEntry
+	nil,                              // 14: tenantregistry.v1.AppendEventRequest.FieldsEntry
+	(*timestamppb.Timestamp)(nil),    // 15: google.protobuf.Timestamp
 }
 var file_tenantregistry_v1_audit_proto_depIdxs = []int32{
-	14, // 0: tenantregistry.v1.AuditEvent.created_at:type_name -> google.protobuf.Timestamp
+	15, // 0: tenantregistry.v1.AuditEvent.created_at:type_name -> google.protobuf.Timestamp
 	2,  // 1: tenantregistry.v1.AuditEvent.group:type_name -> tenantregistry.v1.Group
 	0,  // 2: tenantregistry.v1.AuditEvent.actor:type_name -> tenantregistry.v1.Actor
 	1,  // 3: tenantregistry.v1.AuditEvent.target:type_name -> tenantregistry.v1.Target
-	12, // 4: tenantregistry.v1.AuditEvent.fields:type_name -> tenantregistry.v1.AuditEvent.FieldsEntry
-	0,  // 5: tenantregistry.v1.AppendEventRequest.actor:type_name -> tenantregistry.v1.Actor
-	1,  // 6: tenantregistry.v1.AppendEventRequest.target:type_name -> tenantregistry.v1.Target
-	13, // 7: tenantregistry.v1.AppendEventRequest.fields:type_name -> tenantregistry.v1.AppendEventRequest.FieldsEntry
-	3,  // 8: tenantregistry.v1.AppendEventResponse.event:type_name -> tenantregistry.v1.AuditEvent
-	14, // 9: tenantregistry.v1.ListEventsRequest.created_after:type_name -> google.protobuf.Timestamp
-	14, // 10: tenantregistry.v1.ListEventsRequest.created_before:type_name -> google.protobuf.Timestamp
-	3,  // 11: tenantregistry.v1.ListEventsResponse.events:type_name -> tenantregistry.v1.AuditEvent
-	14, // 12: tenantregistry.v1.ExportEventsRequest.created_after:type_name -> google.protobuf.Timestamp
-	14, // 13: tenantregistry.v1.ExportEventsRequest.created_before:type_name -> google.protobuf.Timestamp
-	3,  // 14: tenantregistry.v1.ExportEventsResponse.event:type_name -> tenantregistry.v1.AuditEvent
-	4,  // 15: tenantregistry.v1.AuditService.AppendEvent:input_type -> tenantregistry.v1.AppendEventRequest
-	6,  // 16: tenantregistry.v1.AuditService.ListEvents:input_type -> tenantregistry.v1.ListEventsRequest
-	8,  // 17: tenantregistry.v1.AuditService.ExportEvents:input_type -> tenantregistry.v1.ExportEventsRequest
-	10, // 18: tenantregistry.v1.AuditService.VerifyAuditChain:input_type -> tenantregistry.v1.VerifyAuditChainRequest
-	5,  // 19: tenantregistry.v1.AuditService.AppendEvent:output_type -> tenantregistry.v1.AppendEventResponse
-	7,  // 20: tenantregistry.v1.AuditService.ListEvents:output_type -> tenantregistry.v1.ListEventsResponse
-	9,  // 21: tenantregistry.v1.AuditService.ExportEvents:output_type -> tenantregistry.v1.ExportEventsResponse
-	11, // 22: tenantregistry.v1.AuditService.VerifyAuditChain:output_type -> tenantregistry.v1.VerifyAuditChainResponse
-	19, // [19:23] is the sub-list for method output_type
-	15, // [15:19] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	13, // 4: tenantregistry.v1.AuditEvent.fields:type_name -> tenantregistry.v1.AuditEvent.FieldsEntry
+	3,  // 5: tenantregistry.v1.AuditEvent.appended_by:type_name -> tenantregistry.v1.Appender
+	0,  // 6: tenantregistry.v1.AppendEventRequest.actor:type_name -> tenantregistry.v1.Actor
+	1,  // 7: tenantregistry.v1.AppendEventRequest.target:type_name -> tenantregistry.v1.Target
+	14, // 8: tenantregistry.v1.AppendEventRequest.fields:type_name -> tenantregistry.v1.AppendEventRequest.FieldsEntry
+	4,  // 9: tenantregistry.v1.AppendEventResponse.event:type_name -> tenantregistry.v1.AuditEvent
+	15, // 10: tenantregistry.v1.ListEventsRequest.created_after:type_name -> google.protobuf.Timestamp
+	15, // 11: tenantregistry.v1.ListEventsRequest.created_before:type_name -> google.protobuf.Timestamp
+	4,  // 12: tenantregistry.v1.ListEventsResponse.events:type_name -> tenantregistry.v1.AuditEvent
+	15, // 13: tenantregistry.v1.ExportEventsRequest.created_after:type_name -> google.protobuf.Timestamp
+	15, // 14: tenantregistry.v1.ExportEventsRequest.created_before:type_name -> google.protobuf.Timestamp
+	4,  // 15: tenantregistry.v1.ExportEventsResponse.event:type_name -> tenantregistry.v1.AuditEvent
+	5,  // 16: tenantregistry.v1.AuditService.AppendEvent:input_type -> tenantregistry.v1.AppendEventRequest
+	7,  // 17: tenantregistry.v1.AuditService.ListEvents:input_type -> tenantregistry.v1.ListEventsRequest
+	9,  // 18: tenantregistry.v1.AuditService.ExportEvents:input_type -> tenantregistry.v1.ExportEventsRequest
+	11, // 19: tenantregistry.v1.AuditService.VerifyAuditChain:input_type -> tenantregistry.v1.VerifyAuditChainRequest
+	6,  // 20: tenantregistry.v1.AuditService.AppendEvent:output_type -> tenantregistry.v1.AppendEventResponse
+	8,  // 21: tenantregistry.v1.AuditService.ListEvents:output_type -> tenantregistry.v1.ListEventsResponse
+	10, // 22: tenantregistry.v1.AuditService.ExportEvents:output_type -> tenantregistry.v1.ExportEventsResponse
+	12, // 23: tenantregistry.v1.AuditService.VerifyAuditChain:output_type -> tenantregistry.v1.VerifyAuditChainResponse
+	20, // [20:24] is the sub-list for method output_type
+	16, // [16:20] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_tenantregistry_v1_audit_proto_init() }
@@ -1069,7 +1190,7 @@ func file_tenantregistry_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tenantregistry_v1_audit_proto_rawDesc), len(file_tenantregistry_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

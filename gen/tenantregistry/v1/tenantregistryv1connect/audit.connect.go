@@ -52,10 +52,13 @@ type AuditServiceClient interface {
 	AppendEvent(context.Context, *connect.Request[v1.AppendEventRequest]) (*connect.Response[v1.AppendEventResponse], error)
 	// ListEvents pages through events, newest first.
 	ListEvents(context.Context, *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error)
-	// ExportEvents streams a tenant's events in a time range, oldest first.
+	// ExportEvents streams a tenant's events in a time range in chain order
+	// (chain_seq, oldest first): no event committed during the export is
+	// skipped.
 	ExportEvents(context.Context, *connect.Request[v1.ExportEventsRequest]) (*connect.ServerStreamForClient[v1.ExportEventsResponse], error)
 	// VerifyAuditChain walks a tenant's hash chain and reports the first broken
-	// link.
+	// link. Any spelling (case) of the tenant id verifies the same chain; an
+	// empty chain answers ok with empty true.
 	VerifyAuditChain(context.Context, *connect.Request[v1.VerifyAuditChainRequest]) (*connect.Response[v1.VerifyAuditChainResponse], error)
 }
 
@@ -134,10 +137,13 @@ type AuditServiceHandler interface {
 	AppendEvent(context.Context, *connect.Request[v1.AppendEventRequest]) (*connect.Response[v1.AppendEventResponse], error)
 	// ListEvents pages through events, newest first.
 	ListEvents(context.Context, *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error)
-	// ExportEvents streams a tenant's events in a time range, oldest first.
+	// ExportEvents streams a tenant's events in a time range in chain order
+	// (chain_seq, oldest first): no event committed during the export is
+	// skipped.
 	ExportEvents(context.Context, *connect.Request[v1.ExportEventsRequest], *connect.ServerStream[v1.ExportEventsResponse]) error
 	// VerifyAuditChain walks a tenant's hash chain and reports the first broken
-	// link.
+	// link. Any spelling (case) of the tenant id verifies the same chain; an
+	// empty chain answers ok with empty true.
 	VerifyAuditChain(context.Context, *connect.Request[v1.VerifyAuditChainRequest]) (*connect.Response[v1.VerifyAuditChainResponse], error)
 }
 

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tenantregistry/v1/audit.proto.
  */
 export const file_tenantregistry_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("Ch10ZW5hbnRyZWdpc3RyeS92MS9hdWRpdC5wcm90bxIRdGVuYW50cmVnaXN0cnkudjEiLwoFQWN0b3ISCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgR0eXBlGAMgASgJIjAKBlRhcmdldBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBHR5cGUYAyABKAkiIQoFR3JvdXASCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCSKtAwoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhY3Rpb24YAyABKAkSDAoEY3J1ZBgEIAEoCRInCgVncm91cBgFIAEoCzIYLnRlbmFudHJlZ2lzdHJ5LnYxLkdyb3VwEicKBWFjdG9yGAYgASgLMhgudGVuYW50cmVnaXN0cnkudjEuQWN0b3ISKQoGdGFyZ2V0GAcgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGFyZ2V0EhEKCXNvdXJjZV9pcBgIIAEoCRITCgtkZXNjcmlwdGlvbhgJIAEoCRISCgppc19mYWlsdXJlGAogASgIEhQKDGlzX2Fub255bW91cxgLIAEoCBI5CgZmaWVsZHMYDCADKAsyKS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50LkZpZWxkc0VudHJ5EgwKBGhhc2gYDSABKAkaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL2AgoSQXBwZW5kRXZlbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZhY3Rpb24YAiABKAkSDAoEY3J1ZBgDIAEoCRInCgVhY3RvchgEIAEoCzIYLnRlbmFudHJlZ2lzdHJ5LnYxLkFjdG9yEikKBnRhcmdldBgFIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRhcmdldBITCgtkZXNjcmlwdGlvbhgGIAEoCRJBCgZmaWVsZHMYByADKAsyMS50ZW5hbnRyZWdpc3RyeS52MS5BcHBlbmRFdmVudFJlcXVlc3QuRmllbGRzRW50cnkSEQoJc291cmNlX2lwGAggASgJEhIKCmlzX2ZhaWx1cmUYCSABKAgSFAoMaXNfYW5vbnltb3VzGAogASgIEhcKD2lkZW1wb3RlbmN5X2tleRgLIAEoCRotCgtGaWVsZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkMKE0FwcGVuZEV2ZW50UmVzcG9uc2USLAoFZXZlbnQYASABKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50IogCChFMaXN0RXZlbnRzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGYWN0aW9uGAIgASgJEhAKCGFjdG9yX2lkGAMgASgJEhEKCXRhcmdldF9pZBgEIAEoCRITCgt0YXJnZXRfdHlwZRgFIAEoCRIMCgRjcnVkGAYgASgJEjEKDWNyZWF0ZWRfYWZ0ZXIYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCSABKAUSDgoGY3Vyc29yGAogASgJIlgKEkxpc3RFdmVudHNSZXNwb25zZRItCgZldmVudHMYASADKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50EhMKC25leHRfY3Vyc29yGAIgASgJIo8BChNFeHBvcnRFdmVudHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIxCg1jcmVhdGVkX2FmdGVyGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRAoURXhwb3J0RXZlbnRzUmVzcG9uc2USLAoFZXZlbnQYASABKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50IiwKF1ZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSJtChhWZXJpZnlBdWRpdENoYWluUmVzcG9uc2USCgoCb2sYASABKAgSFgoOZXZlbnRzX2NoZWNrZWQYAiABKAMSHQoVZmlyc3RfYnJva2VuX2V2ZW50X2lkGAMgASgJEg4KBnJlYXNvbhgEIAEoCTLpAwoMQXVkaXRTZXJ2aWNlEnIKC0FwcGVuZEV2ZW50EiUudGVuYW50cmVnaXN0cnkudjEuQXBwZW5kRXZlbnRSZXF1ZXN0GiYudGVuYW50cmVnaXN0cnkudjEuQXBwZW5kRXZlbnRSZXNwb25zZSIUgtPkkwIOOgEqIgkvdjEvYXVkaXQSbwoKTGlzdEV2ZW50cxIkLnRlbmFudHJlZ2lzdHJ5LnYxLkxpc3RFdmVudHNSZXF1ZXN0GiUudGVuYW50cmVnaXN0cnkudjEuTGlzdEV2ZW50c1Jlc3BvbnNlIhSQAgGC0+STAgsSCS92MS9hdWRpdBJmCgxFeHBvcnRFdmVudHMSJi50ZW5hbnRyZWdpc3RyeS52MS5FeHBvcnRFdmVudHNSZXF1ZXN0GicudGVuYW50cmVnaXN0cnkudjEuRXhwb3J0RXZlbnRzUmVzcG9uc2UiA5ACATABEosBChBWZXJpZnlBdWRpdENoYWluEioudGVuYW50cmVnaXN0cnkudjEuVmVyaWZ5QXVkaXRDaGFpblJlcXVlc3QaKy50ZW5hbnRyZWdpc3RyeS52MS5WZXJpZnlBdWRpdENoYWluUmVzcG9uc2UiHpACAYLT5JMCFToBKiIQL3YxL2F1ZGl0L3ZlcmlmeUJMWkpnaXRodWIuY29tL3BsYXRmb3JtL3RlbmFudC1yZWdpc3RyeS9nZW4vdGVuYW50cmVnaXN0cnkvdjE7dGVuYW50cmVnaXN0cnl2MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch10ZW5hbnRyZWdpc3RyeS92MS9hdWRpdC5wcm90bxIRdGVuYW50cmVnaXN0cnkudjEiLwoFQWN0b3ISCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgR0eXBlGAMgASgJIjAKBlRhcmdldBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBHR5cGUYAyABKAkiIQoFR3JvdXASCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCSI3CghBcHBlbmRlchIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCSLyAwoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhY3Rpb24YAyABKAkSDAoEY3J1ZBgEIAEoCRInCgVncm91cBgFIAEoCzIYLnRlbmFudHJlZ2lzdHJ5LnYxLkdyb3VwEicKBWFjdG9yGAYgASgLMhgudGVuYW50cmVnaXN0cnkudjEuQWN0b3ISKQoGdGFyZ2V0GAcgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGFyZ2V0EhEKCXNvdXJjZV9pcBgIIAEoCRITCgtkZXNjcmlwdGlvbhgJIAEoCRISCgppc19mYWlsdXJlGAogASgIEhQKDGlzX2Fub255bW91cxgLIAEoCBI5CgZmaWVsZHMYDCADKAsyKS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50LkZpZWxkc0VudHJ5EgwKBGhhc2gYDSABKAkSMAoLYXBwZW5kZWRfYnkYDiABKAsyGy50ZW5hbnRyZWdpc3RyeS52MS5BcHBlbmRlchIRCgljaGFpbl9zZXEYDyABKAMaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL2AgoSQXBwZW5kRXZlbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZhY3Rpb24YAiABKAkSDAoEY3J1ZBgDIAEoCRInCgVhY3RvchgEIAEoCzIYLnRlbmFudHJlZ2lzdHJ5LnYxLkFjdG9yEikKBnRhcmdldBgFIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRhcmdldBITCgtkZXNjcmlwdGlvbhgGIAEoCRJBCgZmaWVsZHMYByADKAsyMS50ZW5hbnRyZWdpc3RyeS52MS5BcHBlbmRFdmVudFJlcXVlc3QuRmllbGRzRW50cnkSEQoJc291cmNlX2lwGAggASgJEhIKCmlzX2ZhaWx1cmUYCSABKAgSFAoMaXNfYW5vbnltb3VzGAogASgIEhcKD2lkZW1wb3RlbmN5X2tleRgLIAEoCRotCgtGaWVsZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkMKE0FwcGVuZEV2ZW50UmVzcG9uc2USLAoFZXZlbnQYASABKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50IogCChFMaXN0RXZlbnRzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGYWN0aW9uGAIgASgJEhAKCGFjdG9yX2lkGAMgASgJEhEKCXRhcmdldF9pZBgEIAEoCRITCgt0YXJnZXRfdHlwZRgFIAEoCRIMCgRjcnVkGAYgASgJEjEKDWNyZWF0ZWRfYWZ0ZXIYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCSABKAUSDgoGY3Vyc29yGAogASgJIlgKEkxpc3RFdmVudHNSZXNwb25zZRItCgZldmVudHMYASADKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50EhMKC25leHRfY3Vyc29yGAIgASgJIo8BChNFeHBvcnRFdmVudHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIxCg1jcmVhdGVkX2FmdGVyGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRAoURXhwb3J0RXZlbnRzUmVzcG9uc2USLAoFZXZlbnQYASABKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50IiwKF1ZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSKUAQoYVmVyaWZ5QXVkaXRDaGFpblJlc3BvbnNlEgoKAm9rGAEgASgIEhYKDmV2ZW50c19jaGVja2VkGAIgASgDEh0KFWZpcnN0X2Jyb2tlbl9ldmVudF9pZBgDIAEoCRIOCgZyZWFzb24YBCABKAkSDQoFZW1wdHkYBSABKAgSFgoOY2hlY2twb2ludF9zZXEYBiABKAMy6QMKDEF1ZGl0U2VydmljZRJyCgtBcHBlbmRFdmVudBIlLnRlbmFudHJlZ2lzdHJ5LnYxLkFwcGVuZEV2ZW50UmVxdWVzdBomLnRlbmFudHJlZ2lzdHJ5LnYxLkFwcGVuZEV2ZW50UmVzcG9uc2UiFILT5JMCDjoBKiIJL3YxL2F1ZGl0Em8KCkxpc3RFdmVudHMSJC50ZW5hbnRyZWdpc3RyeS52MS5MaXN0RXZlbnRzUmVxdWVzdBolLnRlbmFudHJlZ2lzdHJ5LnYxLkxpc3RFdmVudHNSZXNwb25zZSIUkAIBgtPkkwILEgkvdjEvYXVkaXQSZgoMRXhwb3J0RXZlbnRzEiYudGVuYW50cmVnaXN0cnkudjEuRXhwb3J0RXZlbnRzUmVxdWVzdBonLnRlbmFudHJlZ2lzdHJ5LnYxLkV4cG9ydEV2ZW50c1Jlc3BvbnNlIgOQAgEwARKLAQoQVmVyaWZ5QXVkaXRDaGFpbhIqLnRlbmFudHJlZ2lzdHJ5LnYxLlZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0GisudGVuYW50cmVnaXN0cnkudjEuVmVyaWZ5QXVkaXRDaGFpblJlc3BvbnNlIh6QAgGC0+STAhU6ASoiEC92MS9hdWRpdC92ZXJpZnlCTFpKZ2l0aHViLmNvbS9wbGF0Zm9ybS90ZW5hbnQtcmVnaXN0cnkvZ2VuL3RlbmFudHJlZ2lzdHJ5L3YxO3RlbmFudHJlZ2lzdHJ5djFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * Actor is who did it.
@@ -100,6 +100,45 @@ export const GroupSchema: GenMessage<Group> = /*@__PURE__*/
   messageDesc(file_tenantregistry_v1_audit, 2);
 
 /**
+ * Appender is who wrote an event into the log, as authenticated: the caller
+ * of AppendEvent, or tenant-registry itself (type "system") for the events
+ * the service records of its own changes. Unlike the actor, which an
+ * appending product states, the appender is never taken from the request.
+ *
+ * @generated from message tenantregistry.v1.Appender
+ */
+export type Appender = Message<"tenantregistry.v1.Appender"> & {
+  /**
+   * The token subject (or "tenant-registry" for the service itself).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * "user", "service" or "system".
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * The appender's own tenant; empty for platform admins, services and the
+   * system.
+   *
+   * @generated from field: string tenant_id = 3;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message tenantregistry.v1.Appender.
+ * Use `create(AppenderSchema)` to create a new message.
+ */
+export const AppenderSchema: GenMessage<Appender> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_audit, 3);
+
+/**
  * AuditEvent is one Retraced-shaped event.
  *
  * @generated from message tenantregistry.v1.AuditEvent
@@ -176,6 +215,21 @@ export type AuditEvent = Message<"tenantregistry.v1.AuditEvent"> & {
    * @generated from field: string hash = 13;
    */
   hash: string;
+
+  /**
+   * Who appended the event (covered by the hash). Empty on events written
+   * before appenders were recorded (canonical form version 1).
+   *
+   * @generated from field: tenantregistry.v1.Appender appended_by = 14;
+   */
+  appendedBy?: Appender | undefined;
+
+  /**
+   * The event's position in its tenant's hash chain: 1, 2, …
+   *
+   * @generated from field: int64 chain_seq = 15;
+   */
+  chainSeq: bigint;
 };
 
 /**
@@ -183,7 +237,7 @@ export type AuditEvent = Message<"tenantregistry.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_tenantregistry_v1_audit, 3);
+  messageDesc(file_tenantregistry_v1_audit, 4);
 
 /**
  * @generated from message tenantregistry.v1.AppendEventRequest
@@ -242,7 +296,10 @@ export type AppendEventRequest = Message<"tenantregistry.v1.AppendEventRequest">
   isAnonymous: boolean;
 
   /**
-   * Optional: the same key appended twice stores one event.
+   * Optional: the same appender appending the same key again stores
+   * nothing and answers the event stored first; reusing a key for
+   * different content is already_exists. Keys are scoped to the
+   * authenticated appender (and the tenant).
    *
    * @generated from field: string idempotency_key = 11;
    */
@@ -254,7 +311,7 @@ export type AppendEventRequest = Message<"tenantregistry.v1.AppendEventRequest">
  * Use `create(AppendEventRequestSchema)` to create a new message.
  */
 export const AppendEventRequestSchema: GenMessage<AppendEventRequest> = /*@__PURE__*/
-  messageDesc(file_tenantregistry_v1_audit, 4);
+  messageDesc(file_tenantregistry_v1_audit, 5);
 
 /**
  * @generated from message tenantregistry.v1.AppendEventResponse
@@ -271,7 +328,7 @@ export type AppendEventResponse = Message<"tenantregistry.v1.AppendEventResponse
  * Use `create(AppendEventResponseSchema)` to create a new message.
  */
 export const AppendEventResponseSchema: GenMessage<AppendEventResponse> = /*@__PURE__*/
-  messageDesc(file_tenantregistry_v1_audit, 5);
+  messageDesc(file_tenantregistry_v1_audit, 6);
 
 /**
  * @generated from message tenantregistry.v1.ListEventsRequest
@@ -341,7 +398,7 @@ export type ListEventsRequest = Message<"tenantregistry.v1.ListEventsRequest"> &
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_tenantregistry_v1_audit, 6);
+  messageDesc(file_tenantregistry_v1_audit, 7);
 
 /**
  * @generated from message tenantregistry.v1.ListEventsResponse
@@ -363,7 +420,7 @@ export type ListEventsResponse = Message<"tenantregistry.v1.ListEventsResponse">
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_tenantregistry_v1_audit, 7);
+  messageDesc(file_tenantregistry_v1_audit, 8);
 
 /**
  * @generated from message tenantregistry.v1.ExportEventsRequest
@@ -390,7 +447,7 @@ export type ExportEventsRequest = Message<"tenantregistry.v1.ExportEventsRequest
  * Use `create(ExportEventsRequestSchema)` to create a new message.
  */
 export const ExportEventsRequestSchema: GenMessage<ExportEventsRequest> = /*@__PURE__*/
-  messageDesc(file_tenantregistry_v1_audit, 8);
+  messageDesc(file_tenantregistry_v1_audit, 9);
 
 /**
  * @generated from message tenantregistry.v1.ExportEventsResponse
@@ -407,7 +464,7 @@ export type ExportEventsResponse = Message<"tenantregistry.v1.ExportEventsRespon
  * Use `create(ExportEventsResponseSchema)` to create a new message.
  */
 export const ExportEventsResponseSchema: GenMessage<ExportEventsResponse> = /*@__PURE__*/
-  messageDesc(file_tenantregistry_v1_audit, 9);
+  messageDesc(file_tenantregistry_v1_audit, 10);
 
 /**
  * @generated from message tenantregistry.v1.VerifyAuditChainRequest
@@ -424,7 +481,7 @@ export type VerifyAuditChainRequest = Message<"tenantregistry.v1.VerifyAuditChai
  * Use `create(VerifyAuditChainRequestSchema)` to create a new message.
  */
 export const VerifyAuditChainRequestSchema: GenMessage<VerifyAuditChainRequest> = /*@__PURE__*/
-  messageDesc(file_tenantregistry_v1_audit, 10);
+  messageDesc(file_tenantregistry_v1_audit, 11);
 
 /**
  * @generated from message tenantregistry.v1.VerifyAuditChainResponse
@@ -452,6 +509,22 @@ export type VerifyAuditChainResponse = Message<"tenantregistry.v1.VerifyAuditCha
    * @generated from field: string reason = 4;
    */
   reason: string;
+
+  /**
+   * True when the tenant's chain holds no events at all (ok is true and
+   * events_checked 0): nothing was there to verify.
+   *
+   * @generated from field: bool empty = 5;
+   */
+  empty: boolean;
+
+  /**
+   * The chain_seq of the retention checkpoint the walk started after; 0
+   * when it started at the chain's beginning.
+   *
+   * @generated from field: int64 checkpoint_seq = 6;
+   */
+  checkpointSeq: bigint;
 };
 
 /**
@@ -459,7 +532,7 @@ export type VerifyAuditChainResponse = Message<"tenantregistry.v1.VerifyAuditCha
  * Use `create(VerifyAuditChainResponseSchema)` to create a new message.
  */
 export const VerifyAuditChainResponseSchema: GenMessage<VerifyAuditChainResponse> = /*@__PURE__*/
-  messageDesc(file_tenantregistry_v1_audit, 11);
+  messageDesc(file_tenantregistry_v1_audit, 12);
 
 /**
  * AuditService is the Retraced-shaped audit log: every change to a tenant
@@ -489,7 +562,9 @@ export const AuditService: GenService<{
     output: typeof ListEventsResponseSchema;
   },
   /**
-   * ExportEvents streams a tenant's events in a time range, oldest first.
+   * ExportEvents streams a tenant's events in a time range in chain order
+   * (chain_seq, oldest first): no event committed during the export is
+   * skipped.
    *
    * @generated from rpc tenantregistry.v1.AuditService.ExportEvents
    */
@@ -500,7 +575,8 @@ export const AuditService: GenService<{
   },
   /**
    * VerifyAuditChain walks a tenant's hash chain and reports the first broken
-   * link.
+   * link. Any spelling (case) of the tenant id verifies the same chain; an
+   * empty chain answers ok with empty true.
    *
    * @generated from rpc tenantregistry.v1.AuditService.VerifyAuditChain
    */
