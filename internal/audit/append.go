@@ -18,9 +18,9 @@ import (
 	"github.com/platform/tenant-registry/internal/store"
 )
 
-// Limits of an appended event. Lengths are in bytes of UTF-8 (what the
-// columns are sized in); no string may hold a NUL byte, and ids, names and
-// types no control characters at all.
+// Limits of an appended event. Lengths are in characters, as the columns
+// are sized (varchar(n) on PostgreSQL) and Ent's validators count; no string
+// may hold a NUL, and ids, names and types no control characters at all.
 //
 //	action            3..128, "noun.verb": lower-case segments of a-z 0-9 _ -
 //	                  joined by dots, at least two segments ("tenant.created",
@@ -299,11 +299,11 @@ func ValidateAction(action string) error {
 // checkText bounds a string field and rejects NUL bytes (and, unless
 // multiline, every control character).
 func checkText(name, v string, max int, multiline bool) error {
-	if len(v) > max {
-		return registry.Errorf(registry.Invalid, "%s: at most %d bytes, got %d", name, max, len(v))
-	}
 	if !utf8.ValidString(v) {
 		return registry.Errorf(registry.Invalid, "%s: not valid UTF-8", name)
+	}
+	if n := utf8.RuneCountInString(v); n > max {
+		return registry.Errorf(registry.Invalid, "%s: at most %d characters, got %d", name, max, n)
 	}
 	for _, r := range v {
 		if r == 0 || (unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t'))) {

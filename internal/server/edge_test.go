@@ -165,6 +165,17 @@ func TestTextLimitsCountCharacters(t *testing.T) {
 			t.Errorf("request with a 1000-character CJK note: %d, note stored %d characters", status, len([]rune(ent.Entitlement.Note)))
 		}
 
+		desc, value := strings.Repeat("述", 1500), strings.Repeat("値", 800) // 4500 and 2400 bytes
+		var ev struct {
+			Event struct {
+				Description string            `json:"description"`
+				Fields      map[string]string `json:"fields"`
+			} `json:"event"`
+		}
+		if status := call(t, s.srv, http.MethodPost, "/v1/audit", `{"tenant_id":"`+acmeID+`","action":"doc.viewed","crud":"r","actor":{"id":"u-1","name":"`+name+`"},"description":"`+desc+`","fields":{"k":"`+value+`"}}`, &ev); status != http.StatusOK || ev.Event.Description != desc || ev.Event.Fields["k"] != value {
+			t.Errorf("audit event with 1500-character description and an 800-character field: %d", status)
+		}
+
 		nul := []struct{ method, path, body string }{
 			{http.MethodGet, "/v1/tenants?query=a%00b", ""},
 			{http.MethodPost, "/v1/tenants", `{"slug":"nul-admin","name":"N","admin_email":"a@example.com","admin_name":"a\u0000b"}`},
