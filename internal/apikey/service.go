@@ -68,6 +68,7 @@ type Service struct {
 	cache    *cache
 	listener *listenerState
 	usage    *usage
+	postgres bool
 }
 
 // New returns a Service.
@@ -96,6 +97,7 @@ func New(o Options) (*Service, error) {
 		usage:    newUsage(o.UsageEvery),
 	}
 	s.cache.enabled = o.Postgres
+	s.postgres = o.Postgres
 	return s, nil
 }
 
