@@ -43,7 +43,9 @@ type Options struct {
 	// Secret keys the stored HMAC (API_KEY_SECRET); at least MinSecretLen bytes.
 	Secret []byte
 	// Postgres enables the verdict cache, which is used only while Listen
-	// holds a LISTEN connection. On SQLite (one process, an in-process
+	// holds a LISTEN connection that delivers, and registers an Ent hook on
+	// Client that drops the cached verdicts a local write changes when it
+	// commits (see localInvalidation). On SQLite (one process, an in-process
 	// database) there is no cache: every verify reads the database.
 	Postgres bool
 	Logger   *slog.Logger
@@ -98,6 +100,13 @@ func New(o Options) (*Service, error) {
 	}
 	s.cache.enabled = o.Postgres
 	s.postgres = o.Postgres
+	if s.cache.enabled {
+		// Every service writing through this client (tenants, entitlements,
+		// keys) drops the verdicts it changes when it commits.
+		o.Client.APIKey.Use(s.localInvalidation)
+		o.Client.Tenant.Use(s.localInvalidation)
+		o.Client.TenantProduct.Use(s.localInvalidation)
+	}
 	return s, nil
 }
 
@@ -337,7 +346,7 @@ func (s *Service) Revoke(ctx context.Context, id string) (*Key, error) {
 		out, err = tx.APIKey.Get(ctx, kid)
 		return err
 	})
-	s.invalidateLocal() // also after a failure: the cache may only shrink
+	s.invalidateKey(kid) // also after a failure: the cache may only shrink
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +427,7 @@ func (s *Service) Rotate(ctx context.Context, id string, overlap time.Duration) 
 		out = &Rotated{New: view(nk), Plaintext: plain, Previous: view(prev)}
 		return nil
 	})
-	s.invalidateLocal()
+	s.invalidateKey(kid)
 	if err != nil {
 		return nil, err
 	}
