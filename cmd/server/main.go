@@ -137,10 +137,11 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	defer func() { stopWork(); workers.Wait() }()
 	workers.Go(func() { tenants.RunProvisioner(workCtx, provisioningInterval) })
 	workers.Go(func() { entitlements.RunSweeper(workCtx, cfg.SweepInterval, log) })
-	// API keys: the cache-invalidation listener (PostgreSQL only; until it
-	// connects every verify reads the database) and the last_used_at flusher.
+	// API keys: the cache-invalidation listener (PostgreSQL only, on its own
+	// direct connection; until it delivers every verify reads the database)
+	// and the last_used_at flusher.
 	workers.Go(func() {
-		if err := apiKeys.Listen(workCtx, st.URL); err != nil {
+		if err := apiKeys.Listen(workCtx, cfg.DatabaseListenURL); err != nil {
 			log.Error("api key cache listener not started; every verify reads the database", "error", err)
 		}
 	})
