@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"connectrpc.com/connect"
-	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"connectrpc.com/vanguard"
 
@@ -17,7 +16,7 @@ import (
 //	GET  /healthz, /readyz                         plain HTTP probes
 //	GET  /v1/audit/export                          plain HTTP: ExportEvents as NDJSON
 //	/tenantregistry.v1.<Service>/<Method>          Connect (proto and JSON), gRPC, gRPC-Web
-//	/grpc.health.v1.Health/Check                   gRPC health
+//	/grpc.health.v1.Health/Check, List (Watch)     gRPC health: the database's ping, as /readyz
 //	/grpc.reflection.v1(alpha).ServerReflection/…  gRPC reflection
 //	everything else                                the REST shim: the google.api.http
 //	                                               paths of the protos (DESIGN.md's table)
@@ -56,7 +55,7 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 			// handler only burns CPU.
 			vanguard.WithNoTargetCompression()))
 	}
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
+	healthHandlers(mux, &healthChecker{store: d.Store, log: d.Logger, services: names})
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
