@@ -473,19 +473,12 @@ func validateScopes(scopes []string) ([]string, error) {
 	out := make([]string, 0, len(scopes))
 	for _, sc := range scopes {
 		if !scopeRE.MatchString(sc) {
-			return nil, registry.Errorf(registry.Invalid, "scopes: %q is not a scope (want lower case like %q, at most 64 characters)", truncate(sc, 64), "certifai:read")
+			return nil, registry.Errorf(registry.Invalid, "scopes: %q is not a scope (want lower case like %q, at most 64 characters)", registry.Truncate(sc, 64), "certifai:read")
 		}
 		out = append(out, sc)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return strings.ToValidUTF8(s, "?")
-	}
-	return strings.ToValidUTF8(s[:n], "?") + "…"
 }
 
 var errNoListener = errors.New("apikey: listener needs a database URL")
