@@ -73,8 +73,8 @@ func (s *Service) ListenerPID() uint32 { return s.listener.pid.Load() }
 // the cached verdicts each notification names, until ctx is done.
 //
 // Delivery is proven, not assumed: every StaleAfter/3 the listener sends a
-// heartbeat NOTIFY and the cache is used only while one came back within
-// StaleAfter. A connection that delivers nothing (a pooler, a proxy, a
+// heartbeat NOTIFY through the service's pool and the cache is used only
+// while one came back on the LISTEN connection within StaleAfter. A connection that delivers nothing (a pooler, a proxy, a
 // half-dead socket) therefore turns the cache off within StaleAfter, and
 // is dropped and reconnected. Reconnects back off from 50 ms to 5 s; the
 // backoff starts over after a connection that delivered. Each (re)connect
@@ -165,19 +165,20 @@ func (s *Service) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) (delivere
 	nextBeat := time.Now()
 	for {
 		if wait := time.Until(nextBeat); wait <= 0 {
-			// A heartbeat this connection must receive back. Sent on the
-			// listening session itself, it travels the same way every other
-			// writer's notification does: through PostgreSQL's queue, at
-			// commit, to this connection.
+			// A heartbeat this connection must receive back, sent through the
+			// service's pool like every other write: it proves that a
+			// notification committed by another session reaches this one.
+			// (Sent on the listening session itself it would prove nothing
+			// behind a transaction-pooling PgBouncer, which passes a
+			// session's own notifications while it is linked to the server
+			// connection and drops everyone else's.) A failed send is no
+			// reason to drop the connection: the missing echo is.
 			seq++
 			pctx, cancel := context.WithTimeout(ctx, beat)
-			_, err := conn.Exec(pctx, "SELECT pg_notify($1, $2)", Channel, beatPrefix+strconv.FormatUint(seq, 10))
+			_, err := s.client.ExecContext(pctx, "SELECT pg_notify($1, $2)", Channel, beatPrefix+strconv.FormatUint(seq, 10))
 			cancel()
-			if err != nil {
-				if ctx.Err() != nil {
-					return delivered, nil
-				}
-				return delivered, err
+			if err != nil && ctx.Err() == nil {
+				s.log.DebugContext(ctx, "api key cache listener: heartbeat not sent", "error", err)
 			}
 			nextBeat = time.Now().Add(beat)
 		}
