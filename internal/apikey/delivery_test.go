@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -255,10 +254,41 @@ func TestTargetedInvalidation(t *testing.T) {
 	}
 	// The survivor is served from the cache.
 	hits, _ := f.keys.CacheStats()
-	_ = time.Now
 	f.verify(t, b.Plaintext)
 	f.verify(t, b.Plaintext)
 	if h, _ := f.keys.CacheStats(); h == hits {
 		t.Errorf("no cache hit for a key nothing invalidated")
+	}
+}
+
+// TestListenerBackoffResets: after a connection that delivered, the next
+// reconnect waits the shortest backoff again, however many came before.
+func TestListenerBackoffResets(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.Postgres(t)
+	f := setup(t, st, true)
+	const kills = 6 // without the reset the sixth wait would be 50ms·2⁵ = 1.6s
+	for range kills {
+		connects := f.keys.ListenerConnects()
+		if _, err := st.DB.ExecContext(ctx, `SELECT pg_terminate_backend($1)`, int64(f.keys.ListenerPID())); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "reconnect", func() bool { return f.keys.ListenerConnects() > connects && f.keys.Listening() })
+	}
+	var waits []string
+	for _, line := range strings.Split(f.logs.String(), "\n") {
+		if strings.Contains(line, "listener disconnected") {
+			_, rest, _ := strings.Cut(line, `"retry_in":"`)
+			wait, _, _ := strings.Cut(rest, `"`)
+			waits = append(waits, wait)
+		}
+	}
+	if len(waits) != kills {
+		t.Fatalf("%d disconnects logged, want %d:\n%s", len(waits), kills, f.logs.String())
+	}
+	for i, w := range waits {
+		if w != "50ms" {
+			t.Errorf("reconnect %d after a delivering connection waited %s, want 50ms (all: %v)", i+1, w, waits)
+		}
 	}
 }
