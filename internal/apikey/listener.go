@@ -42,15 +42,21 @@ func newListenerState(staleAfter time.Duration) *listenerState {
 	return &listenerState{staleAfter: staleAfter}
 }
 
-// healthy: connected, and the connection proved that it delivers (its own
-// heartbeat notification came back, or another notification arrived)
-// within staleAfter. A connection that died silently, or never delivers,
-// stops being healthy after staleAfter at the latest.
+// healthy: connected, and a heartbeat sent less than staleAfter ago came
+// back — so every change committed more than staleAfter ago has been
+// processed. A connection that died silently, or never delivers, stops
+// being healthy after staleAfter at the latest.
 func (l *listenerState) healthy() bool {
 	return l.connected.Load() && time.Duration(mono()-l.lastAlive.Load()) < l.staleAfter
 }
 
-func (l *listenerState) alive() { l.lastAlive.Store(mono()) }
+// aliveAt records that everything committed before at (a heartbeat's send
+// time) has been processed.
+func (l *listenerState) aliveAt(at int64) {
+	if at > l.lastAlive.Load() {
+		l.lastAlive.Store(at)
+	}
+}
 
 // Listening reports whether the cache is in use: the listener is connected
 // and healthy. When false, every verify reads the database.
@@ -161,6 +167,7 @@ func (s *Service) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) (delivere
 	_, _ = rand.Read(tag[:])
 	beatPrefix := heartbeatPrefix + hex.EncodeToString(tag[:]) + ":"
 	var seq uint64
+	sentAt := map[uint64]int64{} // heartbeats in flight: seq → send time
 	beat := max(l.staleAfter/3, 10*time.Millisecond)
 	nextBeat := time.Now()
 	for {
@@ -174,6 +181,7 @@ func (s *Service) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) (delivere
 			// connection and drops everyone else's.) A failed send is no
 			// reason to drop the connection: the missing echo is.
 			seq++
+			sentAt[seq] = mono()
 			pctx, cancel := context.WithTimeout(ctx, beat)
 			_, err := s.client.ExecContext(pctx, "SELECT pg_notify($1, $2)", Channel, beatPrefix+strconv.FormatUint(seq, 10))
 			cancel()
@@ -202,8 +210,21 @@ func (s *Service) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) (delivere
 			return delivered, err
 		}
 		if strings.HasPrefix(n.Payload, heartbeatPrefix) {
-			if strings.HasPrefix(n.Payload, beatPrefix) {
-				l.alive()
+			if rest, ok := strings.CutPrefix(n.Payload, beatPrefix); ok {
+				// PostgreSQL delivers notifications in commit order: every
+				// change committed before this heartbeat was sent has been
+				// processed by now.
+				got, err := strconv.ParseUint(rest, 10, 64)
+				at, sent := sentAt[got]
+				if err != nil || !sent {
+					continue
+				}
+				for k := range sentAt {
+					if k <= got {
+						delete(sentAt, k)
+					}
+				}
+				l.aliveAt(at)
 				if !delivered {
 					delivered = true
 					l.connected.Store(true)
@@ -213,7 +234,6 @@ func (s *Service) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) (delivere
 			continue // another replica's heartbeat
 		}
 		s.invalidate(n.Payload)
-		l.alive()
 		l.notifications.Add(1)
 	}
 }
