@@ -14,10 +14,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Channel is the notification channel the migration's triggers notify on
+// Channel is the notification channel the migrations' triggers notify on
 // UPDATE/DELETE of api_keys (revoked_at, expires_at, scopes, hash or
-// tenant_id changed), UPDATE of tenants (status) and any write to
-// tenant_products — whoever the writer is.
+// tenant_id changed: "key:<id>"), UPDATE of tenants (status, slug) and
+// their DELETE, and any write to tenant_products ("tenant:<id>") — whoever
+// the writer is. The listeners' heartbeats ("heartbeat:…") share it.
 const Channel = "tenant_registry_invalidate"
 
 // ListenerAppName is the listener connection's application_name.
