@@ -54,24 +54,10 @@ const QueryExecMode = "exec"
 // (migrate.Check's expand/contract rule): Open refuses an older database
 // instead of serving it.
 func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
-	u, err := url.Parse(databaseURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return nil, fmt.Errorf("DATABASE_URL: want a postgres:// URL")
+	databaseURL, err := PoolURL(databaseURL)
+	if err != nil {
+		return nil, err
 	}
-	q := u.Query()
-	if !q.Has("connect_timeout") {
-		// Fail a connection attempt to an unreachable server in seconds,
-		// not after the operating system's TCP timeout.
-		q.Set("connect_timeout", "5")
-	}
-	if !q.Has("default_query_exec_mode") {
-		// Never name a prepared statement: behind PgBouncer in transaction
-		// mode a session's statements do not follow it from one server
-		// connection to the next (see QueryExecMode).
-		q.Set("default_query_exec_mode", QueryExecMode)
-	}
-	u.RawQuery = q.Encode()
-	databaseURL = u.String()
 	db, err := sql.Open("pgx", databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
@@ -98,6 +84,29 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		Dialect: dialect.Postgres,
 		URL:     databaseURL,
 	}, nil
+}
+
+// PoolURL is databaseURL as the pool uses it: connect_timeout=5 and
+// default_query_exec_mode=QueryExecMode added unless it sets them.
+func PoolURL(databaseURL string) (string, error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("DATABASE_URL: want a postgres:// URL")
+	}
+	q := u.Query()
+	if !q.Has("connect_timeout") {
+		// Fail a connection attempt to an unreachable server in seconds,
+		// not after the operating system's TCP timeout.
+		q.Set("connect_timeout", "5")
+	}
+	if !q.Has("default_query_exec_mode") {
+		// Never name a prepared statement: behind PgBouncer in transaction
+		// mode a session's statements do not follow it from one server
+		// connection to the next (see QueryExecMode).
+		q.Set("default_query_exec_mode", QueryExecMode)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // OpenSQLite opens the embedded store: in memory when path is empty (a fresh
