@@ -3712,6 +3712,7 @@ type OutboxMutation struct {
 	addattempts     *int
 	next_attempt_at *time.Time
 	locked_until    *time.Time
+	lease_token     *uuid.UUID
 	last_error      *string
 	done_at         *time.Time
 	clearedFields   map[string]struct{}
@@ -4160,6 +4161,55 @@ func (m *OutboxMutation) ResetLockedUntil() {
 	delete(m.clearedFields, outbox.FieldLockedUntil)
 }
 
+// SetLeaseToken sets the "lease_token" field.
+func (m *OutboxMutation) SetLeaseToken(u uuid.UUID) {
+	m.lease_token = &u
+}
+
+// LeaseToken returns the value of the "lease_token" field in the mutation.
+func (m *OutboxMutation) LeaseToken() (r uuid.UUID, exists bool) {
+	v := m.lease_token
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLeaseToken returns the old "lease_token" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldLeaseToken(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLeaseToken is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLeaseToken requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLeaseToken: %w", err)
+	}
+	return oldValue.LeaseToken, nil
+}
+
+// ClearLeaseToken clears the value of the "lease_token" field.
+func (m *OutboxMutation) ClearLeaseToken() {
+	m.lease_token = nil
+	m.clearedFields[outbox.FieldLeaseToken] = struct{}{}
+}
+
+// LeaseTokenCleared returns if the "lease_token" field was cleared in this mutation.
+func (m *OutboxMutation) LeaseTokenCleared() bool {
+	_, ok := m.clearedFields[outbox.FieldLeaseToken]
+	return ok
+}
+
+// ResetLeaseToken resets all changes to the "lease_token" field.
+func (m *OutboxMutation) ResetLeaseToken() {
+	m.lease_token = nil
+	delete(m.clearedFields, outbox.FieldLeaseToken)
+}
+
 // SetLastError sets the "last_error" field.
 func (m *OutboxMutation) SetLastError(s string) {
 	m.last_error = &s
@@ -4319,7 +4369,7 @@ func (m *OutboxMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *OutboxMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+	fields := make([]string, 0, 11)
 	if m.created_at != nil {
 		fields = append(fields, outbox.FieldCreatedAt)
 	}
@@ -4343,6 +4393,9 @@ func (m *OutboxMutation) Fields() []string {
 	}
 	if m.locked_until != nil {
 		fields = append(fields, outbox.FieldLockedUntil)
+	}
+	if m.lease_token != nil {
+		fields = append(fields, outbox.FieldLeaseToken)
 	}
 	if m.last_error != nil {
 		fields = append(fields, outbox.FieldLastError)
@@ -4374,6 +4427,8 @@ func (m *OutboxMutation) Field(name string) (ent.Value, bool) {
 		return m.NextAttemptAt()
 	case outbox.FieldLockedUntil:
 		return m.LockedUntil()
+	case outbox.FieldLeaseToken:
+		return m.LeaseToken()
 	case outbox.FieldLastError:
 		return m.LastError()
 	case outbox.FieldDoneAt:
@@ -4403,6 +4458,8 @@ func (m *OutboxMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldNextAttemptAt(ctx)
 	case outbox.FieldLockedUntil:
 		return m.OldLockedUntil(ctx)
+	case outbox.FieldLeaseToken:
+		return m.OldLeaseToken(ctx)
 	case outbox.FieldLastError:
 		return m.OldLastError(ctx)
 	case outbox.FieldDoneAt:
@@ -4472,6 +4529,13 @@ func (m *OutboxMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetLockedUntil(v)
 		return nil
+	case outbox.FieldLeaseToken:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLeaseToken(v)
+		return nil
 	case outbox.FieldLastError:
 		v, ok := value.(string)
 		if !ok {
@@ -4537,6 +4601,9 @@ func (m *OutboxMutation) ClearedFields() []string {
 	if m.FieldCleared(outbox.FieldLockedUntil) {
 		fields = append(fields, outbox.FieldLockedUntil)
 	}
+	if m.FieldCleared(outbox.FieldLeaseToken) {
+		fields = append(fields, outbox.FieldLeaseToken)
+	}
 	if m.FieldCleared(outbox.FieldLastError) {
 		fields = append(fields, outbox.FieldLastError)
 	}
@@ -4562,6 +4629,9 @@ func (m *OutboxMutation) ClearField(name string) error {
 		return nil
 	case outbox.FieldLockedUntil:
 		m.ClearLockedUntil()
+		return nil
+	case outbox.FieldLeaseToken:
+		m.ClearLeaseToken()
 		return nil
 	case outbox.FieldLastError:
 		m.ClearLastError()
@@ -4600,6 +4670,9 @@ func (m *OutboxMutation) ResetField(name string) error {
 		return nil
 	case outbox.FieldLockedUntil:
 		m.ResetLockedUntil()
+		return nil
+	case outbox.FieldLeaseToken:
+		m.ResetLeaseToken()
 		return nil
 	case outbox.FieldLastError:
 		m.ResetLastError()

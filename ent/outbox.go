@@ -36,6 +36,8 @@ type Outbox struct {
 	NextAttemptAt time.Time `json:"next_attempt_at,omitempty"`
 	// LockedUntil holds the value of the "locked_until" field.
 	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	// LeaseToken holds the value of the "lease_token" field.
+	LeaseToken *uuid.UUID `json:"lease_token,omitempty"`
 	// LastError holds the value of the "last_error" field.
 	LastError string `json:"last_error,omitempty"`
 	// DoneAt holds the value of the "done_at" field.
@@ -71,6 +73,8 @@ func (*Outbox) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case outbox.FieldLeaseToken:
+			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
 		case outbox.FieldPayload:
 			values[i] = new([]byte)
 		case outbox.FieldAttempts:
@@ -153,6 +157,13 @@ func (_m *Outbox) assignValues(columns []string, values []any) error {
 				_m.LockedUntil = new(time.Time)
 				*_m.LockedUntil = value.Time
 			}
+		case outbox.FieldLeaseToken:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field lease_token", values[i])
+			} else if value.Valid {
+				_m.LeaseToken = new(uuid.UUID)
+				*_m.LeaseToken = *value.S.(*uuid.UUID)
+			}
 		case outbox.FieldLastError:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field last_error", values[i])
@@ -231,6 +242,11 @@ func (_m *Outbox) String() string {
 	if v := _m.LockedUntil; v != nil {
 		builder.WriteString("locked_until=")
 		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.LeaseToken; v != nil {
+		builder.WriteString("lease_token=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteString(", ")
 	builder.WriteString("last_error=")

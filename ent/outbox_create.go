@@ -105,6 +105,20 @@ func (_c *OutboxCreate) SetNillableLockedUntil(v *time.Time) *OutboxCreate {
 	return _c
 }
 
+// SetLeaseToken sets the "lease_token" field.
+func (_c *OutboxCreate) SetLeaseToken(v uuid.UUID) *OutboxCreate {
+	_c.mutation.SetLeaseToken(v)
+	return _c
+}
+
+// SetNillableLeaseToken sets the "lease_token" field if the given value is not nil.
+func (_c *OutboxCreate) SetNillableLeaseToken(v *uuid.UUID) *OutboxCreate {
+	if v != nil {
+		_c.SetLeaseToken(*v)
+	}
+	return _c
+}
+
 // SetLastError sets the "last_error" field.
 func (_c *OutboxCreate) SetLastError(v string) *OutboxCreate {
 	_c.mutation.SetLastError(v)
@@ -307,6 +321,10 @@ func (_c *OutboxCreate) createSpec() (*Outbox, *sqlgraph.CreateSpec) {
 		_spec.SetField(outbox.FieldLockedUntil, field.TypeTime, value)
 		_node.LockedUntil = &value
 	}
+	if value, ok := _c.mutation.LeaseToken(); ok {
+		_spec.SetField(outbox.FieldLeaseToken, field.TypeUUID, value)
+		_node.LeaseToken = &value
+	}
 	if value, ok := _c.mutation.LastError(); ok {
 		_spec.SetField(outbox.FieldLastError, field.TypeString, value)
 		_node.LastError = value
@@ -459,6 +477,24 @@ func (u *OutboxUpsert) UpdateLockedUntil() *OutboxUpsert {
 // ClearLockedUntil clears the value of the "locked_until" field.
 func (u *OutboxUpsert) ClearLockedUntil() *OutboxUpsert {
 	u.SetNull(outbox.FieldLockedUntil)
+	return u
+}
+
+// SetLeaseToken sets the "lease_token" field.
+func (u *OutboxUpsert) SetLeaseToken(v uuid.UUID) *OutboxUpsert {
+	u.Set(outbox.FieldLeaseToken, v)
+	return u
+}
+
+// UpdateLeaseToken sets the "lease_token" field to the value that was provided on create.
+func (u *OutboxUpsert) UpdateLeaseToken() *OutboxUpsert {
+	u.SetExcluded(outbox.FieldLeaseToken)
+	return u
+}
+
+// ClearLeaseToken clears the value of the "lease_token" field.
+func (u *OutboxUpsert) ClearLeaseToken() *OutboxUpsert {
+	u.SetNull(outbox.FieldLeaseToken)
 	return u
 }
 
@@ -643,6 +679,27 @@ func (u *OutboxUpsertOne) UpdateLockedUntil() *OutboxUpsertOne {
 func (u *OutboxUpsertOne) ClearLockedUntil() *OutboxUpsertOne {
 	return u.Update(func(s *OutboxUpsert) {
 		s.ClearLockedUntil()
+	})
+}
+
+// SetLeaseToken sets the "lease_token" field.
+func (u *OutboxUpsertOne) SetLeaseToken(v uuid.UUID) *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.SetLeaseToken(v)
+	})
+}
+
+// UpdateLeaseToken sets the "lease_token" field to the value that was provided on create.
+func (u *OutboxUpsertOne) UpdateLeaseToken() *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.UpdateLeaseToken()
+	})
+}
+
+// ClearLeaseToken clears the value of the "lease_token" field.
+func (u *OutboxUpsertOne) ClearLeaseToken() *OutboxUpsertOne {
+	return u.Update(func(s *OutboxUpsert) {
+		s.ClearLeaseToken()
 	})
 }
 
@@ -1000,6 +1057,27 @@ func (u *OutboxUpsertBulk) UpdateLockedUntil() *OutboxUpsertBulk {
 func (u *OutboxUpsertBulk) ClearLockedUntil() *OutboxUpsertBulk {
 	return u.Update(func(s *OutboxUpsert) {
 		s.ClearLockedUntil()
+	})
+}
+
+// SetLeaseToken sets the "lease_token" field.
+func (u *OutboxUpsertBulk) SetLeaseToken(v uuid.UUID) *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.SetLeaseToken(v)
+	})
+}
+
+// UpdateLeaseToken sets the "lease_token" field to the value that was provided on create.
+func (u *OutboxUpsertBulk) UpdateLeaseToken() *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.UpdateLeaseToken()
+	})
+}
+
+// ClearLeaseToken clears the value of the "lease_token" field.
+func (u *OutboxUpsertBulk) ClearLeaseToken() *OutboxUpsertBulk {
+	return u.Update(func(s *OutboxUpsert) {
+		s.ClearLeaseToken()
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/google/uuid"
 	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/predicate"
 )
@@ -99,6 +100,26 @@ func (_u *OutboxUpdate) SetNillableLockedUntil(v *time.Time) *OutboxUpdate {
 // ClearLockedUntil clears the value of the "locked_until" field.
 func (_u *OutboxUpdate) ClearLockedUntil() *OutboxUpdate {
 	_u.mutation.ClearLockedUntil()
+	return _u
+}
+
+// SetLeaseToken sets the "lease_token" field.
+func (_u *OutboxUpdate) SetLeaseToken(v uuid.UUID) *OutboxUpdate {
+	_u.mutation.SetLeaseToken(v)
+	return _u
+}
+
+// SetNillableLeaseToken sets the "lease_token" field if the given value is not nil.
+func (_u *OutboxUpdate) SetNillableLeaseToken(v *uuid.UUID) *OutboxUpdate {
+	if v != nil {
+		_u.SetLeaseToken(*v)
+	}
+	return _u
+}
+
+// ClearLeaseToken clears the value of the "lease_token" field.
+func (_u *OutboxUpdate) ClearLeaseToken() *OutboxUpdate {
+	_u.mutation.ClearLeaseToken()
 	return _u
 }
 
@@ -243,6 +264,12 @@ func (_u *OutboxUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.LockedUntilCleared() {
 		_spec.ClearField(outbox.FieldLockedUntil, field.TypeTime)
 	}
+	if value, ok := _u.mutation.LeaseToken(); ok {
+		_spec.SetField(outbox.FieldLeaseToken, field.TypeUUID, value)
+	}
+	if _u.mutation.LeaseTokenCleared() {
+		_spec.ClearField(outbox.FieldLeaseToken, field.TypeUUID)
+	}
 	if value, ok := _u.mutation.LastError(); ok {
 		_spec.SetField(outbox.FieldLastError, field.TypeString, value)
 	}
@@ -347,6 +374,26 @@ func (_u *OutboxUpdateOne) SetNillableLockedUntil(v *time.Time) *OutboxUpdateOne
 // ClearLockedUntil clears the value of the "locked_until" field.
 func (_u *OutboxUpdateOne) ClearLockedUntil() *OutboxUpdateOne {
 	_u.mutation.ClearLockedUntil()
+	return _u
+}
+
+// SetLeaseToken sets the "lease_token" field.
+func (_u *OutboxUpdateOne) SetLeaseToken(v uuid.UUID) *OutboxUpdateOne {
+	_u.mutation.SetLeaseToken(v)
+	return _u
+}
+
+// SetNillableLeaseToken sets the "lease_token" field if the given value is not nil.
+func (_u *OutboxUpdateOne) SetNillableLeaseToken(v *uuid.UUID) *OutboxUpdateOne {
+	if v != nil {
+		_u.SetLeaseToken(*v)
+	}
+	return _u
+}
+
+// ClearLeaseToken clears the value of the "lease_token" field.
+func (_u *OutboxUpdateOne) ClearLeaseToken() *OutboxUpdateOne {
+	_u.mutation.ClearLeaseToken()
 	return _u
 }
 
@@ -520,6 +567,12 @@ func (_u *OutboxUpdateOne) sqlSave(ctx context.Context) (_node *Outbox, err erro
 	}
 	if _u.mutation.LockedUntilCleared() {
 		_spec.ClearField(outbox.FieldLockedUntil, field.TypeTime)
+	}
+	if value, ok := _u.mutation.LeaseToken(); ok {
+		_spec.SetField(outbox.FieldLeaseToken, field.TypeUUID, value)
+	}
+	if _u.mutation.LeaseTokenCleared() {
+		_spec.ClearField(outbox.FieldLeaseToken, field.TypeUUID)
 	}
 	if value, ok := _u.mutation.LastError(); ok {
 		_spec.SetField(outbox.FieldLastError, field.TypeString, value)

@@ -290,7 +290,7 @@ func init() {
 	// outbox.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
 	outbox.AttemptsValidator = outboxDescAttempts.Validators[0].(func(int) error)
 	// outboxDescLastError is the schema descriptor for last_error field.
-	outboxDescLastError := outboxFields[6].Descriptor()
+	outboxDescLastError := outboxFields[7].Descriptor()
 	// outbox.LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
 	outbox.LastErrorValidator = outboxDescLastError.Validators[0].(func(string) error)
 	// outboxDescID is the schema descriptor for id field.

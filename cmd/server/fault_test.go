@@ -23,6 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/internal/keycloak/keycloaktest"
 	"github.com/platform/tenant-registry/internal/logtest"
@@ -340,7 +343,10 @@ func TestFaultPostgresOutage(t *testing.T) {
 	type probe struct {
 		at     time.Duration
 		status int
+		grpc   healthpb.HealthCheckResponse_ServingStatus // gRPC health at the same moment
 	}
+	health := connect.NewClient[healthpb.HealthCheckRequest, healthpb.HealthCheckResponse](
+		h2c(), base+"/grpc.health.v1.Health/Check", connect.WithGRPC())
 	var probes []probe
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -359,8 +365,14 @@ func TestFaultPostgresOutage(t *testing.T) {
 				status = res.StatusCode
 				res.Body.Close()
 			}
+			var grpcStatus healthpb.HealthCheckResponse_ServingStatus
+			hctx, cancel := context.WithTimeout(ctx, reqDeadline)
+			if res, err := health.CallUnary(hctx, connect.NewRequest(&healthpb.HealthCheckRequest{})); err == nil {
+				grpcStatus = res.Msg.Status
+			}
+			cancel()
 			mu.Lock()
-			probes = append(probes, probe{time.Since(start), status})
+			probes = append(probes, probe{time.Since(start), status, grpcStatus})
 			mu.Unlock()
 		}
 	}()
@@ -448,7 +460,7 @@ func TestFaultPostgresOutage(t *testing.T) {
 	if unavailable == 0 || before == 0 || after == 0 {
 		t.Errorf("ok %d (before the outage %d, after it %d), unavailable %d: want some of each", ok, before, after, unavailable)
 	}
-	var down, upAfter bool
+	var down, upAfter, grpcDown, grpcUpAfter bool
 	for _, p := range probes {
 		if p.at > pausedAt && p.at < resuming && p.status == http.StatusServiceUnavailable {
 			down = true
@@ -456,12 +468,24 @@ func TestFaultPostgresOutage(t *testing.T) {
 		if p.at > resumedAt && p.status == http.StatusOK {
 			upAfter = true
 		}
+		if p.at > pausedAt && p.at < resuming && p.grpc == healthpb.HealthCheckResponse_NOT_SERVING {
+			grpcDown = true
+		}
+		if p.at > resumedAt && p.grpc == healthpb.HealthCheckResponse_SERVING {
+			grpcUpAfter = true
+		}
+		if p.at > pausedAt+500*time.Millisecond && p.at < resuming && p.grpc == healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("gRPC health answered SERVING at %v while PostgreSQL was down (%v–%v)", p.at, pausedAt, resuming)
+		}
 		if p.at > pausedAt+500*time.Millisecond && p.at < resuming && p.status == http.StatusOK {
 			t.Errorf("/readyz answered 200 at %v while PostgreSQL was down (%v–%v)", p.at, pausedAt, resuming)
 		}
 	}
 	if !down || !upAfter {
 		t.Errorf("/readyz: 503 while down = %v, 200 after = %v; probes %v", down, upAfter, probes)
+	}
+	if !grpcDown || !grpcUpAfter {
+		t.Errorf("gRPC health: NOT_SERVING while down = %v, SERVING after = %v; probes %v", grpcDown, grpcUpAfter, probes)
 	}
 	var slowest time.Duration
 	for _, w := range writes {

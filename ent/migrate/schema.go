@@ -153,6 +153,7 @@ var (
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "next_attempt_at", Type: field.TypeTime},
 		{Name: "locked_until", Type: field.TypeTime, Nullable: true},
+		{Name: "lease_token", Type: field.TypeUUID, Nullable: true},
 		{Name: "last_error", Type: field.TypeString, Nullable: true, Size: 2000},
 		{Name: "done_at", Type: field.TypeTime, Nullable: true},
 		{Name: "tenant_id", Type: field.TypeUUID},
@@ -165,7 +166,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "outbox_tenants_outbox",
-				Columns:    []*schema.Column{OutboxColumns[10]},
+				Columns:    []*schema.Column{OutboxColumns[11]},
 				RefColumns: []*schema.Column{TenantsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -174,7 +175,7 @@ var (
 			{
 				Name:    "outbox_tenant_id_kind",
 				Unique:  true,
-				Columns: []*schema.Column{OutboxColumns[10], OutboxColumns[3]},
+				Columns: []*schema.Column{OutboxColumns[11], OutboxColumns[3]},
 			},
 			{
 				Name:    "outbox_next_attempt_at",

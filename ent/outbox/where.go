@@ -91,6 +91,11 @@ func LockedUntil(v time.Time) predicate.Outbox {
 	return predicate.Outbox(sql.FieldEQ(FieldLockedUntil, v))
 }
 
+// LeaseToken applies equality check predicate on the "lease_token" field. It's identical to LeaseTokenEQ.
+func LeaseToken(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldLeaseToken, v))
+}
+
 // LastError applies equality check predicate on the "last_error" field. It's identical to LastErrorEQ.
 func LastError(v string) predicate.Outbox {
 	return predicate.Outbox(sql.FieldEQ(FieldLastError, v))
@@ -404,6 +409,56 @@ func LockedUntilIsNil() predicate.Outbox {
 // LockedUntilNotNil applies the NotNil predicate on the "locked_until" field.
 func LockedUntilNotNil() predicate.Outbox {
 	return predicate.Outbox(sql.FieldNotNull(FieldLockedUntil))
+}
+
+// LeaseTokenEQ applies the EQ predicate on the "lease_token" field.
+func LeaseTokenEQ(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldLeaseToken, v))
+}
+
+// LeaseTokenNEQ applies the NEQ predicate on the "lease_token" field.
+func LeaseTokenNEQ(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNEQ(FieldLeaseToken, v))
+}
+
+// LeaseTokenIn applies the In predicate on the "lease_token" field.
+func LeaseTokenIn(vs ...uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldIn(FieldLeaseToken, vs...))
+}
+
+// LeaseTokenNotIn applies the NotIn predicate on the "lease_token" field.
+func LeaseTokenNotIn(vs ...uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNotIn(FieldLeaseToken, vs...))
+}
+
+// LeaseTokenGT applies the GT predicate on the "lease_token" field.
+func LeaseTokenGT(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGT(FieldLeaseToken, v))
+}
+
+// LeaseTokenGTE applies the GTE predicate on the "lease_token" field.
+func LeaseTokenGTE(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGTE(FieldLeaseToken, v))
+}
+
+// LeaseTokenLT applies the LT predicate on the "lease_token" field.
+func LeaseTokenLT(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLT(FieldLeaseToken, v))
+}
+
+// LeaseTokenLTE applies the LTE predicate on the "lease_token" field.
+func LeaseTokenLTE(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLTE(FieldLeaseToken, v))
+}
+
+// LeaseTokenIsNil applies the IsNil predicate on the "lease_token" field.
+func LeaseTokenIsNil() predicate.Outbox {
+	return predicate.Outbox(sql.FieldIsNull(FieldLeaseToken))
+}
+
+// LeaseTokenNotNil applies the NotNil predicate on the "lease_token" field.
+func LeaseTokenNotNil() predicate.Outbox {
+	return predicate.Outbox(sql.FieldNotNull(FieldLeaseToken))
 }
 
 // LastErrorEQ applies the EQ predicate on the "last_error" field.

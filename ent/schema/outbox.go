@@ -14,7 +14,8 @@ import (
 // change that needs it (e.g. Keycloak provisioning of a new tenant) and
 // worked off by a background worker on any replica: a worker claims a job
 // with a lease (locked_until), so no two replicas run it at once, and a
-// failed attempt is retried with backoff until it succeeds.
+// failed attempt is retried with backoff until it succeeds. Leases are
+// fenced (lease_token) and timed by the database's clock on PostgreSQL.
 type Outbox struct{ ent.Schema }
 
 func (Outbox) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}} }
@@ -28,6 +29,10 @@ func (Outbox) Fields() []ent.Field {
 		field.Int("attempts").Default(0).NonNegative(),
 		field.Time("next_attempt_at"),
 		field.Time("locked_until").Optional().Nillable(),
+		// The lease holder's fencing token, new at every claim: each write
+		// of an attempt's outcome requires it, so a worker whose lease ran
+		// out (and was taken over) cannot overwrite the newer holder's result.
+		field.UUID("lease_token", uuid.UUID{}).Optional().Nillable(),
 		field.String("last_error").Optional().MaxRuneLen(2000),
 		field.Time("done_at").Optional().Nillable(),
 	}

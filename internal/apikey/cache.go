@@ -19,12 +19,13 @@ const maxEntries = 100_000
 //   - only valid verdicts are cached, and a hit re-checks the key's expiry
 //     and the earliest end of the tenant's trials against the injected clock,
 //     so an expiry takes effect at its exact moment;
-//   - every invalidation (a notification, a local write, a listener
-//     (re)connect or loss) clears the map and bumps epoch; a verdict read
-//     from the database is stored only if epoch did not move since the read
-//     began, so a read that raced a change can never be stored after the
-//     change's invalidation;
-//   - the caller uses the cache only while the listener is healthy.
+//   - every invalidation bumps epoch: a notification or a local write drops
+//     the entries of the key or tenant it names, a listener (re)connect or
+//     loss clears the map; a verdict read from the database is stored only
+//     if epoch did not move since the read began, so a read that raced a
+//     change can never be stored after the change's invalidation;
+//   - the caller uses the cache only while the listener is healthy, i.e.
+//     has received its own heartbeat notification within StaleAfter.
 type cache struct {
 	enabled bool
 	ttl     time.Duration
@@ -38,8 +39,9 @@ type cache struct {
 }
 
 type entry struct {
-	verdict Verdict
-	keyID   uuid.UUID
+	verdict  Verdict
+	keyID    uuid.UUID
+	tenantID uuid.UUID
 	// until is when the verdict stops being true by itself: the key's
 	// expiry or the end of a trial among its products (zero: never).
 	until time.Time
@@ -84,6 +86,26 @@ func (c *cache) put(h [sha256.Size]byte, e *entry, epoch uint64) {
 func (c *cache) flush() {
 	c.mu.Lock()
 	clear(c.m)
+	c.epoch++
+	c.mu.Unlock()
+}
+
+// dropKey drops the verdicts of key id and invalidates reads in flight.
+func (c *cache) dropKey(id uuid.UUID) { c.drop(func(e *entry) bool { return e.keyID == id }) }
+
+// dropTenant drops the verdicts of tenant id's keys and invalidates reads
+// in flight.
+func (c *cache) dropTenant(id uuid.UUID) { c.drop(func(e *entry) bool { return e.tenantID == id }) }
+
+// drop deletes the entries matching match. Writes are rare next to verifies
+// and the map is bounded, so a scan is cheaper than keeping indexes.
+func (c *cache) drop(match func(*entry) bool) {
+	c.mu.Lock()
+	for h, e := range c.m {
+		if match(e) {
+			delete(c.m, h)
+		}
+	}
 	c.epoch++
 	c.mu.Unlock()
 }

@@ -25,10 +25,11 @@
 //
 // See cache.go and listener.go: valid verdicts are cached in process and
 // dropped by PostgreSQL LISTEN/NOTIFY (triggers on api_keys, tenants and
-// tenant_products, so any writer invalidates). The cache is used only while
-// the listener is connected and has proven its connection alive within
-// Options.StaleAfter; otherwise every verify reads the database (fail
-// closed).
+// tenant_products, so any writer invalidates; the payload names the key or
+// tenant to drop). The cache is used only while the listener's heartbeat
+// NOTIFY, sent through the pool, came back within Options.StaleAfter;
+// otherwise every verify reads the database (fail closed). This process's
+// own writes drop what they change at commit (invalidate.go).
 package apikey
 
 import (

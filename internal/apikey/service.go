@@ -43,7 +43,9 @@ type Options struct {
 	// Secret keys the stored HMAC (API_KEY_SECRET); at least MinSecretLen bytes.
 	Secret []byte
 	// Postgres enables the verdict cache, which is used only while Listen
-	// holds a LISTEN connection. On SQLite (one process, an in-process
+	// holds a LISTEN connection that delivers, and registers an Ent hook on
+	// Client that drops the cached verdicts a local write changes when it
+	// commits (see localInvalidation). On SQLite (one process, an in-process
 	// database) there is no cache: every verify reads the database.
 	Postgres bool
 	Logger   *slog.Logger
@@ -68,6 +70,7 @@ type Service struct {
 	cache    *cache
 	listener *listenerState
 	usage    *usage
+	postgres bool
 }
 
 // New returns a Service.
@@ -96,6 +99,14 @@ func New(o Options) (*Service, error) {
 		usage:    newUsage(o.UsageEvery),
 	}
 	s.cache.enabled = o.Postgres
+	s.postgres = o.Postgres
+	if s.cache.enabled {
+		// Every service writing through this client (tenants, entitlements,
+		// keys) drops the verdicts it changes when it commits.
+		o.Client.APIKey.Use(s.localInvalidation)
+		o.Client.Tenant.Use(s.localInvalidation)
+		o.Client.TenantProduct.Use(s.localInvalidation)
+	}
 	return s, nil
 }
 
@@ -335,7 +346,7 @@ func (s *Service) Revoke(ctx context.Context, id string) (*Key, error) {
 		out, err = tx.APIKey.Get(ctx, kid)
 		return err
 	})
-	s.invalidateLocal() // also after a failure: the cache may only shrink
+	s.invalidateKey(kid) // also after a failure: the cache may only shrink
 	if err != nil {
 		return nil, err
 	}
@@ -416,7 +427,7 @@ func (s *Service) Rotate(ctx context.Context, id string, overlap time.Duration) 
 		out = &Rotated{New: view(nk), Plaintext: plain, Previous: view(prev)}
 		return nil
 	})
-	s.invalidateLocal()
+	s.invalidateKey(kid)
 	if err != nil {
 		return nil, err
 	}
@@ -462,19 +473,12 @@ func validateScopes(scopes []string) ([]string, error) {
 	out := make([]string, 0, len(scopes))
 	for _, sc := range scopes {
 		if !scopeRE.MatchString(sc) {
-			return nil, registry.Errorf(registry.Invalid, "scopes: %q is not a scope (want lower case like %q, at most 64 characters)", truncate(sc, 64), "certifai:read")
+			return nil, registry.Errorf(registry.Invalid, "scopes: %q is not a scope (want lower case like %q, at most 64 characters)", registry.Truncate(sc, 64), "certifai:read")
 		}
 		out = append(out, sc)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return strings.ToValidUTF8(s, "?")
-	}
-	return strings.ToValidUTF8(s[:n], "?") + "…"
 }
 
 var errNoListener = errors.New("apikey: listener needs a database URL")

@@ -115,7 +115,7 @@ func (s *Service) lookup(ctx context.Context, h [sha256.Size]byte, now time.Time
 	case t.Status == enttenant.StatusFrozen:
 		return nil, Verdict{Reason: ReasonTenantFrozen}, nil
 	}
-	e := &entry{keyID: k.ID, stale: now.Add(s.cache.ttl)}
+	e := &entry{keyID: k.ID, tenantID: t.ID, stale: now.Add(s.cache.ttl)}
 	if k.ExpiresAt != nil {
 		e.until = *k.ExpiresAt
 	}
@@ -146,8 +146,10 @@ func (s *Service) unavailable(ctx context.Context, what string, err error) error
 	return registry.Errorf(registry.Unavailable, "api key verification is unavailable: %s", "database unreachable")
 }
 
-// invalidateLocal drops this replica's cache after one of its own writes.
-func (s *Service) invalidateLocal() { s.cache.flush() }
+// invalidateKey drops this replica's cached verdicts of key id after one
+// of its own writes (the commit hook does too; this also covers a failed
+// commit: the cache may only shrink).
+func (s *Service) invalidateKey(id uuid.UUID) { s.cache.dropKey(id) }
 
 // CacheStats returns the verify cache's hits and misses since start (for
 // metrics). Verifies that bypass the cache (SQLite, listener down, malformed

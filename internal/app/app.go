@@ -149,8 +149,12 @@ func (a *App) Run(ctx context.Context) {
 	workers.Go(func() { a.Entitlements.RunSweeper(ctx, a.cfg.SweepInterval, a.log) })
 	// The cache-invalidation listener (PostgreSQL only; until it connects
 	// every verify reads the database).
+	listenURL := a.cfg.DatabaseListenURL // a direct connection when the pool goes through PgBouncer
+	if listenURL == "" {
+		listenURL = a.store.URL
+	}
 	workers.Go(func() {
-		if err := a.APIKeys.Listen(ctx, a.store.URL); err != nil {
+		if err := a.APIKeys.Listen(ctx, listenURL); err != nil {
 			a.log.Error("api key cache listener not started; every verify reads the database", "error", err)
 		}
 	})

@@ -24,8 +24,12 @@ type Config struct {
 	Addr string // ADDR: listen address
 
 	DatabaseURL string // DATABASE_URL: PostgreSQL; empty → embedded SQLite
-	SQLitePath  string // SQLITE_PATH: the embedded store's file; empty → in memory
-	DBMaxConns  int    // DB_MAX_CONNS: PostgreSQL pool size
+	// DatabaseListenURL (DATABASE_LISTEN_URL, default DATABASE_URL) is the
+	// verify cache listener's direct connection, for when DATABASE_URL goes
+	// through PgBouncer in transaction mode.
+	DatabaseListenURL string
+	SQLitePath        string // SQLITE_PATH: the embedded store's file; empty → in memory
+	DBMaxConns        int    // DB_MAX_CONNS: PostgreSQL pool size
 
 	KeycloakIssuer       string // KEYCLOAK_ISSUER: OIDC issuer of bearer tokens
 	KeycloakAudience     string // KEYCLOAK_AUDIENCE: expected token audience
@@ -66,6 +70,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Env:                  or(getenv("APP_ENV"), Dev),
 		Addr:                 or(getenv("ADDR"), ":8090"),
 		DatabaseURL:          getenv("DATABASE_URL"),
+		DatabaseListenURL:    getenv("DATABASE_LISTEN_URL"),
 		SQLitePath:           getenv("SQLITE_PATH"),
 		KeycloakIssuer:       getenv("KEYCLOAK_ISSUER"),
 		KeycloakAudience:     or(getenv("KEYCLOAK_AUDIENCE"), "tenant-registry"),
@@ -93,6 +98,17 @@ func Load(getenv func(string) string) (Config, error) {
 		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			return c, fmt.Errorf("DATABASE_URL: want a postgres:// URL")
 		}
+	}
+	if c.DatabaseListenURL != "" {
+		u, err := url.Parse(c.DatabaseListenURL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return c, fmt.Errorf("DATABASE_LISTEN_URL: want a postgres:// URL")
+		}
+		if c.DatabaseURL == "" {
+			return c, fmt.Errorf("DATABASE_LISTEN_URL: needs DATABASE_URL (the embedded store has no listener)")
+		}
+	} else {
+		c.DatabaseListenURL = c.DatabaseURL
 	}
 	if c.DBMaxConns, err = intVar(getenv, "DB_MAX_CONNS", 20, 1, 1000); err != nil {
 		return c, err

@@ -34,6 +34,15 @@ func TestDefaults(t *testing.T) {
 	if _, err := config.Load(env(prod...)); err != nil {
 		t.Errorf("a complete prod environment: %v", err)
 	}
+	for _, tc := range []struct{ name, listen, want string }{
+		{"default", "", "postgres://pgbouncer:6432/r"},
+		{"direct", "postgres://db:5432/r", "postgres://db:5432/r"},
+	} {
+		c, err := config.Load(env("DATABASE_URL", "postgres://pgbouncer:6432/r", "DATABASE_LISTEN_URL", tc.listen))
+		if err != nil || c.DatabaseListenURL != tc.want {
+			t.Errorf("DATABASE_LISTEN_URL %s: %q %v, want %q", tc.name, c.DatabaseListenURL, err, tc.want)
+		}
+	}
 	c, err = config.Load(env("CORS_ALLOWED_ORIGINS", "https://portal.example, http://localhost:5173"))
 	if err != nil || strings.Join(c.CORSAllowedOrigins, " ") != "https://portal.example http://localhost:5173" {
 		t.Errorf("origins = %v, %v", c.CORSAllowedOrigins, err)
@@ -57,6 +66,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{[]string{"APP_ENV", "production"}, "APP_ENV"},
 		{[]string{"ADDR", "8090"}, "ADDR"},
 		{[]string{"DATABASE_URL", "mysql://x"}, "DATABASE_URL"},
+		{[]string{"DATABASE_LISTEN_URL", "mysql://x", "DATABASE_URL", "postgres://db/r"}, "DATABASE_LISTEN_URL"},
+		{[]string{"DATABASE_LISTEN_URL", "postgres://db/r"}, "DATABASE_LISTEN_URL"},
 		{[]string{"DB_MAX_CONNS", "many"}, "DB_MAX_CONNS"},
 		{[]string{"KEYCLOAK_ISSUER", "not a url"}, "KEYCLOAK_ISSUER"},
 		{[]string{"KEYCLOAK_ADMIN_URL", "ftp://kc"}, "KEYCLOAK_ADMIN_URL"},

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/platform/tenant-registry/internal/registry"
 )
 
 // Adapter provisions a tenant's organisation and its first admin. Provision must be
@@ -619,18 +621,14 @@ func errorText(data []byte) string {
 	if json.Unmarshal(data, &e) == nil {
 		switch {
 		case e.ErrorMessage != "":
-			return e.ErrorMessage
+			return registry.Truncate(e.ErrorMessage, 500)
 		case e.Error != "" && e.ErrorDescription != "":
-			return e.Error + ": " + e.ErrorDescription
+			return registry.Truncate(e.Error+": "+e.ErrorDescription, 500)
 		case e.Error != "":
-			return e.Error
+			return registry.Truncate(e.Error, 500)
 		}
 	}
-	s := strings.Join(strings.Fields(string(data)), " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	return registry.Truncate(strings.Join(strings.Fields(string(data)), " "), 200)
 }
 
 // scrubString removes the client secret and a token from s (belt and braces:

@@ -208,8 +208,18 @@ func GetStatusDir(ctx context.Context, db *sql.DB, dir migrate.Dir) (Status, err
 	return st, nil
 }
 
-// Check returns nil when the database is exactly at the latest embedded
-// version; otherwise an error wrapping ErrNotMigrated or ErrUnknownVersion.
+// Check returns nil when the database has every embedded version applied —
+// at this binary's version or newer — and an error wrapping ErrNotMigrated
+// (versions of this binary missing) or ErrUnknownVersion (a version this
+// binary does not know that is not newer than its latest) otherwise.
+//
+// The rule behind "or newer" (expand/contract): a migration is additive for
+// one release — new tables, new nullable or defaulted columns, new indexes,
+// replaced trigger functions that the previous release's code still works
+// with — and what it makes obsolete is dropped one release later. So during
+// a rolling deploy, after `migrate up` to N+1, replicas of version N keep
+// starting and serving, and rolling back the binary to N is possible
+// without migrating down.
 func Check(ctx context.Context, db *sql.DB) error {
 	dir, err := EmbeddedDir()
 	if err != nil {
@@ -232,10 +242,11 @@ func CheckDir(ctx context.Context, db *sql.DB, dir migrate.Dir) error {
 		return slices.ContainsFunc(files, func(f migrate.File) bool { return f.Version() == v })
 	}
 	for _, v := range st.Applied {
-		if !known(v) {
-			return fmt.Errorf("%w: the database has version %s, this binary knows up to %s: "+
-				"the binary is older than the database, deploy a newer build (or migrate down with the newer one)",
-				ErrUnknownVersion, v, st.Latest)
+		if !known(v) && v <= st.Latest {
+			// Not a later release's migration: one this build never had
+			// (another branch's), interleaved with ours.
+			return fmt.Errorf("%w: the database has version %s, which this binary (versions up to %s) does not have: "+
+				"the database was migrated by a build from another branch", ErrUnknownVersion, v, st.Latest)
 		}
 	}
 	if len(st.Pending) > 0 {

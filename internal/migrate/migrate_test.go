@@ -13,9 +13,11 @@ import (
 	"time"
 
 	atlasmigrate "ariga.io/atlas/sql/migrate"
+	"github.com/google/uuid"
 
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgtest"
+	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/migrations"
 )
 
@@ -386,10 +388,17 @@ func TestCheck(t *testing.T) {
 			 (version, description, type, applied, total, executed_at, execution_time, hash, operator_version)
 			 VALUES ('.atlas_cloud_identifiers', 'a0b1c2', 0, 0, 0, now(), 0, '', 'Atlas CLI v0.38.0')`,
 			nil},
+		// Expand/contract: a later release's migration is additive, so this
+		// binary keeps serving (rolling deploys, rollbacks).
 		{"newer than the binary", pgtest.MigratedURL,
 			`INSERT INTO atlas_schema_revisions.atlas_schema_revisions
 			 (version, description, type, applied, total, executed_at, execution_time, hash, operator_version)
 			 VALUES ('29991231000000', 'future', 2, 1, 1, now(), 0, 'x', 'test')`,
+			nil},
+		{"an unknown version among the binary's", pgtest.MigratedURL,
+			`INSERT INTO atlas_schema_revisions.atlas_schema_revisions
+			 (version, description, type, applied, total, executed_at, execution_time, hash, operator_version)
+			 VALUES ('20261123000001a', 'other branch', 2, 1, 1, now(), 0, 'x', 'test')`,
 			migrate.ErrUnknownVersion},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -407,8 +416,8 @@ func TestCheck(t *testing.T) {
 			if errors.Is(err, migrate.ErrNotMigrated) && !strings.Contains(err.Error(), "make migrate-up") {
 				t.Errorf("Check = %v, want it to say `make migrate-up`", err)
 			}
-			if errors.Is(err, migrate.ErrUnknownVersion) && !strings.Contains(err.Error(), "older than the database") {
-				t.Errorf("Check = %v, want it to say the binary is older than the database", err)
+			if errors.Is(err, migrate.ErrUnknownVersion) && !strings.Contains(err.Error(), "another branch") {
+				t.Errorf("Check = %v, want it to say the database was migrated by another branch's build", err)
 			}
 		})
 	}
@@ -531,5 +540,67 @@ VALUES (gen_random_uuid(), `+groupID+`, 'tenant.created', 'c', 'admin', 'user', 
 		if _, err := db.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Errorf("%s after the migration: %v, want refused as append-only", q, err)
 		}
+	}
+}
+
+// TestServesOneMigrationAhead: after the next release's migrate up (an
+// additive migration this binary does not have), this binary's Check and
+// store still accept the database and its queries still work — the rolling
+// deploy and the rollback of the expand/contract rule.
+func TestServesOneMigrationAhead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	db := pgtest.Open(t, url)
+
+	next, err := migrate.DirFromFS(migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const file = "29990101000000_next_release.sql"
+	if err := next.(*atlasmigrate.MemDir).WriteFile(file, []byte(
+		"ALTER TABLE \"tenants\" ADD COLUMN \"next_release_note\" text NULL;\n"+
+			"CREATE TABLE \"next_release_things\" (\"id\" uuid PRIMARY KEY, \"tenant_id\" uuid NOT NULL REFERENCES \"tenants\" (\"id\") ON DELETE CASCADE);\n")); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := next.Checksum()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := atlasmigrate.WriteSumFile(next, sum); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := migrate.UpDir(ctx, db, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := applied[len(applied)-1]; got != "29990101000000" {
+		t.Fatalf("last applied %s, want the next release's migration", got)
+	}
+
+	if err := migrate.Check(ctx, db); err != nil {
+		t.Fatalf("Check on a database one migration ahead: %v, want nil", err)
+	}
+	st, err := store.Open(ctx, url, store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatalf("store.Open on a database one migration ahead: %v", err)
+	}
+	defer st.Close()
+	tn, err := st.Client.Tenant.Create().SetID(uuid.New()).SetSlug("ahead").SetName("Ahead").
+		SetCreatedAt(time.Now()).SetUpdatedAt(time.Now()).Save(ctx)
+	if err != nil {
+		t.Fatalf("write on a database one migration ahead: %v", err)
+	}
+	if got, err := st.Client.Tenant.Get(ctx, tn.ID); err != nil || got.Slug != "ahead" {
+		t.Fatalf("read on a database one migration ahead: %v %v", got, err)
+	}
+
+	// The same binary still refuses an older database.
+	if _, err := db.ExecContext(ctx, `DELETE FROM atlas_schema_revisions.atlas_schema_revisions
+		WHERE version = (SELECT max(version) FROM atlas_schema_revisions.atlas_schema_revisions WHERE version < '29990101000000')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate.Check(ctx, db); !errors.Is(err, migrate.ErrNotMigrated) {
+		t.Fatalf("Check with this binary's last version missing: %v, want ErrNotMigrated", err)
 	}
 }

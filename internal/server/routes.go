@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"connectrpc.com/connect"
-	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"connectrpc.com/vanguard"
 
@@ -17,7 +16,7 @@ import (
 //	GET  /healthz, /readyz                         plain HTTP probes
 //	GET  /v1/audit/export                          plain HTTP: ExportEvents as NDJSON
 //	/tenantregistry.v1.<Service>/<Method>          Connect (proto and JSON), gRPC, gRPC-Web
-//	/grpc.health.v1.Health/Check                   gRPC health
+//	/grpc.health.v1.Health/Check, List (Watch)     gRPC health: the database's ping, as /readyz
 //	/grpc.reflection.v1(alpha).ServerReflection/…  gRPC reflection
 //	everything else                                the REST shim: the google.api.http
 //	                                               paths of the protos (the README's API table)
@@ -59,7 +58,7 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 			// ignored (restFront documents the rules for URLs).
 			vanguard.WithRESTUnmarshalOptions(vanguard.RESTUnmarshalOptions{DiscardUnknownQueryParams: true})))
 	}
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
+	healthHandlers(mux, &healthChecker{store: d.Store, log: d.Logger, services: names})
 	reflector := grpcreflect.NewStaticReflector(names...)
 	// Reflection's one procedure only (its handler would take any path
 	// under the service), and only where a bidi stream can run.

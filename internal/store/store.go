@@ -33,7 +33,7 @@ type Store struct {
 	Client  *ent.Client
 	DB      *sql.DB
 	Dialect string // dialect.Postgres or dialect.SQLite
-	URL     string // the PostgreSQL URL (for dedicated connections such as LISTEN); empty on SQLite
+	URL     string // the PostgreSQL URL the pool uses (with the exec mode added); empty on SQLite
 }
 
 // Options tune Open.
@@ -42,20 +42,22 @@ type Options struct {
 	MaxConns int
 }
 
+// QueryExecMode is pgx's default_query_exec_mode of the pool unless
+// DATABASE_URL sets one. "exec" sends every statement with the extended
+// protocol as one Parse/Bind/Execute/Sync of the unnamed statement, its
+// parameters in text format with types left to the server: one round trip,
+// nothing named, nothing cached per connection — safe behind PgBouncer in
+// transaction mode (and after a migration changed a column's type).
+const QueryExecMode = "exec"
+
 // Open connects to databaseURL (postgres:// or postgresql://). PostgreSQL
-// must already be migrated to exactly this binary's latest version: Open
-// refuses an unmigrated or newer database instead of serving it.
+// must already be migrated to this binary's latest version or a later one
+// (migrate.Check's expand/contract rule): Open refuses an older database
+// instead of serving it.
 func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
-	u, err := url.Parse(databaseURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return nil, fmt.Errorf("DATABASE_URL: want a postgres:// URL")
-	}
-	if q := u.Query(); !q.Has("connect_timeout") {
-		// Fail a connection attempt to an unreachable server in seconds,
-		// not after the operating system's TCP timeout.
-		q.Set("connect_timeout", "5")
-		u.RawQuery = q.Encode()
-		databaseURL = u.String()
+	databaseURL, err := PoolURL(databaseURL)
+	if err != nil {
+		return nil, err
 	}
 	db, err := sql.Open("pgx", databaseURL)
 	if err != nil {
@@ -83,6 +85,29 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		Dialect: dialect.Postgres,
 		URL:     databaseURL,
 	}, nil
+}
+
+// PoolURL is databaseURL as the pool uses it: connect_timeout=5 and
+// default_query_exec_mode=QueryExecMode added unless it sets them.
+func PoolURL(databaseURL string) (string, error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("DATABASE_URL: want a postgres:// URL")
+	}
+	q := u.Query()
+	if !q.Has("connect_timeout") {
+		// Fail a connection attempt to an unreachable server in seconds,
+		// not after the operating system's TCP timeout.
+		q.Set("connect_timeout", "5")
+	}
+	if !q.Has("default_query_exec_mode") {
+		// Never name a prepared statement: behind PgBouncer in transaction
+		// mode a session's statements do not follow it from one server
+		// connection to the next (see QueryExecMode).
+		q.Set("default_query_exec_mode", QueryExecMode)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // OpenSQLite opens the embedded store: in memory when path is empty (a fresh

@@ -2,14 +2,18 @@ package tenant
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/outbox"
+	"github.com/platform/tenant-registry/ent/predicate"
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/registry"
@@ -39,9 +43,20 @@ const (
 	// two workers at once, and a crashed worker's job is retried after it.
 	leaseFor       = 5 * time.Minute
 	attemptTimeout = 2 * time.Minute
-	// inlineTimeout bounds the first attempt made inside CreateTenant, so a
-	// hanging Keycloak slows a create by at most this much.
-	inlineTimeout = 10 * time.Second
+	// inlineTimeout bounds the Keycloak call of the first attempt made
+	// inside CreateTenant (and of RetryProvisioning), so a hanging Keycloak
+	// slows the RPC by at most this much; inside an RPC it gets at most
+	// rpcShare of what is left of the RPC's deadline, so that the outcome
+	// is recorded and the answer sent before the deadline.
+	inlineTimeout = 6 * time.Second
+	rpcShare      = 0.6
+	// minBudget: with less time left the RPC does not attempt at all (the
+	// worker will).
+	minBudget = 500 * time.Millisecond
+	// recordTimeout bounds the writes of an attempt's outcome, which run
+	// detached from the request: the outcome is recorded whatever happens
+	// to the request.
+	recordTimeout = 15 * time.Second
 	backoffMin    = 5 * time.Second
 	backoffMax    = 15 * time.Minute
 	batchSize     = 20
@@ -98,8 +113,7 @@ func enqueueProvisioning(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, no
 func (s *Service) ProcessDue(ctx context.Context) (int, error) {
 	now := s.clock()
 	jobs, err := s.client.Outbox.Query().
-		Where(outbox.Kind(kindProvision), outbox.DoneAtIsNil(), outbox.NextAttemptAtLTE(now),
-			outbox.Or(outbox.LockedUntilIsNil(), outbox.LockedUntilLT(now))).
+		Where(outbox.Kind(kindProvision), outbox.DoneAtIsNil(), outbox.NextAttemptAtLTE(now), leaseFree(now)).
 		Order(ent.Asc(outbox.FieldNextAttemptAt)).
 		Limit(batchSize).
 		IDs(ctx)
@@ -153,7 +167,11 @@ func (s *Service) RetryProvisioning(ctx context.Context, id string) (*Tenant, er
 		return nil, fmt.Errorf("read provisioning job: %w", err)
 	}
 	if job.DoneAt == nil {
-		attempted, _, err := s.attempt(ctx, job.ID, attemptTimeout)
+		b := budget(ctx, inlineTimeout)
+		if b < minBudget {
+			return nil, registry.Errorf(registry.Invalid, "deadline: too short for a provisioning attempt (want at least %s)", minBudget)
+		}
+		attempted, _, err := s.attempt(ctx, job.ID, b)
 		if err != nil {
 			return nil, err
 		}
@@ -164,22 +182,35 @@ func (s *Service) RetryProvisioning(ctx context.Context, id string) (*Tenant, er
 	return s.Get(ctx, id)
 }
 
-// attempt claims job id and runs it once. attempted is false when another
-// worker holds it or it is done; the error is only for failures to read or
-// write the database — a Keycloak failure is recorded, not returned.
+// attempt claims job id and runs it once, spending at most timeout in
+// Keycloak. attempted is false when another worker holds it or it is done;
+// the error is only for failures to read or write the database — a
+// Keycloak failure is recorded, not returned.
+//
+// The claim takes a lease (locked_until, by the database's clock) with a
+// new fencing token, and every write of the outcome requires the token: a
+// worker that outlived its lease, whose job another worker took over, has
+// its outcome refused (errLeaseLost) rather than overwriting the newer
+// holder's. Everything after the claim runs detached from ctx (each step
+// with its own timeout), so a request that ends mid-attempt leaves the
+// outcome recorded, not a lease to wait out.
 func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Duration) (attempted bool, res keycloak.ProvisionResult, err error) {
+	token := uuid.New()
 	now := s.clock()
 	claimed, err := s.client.Outbox.Update().
-		Where(outbox.ID(id), outbox.DoneAtIsNil(),
-			outbox.Or(outbox.LockedUntilIsNil(), outbox.LockedUntilLT(now))).
-		SetLockedUntil(now.Add(leaseFor)).
+		Where(outbox.ID(id), outbox.DoneAtIsNil(), leaseFree(now)).
+		SetLeaseToken(token).
 		AddAttempts(1).
 		SetUpdatedAt(now).
+		Modify(setLease(now)).
 		Save(ctx)
 	if err != nil || claimed == 0 {
 		return false, res, err
 	}
-	job, err := s.client.Outbox.Query().Where(outbox.ID(id)).WithTenant().Only(ctx)
+	dctx := context.WithoutCancel(ctx)
+	readCtx, cancel := context.WithTimeout(dctx, recordTimeout)
+	job, err := s.client.Outbox.Query().Where(outbox.ID(id)).WithTenant().Only(readCtx)
+	cancel()
 	if err != nil {
 		return true, res, fmt.Errorf("read provisioning job: %w", err)
 	}
@@ -191,46 +222,57 @@ func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Durati
 	if t.KeycloakOrgID != nil {
 		req.OrgID = *t.KeycloakOrgID
 	}
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	callCtx, cancel := context.WithTimeout(dctx, timeout)
 	res, perr := s.provisioner.Provision(callCtx, req)
 	cancel()
 
 	sys := registry.SystemPrincipal
 	ev := audit.Event{TenantID: t.ID, TenantName: t.Name, Target: target(t), Actor: &sys, CRUD: "u"}
-	err = store.WithTx(context.WithoutCancel(ctx), s.client, func(tx *ent.Tx) error {
+	rctx, cancel := context.WithTimeout(dctx, recordTimeout)
+	defer cancel()
+	mine := outbox.And(outbox.ID(id), outbox.LeaseToken(token), outbox.DoneAtIsNil())
+	err = store.WithTx(rctx, s.client, func(tx *ent.Tx) error {
 		now := s.clock()
 		if perr != nil {
-			if err := tx.Outbox.UpdateOneID(id).
-				SetLastError(truncate(perr.Error(), 2000)).
+			n, err := tx.Outbox.Update().Where(mine).
+				SetLastError(registry.Truncate(perr.Error(), 2000)).
 				SetNextAttemptAt(now.Add(backoff(job.Attempts))).
-				ClearLockedUntil().SetUpdatedAt(now).
-				Exec(ctx); err != nil {
+				ClearLockedUntil().ClearLeaseToken().SetUpdatedAt(now).
+				Save(rctx)
+			if err != nil {
 				return err
+			}
+			if n == 0 {
+				return errLeaseLost
 			}
 			upd := tx.Tenant.UpdateOneID(t.ID).SetProvisioningState(ProvisioningFailed).SetUpdatedAt(now)
 			if res.OrgID != "" {
 				upd.SetKeycloakOrgID(res.OrgID) // keep partial progress for the next attempt
 			}
-			if err := upd.Exec(ctx); err != nil {
+			if err := upd.Exec(rctx); err != nil {
 				return err
 			}
 			ev.Action, ev.IsFailure = "keycloak.provision_failed", true
 			ev.Description = fmt.Sprintf("Keycloak provisioning of %s failed (attempt %d); retrying in %s", t.Slug, job.Attempts, backoff(job.Attempts))
-			ev.Fields = map[string]string{"error": truncate(perr.Error(), 1000), "attempt": fmt.Sprint(job.Attempts)}
-			_, err := s.audit.Record(ctx, tx, ev)
+			ev.Fields = map[string]string{"error": registry.Truncate(perr.Error(), 1000), "attempt": fmt.Sprint(job.Attempts)}
+			_, err = s.audit.Record(rctx, tx, ev)
 			return err
 		}
-		// Done exactly once: only the transaction that flips done_at
-		// records keycloak.provisioned.
-		n, err := tx.Outbox.Update().Where(outbox.ID(id), outbox.DoneAtIsNil()).
-			SetDoneAt(now).ClearLockedUntil().SetLastError("").SetUpdatedAt(now).
-			Save(ctx)
-		if err != nil || n == 0 {
+		// Done exactly once, by the lease holder: only the transaction that
+		// flips done_at records keycloak.provisioned. The admin's email and
+		// name are not kept once they served.
+		n, err := tx.Outbox.Update().Where(mine).
+			SetDoneAt(now).ClearLockedUntil().ClearLeaseToken().SetLastError("").ClearPayload().SetUpdatedAt(now).
+			Save(rctx)
+		if err != nil {
 			return err
+		}
+		if n == 0 {
+			return errLeaseLost
 		}
 		if err := tx.Tenant.UpdateOneID(t.ID).
 			SetKeycloakOrgID(res.OrgID).SetProvisioningState(ProvisioningProvisioned).SetUpdatedAt(now).
-			Exec(ctx); err != nil {
+			Exec(rctx); err != nil {
 			return err
 		}
 		ev.Action = "keycloak.provisioned"
@@ -239,9 +281,16 @@ func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Durati
 		if res.AdminUserID != "" {
 			ev.Fields["admin_user_id"] = res.AdminUserID
 		}
-		_, err = s.audit.Record(ctx, tx, ev)
+		_, err = s.audit.Record(rctx, tx, ev)
 		return err
 	})
+	if errors.Is(err, errLeaseLost) {
+		// Another worker took the job over (this one outlived its lease):
+		// its outcome stands, this one is dropped.
+		s.log.WarnContext(ctx, "keycloak provisioning: lease lost before the outcome was recorded; another worker's outcome stands",
+			"tenant", t.Slug, "attempt", job.Attempts, "keycloak_error", perr)
+		return true, keycloak.ProvisionResult{}, nil
+	}
 	if err != nil {
 		return true, res, fmt.Errorf("record provisioning result: %w", err)
 	}
@@ -252,6 +301,44 @@ func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Durati
 	return true, res, nil
 }
 
+// errLeaseLost: the outcome's write found another lease holder's token.
+var errLeaseLost = errors.New("provisioning lease lost")
+
+// leaseFree: the job's lease is free or ran out, by the database's clock
+// on PostgreSQL (replicas' clocks differ; the database has one), by the
+// service clock on the embedded store (one process).
+func leaseFree(now time.Time) predicate.Outbox {
+	return func(s *sql.Selector) {
+		c := s.C(outbox.FieldLockedUntil)
+		if s.Dialect() == dialect.Postgres {
+			s.Where(sql.Or(sql.IsNull(c), sql.ExprP(c+" < now()")))
+			return
+		}
+		s.Where(sql.Or(sql.IsNull(c), sql.LT(c, now)))
+	}
+}
+
+// setLease sets locked_until to leaseFor from now, by the same clock as
+// leaseFree.
+func setLease(now time.Time) func(*sql.UpdateBuilder) {
+	return func(u *sql.UpdateBuilder) {
+		if u.Dialect() == dialect.Postgres {
+			u.Set(outbox.FieldLockedUntil, sql.Expr(fmt.Sprintf("now() + interval '%d seconds'", int(leaseFor/time.Second))))
+			return
+		}
+		u.Set(outbox.FieldLockedUntil, now.Add(leaseFor))
+	}
+}
+
+// budget is how long an attempt made inside an RPC may spend in Keycloak:
+// at most limit, and at most rpcShare of what is left of ctx's deadline.
+func budget(ctx context.Context, limit time.Duration) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return min(limit, time.Duration(float64(time.Until(dl))*rpcShare))
+	}
+	return limit
+}
+
 // provisionNow makes the first attempt right after the tenant was created,
 // so a healthy Keycloak answers with the invite URL in the create response.
 func (s *Service) provisionNow(ctx context.Context, tenantID uuid.UUID) (inviteURL string) {
@@ -260,7 +347,11 @@ func (s *Service) provisionNow(ctx context.Context, tenantID uuid.UUID) (inviteU
 		s.log.ErrorContext(ctx, "read provisioning job", "error", err)
 		return ""
 	}
-	_, res, err := s.attempt(ctx, job, inlineTimeout)
+	b := budget(ctx, inlineTimeout)
+	if b < minBudget {
+		return "" // too little time left in the RPC: the worker will do it
+	}
+	_, res, err := s.attempt(ctx, job, b)
 	if err != nil {
 		// The job stays in the outbox; the worker retries it.
 		s.log.ErrorContext(ctx, "provisioning attempt", "error", err)
@@ -270,11 +361,4 @@ func (s *Service) provisionNow(ctx context.Context, tenantID uuid.UUID) (inviteU
 		return ""
 	}
 	return res.InviteURL
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

@@ -1,0 +1,35 @@
+package registry_test
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/platform/tenant-registry/internal/registry"
+)
+
+func TestTruncate(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		n        int
+		want     string
+	}{
+		{"short", "abc", 10, "abc"},
+		{"exact", "abcde", 5, "abcde"},
+		{"ascii cut", "abcdefgh", 6, "abc…"},
+		{"two-byte runes, cut inside one", strings.Repeat("é", 10), 8, "éé…"},
+		{"four-byte rune at the cut", "ab😀cd", 7, "ab…"},
+		{"tiny n", "éééé", 2, "é"},
+		{"tiny n inside a rune", "éééé", 1, ""},
+		{"invalid bytes", "a\xffb", 10, "a\uFFFDb"},
+		{"NUL dropped", "a\x00b", 10, "ab"},
+	} {
+		got := registry.Truncate(tc.in, tc.n)
+		if got != tc.want {
+			t.Errorf("%s: Truncate(%q, %d) = %q, want %q", tc.name, tc.in, tc.n, got, tc.want)
+		}
+		if !utf8.ValidString(got) || len(got) > tc.n {
+			t.Errorf("%s: %q is not valid UTF-8 of at most %d bytes", tc.name, got, tc.n)
+		}
+	}
+}

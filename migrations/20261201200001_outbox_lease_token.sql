@@ -1,0 +1,2 @@
+-- Modify "outbox" table
+ALTER TABLE "outbox" ADD COLUMN "lease_token" uuid NULL;
