@@ -159,7 +159,7 @@ func TestAppendValidation(t *testing.T) {
 			{"actor id missing", admin, func(in *audit.AppendInput) { in.Actor.ID = "" }, registry.Invalid, "actor.id"},
 			{"actor id too long", admin, func(in *audit.AppendInput) { in.Actor.ID = strings.Repeat("a", 256) }, registry.Invalid, "actor.id"},
 			{"actor id control char", admin, func(in *audit.AppendInput) { in.Actor.ID = "a\nb" }, registry.Invalid, "actor.id"},
-			{"actor name too long", admin, func(in *audit.AppendInput) { in.Actor.Name = strings.Repeat("é", 128) }, registry.Invalid, "actor.name"},
+			{"actor name too long", admin, func(in *audit.AppendInput) { in.Actor.Name = strings.Repeat("é", 256) }, registry.Invalid, "actor.name"},
 			{"actor type unknown", admin, func(in *audit.AppendInput) { in.Actor.Type = "robot" }, registry.Invalid, "actor.type"},
 			{"target id too long", admin, func(in *audit.AppendInput) { in.Target.ID = strings.Repeat("t", 256) }, registry.Invalid, "target.id"},
 			{"target name too long", admin, func(in *audit.AppendInput) { in.Target.Name = strings.Repeat("t", 256) }, registry.Invalid, "target.name"},
