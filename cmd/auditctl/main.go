@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/cursor"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
 )
@@ -56,9 +58,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer st.Close()
-	clock := registry.Clock(registry.SystemClock)
-	svc := audit.NewService(st.Client, audit.NewRecorder(clock, st.Postgres()), clock, audit.Options{})
-	// No principal in ctx: the command acts as the system.
+	svc, err := newAuditService(st)
+	if err != nil {
+		return err
+	}
+	// The command acts as the system: it may read every tenant's chain.
+	ctx = registry.WithPrincipal(ctx, registry.SystemPrincipal)
 	res, err := svc.VerifyChain(ctx, args[1])
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", args[1], err)
@@ -78,4 +83,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fmt.Fprintf(stdout, "BROKEN: tenant %s: event %s: %s (%d events verified from %s before it)\n",
 		res.TenantID, res.FirstBrokenEventID, res.Reason, res.EventsChecked, from)
 	return fmt.Errorf("%w at event %s", errBroken, res.FirstBrokenEventID)
+}
+
+// newAuditService is the audit service over st, for reading: its pager's
+// key is random, as the command hands out no cursors.
+func newAuditService(st *store.Store) (*audit.Service, error) {
+	key := make([]byte, cursor.MinSecret)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	pager, err := cursor.NewPager(key)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := audit.NewRecorder(audit.RecorderDeps{Clock: registry.SystemClock, Postgres: st.Postgres()})
+	if err != nil {
+		return nil, err
+	}
+	return audit.NewService(audit.Deps{Client: st.Client, Recorder: rec, Clock: registry.SystemClock, Pager: pager})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/platform/tenant-registry/internal/pgtest"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
+	"github.com/platform/tenant-registry/internal/storetest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -40,7 +41,7 @@ func TestVerify(t *testing.T) {
 	}
 	tid, other, empty := newTenant("acme"), newTenant("globex"), newTenant("initech")
 	clock := registry.Clock(registry.SystemClock)
-	svc := audit.NewService(st.Client, audit.NewRecorder(clock, true), clock, audit.Options{})
+	svc := storetest.Must(audit.NewService(audit.Deps{Client: st.Client, Recorder: storetest.Recorder(clock, true), Clock: clock, Pager: storetest.Pager(t)}))
 	var ids []string
 	appendTo := func(tenantID string) string {
 		row, err := svc.Append(ctx, audit.AppendInput{TenantID: tenantID, Action: "doc.signed", CRUD: "u", Actor: audit.Actor{ID: "u1"}})

@@ -57,6 +57,7 @@ import (
 
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
+	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/cursor"
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
@@ -396,13 +397,18 @@ FROM generate_series(1, $2::bigint) AS i`, tenantID, n)
 // it walks the pages over HTTP instead.
 func deepPageCursor(ctx context.Context, db *sql.DB, client *http.Client, listURL, tenantID string, pageSize, page int) (string, error) {
 	var pos cursor.Position
-	err := db.QueryRowContext(ctx, `SELECT created_at, id::text FROM audit_log WHERE group_id = $1
+	err := db.QueryRowContext(ctx, `SELECT created_at, id FROM audit_log WHERE group_id = $1
 		ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT 1`, tenantID, (page-1)*pageSize-1).Scan(&pos.Time, &pos.ID)
 	if err != nil {
 		return "", fmt.Errorf("page %d position: %w", page, err)
 	}
-	scope := strings.Join([]string{tenantID, "", "", "", "", "", "", ""}, "\x00")
-	c := cursor.Encode("audit_events", scope, pos)
+	// The server runs in APP_ENV=dev, whose API_KEY_SECRET (and so cursor
+	// key) is the documented dev value.
+	pager, err := cursor.NewPager([]byte(config.DevAPIKeySecret))
+	if err != nil {
+		return "", err
+	}
+	c := pager.Encode("audit_events", []string{tenantID, "", "", "", "", "", "", ""}, pos)
 	if err := call(client, "GET", listURL+"&cursor="+url.QueryEscape(c), "", nil); err == nil {
 		return c, nil
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/platform/tenant-registry/internal/pgtest"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
+	"github.com/platform/tenant-registry/internal/storetest"
 )
 
 // queryStrings runs q and returns its single text column.
@@ -68,7 +69,7 @@ func checkIntegrity(t *testing.T, st *store.Store) {
 		}
 	}
 	clock := registry.Clock(registry.SystemClock)
-	svc := audit.NewService(st.Client, audit.NewRecorder(clock, st.Postgres()), clock, audit.Options{})
+	svc := storetest.Must(audit.NewService(audit.Deps{Client: st.Client, Recorder: storetest.Recorder(clock, st.Postgres()), Clock: clock, Pager: storetest.Pager(t)}))
 	ids := queryStrings(t, st.DB, `SELECT CAST(id AS TEXT) FROM tenants`)
 	for _, id := range ids {
 		res, err := svc.VerifyChain(ctx, id) // no principal: the system

@@ -58,7 +58,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	defer st.Close()
 	instrument(tel, st, log)
 
-	a, err := app.New(ctx, app.Options{
+	a, err := app.New(ctx, app.Deps{
 		Config: cfg, Store: st, Logger: log, Clock: registry.SystemClock,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 	})

@@ -17,7 +17,7 @@ import (
 	"github.com/platform/tenant-registry/ent/auditlog"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	keys "github.com/platform/tenant-registry/internal/apikey"
-	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/pgtest"
 	"github.com/platform/tenant-registry/internal/registry"
@@ -46,14 +46,14 @@ func setup(t *testing.T, st *store.Store, listen bool) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	clock := storetest.NewClock(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
-	rec := audit.NewRecorder(clock.Now, st.Postgres())
+	rec := storetest.Recorder(clock.Now, st.Postgres())
 	logs := &logtest.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc, err := keys.New(keys.Options{Client: st.Client, Recorder: rec, Clock: clock.Now, Secret: secret, Postgres: st.Postgres(), Logger: log})
+	svc, err := keys.NewService(keys.Deps{Pager: storetest.Pager(t), Client: st.Client, Recorder: rec, Clock: clock.Now, Secret: secret, Postgres: st.Postgres(), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tenants := tenant.NewService(st.Client, rec, clock.Now)
+	tenants := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: rec, Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: keycloak.Mock{}}))
 	tn, err := tenants.Create(ctx, tenant.CreateInput{Slug: "globex", Name: "Globex", Plan: "enterprise"})
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 
 	keys "github.com/platform/tenant-registry/internal/apikey"
-	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/catalog"
 	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/storetest"
@@ -163,7 +162,7 @@ func TestLocalWritesFlushAtOnce(t *testing.T) {
 	go func() { defer close(done); _ = f.keys.Listen(lctx, proxied) }()
 	t.Cleanup(func() { cancel(); <-done })
 	waitFor(t, "listener delivering heartbeats", f.keys.Listening)
-	ents := entitlement.NewService(st.Client, audit.NewRecorder(f.clock.Now, true), catalog.Default(), f.clock.Now)
+	ents := storetest.Must(entitlement.NewService(entitlement.Deps{Client: st.Client, Recorder: storetest.Recorder(f.clock.Now, true), Catalog: catalog.Default(), Clock: f.clock.Now}))
 
 	c := f.create(t, "k", nil, nil)
 	cached := func(step string) keys.Verdict {

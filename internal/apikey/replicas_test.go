@@ -13,7 +13,6 @@ import (
 	"github.com/platform/tenant-registry/ent"
 	entapikey "github.com/platform/tenant-registry/ent/apikey"
 	keys "github.com/platform/tenant-registry/internal/apikey"
-	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 )
@@ -34,7 +33,7 @@ func TestUsageFlushTwoReplicas(t *testing.T) {
 	clock := storetest.NewClock(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 	replicas := make([]*keys.Service, 2)
 	for i, s := range []*store.Store{st, other} {
-		if replicas[i], err = keys.New(keys.Options{Client: s.Client, Recorder: audit.NewRecorder(clock.Now, true),
+		if replicas[i], err = keys.NewService(keys.Deps{Pager: storetest.Pager(t), Client: s.Client, Recorder: storetest.Recorder(clock.Now, true),
 			Clock: clock.Now, Secret: secret, Postgres: true, UsageEvery: time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}

@@ -35,11 +35,13 @@ const (
 
 var scopeRE = regexp.MustCompile(`^[a-z][a-z0-9:._-]{0,63}$`)
 
-// Options are a Service's dependencies.
-type Options struct {
+// Deps are what a Service needs; Client, Recorder, Clock, Pager and Secret
+// are required.
+type Deps struct {
 	Client   *ent.Client
 	Recorder *audit.Recorder
 	Clock    registry.Clock
+	Pager    *cursor.Pager
 	// Secret keys the stored HMAC (API_KEY_SECRET); at least MinSecretLen bytes.
 	Secret []byte
 	// Postgres enables the verdict cache, which is used only while Listen
@@ -65,6 +67,7 @@ type Service struct {
 	client   *ent.Client
 	audit    *audit.Recorder
 	clock    registry.Clock
+	pager    *cursor.Pager
 	hash     hasher
 	log      *slog.Logger
 	cache    *cache
@@ -73,9 +76,18 @@ type Service struct {
 	postgres bool
 }
 
-// New returns a Service.
-func New(o Options) (*Service, error) {
-	if len(o.Secret) < MinSecretLen {
+// NewService returns a Service.
+func NewService(o Deps) (*Service, error) {
+	switch {
+	case o.Client == nil:
+		return nil, errors.New("apikey: an Ent client is required")
+	case o.Recorder == nil:
+		return nil, errors.New("apikey: an audit recorder is required")
+	case o.Clock == nil:
+		return nil, errors.New("apikey: a clock is required")
+	case o.Pager == nil:
+		return nil, errors.New("apikey: a pager is required")
+	case len(o.Secret) < MinSecretLen:
 		return nil, fmt.Errorf("API_KEY_SECRET: must be at least %d bytes", MinSecretLen)
 	}
 	if o.CacheTTL <= 0 {
@@ -91,7 +103,7 @@ func New(o Options) (*Service, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{
-		client: o.Client, audit: o.Recorder, clock: o.Clock,
+		client: o.Client, audit: o.Recorder, clock: o.Clock, pager: o.Pager,
 		hash:     newHasher(o.Secret),
 		log:      o.Logger,
 		cache:    newCache(o.CacheTTL),
@@ -255,7 +267,8 @@ func (s *Service) List(ctx context.Context, in ListInput) (keys []*Key, next str
 	if err != nil {
 		return nil, "", err
 	}
-	size, err := cursor.PageSize(in.PageSize)
+	page := cursor.Request{Kind: listKind, Scope: []string{tid.String()}, Cursor: in.Cursor, PageSize: in.PageSize}
+	size, after, err := s.pager.Start(page)
 	if err != nil {
 		return nil, "", err
 	}
@@ -263,19 +276,8 @@ func (s *Service) List(ctx context.Context, in ListInput) (keys []*Key, next str
 		return nil, "", err
 	}
 	q := s.client.APIKey.Query().Where(entapikey.TenantID(tid))
-	if in.Cursor != "" {
-		pos, err := cursor.Decode(listKind, tid.String(), in.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		id, err := uuid.Parse(pos.ID)
-		if err != nil {
-			return nil, "", registry.Errorf(registry.Invalid, "cursor: not a cursor of this list")
-		}
-		q = q.Where(entapikey.Or(
-			entapikey.CreatedAtLT(pos.Time),
-			entapikey.And(entapikey.CreatedAtEQ(pos.Time), entapikey.IDLT(id)),
-		))
+	if after != nil {
+		q = q.Where(cursor.Before(entapikey.FieldCreatedAt, entapikey.FieldID, *after))
 	}
 	rows, err := q.
 		Order(ent.Desc(entapikey.FieldCreatedAt), ent.Desc(entapikey.FieldID)).
@@ -292,11 +294,9 @@ func (s *Service) List(ctx context.Context, in ListInput) (keys []*Key, next str
 			return nil, "", registry.Errorf(registry.NotFound, "tenant not found")
 		}
 	}
-	if len(rows) > size {
-		rows = rows[:size]
-		last := rows[size-1]
-		next = cursor.Encode(listKind, tid.String(), cursor.Position{Time: last.CreatedAt, ID: last.ID.String()})
-	}
+	rows, next = cursor.Next(s.pager, page, rows, size, func(k *ent.APIKey) cursor.Position {
+		return cursor.Position{Time: k.CreatedAt, ID: k.ID}
+	})
 	keys = make([]*Key, len(rows))
 	for i, r := range rows {
 		keys[i] = view(r)

@@ -22,6 +22,7 @@ import (
 	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/catalog"
 	"github.com/platform/tenant-registry/internal/config"
+	"github.com/platform/tenant-registry/internal/cursor"
 	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/registry"
@@ -31,8 +32,8 @@ import (
 	"github.com/platform/tenant-registry/internal/tenant"
 )
 
-// Options are New's inputs. Config, Store, Logger and Clock are required.
-type Options struct {
+// Deps are what New needs. Config, Store, Logger and Clock are required.
+type Deps struct {
 	Config config.Config
 	Store  *store.Store
 	Logger *slog.Logger
@@ -63,7 +64,7 @@ type App struct {
 
 // New wires the service. In APP_ENV=dev it also makes sure the dev tenant
 // acme exists.
-func New(ctx context.Context, o Options) (*App, error) {
+func New(ctx context.Context, o Deps) (*App, error) {
 	switch {
 	case o.Store == nil:
 		return nil, errors.New("app: a store is required")
@@ -93,24 +94,35 @@ func New(ctx context.Context, o Options) (*App, error) {
 			return nil, err
 		}
 	}
-	recorder := audit.NewRecorder(clock, st.Postgres())
-	tenantOpts := []tenant.Option{tenant.WithProvisioner(provisioner), tenant.WithLogger(log)}
-	if cfg.Env == config.Prod {
-		tenantOpts = append(tenantOpts, tenant.WithoutInviteURLs())
-	}
-	a := &App{
-		Tenants:      tenant.NewService(st.Client, recorder, clock, tenantOpts...),
-		Entitlements: entitlement.NewService(st.Client, recorder, products, clock),
-		Audit:        audit.NewService(st.Client, recorder, clock, audit.Options{RetentionDays: cfg.RetentionDays, Logger: log}),
-		Catalog:      products,
-		cfg:          cfg, store: st, log: log,
-	}
-	var err error
-	a.APIKeys, err = apikey.New(apikey.Options{
-		Client: st.Client, Recorder: recorder, Clock: clock, Secret: []byte(cfg.APIKeySecret),
-		Postgres: st.Postgres(), Logger: log,
-	})
+	pager, err := cursor.NewPager([]byte(cfg.APIKeySecret))
 	if err != nil {
+		return nil, fmt.Errorf("API_KEY_SECRET: %w", err)
+	}
+	recorder, err := audit.NewRecorder(audit.RecorderDeps{Clock: clock, Postgres: st.Postgres()})
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Catalog: products, cfg: cfg, store: st, log: log}
+	if a.Tenants, err = tenant.NewService(tenant.Deps{
+		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, Provisioner: provisioner,
+		HideInviteURLs: cfg.Env == config.Prod, Logger: log,
+	}); err != nil {
+		return nil, err
+	}
+	if a.Entitlements, err = entitlement.NewService(entitlement.Deps{
+		Client: st.Client, Recorder: recorder, Catalog: products, Clock: clock, Logger: log,
+	}); err != nil {
+		return nil, err
+	}
+	if a.Audit, err = audit.NewService(audit.Deps{
+		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, RetentionDays: cfg.RetentionDays, Logger: log,
+	}); err != nil {
+		return nil, err
+	}
+	if a.APIKeys, err = apikey.NewService(apikey.Deps{
+		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, Secret: []byte(cfg.APIKeySecret),
+		Postgres: st.Postgres(), Logger: log,
+	}); err != nil {
 		return nil, err
 	}
 	if err := telemetry.RegisterGauges(o.MeterProvider, telemetry.Gauges{

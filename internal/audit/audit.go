@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -49,11 +50,21 @@ type Recorder struct {
 	postgres bool
 }
 
-// NewRecorder returns a Recorder. On PostgreSQL it serialises writers of one
-// chain with a transaction-scoped advisory lock; SQLite serialises all
-// writers anyway.
-func NewRecorder(clock registry.Clock, postgres bool) *Recorder {
-	return &Recorder{clock: clock, postgres: postgres}
+// RecorderDeps are what a Recorder needs; Clock is required.
+type RecorderDeps struct {
+	Clock registry.Clock
+	// Postgres: the store is PostgreSQL, where writers of one chain are
+	// serialised with a transaction-scoped advisory lock (SQLite
+	// serialises all writers anyway).
+	Postgres bool
+}
+
+// NewRecorder returns a Recorder.
+func NewRecorder(d RecorderDeps) (*Recorder, error) {
+	if d.Clock == nil {
+		return nil, errors.New("audit: a clock is required")
+	}
+	return &Recorder{clock: d.Clock, postgres: d.Postgres}, nil
 }
 
 // Record writes e in tx, chained to its group's previous event. Every event

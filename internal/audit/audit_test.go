@@ -44,8 +44,8 @@ type fixture struct {
 func newFixture(t testing.TB, st *store.Store, retentionDays int) *fixture {
 	t.Helper()
 	clock := storetest.NewClock(t0)
-	rec := audit.NewRecorder(clock.Now, st.Postgres())
-	return &fixture{st: st, clock: clock, svc: audit.NewService(st.Client, rec, clock.Now, audit.Options{RetentionDays: retentionDays})}
+	rec := storetest.Recorder(clock.Now, st.Postgres())
+	return &fixture{st: st, clock: clock, svc: storetest.Must(audit.NewService(audit.Deps{Client: st.Client, Recorder: rec, Clock: clock.Now, Pager: storetest.Pager(t), RetentionDays: retentionDays}))}
 }
 
 // tenant creates a tenant directly (no event of its own).

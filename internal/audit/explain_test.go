@@ -55,7 +55,7 @@ func explainList(tb testing.TB, st *store.Store, in audit.ListInput) string {
 	tb.Helper()
 	drv := &captureDriver{Driver: entsql.OpenDB(dialect.Postgres, st.DB)}
 	clock := registry.Clock(registry.SystemClock)
-	svc := audit.NewService(ent.NewClient(ent.Driver(drv)), audit.NewRecorder(clock, true), clock, audit.Options{})
+	svc := storetest.Must(audit.NewService(audit.Deps{Client: ent.NewClient(ent.Driver(drv)), Recorder: storetest.Recorder(clock, true), Clock: clock, Pager: storetest.Pager(tb)}))
 	if _, _, err := svc.List(admin, in); err != nil {
 		tb.Fatal(err)
 	}

@@ -6,9 +6,6 @@ import (
 	"strings"
 	"time"
 
-	entsql "entgo.io/ent/dialect/sql"
-	"github.com/google/uuid"
-
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/auditlog"
 	"github.com/platform/tenant-registry/ent/predicate"
@@ -42,10 +39,6 @@ const listKind = "audit_events"
 //
 // A tenant caller sees its own tenant's events only (see scope).
 func (s *Service) List(ctx context.Context, in ListInput) (events []*ent.AuditLog, next string, err error) {
-	size, err := cursor.PageSize(in.PageSize)
-	if err != nil {
-		return nil, "", err
-	}
 	tenantID, err := scope(ctx, in.TenantID, true)
 	if err != nil {
 		return nil, "", err
@@ -55,14 +48,15 @@ func (s *Service) List(ctx context.Context, in ListInput) (events []*ent.AuditLo
 	if err != nil {
 		return nil, "", err
 	}
-	scope := strings.Join([]string{in.TenantID, in.Action, in.ActorID, in.TargetID, in.TargetType, in.CRUD,
-		timeKey(in.CreatedAfter), timeKey(in.CreatedBefore)}, "\x00")
-	if in.Cursor != "" {
-		pos, id, err := decodeCursor(scope, in.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		where = append(where, keyset("<", pos.Time, id))
+	page := cursor.Request{Kind: listKind, Cursor: in.Cursor, PageSize: in.PageSize, Scope: []string{
+		in.TenantID, in.Action, in.ActorID, in.TargetID, in.TargetType, in.CRUD, timeKey(in.CreatedAfter), timeKey(in.CreatedBefore),
+	}}
+	size, after, err := s.pager.Start(page)
+	if err != nil {
+		return nil, "", err
+	}
+	if after != nil {
+		where = append(where, cursor.Before(auditlog.FieldCreatedAt, auditlog.FieldID, *after))
 	}
 	rows, err := s.client.AuditLog.Query().
 		Where(where...).
@@ -72,24 +66,10 @@ func (s *Service) List(ctx context.Context, in ListInput) (events []*ent.AuditLo
 	if err != nil {
 		return nil, "", fmt.Errorf("list audit events: %w", err)
 	}
-	if len(rows) > size {
-		rows = rows[:size]
-		last := rows[size-1]
-		next = cursor.Encode(listKind, scope, cursor.Position{Time: last.CreatedAt, ID: last.ID.String()})
-	}
+	rows, next = cursor.Next(s.pager, page, rows, size, func(e *ent.AuditLog) cursor.Position {
+		return cursor.Position{Time: e.CreatedAt, ID: e.ID}
+	})
 	return rows, next, nil
-}
-
-func decodeCursor(scope, c string) (cursor.Position, uuid.UUID, error) {
-	pos, err := cursor.Decode(listKind, scope, c)
-	if err != nil {
-		return pos, uuid.Nil, err
-	}
-	id, err := uuid.Parse(pos.ID)
-	if err != nil {
-		return pos, uuid.Nil, registry.Errorf(registry.Invalid, "cursor: not a cursor of this list")
-	}
-	return pos, id, nil
 }
 
 func timeKey(t time.Time) string {
@@ -158,24 +138,4 @@ func listFilters(in ListInput) ([]predicate.AuditLog, error) {
 		where = append(where, auditlog.CreatedAtLT(in.CreatedBefore.UTC()))
 	}
 	return where, nil
-}
-
-// keyset is the row comparison (created_at, id) op (t, id): "<" seeks past
-// a position newest first, ">" oldest first. Unlike the equivalent OR of
-// two comparisons, PostgreSQL uses a row comparison as an index condition:
-// with group_id = X it seeks (group_id, created_at, id) straight to the
-// position. (Comparing (group_id, created_at, id) instead was measured
-// worse: PostgreSQL then bounds the scan by the equality alone and walks
-// the tenant's newer events, so the cost grows with the page's depth.)
-func keyset(op string, t time.Time, id uuid.UUID) predicate.AuditLog {
-	return func(s *entsql.Selector) {
-		s.Where(entsql.P(func(b *entsql.Builder) {
-			b.WriteString("(").WriteString(s.C(auditlog.FieldCreatedAt)).WriteString(", ").WriteString(s.C(auditlog.FieldID)).
-				WriteString(") " + op + " (")
-			b.Arg(t.UTC())
-			b.Comma()
-			b.Arg(id)
-			b.WriteString(")")
-		}))
-	}
 }

@@ -31,7 +31,7 @@ type SweepResult struct {
 
 var errSweepBusy = errors.New("another replica is sweeping")
 
-// RunRetention enforces Options.RetentionDays: it sweeps at once and then
+// RunRetention enforces Deps.RetentionDays: it sweeps at once and then
 // every interval until ctx is done. With RetentionDays 0 it returns at
 // once (keep forever).
 func (s *Service) RunRetention(ctx context.Context, interval time.Duration) {

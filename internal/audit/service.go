@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"errors"
+	"github.com/platform/tenant-registry/internal/cursor"
 	"log/slog"
 
 	"github.com/platform/tenant-registry/ent"
@@ -15,11 +17,16 @@ type Service struct {
 	client   *ent.Client
 	recorder *Recorder
 	clock    registry.Clock
-	opts     Options
+	pager    *cursor.Pager
+	opts     Deps
 }
 
-// Options tune a Service.
-type Options struct {
+// Deps are what a Service needs.
+type Deps struct {
+	Client   *ent.Client
+	Recorder *Recorder
+	Clock    registry.Clock
+	Pager    *cursor.Pager
 	// RetentionDays is how long events are kept; 0 keeps them forever and
 	// RunRetention then does nothing.
 	RetentionDays int
@@ -27,13 +34,23 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// NewService returns a Service writing through recorder (whose dialect it
-// shares).
-func NewService(client *ent.Client, recorder *Recorder, clock registry.Clock, opts Options) *Service {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+// NewService returns a Service writing through the recorder (whose dialect
+// it shares). Client, Recorder, Clock and Pager are required.
+func NewService(d Deps) (*Service, error) {
+	switch {
+	case d.Client == nil:
+		return nil, errors.New("audit: an Ent client is required")
+	case d.Recorder == nil:
+		return nil, errors.New("audit: a recorder is required")
+	case d.Clock == nil:
+		return nil, errors.New("audit: a clock is required")
+	case d.Pager == nil:
+		return nil, errors.New("audit: a pager is required")
 	}
-	return &Service{client: client, recorder: recorder, clock: clock, opts: opts}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{client: d.Client, recorder: d.Recorder, clock: d.Clock, pager: d.Pager, opts: d}, nil
 }
 
 func (s *Service) postgres() bool { return s.recorder.postgres }

@@ -239,7 +239,7 @@ func startAPI(t *testing.T, issuer, allowedOrigin string) *apiServer {
 	t.Cleanup(func() { st.Close() })
 	// Wired by app.New as cmd/server wires it, in stage: tokens from the
 	// issuer, no anonymous caller, the portal's origin allowed.
-	svc, err := app.New(ctx, app.Options{
+	svc, err := app.New(ctx, app.Deps{
 		Config: config.Config{
 			Env: config.Stage, KeycloakIssuer: issuer, KeycloakAudience: audience,
 			CORSAllowedOrigins: []string{allowedOrigin},

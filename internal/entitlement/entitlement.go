@@ -16,6 +16,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -51,11 +52,36 @@ type Service struct {
 	audit   *audit.Recorder
 	catalog *catalog.Catalog
 	clock   registry.Clock
+	log     *slog.Logger
 }
 
-// NewService returns a Service.
-func NewService(client *ent.Client, recorder *audit.Recorder, cat *catalog.Catalog, clock registry.Clock) *Service {
-	return &Service{client: client, audit: recorder, catalog: cat, clock: clock}
+// Deps are what a Service needs.
+type Deps struct {
+	Client   *ent.Client
+	Recorder *audit.Recorder
+	Catalog  *catalog.Catalog
+	Clock    registry.Clock
+	// Logger reports the trial sweeper's work; nil discards it.
+	Logger *slog.Logger
+}
+
+// NewService returns a Service. Client, Recorder, Catalog and Clock are
+// required.
+func NewService(d Deps) (*Service, error) {
+	switch {
+	case d.Client == nil:
+		return nil, errors.New("entitlement: an Ent client is required")
+	case d.Recorder == nil:
+		return nil, errors.New("entitlement: an audit recorder is required")
+	case d.Catalog == nil:
+		return nil, errors.New("entitlement: a catalog is required")
+	case d.Clock == nil:
+		return nil, errors.New("entitlement: a clock is required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{client: d.Client, audit: d.Recorder, catalog: d.Catalog, clock: d.Clock, log: d.Logger}, nil
 }
 
 // Catalog returns the product catalog the service checks products against.

@@ -10,9 +10,9 @@ import (
 
 	"github.com/platform/tenant-registry/ent/auditlog"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
-	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/catalog"
 	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/pgtest"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
@@ -34,12 +34,12 @@ type env struct {
 func newEnv(t *testing.T, st *store.Store) *env {
 	t.Helper()
 	clock := storetest.NewClock(t0)
-	rec := audit.NewRecorder(clock.Now, st.Postgres())
+	rec := storetest.Recorder(clock.Now, st.Postgres())
 	return &env{
 		st:      st,
 		clock:   clock,
-		svc:     entitlement.NewService(st.Client, rec, catalog.Default(), clock.Now),
-		tenants: tenant.NewService(st.Client, rec, clock.Now),
+		svc:     storetest.Must(entitlement.NewService(entitlement.Deps{Client: st.Client, Recorder: rec, Catalog: catalog.Default(), Clock: clock.Now})),
+		tenants: storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: rec, Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: keycloak.Mock{}})),
 	}
 }
 

@@ -36,7 +36,7 @@ type stack struct {
 }
 
 type stackConfig struct {
-	opts   app.Options
+	opts   app.Deps
 	mutate func(*config.Config)
 }
 
@@ -75,7 +75,7 @@ func newStack(t testing.TB, st *store.Store, opts ...stackOption) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := stackConfig{opts: app.Options{Store: st, Clock: registry.SystemClock, Logger: slog.New(slog.DiscardHandler)}}
+	c := stackConfig{opts: app.Deps{Store: st, Clock: registry.SystemClock, Logger: slog.New(slog.DiscardHandler)}}
 	for _, o := range opts {
 		o(&c)
 	}

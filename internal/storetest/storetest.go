@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/cursor"
 	"github.com/platform/tenant-registry/internal/pgtest"
+	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
 )
 
@@ -64,4 +67,32 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// Secret is the server secret of test services (API keys, cursors).
+const Secret = "storetest-secret-0123456789abcdef0123"
+
+// Pager returns the cursor pager of test services, keyed by Secret.
+func Pager(t testing.TB) *cursor.Pager {
+	t.Helper()
+	p, err := cursor.NewPager([]byte(Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Recorder returns an audit recorder on clock.
+func Recorder(clock registry.Clock, postgres bool) *audit.Recorder {
+	return Must(audit.NewRecorder(audit.RecorderDeps{Clock: clock, Postgres: postgres}))
+}
+
+// Must returns v and panics on err: test fixtures wrap the services'
+// constructors in it, Must(tenant.NewService(…)), where an error is a broken
+// fixture.
+func Must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

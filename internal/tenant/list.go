@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	entsql "entgo.io/ent/dialect/sql"
-	"github.com/google/uuid"
 
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/predicate"
@@ -27,7 +26,8 @@ type ListInput struct {
 
 // List pages through tenants newest first, keyset on (created_at, id).
 func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, next string, err error) {
-	size, err := cursor.PageSize(in.PageSize)
+	page := cursor.Request{Kind: "tenants", Scope: []string{in.Status, in.Plan, in.Query}, Cursor: in.Cursor, PageSize: in.PageSize}
+	size, after, err := s.pager.Start(page)
 	if err != nil {
 		return nil, "", err
 	}
@@ -52,20 +52,8 @@ func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, ne
 		}
 		where = append(where, enttenant.Or(enttenant.SlugHasPrefix(strings.ToLower(q)), predicate.Tenant(func(s *entsql.Selector) { s.Where(entsql.HasPrefixFold(s.C(enttenant.FieldName), q)) })))
 	}
-	scope := strings.Join([]string{in.Status, in.Plan, in.Query}, "\x00")
-	if in.Cursor != "" {
-		pos, err := cursor.Decode("tenants", scope, in.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		id, err := uuid.Parse(pos.ID)
-		if err != nil {
-			return nil, "", registry.Errorf(registry.Invalid, "cursor: not a cursor of this list")
-		}
-		where = append(where, enttenant.Or(
-			enttenant.CreatedAtLT(pos.Time),
-			enttenant.And(enttenant.CreatedAtEQ(pos.Time), enttenant.IDLT(id)),
-		))
+	if after != nil {
+		where = append(where, cursor.Before(enttenant.FieldCreatedAt, enttenant.FieldID, *after))
 	}
 	now := s.clock()
 	rows, err := s.client.Tenant.Query().
@@ -77,11 +65,9 @@ func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, ne
 	if err != nil {
 		return nil, "", fmt.Errorf("list tenants: %w", err)
 	}
-	if len(rows) > size {
-		rows = rows[:size]
-		last := rows[size-1]
-		next = cursor.Encode("tenants", scope, cursor.Position{Time: last.CreatedAt, ID: last.ID.String()})
-	}
+	rows, next = cursor.Next(s.pager, page, rows, size, func(t *ent.Tenant) cursor.Position {
+		return cursor.Position{Time: t.CreatedAt, ID: t.ID}
+	})
 	tenants = make([]*Tenant, len(rows))
 	for i, r := range rows {
 		tenants[i] = view(r)

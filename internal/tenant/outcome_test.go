@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/platform/tenant-registry/ent/outbox"
-	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/tenant"
@@ -58,8 +57,8 @@ func TestFencedLease(t *testing.T) {
 					return ok(req), nil
 				}
 			})
-			a := tenant.NewService(st.Client, audit.NewRecorder(clock.Now, true), clock.Now, tenant.WithProvisioner(script))
-			b := tenant.NewService(st.Client, audit.NewRecorder(clock.Now, true), clock.Now, tenant.WithProvisioner(script))
+			a := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, true), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: script}))
+			b := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, true), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: script}))
 
 			created := make(chan *tenant.Tenant, 1)
 			go func() {
@@ -147,7 +146,7 @@ func TestOutcomeRecordedAfterRequestEnds(t *testing.T) {
 		}
 		return ok(req), nil
 	})
-	svc := tenant.NewService(st.Client, audit.NewRecorder(clock.Now, true), clock.Now, tenant.WithProvisioner(slow))
+	svc := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, true), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: slow}))
 	_, _ = svc.Create(reqCtx, tenant.CreateInput{Slug: "gone", Name: "Gone"})
 	ctx := context.Background()
 	tn, err := svc.GetBySlug(ctx, "gone")
@@ -172,7 +171,7 @@ func TestAttemptsFitTheRPCDeadline(t *testing.T) {
 		<-ctx.Done()
 		return keycloak.ProvisionResult{}, ctx.Err()
 	})
-	svc := tenant.NewService(st.Client, audit.NewRecorder(clock.Now, true), clock.Now, tenant.WithProvisioner(hang))
+	svc := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, true), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: hang}))
 	const deadline = 3 * time.Second // the RPC's (RPC_TIMEOUT in production)
 
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -210,7 +209,7 @@ func TestMultiByteErrorRecorded(t *testing.T) {
 	failing := provisionFunc(func(context.Context, keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
 		return keycloak.ProvisionResult{}, errors.New(msg)
 	})
-	svc := tenant.NewService(st.Client, audit.NewRecorder(clock.Now, true), clock.Now, tenant.WithProvisioner(failing))
+	svc := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, true), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: failing}))
 	tn, err := svc.Create(ctx, tenant.CreateInput{Slug: "unicode", Name: "Unicode"})
 	if err != nil {
 		t.Fatal(err)

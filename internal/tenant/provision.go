@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -71,18 +70,6 @@ func backoff(n int) time.Duration {
 	}
 	return min(d, backoffMax)
 }
-
-// Option configures a Service.
-type Option func(*Service)
-
-// WithProvisioner sets the Keycloak provisioner (default: keycloak.Mock).
-func WithProvisioner(p Provisioner) Option { return func(s *Service) { s.provisioner = p } }
-
-// WithoutInviteURLs discards invite URLs from create responses (prod).
-func WithoutInviteURLs() Option { return func(s *Service) { s.hideInviteURL = true } }
-
-// WithLogger sets the logger of the background worker.
-func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
 // enqueueProvisioning writes the tenant's provisioning job in tx: durable
 // pending work that lands or not with the tenant itself.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/platform/tenant-registry/ent/auditlog"
-	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/keycloak/keycloaktest"
 	"github.com/platform/tenant-registry/internal/registry"
@@ -20,7 +19,7 @@ import (
 
 // withKeycloak returns a tenant service provisioning through the real
 // HTTPAdapter against a fake Keycloak Admin API.
-func withKeycloak(t *testing.T, st *store.Store, clock *storetest.Clock, opts ...tenant.Option) (*tenant.Service, *keycloaktest.Fake) {
+func withKeycloak(t *testing.T, st *store.Store, clock *storetest.Clock, hideInviteURLs bool) (*tenant.Service, *keycloaktest.Fake) {
 	t.Helper()
 	fake := keycloaktest.New(t, "platform", "tenant-registry", "s3cret")
 	t.Cleanup(fake.Close)
@@ -31,8 +30,10 @@ func withKeycloak(t *testing.T, st *store.Store, clock *storetest.Clock, opts ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts = append([]tenant.Option{tenant.WithProvisioner(adapter)}, opts...)
-	return tenant.NewService(st.Client, audit.NewRecorder(clock.Now, st.Postgres()), clock.Now, opts...), fake
+	return storetest.Must(tenant.NewService(tenant.Deps{
+		Client: st.Client, Recorder: storetest.Recorder(clock.Now, st.Postgres()), Clock: clock.Now, Pager: storetest.Pager(t),
+		Provisioner: adapter, HideInviteURLs: hideInviteURLs,
+	})), fake
 }
 
 func actions(t *testing.T, st *store.Store, tenantID string) string {
@@ -52,7 +53,7 @@ func TestProvisionHappyPath(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
 		clock := storetest.NewClock(time.Now())
-		svc, fake := withKeycloak(t, st, clock)
+		svc, fake := withKeycloak(t, st, clock, false)
 		tn, err := svc.Create(ctx, tenant.CreateInput{Slug: "initech", Name: "Initech", AdminEmail: "bill@initech.example", AdminName: "Bill Lumbergh"})
 		if err != nil {
 			t.Fatal(err)
@@ -72,7 +73,7 @@ func TestProvisionHappyPath(t *testing.T) {
 
 func TestProvisionInviteURLHiddenInProd(t *testing.T) {
 	st := storetest.SQLite(t)
-	svc, _ := withKeycloak(t, st, storetest.NewClock(time.Now()), tenant.WithoutInviteURLs())
+	svc, _ := withKeycloak(t, st, storetest.NewClock(time.Now()), true)
 	tn, err := svc.Create(context.Background(), tenant.CreateInput{Slug: "prod-co", Name: "Prod Co", AdminEmail: "a@prod.example"})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func TestProvisionRecovers(t *testing.T) {
 			t.Run(fc.name, func(t *testing.T) {
 				ctx := context.Background()
 				clock := storetest.NewClock(time.Now())
-				svc, fake := withKeycloak(t, st, clock)
+				svc, fake := withKeycloak(t, st, clock, false)
 				fc.break_(fake)
 				tn, err := svc.Create(ctx, tenant.CreateInput{Slug: fmt.Sprintf("flaky-%d", i), Name: "Flaky", AdminEmail: "it@flaky.example"})
 				if err != nil {
@@ -130,7 +131,7 @@ func TestProvisionRecovers(t *testing.T) {
 				fc.heal(fake)
 				clock.Advance(time.Hour)
 				// Two workers (as on two replicas) race for the job.
-				other := tenant.NewService(st.Client, audit.NewRecorder(clock.Now, st.Postgres()), clock.Now, tenant.WithProvisioner(mustAdapter(t, fake, clock)))
+				other := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, st.Postgres()), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: mustAdapter(t, fake, clock)}))
 				var wg sync.WaitGroup
 				for _, w := range []*tenant.Service{svc, other} {
 					wg.Go(func() {
@@ -174,7 +175,7 @@ func TestRetryProvisioning(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
 		clock := storetest.NewClock(time.Now())
-		svc, fake := withKeycloak(t, st, clock)
+		svc, fake := withKeycloak(t, st, clock, false)
 		fake.SetDown(true)
 		tn, err := svc.Create(ctx, tenant.CreateInput{Slug: "retry-me", Name: "Retry"})
 		if err != nil {

@@ -6,6 +6,7 @@ package tenant
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -19,7 +20,7 @@ import (
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/internal/audit"
-	"github.com/platform/tenant-registry/internal/keycloak"
+	"github.com/platform/tenant-registry/internal/cursor"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
 )
@@ -40,18 +41,48 @@ type Service struct {
 	audit         *audit.Recorder
 	clock         registry.Clock
 	provisioner   Provisioner
+	pager         *cursor.Pager
 	hideInviteURL bool
 	log           *slog.Logger
 }
 
-// NewService returns a Service. Without WithProvisioner it provisions with
-// keycloak.Mock.
-func NewService(client *ent.Client, recorder *audit.Recorder, clock registry.Clock, opts ...Option) *Service {
-	s := &Service{client: client, audit: recorder, clock: clock, provisioner: keycloak.Mock{}, log: slog.New(slog.DiscardHandler)}
-	for _, o := range opts {
-		o(s)
+// Deps are what a Service needs.
+type Deps struct {
+	Client   *ent.Client
+	Recorder *audit.Recorder
+	Clock    registry.Clock
+	Pager    *cursor.Pager
+	// Provisioner provisions tenants in Keycloak (keycloak.HTTPAdapter, or
+	// keycloak.Mock in dev): required, never a silent default.
+	Provisioner Provisioner
+	// HideInviteURLs discards invite URLs from create responses (prod).
+	HideInviteURLs bool
+	// Logger reports the provisioning worker's work; nil discards it.
+	Logger *slog.Logger
+}
+
+// NewService returns a Service. Client, Recorder, Clock, Pager and
+// Provisioner are required.
+func NewService(d Deps) (*Service, error) {
+	switch {
+	case d.Client == nil:
+		return nil, errors.New("tenant: an Ent client is required")
+	case d.Recorder == nil:
+		return nil, errors.New("tenant: an audit recorder is required")
+	case d.Clock == nil:
+		return nil, errors.New("tenant: a clock is required")
+	case d.Pager == nil:
+		return nil, errors.New("tenant: a pager is required")
+	case d.Provisioner == nil:
+		return nil, errors.New("tenant: a Keycloak provisioner is required")
 	}
-	return s
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		client: d.Client, audit: d.Recorder, clock: d.Clock, pager: d.Pager, provisioner: d.Provisioner,
+		hideInviteURL: d.HideInviteURLs, log: d.Logger,
+	}, nil
 }
 
 // Get returns the tenant with id.

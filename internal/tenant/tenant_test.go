@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/platform/tenant-registry/ent/auditlog"
-	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/pgtest"
 	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func newService(t *testing.T, st *store.Store, clock *storetest.Clock) *tenant.Service {
 	t.Helper()
-	return tenant.NewService(st.Client, audit.NewRecorder(clock.Now, st.Postgres()), clock.Now)
+	return storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, st.Postgres()), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: keycloak.Mock{}}))
 }
 
 func codeOf(err error) registry.Code { return registry.ErrorCode(err) }
