@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,7 +24,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // verifying; what it lets through (an edit by delete and re-insert, a
 // deletion, a move to another tenant) is reported BROKEN with exit status 1.
 func TestVerify(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	url := pgtest.MigratedURL(t)
 	st, err := store.Open(ctx, url, store.Options{})
 	if err != nil {

@@ -5,7 +5,6 @@ package main
 // bounded in time, skipped under -short.
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"net/http"
@@ -30,7 +29,7 @@ import (
 // queryStrings runs q and returns its single text column.
 func queryStrings(t *testing.T, db *sql.DB, q string, args ...any) []string {
 	t.Helper()
-	rows, err := db.QueryContext(context.Background(), q, args...)
+	rows, err := db.QueryContext(storetest.SystemContext(), q, args...)
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
@@ -55,7 +54,7 @@ func queryStrings(t *testing.T, db *sql.DB, q string, args ...any) []string {
 // chain that does not verify.
 func checkIntegrity(t *testing.T, st *store.Store) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	for _, c := range []struct{ what, q string }{
 		{"tenants without their tenant.created event", `SELECT t.slug FROM tenants t WHERE NOT EXISTS
 			(SELECT 1 FROM audit_log a WHERE a.group_id = CAST(t.id AS TEXT) AND a.action = 'tenant.created')`},
@@ -98,11 +97,13 @@ func TestFaultSIGKILLUnderCreateLoad(t *testing.T) {
 			if kind == "sqlite" {
 				path := filepath.Join(t.TempDir(), "registry.db")
 				env = append(env, "SQLITE_PATH="+path, "DATABASE_URL=")
-				open = func() (*store.Store, error) { return store.OpenSQLite(context.Background(), path) }
+				open = func() (*store.Store, error) { return store.OpenSQLite(storetest.SystemContext(), path) }
 			} else {
 				url := pgtest.MigratedURL(t)
 				env = append(env, "DATABASE_URL="+url)
-				open = func() (*store.Store, error) { return store.Open(context.Background(), url, store.Options{MaxConns: 4}) }
+				open = func() (*store.Store, error) {
+					return store.Open(storetest.SystemContext(), url, store.Options{MaxConns: 4})
+				}
 			}
 			start := func() (*exec.Cmd, string, <-chan struct{}) {
 				addr := freeAddr(t)
@@ -232,7 +233,7 @@ func TestFaultPostgresCrash(t *testing.T) {
 		downAt  = 2 * time.Second
 		downFor = 2 * time.Second
 	)
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	cluster, err := pgcluster.StartWith(ctx, "", pgcluster.Options{Durable: true})
 	if err != nil {
 		t.Fatal(err)

@@ -44,7 +44,7 @@ type fixture struct {
 // waits until it is connected.
 func setup(t *testing.T, st *store.Store, listen bool) *fixture {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	clock := storetest.NewClock(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 	rec := storetest.Recorder(clock.Now, st.Postgres())
 	logs := &logtest.Buffer{}
@@ -74,7 +74,7 @@ func setup(t *testing.T, st *store.Store, listen bool) *fixture {
 
 func startListener(t *testing.T, svc *keys.Service, url string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(storetest.SystemContext())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.Listen(ctx, url) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -105,7 +105,7 @@ func (f *fixture) settle(t *testing.T, before uint64) {
 
 func (f *fixture) create(t *testing.T, name string, scopes []string, expires *time.Time) *keys.Created {
 	t.Helper()
-	c, err := f.keys.Create(context.Background(), keys.CreateInput{TenantID: f.tenant.ID.String(), Name: name, Scopes: scopes, ExpiresAt: expires})
+	c, err := f.keys.Create(storetest.SystemContext(), keys.CreateInput{TenantID: f.tenant.ID.String(), Name: name, Scopes: scopes, ExpiresAt: expires})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -114,7 +114,7 @@ func (f *fixture) create(t *testing.T, name string, scopes []string, expires *ti
 
 func (f *fixture) verify(t *testing.T, key string) keys.Verdict {
 	t.Helper()
-	v, err := f.keys.Verify(context.Background(), key)
+	v, err := f.keys.Verify(storetest.SystemContext(), key)
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
@@ -136,7 +136,7 @@ func wantReason(t *testing.T, step string, got keys.Verdict, reason string) {
 
 func TestCreateVerifyRevoke(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		f := setup(t, st, true)
 		c := f.create(t, "  CI deploys ", []string{"certifai:write", "certifai:read", "certifai:read"}, nil)
 		if !strings.HasPrefix(c.Plaintext, "trk_") || len(c.Plaintext) != 47 {
@@ -235,7 +235,7 @@ func TestCreateValidation(t *testing.T) {
 			{"ok", keys.CreateInput{TenantID: tid, Name: strings.Repeat("n", 200), Scopes: many[:32]}, ""},
 		}
 		for _, c := range cases {
-			_, err := f.keys.Create(context.Background(), c.in)
+			_, err := f.keys.Create(storetest.SystemContext(), c.in)
 			if got := registry.ErrorCode(err); got != c.want {
 				t.Errorf("%s: code = %q (%v), want %q", c.name, got, err, c.want)
 			}
@@ -259,7 +259,7 @@ func TestExpiry(t *testing.T) {
 
 func TestTrialEndDropsProductAtOnce(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		f := setup(t, st, true)
 		end := f.clock.Now().Add(time.Hour)
 		before := f.keys.Invalidations()
@@ -284,7 +284,7 @@ func TestTrialEndDropsProductAtOnce(t *testing.T) {
 
 func TestFreezeAndReactivate(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		f := setup(t, st, true)
 		c := f.create(t, "k", nil, nil)
 		wantReason(t, "active", f.verify(t, c.Plaintext), "")
@@ -332,7 +332,7 @@ func TestGarbage(t *testing.T) {
 			{"unknown well-formed", "trk_" + base64.RawURLEncoding.EncodeToString(make([]byte, 32))},
 		}
 		for _, c := range cases {
-			got, err := f.keys.Verify(context.Background(), c.key)
+			got, err := f.keys.Verify(storetest.SystemContext(), c.key)
 			if err != nil {
 				t.Errorf("%s: error %v, want a normal answer", c.name, err)
 				continue
@@ -347,7 +347,7 @@ func TestGarbage(t *testing.T) {
 
 func TestList(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		f := setup(t, st, false)
 		var created []*keys.Created
 		for i := range 5 {
@@ -397,7 +397,7 @@ func TestList(t *testing.T) {
 
 func TestRotate(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		f := setup(t, st, true)
 		old := f.create(t, "deploy", []string{"certifai:read"}, nil)
 		wantReason(t, "old before", f.verify(t, old.Plaintext), "")
@@ -440,7 +440,7 @@ func TestRotate(t *testing.T) {
 
 func TestUsageFlush(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		f := setup(t, st, true)
 		c := f.create(t, "k", nil, nil)
 		lastUsed := func() *time.Time {
@@ -494,7 +494,7 @@ func TestUsageFlush(t *testing.T) {
 // table, the audit events and the log for the plaintext keys.
 func TestPlaintextNowhere(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		f := setup(t, st, true)
 		a := f.create(t, "a", []string{"read"}, nil)
 		b, err := f.keys.Rotate(ctx, a.Key.ID.String(), time.Minute)
@@ -539,7 +539,7 @@ func TestPlaintextNowhere(t *testing.T) {
 // dumpAll renders every text-like and bytea column of every table.
 func dumpAll(t *testing.T, st *store.Store) string {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	var tablesQ string
 	if st.Postgres() {
 		tablesQ = `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`
@@ -602,7 +602,7 @@ func strs(t *testing.T, db *sql.DB, q string) []string {
 // so a change that sends no notification at all is still seen at once; and
 // a lost listener connection reconnects and starts from an empty cache.
 func TestFailClosed(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	st := storetest.Postgres(t)
 
 	t.Run("no listener", func(t *testing.T) {
@@ -650,7 +650,7 @@ func TestFailClosed(t *testing.T) {
 
 func revokeSilently(t *testing.T, st *store.Store, id uuid.UUID) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	conn, err := st.DB.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -671,7 +671,7 @@ func revokeSilently(t *testing.T, st *store.Store, id uuid.UUID) {
 // the stale verdict into the cache.
 func TestRevokeRace(t *testing.T) {
 	f := setup(t, storetest.Postgres(t), true)
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	for i := range 20 {
 		c := f.create(t, fmt.Sprintf("k%d", i), nil, nil)
 		var wg sync.WaitGroup

@@ -111,7 +111,7 @@ func TestCacheNeedsDelivery(t *testing.T) {
 	st := storetest.Postgres(t)
 	f := setup(t, st, false)
 	proxied, proxy := startNotifyProxy(t, st.URL, dropAll)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(storetest.SystemContext())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = f.keys.Listen(ctx, proxied) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -153,7 +153,7 @@ func TestCacheNeedsDelivery(t *testing.T) {
 // (the proxy passes only heartbeats, so the cache is in use but deaf to
 // other writers).
 func TestLocalWritesFlushAtOnce(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	st := storetest.Postgres(t)
 	f := setup(t, st, false)
 	proxied, _ := startNotifyProxy(t, st.URL, dropWrites)
@@ -201,7 +201,7 @@ func TestLocalWritesFlushAtOnce(t *testing.T) {
 // TestTargetedInvalidation: a notification drops the verdicts of the key or
 // tenant it names, and only those.
 func TestTargetedInvalidation(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	st := storetest.Postgres(t)
 	f := setup(t, st, true)
 	other, err := f.tenants.Create(ctx, tenant.CreateInput{Slug: "initech", Name: "Initech", Plan: "starter"})
@@ -263,7 +263,7 @@ func TestTargetedInvalidation(t *testing.T) {
 // TestListenerBackoffResets: after a connection that delivered, the next
 // reconnect waits the shortest backoff again, however many came before.
 func TestListenerBackoffResets(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	st := storetest.Postgres(t)
 	f := setup(t, st, true)
 	const kills = 6 // without the reset the sixth wait would be 50ms·2⁵ = 1.6s

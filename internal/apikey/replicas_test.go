@@ -1,7 +1,6 @@
 package apikey_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -23,7 +22,7 @@ import (
 // (PostgreSQL reports a deadlock as 40P01 after deadlock_timeout), and the
 // newest use of each key is what is stored.
 func TestUsageFlushTwoReplicas(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	st := storetest.Postgres(t)
 	other, err := store.Open(ctx, st.URL, store.Options{MaxConns: 10})
 	if err != nil {

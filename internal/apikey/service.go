@@ -223,6 +223,10 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 
 // insert writes a new key row and returns it with its plaintext.
 func (s *Service) insert(ctx context.Context, tx *ent.Tx, tid uuid.UUID, name string, scopes []string, expiresAt *time.Time, now time.Time) (*ent.APIKey, string, error) {
+	caller, err := registry.Caller(ctx)
+	if err != nil {
+		return nil, "", err
+	}
 	for attempt := 0; ; attempt++ {
 		plain, err := newKey()
 		if err != nil {
@@ -236,7 +240,7 @@ func (s *Service) insert(ctx context.Context, tx *ent.Tx, tid uuid.UUID, name st
 			SetPrefix(displayPrefix(plain)).
 			SetHash(h[:]).
 			SetScopes(scopes).
-			SetCreatedBy(registry.PrincipalFrom(ctx).Subject).
+			SetCreatedBy(caller.Subject).
 			SetNillableExpiresAt(expiresAt).
 			SetCreatedAt(now).
 			SetUpdatedAt(now).

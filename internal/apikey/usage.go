@@ -128,24 +128,6 @@ UPDATE api_keys k SET last_used_at = v.t
 FROM v JOIN locked l ON l.id = v.id
 WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.t)`
 
-// RunUsageFlusher flushes last_used_at every quarter of UsageEvery until
-// ctx is done, then once more for everything pending.
-func (s *Service) RunUsageFlusher(ctx context.Context) {
-	tick := time.NewTicker(max(s.usage.every/4, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := s.FlushUsage(fctx, true); err != nil {
-				s.log.Warn("api key last_used_at: final flush failed", "error", err)
-			}
-			cancel()
-			return
-		case <-tick.C:
-			if err := s.FlushUsage(ctx, false); err != nil && ctx.Err() == nil {
-				s.log.WarnContext(ctx, "api key last_used_at: flush failed", "error", err)
-			}
-		}
-	}
-}
+// UsageFlushEvery is how often the usage job (see internal/worker) should
+// run FlushUsage: a quarter of UsageEvery.
+func (s *Service) UsageFlushEvery() time.Duration { return max(s.usage.every/4, 10*time.Millisecond) }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -30,6 +29,7 @@ import (
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/telemetry"
 	"github.com/platform/tenant-registry/internal/tenant"
+	"github.com/platform/tenant-registry/internal/worker"
 )
 
 // Deps are what New needs. Config, Store, Logger and Clock are required.
@@ -151,30 +151,31 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	return a, nil
 }
 
-// Run runs the background workers — Keycloak provisioning, the trial
-// sweeper, the verify cache's listener and the last_used_at flusher, and
-// audit retention when RETENTION_DAYS is set — until ctx is done, and
-// returns once they all stopped.
+// Run runs the background jobs — Keycloak provisioning, the trial sweeper,
+// the verify cache's listener and the last_used_at flusher, and audit
+// retention when RETENTION_DAYS is set — until ctx is done, and returns once
+// they all stopped.
 func (a *App) Run(ctx context.Context) {
-	var workers sync.WaitGroup
-	workers.Go(func() { a.Tenants.RunProvisioner(ctx, provisioningInterval) })
-	workers.Go(func() { a.Entitlements.RunSweeper(ctx, a.cfg.SweepInterval, a.log) })
-	// The cache-invalidation listener (PostgreSQL only; until it connects
-	// every verify reads the database).
 	listenURL := a.cfg.DatabaseListenURL // a direct connection when the pool goes through PgBouncer
 	if listenURL == "" {
 		listenURL = a.store.URL
 	}
-	workers.Go(func() {
-		if err := a.APIKeys.Listen(ctx, listenURL); err != nil {
-			a.log.Error("api key cache listener not started; every verify reads the database", "error", err)
-		}
-	})
-	workers.Go(func() { a.APIKeys.RunUsageFlusher(ctx) })
-	if a.cfg.RetentionDays > 0 {
-		workers.Go(func() { a.Audit.RunRetention(ctx, auditRetentionInterval) })
+	jobs := []worker.Job{
+		{Name: "keycloak provisioning", Every: provisioningInterval, Run: func(ctx context.Context) error {
+			_, err := a.Tenants.ProcessDue(ctx)
+			return err
+		}},
+		{Name: "trial expiry sweep", Every: a.cfg.SweepInterval, Run: a.Entitlements.ExpireTrials},
+		// Until it delivers, every verify reads the database.
+		{Name: "api key cache listener", Run: func(ctx context.Context) error { return a.APIKeys.Listen(ctx, listenURL) }},
+		{Name: "api key last_used_at flush", Every: a.APIKeys.UsageFlushEvery(),
+			Run:   func(ctx context.Context) error { return a.APIKeys.FlushUsage(ctx, false) },
+			Final: func(ctx context.Context) error { return a.APIKeys.FlushUsage(ctx, true) }},
 	}
-	workers.Wait()
+	if a.cfg.RetentionDays > 0 {
+		jobs = append(jobs, worker.Job{Name: "audit retention", Every: auditRetentionInterval, Run: a.Audit.EnforceRetention})
+	}
+	worker.Run(ctx, a.log, jobs...)
 }
 
 const (

@@ -87,7 +87,10 @@ func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, er
 	if err := validateAppend(&in); err != nil {
 		return nil, err
 	}
-	caller := registry.PrincipalFrom(ctx)
+	caller, err := registry.Caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if caller.TenantID != "" && in.Actor.Type != string(registry.ActorUser) {
 		// A tenant's users speak for people of their tenant, never for a
 		// service or the system.

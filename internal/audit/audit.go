@@ -73,9 +73,14 @@ func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Event) (*ent.AuditL
 	if e.TenantID == uuid.Nil {
 		return nil, fmt.Errorf("write audit event %s: no tenant", e.Action)
 	}
-	actor := registry.PrincipalFrom(ctx)
+	var actor registry.Principal
 	if e.Actor != nil {
 		actor = *e.Actor
+	} else {
+		var err error
+		if actor, err = registry.Caller(ctx); err != nil {
+			return nil, fmt.Errorf("write audit event %s: %w", e.Action, err)
+		}
 	}
 	appender := registry.SystemPrincipal
 	if e.AppendedBy != nil {

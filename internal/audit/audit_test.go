@@ -25,12 +25,12 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // admin is a platform admin's context.
-var admin = registry.WithPrincipal(context.Background(), registry.Principal{
+var admin = registry.WithPrincipal(storetest.SystemContext(), registry.Principal{
 	Subject: "admin-1", Type: registry.ActorUser, Roles: []string{registry.RolePlatformAdmin},
 })
 
 func tenantCaller(tenantID string, roles ...string) context.Context {
-	return registry.WithPrincipal(context.Background(), registry.Principal{
+	return registry.WithPrincipal(storetest.SystemContext(), registry.Principal{
 		Subject: "user-" + tenantID[:4], Type: registry.ActorUser, TenantID: tenantID, Roles: roles,
 	})
 }
@@ -52,7 +52,7 @@ func newFixture(t testing.TB, st *store.Store, retentionDays int) *fixture {
 func (f *fixture) tenant(t testing.TB, slug string) string {
 	t.Helper()
 	tn, err := f.st.Client.Tenant.Create().SetID(uuid.New()).SetSlug(slug).SetName(strings.ToUpper(slug)).
-		SetCreatedAt(f.clock.Now()).SetUpdatedAt(f.clock.Now()).Save(context.Background())
+		SetCreatedAt(f.clock.Now()).SetUpdatedAt(f.clock.Now()).Save(storetest.SystemContext())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func (f *fixture) append(t testing.TB, ctx context.Context, in audit.AppendInput
 
 func (f *fixture) count(t testing.TB) int {
 	t.Helper()
-	n, err := f.st.Client.AuditLog.Query().Count(context.Background())
+	n, err := f.st.Client.AuditLog.Query().Count(storetest.SystemContext())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func (f *fixture) count(t testing.TB) int {
 // exec runs raw SQL (tampering "from outside the service").
 func (f *fixture) exec(t testing.TB, q string) {
 	t.Helper()
-	res, err := f.st.DB.ExecContext(context.Background(), q)
+	res, err := f.st.DB.ExecContext(storetest.SystemContext(), q)
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
@@ -107,7 +107,7 @@ func (f *fixture) exec(t testing.TB, q string) {
 // in one transaction, the way someone with write access would tamper.
 func (f *fixture) rewrite(t testing.TB, id uuid.UUID, set string) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	tx, err := f.st.DB.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func TestAppendValidation(t *testing.T) {
 			// Who may append at all is auth.Rules' decision; a caller
 			// that got past it without a tenant of its own still sees no
 			// tenant's log.
-			{"caller without tenant or role", registry.WithPrincipal(context.Background(), registry.Principal{Subject: "x", Type: registry.ActorUser}),
+			{"caller without tenant or role", registry.WithPrincipal(storetest.SystemContext(), registry.Principal{Subject: "x", Type: registry.ActorUser}),
 				func(in *audit.AppendInput) {}, registry.NotFound, ""},
 		}
 		for _, tc := range tests {
@@ -216,7 +216,7 @@ func TestAppendValidation(t *testing.T) {
 		if row.GroupID != tid || row.ChainSeq != 2 {
 			t.Errorf("tenant caller's event: group %q seq %d, want %q 2", row.GroupID, row.ChainSeq, tid)
 		}
-		service := registry.WithPrincipal(context.Background(), registry.Principal{Subject: "svc", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
+		service := registry.WithPrincipal(storetest.SystemContext(), registry.Principal{Subject: "svc", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
 		in.TenantID, in.SourceIP = other, ""
 		row = f.append(t, service, in)
 		if row.GroupID != other || row.SourceIP != "" {
@@ -288,7 +288,7 @@ func TestAppendIdempotent(t *testing.T) {
 				t.Errorf("concurrent append %d returned %v, want %v", i, ids[i], ids[0])
 			}
 		}
-		got, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(tid)).Count(context.Background())
+		got, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(tid)).Count(storetest.SystemContext())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,8 +309,8 @@ func TestIdempotencyKeyPerAppender(t *testing.T) {
 		f := newFixture(t, st, 0)
 		tid := f.tenant(t, "acme")
 		itAdmin := tenantCaller(tid, registry.RoleITAdmin)
-		service := registry.WithPrincipal(context.Background(), registry.Principal{Subject: "svc-billing", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
-		otherService := registry.WithPrincipal(context.Background(), registry.Principal{Subject: "svc-crm", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
+		service := registry.WithPrincipal(storetest.SystemContext(), registry.Principal{Subject: "svc-billing", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
+		otherService := registry.WithPrincipal(storetest.SystemContext(), registry.Principal{Subject: "svc-crm", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
 
 		byAdmin := validInput("")
 		byAdmin.IdempotencyKey = "idem-1"
@@ -361,7 +361,7 @@ func TestTenantCallerActorType(t *testing.T) {
 		f := newFixture(t, st, 0)
 		tid := f.tenant(t, "acme")
 		itAdmin := tenantCaller(tid, registry.RoleITAdmin)
-		service := registry.WithPrincipal(context.Background(), registry.Principal{Subject: "svc", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
+		service := registry.WithPrincipal(storetest.SystemContext(), registry.Principal{Subject: "svc", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
 		tests := []struct {
 			name      string
 			ctx       context.Context
@@ -740,7 +740,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				case tc.wantBroken < len(rows):
 					wantID = rows[tc.wantBroken].ID.String()
 				default:
-					r, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(tid), auditlog.ChainSeqGT(10)).First(context.Background())
+					r, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(tid), auditlog.ChainSeqGT(10)).First(storetest.SystemContext())
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -786,7 +786,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 // the copy): a row written beside the service.
 func (f *fixture) insertCopy(t testing.TB, row *ent.AuditLog, set string) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	tx, err := f.st.DB.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -824,7 +824,7 @@ func (f *fixture) move(t testing.TB, id uuid.UUID, to string) {
 func TestDatabaseRefuses(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		f := newFixture(t, st, 0)
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
 		var rows []*ent.AuditLog
 		for range 3 {
@@ -991,7 +991,7 @@ func TestExport(t *testing.T) {
 func TestRetention(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		f := newFixture(t, st, 30)
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
 		var oldA []*ent.AuditLog
 		for range 5 {

@@ -1,7 +1,6 @@
 package audit_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -58,7 +57,7 @@ func BenchmarkListEventsPage(b *testing.B) {
 	b.Logf("walked %d pages of %d in %v", last, size, time.Since(start).Round(time.Millisecond))
 	b.Log(explainList(b, st, audit.ListInput{TenantID: a, PageSize: size, Cursor: pages[deep]}))
 
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	list := func(page int) func() error {
 		return func() error {
 			rows, _, err := f.svc.List(admin, audit.ListInput{TenantID: a, PageSize: size, Cursor: pages[page]})
@@ -200,7 +199,7 @@ func BenchmarkAppend(b *testing.B) {
 		report(b)
 	})
 	b.Run("bare/serial", func(b *testing.B) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		for b.Loop() {
 			if err := st.Client.AuditLog.Create().SetGroupID(tenants[1]).SetAction(in.Action).SetCrud(in.CRUD).
 				SetActorID(in.Actor.ID).SetActorName(in.Actor.Name).SetActorType("user").SetTargetID(in.Target.ID).

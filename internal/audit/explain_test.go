@@ -23,7 +23,7 @@ import (
 // valid chain: this is for plans and latency, not for VerifyChain.
 func bulkInsert(tb testing.TB, db *sql.DB, tenantID string, n, seq0 int64, start time.Time) {
 	tb.Helper()
-	_, err := db.ExecContext(context.Background(), `
+	_, err := db.ExecContext(storetest.SystemContext(), `
 INSERT INTO audit_log (id, created_at, tenant_id, group_id, group_name, action, crud, actor_id, actor_name, actor_type,
   target_id, target_name, target_type, source_ip, description, is_failure, is_anonymous, fields, chain_seq, prev_hash, hash)
 SELECT gen_random_uuid(), $2::timestamptz + (i / 2) * interval '1 millisecond', $1::uuid, $1::text, 'Bench',
@@ -33,7 +33,7 @@ FROM generate_series(1, $4::bigint) AS i`, tenantID, start, seq0, n)
 	if err != nil {
 		tb.Fatalf("bulk insert: %v", err)
 	}
-	if _, err := db.ExecContext(context.Background(), "ANALYZE audit_log"); err != nil {
+	if _, err := db.ExecContext(storetest.SystemContext(), "ANALYZE audit_log"); err != nil {
 		tb.Fatal(err)
 	}
 }
@@ -59,7 +59,7 @@ func explainList(tb testing.TB, st *store.Store, in audit.ListInput) string {
 	if _, _, err := svc.List(admin, in); err != nil {
 		tb.Fatal(err)
 	}
-	rows, err := st.DB.QueryContext(context.Background(), "EXPLAIN "+drv.query, drv.args...)
+	rows, err := st.DB.QueryContext(storetest.SystemContext(), "EXPLAIN "+drv.query, drv.args...)
 	if err != nil {
 		tb.Fatalf("EXPLAIN %s: %v", drv.query, err)
 	}

@@ -31,33 +31,19 @@ type SweepResult struct {
 
 var errSweepBusy = errors.New("another replica is sweeping")
 
-// RunRetention enforces Deps.RetentionDays: it sweeps at once and then
-// every interval until ctx is done. With RetentionDays 0 it returns at
-// once (keep forever).
-func (s *Service) RunRetention(ctx context.Context, interval time.Duration) {
-	if s.opts.RetentionDays <= 0 {
-		return
-	}
+// EnforceRetention is the retention job (see internal/worker): Sweep, with
+// what it deleted, and the chains that do not verify (whose old events are
+// kept), logged.
+func (s *Service) EnforceRetention(ctx context.Context) error {
+	res, err := s.Sweep(ctx)
 	log := s.opts.Logger
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		res, err := s.Sweep(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.ErrorContext(ctx, "audit retention sweep failed", "error", err)
-		case len(res.Broken) > 0:
-			log.ErrorContext(ctx, "audit retention: chains do not verify, their old events are kept", "groups", res.Broken)
-		}
-		if res.Deleted > 0 {
-			log.InfoContext(ctx, "audit retention sweep", "deleted", res.Deleted, "groups", res.Groups, "cutoff", res.Cutoff)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	if len(res.Broken) > 0 {
+		log.ErrorContext(ctx, "audit retention: chains do not verify, their old events are kept", "groups", res.Broken)
 	}
+	if res.Deleted > 0 {
+		log.InfoContext(ctx, "audit retention sweep", "deleted", res.Deleted, "groups", res.Groups, "cutoff", res.Cutoff)
+	}
+	return err
 }
 
 // Sweep deletes, per group, the oldest whole segment of the chain whose

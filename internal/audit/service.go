@@ -28,7 +28,7 @@ type Deps struct {
 	Clock    registry.Clock
 	Pager    *cursor.Pager
 	// RetentionDays is how long events are kept; 0 keeps them forever and
-	// RunRetention then does nothing.
+	// Sweep then does nothing.
 	RetentionDays int
 	// Logger reports the retention sweeper's work; nil discards it.
 	Logger *slog.Logger
@@ -63,8 +63,12 @@ func (s *Service) postgres() bool { return s.recorder.postgres }
 // caller, so ids do not leak. Who may read or append at all is decided by
 // auth.Rules, not here.
 func scope(ctx context.Context, requested string, all bool) (string, error) {
+	caller, err := registry.Caller(ctx)
+	if err != nil {
+		return "", err
+	}
 	if requested == "" {
-		requested = registry.PrincipalFrom(ctx).TenantID
+		requested = caller.TenantID
 	}
 	if requested == "" {
 		if all {

@@ -3,6 +3,7 @@ package entitlement_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/tenant"
+	"github.com/platform/tenant-registry/internal/worker"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -46,7 +48,7 @@ func newEnv(t *testing.T, st *store.Store) *env {
 // newTenant creates an active tenant and returns its id.
 func (e *env) newTenant(t *testing.T, slug string) string {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	tn, err := e.tenants.Create(ctx, tenant.CreateInput{Slug: slug, Name: strings.ToUpper(slug)})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +61,7 @@ func (e *env) newTenant(t *testing.T, slug string) string {
 
 func (e *env) events(t *testing.T, tenantID, action string) int {
 	t.Helper()
-	n, err := e.st.Client.AuditLog.Query().Where(auditlog.GroupID(tenantID), auditlog.Action(action)).Count(context.Background())
+	n, err := e.st.Client.AuditLog.Query().Where(auditlog.GroupID(tenantID), auditlog.Action(action)).Count(storetest.SystemContext())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func (e *env) events(t *testing.T, tenantID, action string) int {
 
 func (e *env) statuses(t *testing.T, tenantID string) string {
 	t.Helper()
-	list, err := e.svc.List(context.Background(), tenantID)
+	list, err := e.svc.List(storetest.SystemContext(), tenantID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +83,7 @@ func (e *env) statuses(t *testing.T, tenantID string) string {
 
 func (e *env) products(t *testing.T, tenantID string) string {
 	t.Helper()
-	c, err := e.svc.Claims(context.Background(), tenantID, "")
+	c, err := e.svc.Claims(storetest.SystemContext(), tenantID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +94,7 @@ func codeOf(err error) registry.Code { return registry.ErrorCode(err) }
 
 func TestRequestThenGrant(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		e := newEnv(t, st)
 		id := e.newTenant(t, "globex")
 
@@ -145,7 +147,7 @@ func TestRequestThenGrant(t *testing.T) {
 
 func TestTrialExpiry(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		e := newEnv(t, st)
 		id := e.newTenant(t, "initech")
 		if _, err := e.svc.Grant(ctx, id, "compliance"); err != nil {
@@ -236,7 +238,7 @@ func TestSecondTrialRefused(t *testing.T) {
 		do       func(e *env, id string) error
 		wantCode registry.Code
 	}
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	trial := op{"start trial", func(e *env, id string) error { _, err := e.svc.StartTrial(ctx, id, "certifai"); return err }, ""}
 	again := op{"start trial again", trial.do, registry.Precondition}
 	grant := op{"grant", func(e *env, id string) error { _, err := e.svc.Grant(ctx, id, "certifai"); return err }, ""}
@@ -286,7 +288,7 @@ func TestSecondTrialRefused(t *testing.T) {
 
 func TestFrozenTenant(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		e := newEnv(t, st)
 		id := e.newTenant(t, "frozen")
 		if _, err := e.svc.Request(ctx, id, "risk", ""); err != nil {
@@ -330,7 +332,7 @@ func TestFrozenTenant(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		e := newEnv(t, st)
 		id := e.newTenant(t, "input")
 		const unknown = "00000000-0000-0000-0000-00000000ffff"
@@ -378,7 +380,7 @@ func TestBadInput(t *testing.T) {
 
 func TestRevoke(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		e := newEnv(t, st)
 		id := e.newTenant(t, "revoke")
 		if _, err := e.svc.Request(ctx, id, "risk", ""); err != nil {
@@ -408,7 +410,7 @@ func TestRevoke(t *testing.T) {
 
 func TestConcurrentRequestsAndTrials(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		e := newEnv(t, st)
 		id := e.newTenant(t, "racer")
 		const n = 12
@@ -447,7 +449,7 @@ func TestConcurrentRequestsAndTrials(t *testing.T) {
 
 func TestConcurrentSweepers(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		e := newEnv(t, st)
 		var ids []string
 		for i := range 4 {
@@ -506,17 +508,23 @@ func TestConcurrentSweepers(t *testing.T) {
 	})
 }
 
-func TestRunSweeperStops(t *testing.T) {
+// TestExpireTrialsJob: the sweeper's job, run by the worker loop as
+// app.Run runs it, expires an ended trial at once and stops with its
+// context.
+func TestExpireTrialsJob(t *testing.T) {
 	st := storetest.SQLite(t)
 	e := newEnv(t, st)
 	id := e.newTenant(t, "loop")
-	if _, err := e.svc.StartTrial(context.Background(), id, "certifai"); err != nil {
+	if _, err := e.svc.StartTrial(storetest.SystemContext(), id, "certifai"); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(15 * 24 * time.Hour)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(storetest.SystemContext())
 	done := make(chan struct{})
-	go func() { e.svc.RunSweeper(ctx, time.Hour, nil); close(done) }()
+	go func() {
+		worker.Run(ctx, slog.New(slog.DiscardHandler), worker.Job{Name: "trial expiry sweep", Every: time.Hour, Run: e.svc.ExpireTrials})
+		close(done)
+	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for e.events(t, id, "entitlement.expired") == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -525,7 +533,7 @@ func TestRunSweeperStops(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("RunSweeper did not stop with its context")
+		t.Fatal("the sweeper did not stop with its context")
 	}
 	if got, want := e.events(t, id, "entitlement.expired"), 1; got != want {
 		t.Errorf("entitlement.expired events = %d, want %d", got, want)

@@ -3,7 +3,6 @@ package entitlement
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/platform/tenant-registry/ent"
@@ -74,27 +73,12 @@ func (s *Service) expire(ctx context.Context, p *ent.TenantProduct, now time.Tim
 	return won, err
 }
 
-// RunSweeper runs SweepExpired every interval until ctx is done, logging
-// failures (the next round retries) and how many trials each round expired.
-// A nil log is slog.Default().
-func (s *Service) RunSweeper(ctx context.Context, interval time.Duration, log *slog.Logger) {
-	if log == nil {
-		log = slog.Default()
+// ExpireTrials is the trial sweeper's job (see internal/worker):
+// SweepExpired, with what it expired logged.
+func (s *Service) ExpireTrials(ctx context.Context) error {
+	n, err := s.SweepExpired(ctx)
+	if n > 0 {
+		s.log.InfoContext(ctx, "trials expired", "count", n)
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		n, err := s.SweepExpired(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.ErrorContext(ctx, "trial expiry sweep failed", "error", err, "expired", n)
-		case n > 0:
-			log.InfoContext(ctx, "trials expired", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	return err
 }

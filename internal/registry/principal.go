@@ -45,7 +45,8 @@ func (p Principal) HasRole(role string) bool {
 // DevPrincipal is the caller of a token-less request in APP_ENV=dev.
 var DevPrincipal = Principal{Subject: "dev", Name: "Developer (no token, APP_ENV=dev)", Type: ActorUser, Roles: []string{RolePlatformAdmin}, Anonymous: true}
 
-// SystemPrincipal is the service itself (background workers, the dev seed).
+// SystemPrincipal is the service itself: background workers, commands and
+// the dev seed put it into their contexts explicitly.
 var SystemPrincipal = Principal{Subject: "tenant-registry", Name: "tenant-registry", Type: ActorSystem}
 
 type principalKey struct{}
@@ -56,13 +57,23 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
-// PrincipalFrom returns the caller in ctx; the system principal when none is
-// set (background work).
-func PrincipalFrom(ctx context.Context) Principal {
-	if p, ok := ctx.Value(principalKey{}).(Principal); ok {
-		return p
+// PrincipalFrom returns the caller in ctx, and whether there is one. There
+// is no default: the server puts the authenticated caller into every
+// request's context, background workers and commands put SystemPrincipal.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// Caller returns the caller in ctx; a context without one is refused
+// (Unauthenticated), so a code path that forgot to say who is calling
+// fails closed.
+func Caller(ctx context.Context) (Principal, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return Principal{}, Errorf(Unauthenticated, "no caller")
 	}
-	return SystemPrincipal
+	return p, nil
 }
 
 // WithSourceIP returns ctx carrying the caller's IP address.
@@ -101,7 +112,10 @@ func (p Principal) TenantScoped() bool {
 // things are "not found" (not "forbidden"), so ids do not leak. Any spelling
 // of a UUID names the same tenant.
 func CheckTenant(ctx context.Context, tenantID string) error {
-	p := PrincipalFrom(ctx)
+	p, err := Caller(ctx)
+	if err != nil {
+		return err
+	}
 	if !p.TenantScoped() {
 		return nil
 	}

@@ -27,7 +27,7 @@ type keyStack struct {
 
 func newKeyStack(t testing.TB, st *store.Store) *keyStack {
 	t.Helper()
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	logs := &logtest.Buffer{}
 	s := newStack(t, st, withLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	srv, keys := s.srv, s.keys
@@ -196,7 +196,7 @@ func TestVerifyGarbageOverHTTP(t *testing.T) {
 // "within the notification latency", not "before Revoke returns").
 func TestTwoInstances(t *testing.T) {
 	stA := storetest.Postgres(t)
-	stB, err := store.Open(context.Background(), stA.URL, store.Options{MaxConns: 10})
+	stB, err := store.Open(storetest.SystemContext(), stA.URL, store.Options{MaxConns: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

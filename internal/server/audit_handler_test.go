@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -88,7 +87,7 @@ func TestAuditREST(t *testing.T) {
 func TestAuditExportStreams(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		srv, svc, clock := newAuditServer(t, st)
-		ctx := registry.WithPrincipal(context.Background(), registry.DevPrincipal)
+		ctx := registry.WithPrincipal(storetest.SystemContext(), registry.DevPrincipal)
 		start := clock.Now()
 		n := 2*audit.ExportBatch + 11
 		for i := range n {
@@ -138,7 +137,7 @@ func TestAuditExportStreams(t *testing.T) {
 			if !tc.from.IsZero() {
 				req.CreatedAfter, req.CreatedBefore = timestamppb.New(tc.from), timestamppb.New(tc.to)
 			}
-			stream, err := client.ExportEvents(context.Background(), connect.NewRequest(req))
+			stream, err := client.ExportEvents(storetest.SystemContext(), connect.NewRequest(req))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -76,7 +76,7 @@ func scopeTenant(ctx context.Context, rule auth.Rule, req any) error {
 	if fd == nil || fd.Kind() != protoreflect.StringKind {
 		return registry.Errorf(registry.Internal, "rule names no string field %q", rule.TenantField)
 	}
-	v, err := scope(registry.PrincipalFrom(ctx), m.Get(fd).String())
+	v, err := scope(ctx, m.Get(fd).String())
 	if err == nil {
 		m.Set(fd, protoreflect.ValueOfString(v))
 	}
@@ -87,7 +87,11 @@ func scopeTenant(ctx context.Context, rule auth.Rule, req any) error {
 // to the value of the field its rule names: the canonical form of a UUID
 // (any case names one tenant); for a tenant-scoped caller, empty means
 // their own tenant and another tenant is not found.
-func scope(p registry.Principal, v string) (string, error) {
+func scope(ctx context.Context, v string) (string, error) {
+	p, err := registry.Caller(ctx)
+	if err != nil {
+		return "", err
+	}
 	v = registry.CanonicalID(v)
 	if !p.TenantScoped() {
 		return v, nil
@@ -126,7 +130,7 @@ func admitHTTP(authn *auth.Authenticator, log *slog.Logger, procedure string, ne
 		if err == nil && rule.TenantField != "" {
 			q := r.URL.Query()
 			var v string
-			if v, err = scope(registry.PrincipalFrom(ctx), q.Get(rule.TenantField)); err == nil {
+			if v, err = scope(ctx, q.Get(rule.TenantField)); err == nil {
 				q.Set(rule.TenantField, v)
 				r.URL.RawQuery = q.Encode()
 			}

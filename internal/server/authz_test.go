@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -45,7 +44,7 @@ func newAuthStack(t *testing.T) *authStack {
 		// not needed here).
 		c.Env, c.KeycloakIssuer = config.Stage, is.URL()
 	}))
-	ctx := context.Background() // the system principal: setup sees everything
+	ctx := storetest.SystemContext() // the system principal: setup sees everything
 	globex, err := s.tenants.Create(ctx, tenant.CreateInput{Slug: "globex", Name: "Globex"})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +171,7 @@ func TestEveryRoleEveryRPC(t *testing.T) {
 		client := c.NewAuditServiceClient(s.srv.Client(), s.srv.URL)
 		req := connect.NewRequest(&v1.ExportEventsRequest{TenantId: acmeID})
 		req.Header().Set("Authorization", "Bearer "+tok)
-		stream, err := client.ExportEvents(context.Background(), req)
+		stream, err := client.ExportEvents(storetest.SystemContext(), req)
 		if err == nil {
 			for stream.Receive() {
 			}
@@ -289,7 +288,7 @@ func testTenantIsolation(t *testing.T, s *authStack, tok string) {
 	}{{s.globexID, connect.CodeNotFound}, {acmeID, 0}} {
 		req := connect.NewRequest(&v1.ExportEventsRequest{TenantId: tc.tenant})
 		req.Header().Set("Authorization", "Bearer "+tok)
-		stream, err := client.ExportEvents(context.Background(), req)
+		stream, err := client.ExportEvents(storetest.SystemContext(), req)
 		n := 0
 		if err == nil {
 			for stream.Receive() {
@@ -332,7 +331,7 @@ func TestAuditActorIsTheCaller(t *testing.T) {
 	client := c.NewAuditServiceClient(s.srv.Client(), s.srv.URL)
 	req := connect.NewRequest(&v1.ListEventsRequest{TenantId: acmeID, Action: "api_key.created", PageSize: 500})
 	req.Header().Set("Authorization", "Bearer "+s.token("platform_admin"))
-	res, err := client.ListEvents(context.Background(), req)
+	res, err := client.ListEvents(storetest.SystemContext(), req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func compact(t *testing.T, s string) string {
 func TestQueryStringRules(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		s := newStack(t, st)
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		_, _, base := send(t, s.srv, http.MethodGet, "/v1/tenants/by-slug/acme", "", "")
 		for _, q := range []string{"?_=1733000000", "?lang=en", "?foo=bar&_=1"} {
 			status, _, body := send(t, s.srv, http.MethodGet, "/v1/tenants/by-slug/acme"+q, "", "")
@@ -190,7 +190,7 @@ func TestTextLimitsCountCharacters(t *testing.T) {
 			}
 		}
 		for _, slug := range []string{"nul-admin", "nul-name", "nul-connect"} {
-			if _, err := s.tenants.GetBySlug(context.Background(), slug); err == nil {
+			if _, err := s.tenants.GetBySlug(storetest.SystemContext(), slug); err == nil {
 				t.Errorf("tenant %s exists after its create was refused", slug)
 			}
 		}
@@ -221,7 +221,7 @@ func TestServerDeadline(t *testing.T) {
 		if status != http.StatusOK || created.Tenant.Slug != "slowkc" {
 			t.Fatalf("create while Keycloak hangs past the deadline: %d %+v, want 200 with the tenant", status, created)
 		}
-		if _, err := s.tenants.GetBySlug(context.Background(), "slowkc"); err != nil {
+		if _, err := s.tenants.GetBySlug(storetest.SystemContext(), "slowkc"); err != nil {
 			t.Fatalf("the tenant answered as created is not there: %v", err)
 		}
 

@@ -96,3 +96,10 @@ func Must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// SystemContext is a context whose caller is the system principal, as the
+// background workers and commands have: what domain tests act as when they
+// are not testing a caller's rights (a context without a caller is refused).
+func SystemContext() context.Context {
+	return registry.WithPrincipal(context.Background(), registry.SystemPrincipal)
+}

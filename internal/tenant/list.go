@@ -26,6 +26,12 @@ type ListInput struct {
 
 // List pages through tenants newest first, keyset on (created_at, id).
 func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, next string, err error) {
+	// Every tenant: for callers who see every tenant only.
+	if p, err := registry.Caller(ctx); err != nil {
+		return nil, "", err
+	} else if p.TenantScoped() {
+		return nil, "", registry.Errorf(registry.Forbidden, "permission denied")
+	}
 	page := cursor.Request{Kind: "tenants", Scope: []string{in.Status, in.Plan, in.Query}, Cursor: in.Cursor, PageSize: in.PageSize}
 	size, after, err := s.pager.Start(page)
 	if err != nil {

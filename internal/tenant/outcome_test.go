@@ -39,7 +39,7 @@ func TestFencedLease(t *testing.T) {
 		{"B still in Keycloak", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
+			ctx := storetest.SystemContext()
 			st := storetest.Postgres(t)
 			clock := storetest.NewClock(time.Now())
 			inA, releaseA := make(chan struct{}), make(chan struct{})
@@ -137,7 +137,7 @@ func TestFencedLease(t *testing.T) {
 func TestOutcomeRecordedAfterRequestEnds(t *testing.T) {
 	st := storetest.Postgres(t)
 	clock := storetest.NewClock(time.Now())
-	reqCtx, endRequest := context.WithCancel(context.Background())
+	reqCtx, endRequest := context.WithCancel(storetest.SystemContext())
 	slow := provisionFunc(func(ctx context.Context, req keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
 		endRequest()
 		time.Sleep(50 * time.Millisecond) // Keycloak answers after the client left
@@ -148,7 +148,7 @@ func TestOutcomeRecordedAfterRequestEnds(t *testing.T) {
 	})
 	svc := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, true), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: slow}))
 	_, _ = svc.Create(reqCtx, tenant.CreateInput{Slug: "gone", Name: "Gone"})
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	tn, err := svc.GetBySlug(ctx, "gone")
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +174,7 @@ func TestAttemptsFitTheRPCDeadline(t *testing.T) {
 	svc := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, true), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: hang}))
 	const deadline = 3 * time.Second // the RPC's (RPC_TIMEOUT in production)
 
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	ctx, cancel := context.WithTimeout(storetest.SystemContext(), deadline)
 	tn, err := svc.Create(ctx, tenant.CreateInput{Slug: "hanging", Name: "Hanging"})
 	if err != nil || ctx.Err() != nil {
 		t.Fatalf("create with a hanging Keycloak: %v (context: %v), want an answer within the deadline", err, ctx.Err())
@@ -184,7 +184,7 @@ func TestAttemptsFitTheRPCDeadline(t *testing.T) {
 		t.Errorf("state %q, want failed (recorded before the answer)", tn.ProvisioningState)
 	}
 
-	ctx, cancel = context.WithTimeout(context.Background(), deadline)
+	ctx, cancel = context.WithTimeout(storetest.SystemContext(), deadline)
 	defer cancel()
 	got, err := svc.RetryProvisioning(ctx, tn.ID.String())
 	if err != nil || ctx.Err() != nil {
@@ -202,7 +202,7 @@ func TestAttemptsFitTheRPCDeadline(t *testing.T) {
 // limit, in multi-byte characters, is cut on a character boundary and
 // PostgreSQL accepts it: the failure is recorded.
 func TestMultiByteErrorRecorded(t *testing.T) {
-	ctx := context.Background()
+	ctx := storetest.SystemContext()
 	st := storetest.Postgres(t)
 	clock := storetest.NewClock(time.Now())
 	msg := "keycloak: " + strings.Repeat("é😀ü", 400) // 3600 bytes, no byte boundary at 1000 or 2000

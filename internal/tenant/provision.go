@@ -120,22 +120,6 @@ func (s *Service) ProcessDue(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// RunProvisioner works off provisioning jobs every interval until ctx ends.
-func (s *Service) RunProvisioner(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := s.ProcessDue(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "provisioning worker", "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // RetryProvisioning runs a tenant's provisioning now, whatever its backoff.
 // A tenant already provisioned is returned as it is.
 func (s *Service) RetryProvisioning(ctx context.Context, id string) (*Tenant, error) {

@@ -1,7 +1,6 @@
 package tenant_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -38,7 +37,7 @@ func withKeycloak(t *testing.T, st *store.Store, clock *storetest.Clock, hideInv
 
 func actions(t *testing.T, st *store.Store, tenantID string) string {
 	t.Helper()
-	events, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(tenantID)).Order(auditlog.ByChainSeq()).All(context.Background())
+	events, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(tenantID)).Order(auditlog.ByChainSeq()).All(storetest.SystemContext())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +50,7 @@ func actions(t *testing.T, st *store.Store, tenantID string) string {
 
 func TestProvisionHappyPath(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		clock := storetest.NewClock(time.Now())
 		svc, fake := withKeycloak(t, st, clock, false)
 		tn, err := svc.Create(ctx, tenant.CreateInput{Slug: "initech", Name: "Initech", AdminEmail: "bill@initech.example", AdminName: "Bill Lumbergh"})
@@ -74,7 +73,7 @@ func TestProvisionHappyPath(t *testing.T) {
 func TestProvisionInviteURLHiddenInProd(t *testing.T) {
 	st := storetest.SQLite(t)
 	svc, _ := withKeycloak(t, st, storetest.NewClock(time.Now()), true)
-	tn, err := svc.Create(context.Background(), tenant.CreateInput{Slug: "prod-co", Name: "Prod Co", AdminEmail: "a@prod.example"})
+	tn, err := svc.Create(storetest.SystemContext(), tenant.CreateInput{Slug: "prod-co", Name: "Prod Co", AdminEmail: "a@prod.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +99,7 @@ func TestProvisionRecovers(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		for i, fc := range failures {
 			t.Run(fc.name, func(t *testing.T) {
-				ctx := context.Background()
+				ctx := storetest.SystemContext()
 				clock := storetest.NewClock(time.Now())
 				svc, fake := withKeycloak(t, st, clock, false)
 				fc.break_(fake)
@@ -173,7 +172,7 @@ func mustAdapter(t *testing.T, fake *keycloaktest.Fake, clock *storetest.Clock) 
 
 func TestRetryProvisioning(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		clock := storetest.NewClock(time.Now())
 		svc, fake := withKeycloak(t, st, clock, false)
 		fake.SetDown(true)

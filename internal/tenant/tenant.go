@@ -113,8 +113,11 @@ func (s *Service) GetBySlug(ctx context.Context, slug string) (*Tenant, error) {
 // visible hides another tenant's tenant from a tenant caller: not found,
 // exactly as if it did not exist.
 func visible(ctx context.Context, t *Tenant) (*Tenant, error) {
-	if registry.CheckTenant(ctx, t.ID.String()) != nil {
-		return nil, registry.Errorf(registry.NotFound, "tenant not found")
+	if err := registry.CheckTenant(ctx, t.ID.String()); err != nil {
+		if registry.ErrorCode(err) == registry.NotFound {
+			return nil, registry.Errorf(registry.NotFound, "tenant not found")
+		}
+		return nil, err
 	}
 	return t, nil
 }

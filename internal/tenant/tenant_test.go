@@ -29,7 +29,7 @@ func codeOf(err error) registry.Code { return registry.ErrorCode(err) }
 
 func TestCreateGetList(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		clock := storetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 		svc := newService(t, st, clock)
 
@@ -89,7 +89,7 @@ func TestCreateGetList(t *testing.T) {
 
 func TestList(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		clock := storetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		svc := newService(t, st, clock)
 		var want []string // newest first
@@ -212,7 +212,7 @@ func TestCreateValidation(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				_, err := svc.Create(context.Background(), c.in)
+				_, err := svc.Create(storetest.SystemContext(), c.in)
 				if got, want := codeOf(err), registry.Invalid; got != want {
 					t.Fatalf("code = %q (%v), want %q", got, err, want)
 				}
@@ -221,11 +221,11 @@ func TestCreateValidation(t *testing.T) {
 				}
 			})
 		}
-		n, err := st.Client.Tenant.Query().Count(context.Background())
+		n, err := st.Client.Tenant.Query().Count(storetest.SystemContext())
 		if err != nil || n != 0 {
 			t.Errorf("tenants after bad input = %d (%v), want 0", n, err)
 		}
-		if n, _ := st.Client.AuditLog.Query().Count(context.Background()); n != 0 {
+		if n, _ := st.Client.AuditLog.Query().Count(storetest.SystemContext()); n != 0 {
 			t.Errorf("audit events after bad input = %d, want 0", n)
 		}
 	})
@@ -247,7 +247,7 @@ func TestTransitions(t *testing.T) {
 		{"cancel frozen", []step{{"cancel", "", "frozen"}, {"cancel", registry.Precondition, "frozen"}}},
 	}
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		svc := newService(t, st, storetest.NewClock(time.Now()))
 		for i, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -292,7 +292,7 @@ func TestTransitions(t *testing.T) {
 
 func TestConcurrentCreateSameSlug(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		svc := newService(t, st, storetest.NewClock(time.Now()))
 		const n = 50
 		errs := make([]error, n)
@@ -327,7 +327,7 @@ func TestConcurrentCreateSameSlug(t *testing.T) {
 
 func TestConcurrentCancel(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		svc := newService(t, st, storetest.NewClock(time.Now()))
 		for round := range 5 {
 			tn, err := svc.Create(ctx, tenant.CreateInput{Slug: fmt.Sprintf("race-%d", round), Name: "Race"})
@@ -364,7 +364,7 @@ func TestConcurrentCancel(t *testing.T) {
 
 func TestSeedDevIdempotent(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
+		ctx := storetest.SystemContext()
 		svc := newService(t, st, storetest.NewClock(time.Now()))
 		var wg sync.WaitGroup
 		errs := make([]error, 4)
@@ -383,6 +383,31 @@ func TestSeedDevIdempotent(t *testing.T) {
 		want := "00000000-0000-0000-0000-000000000001Acme Inc.activeprofessional[certifai compliance]"
 		if got != want {
 			t.Errorf("acme = %s, want %s", got, want)
+		}
+	})
+}
+
+// TestNoCallerRefused: a context without a caller is refused, never taken
+// for the system: reads, lists and changes alike.
+func TestNoCallerRefused(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		svc := newService(t, st, storetest.NewClock(time.Now()))
+		if err := svc.SeedDev(storetest.SystemContext()); err != nil {
+			t.Fatal(err)
+		}
+		bare := context.Background()
+		for name, call := range map[string]func() error{
+			"get":    func() error { _, err := svc.Get(bare, tenant.AcmeID.String()); return err },
+			"list":   func() error { _, _, err := svc.List(bare, tenant.ListInput{}); return err },
+			"create": func() error { _, err := svc.Create(bare, tenant.CreateInput{Slug: "nobody-co", Name: "N"}); return err },
+			"cancel": func() error { _, err := svc.Cancel(bare, tenant.AcmeID.String()); return err },
+		} {
+			if got := registry.ErrorCode(call()); got != registry.Unauthenticated {
+				t.Errorf("%s without a caller: code %q, want unauthenticated", name, got)
+			}
+		}
+		if _, err := svc.GetBySlug(storetest.SystemContext(), "nobody-co"); registry.ErrorCode(err) != registry.NotFound {
+			t.Errorf("the refused create wrote a tenant: %v", err)
 		}
 	})
 }
