@@ -81,8 +81,8 @@ func scope(ctx context.Context, requested string, all bool) (string, error) {
 		return "", err
 	}
 	canonical := id.String()
-	if registry.CheckTenant(ctx, canonical) != nil {
-		return "", registry.Errorf(registry.NotFound, "tenant not found")
+	if err := registry.CheckTenant(ctx, canonical); err != nil {
+		return "", err
 	}
 	return canonical, nil
 }

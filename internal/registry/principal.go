@@ -107,7 +107,9 @@ func (p Principal) TenantScoped() bool {
 	return !p.HasRole(RolePlatformAdmin) && !p.HasRole(RoleInternal) && p.Type != ActorSystem
 }
 
-// CheckTenant answers NotFound when the caller in ctx may not see tenantID:
+// CheckTenant is the tenant scope of every read and change, the one check
+// behind every RPC and plain HTTP handler: it answers NotFound ("tenant not
+// found") when the caller in ctx may not see tenantID:
 // a tenant-scoped caller sees only their own tenant, and another tenant's
 // things are "not found" (not "forbidden"), so ids do not leak. Any spelling
 // of a UUID names the same tenant.
@@ -122,5 +124,5 @@ func CheckTenant(ctx context.Context, tenantID string) error {
 	if p.TenantID != "" && SameID(p.TenantID, tenantID) {
 		return nil
 	}
-	return Errorf(NotFound, "not found")
+	return Errorf(NotFound, "tenant not found")
 }

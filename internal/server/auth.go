@@ -93,16 +93,15 @@ func scope(ctx context.Context, v string) (string, error) {
 		return "", err
 	}
 	v = registry.CanonicalID(v)
-	if !p.TenantScoped() {
-		return v, nil
-	}
-	switch v {
-	case "":
+	if v == "" && p.TenantScoped() {
 		return p.TenantID, nil
-	case p.TenantID:
-		return v, nil
 	}
-	return "", registry.Errorf(registry.NotFound, "not found")
+	if v != "" {
+		if err := registry.CheckTenant(ctx, v); err != nil {
+			return "", err
+		}
+	}
+	return v, nil
 }
 
 // scopedConn applies the tenant scope to a streaming request's message.

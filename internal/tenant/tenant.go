@@ -95,7 +95,10 @@ func (s *Service) Get(ctx context.Context, id string) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	return visible(ctx, t)
+	if err := registry.CheckTenant(ctx, t.ID.String()); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // GetBySlug returns the tenant with slug.
@@ -107,16 +110,7 @@ func (s *Service) GetBySlug(ctx context.Context, slug string) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	return visible(ctx, t)
-}
-
-// visible hides another tenant's tenant from a tenant caller: not found,
-// exactly as if it did not exist.
-func visible(ctx context.Context, t *Tenant) (*Tenant, error) {
 	if err := registry.CheckTenant(ctx, t.ID.String()); err != nil {
-		if registry.ErrorCode(err) == registry.NotFound {
-			return nil, registry.Errorf(registry.NotFound, "tenant not found")
-		}
 		return nil, err
 	}
 	return t, nil
