@@ -252,7 +252,7 @@ func validateAppend(in *AppendInput) error {
 	}
 	for k, v := range in.Fields {
 		if k == "" || len(k) > MaxFieldKeyLen || strings.TrimLeft(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != "" {
-			return invalid("fields: key %q must be 1 to %d characters of A-Z a-z 0-9 _ . -", truncate(k, 70), MaxFieldKeyLen)
+			return invalid("fields: key %q must be 1 to %d characters of A-Z a-z 0-9 _ . -", registry.Truncate(k, 70), MaxFieldKeyLen)
 		}
 		if err := checkText("fields."+k, v, MaxFieldValueLen, true); err != nil {
 			return err
@@ -314,11 +314,4 @@ func checkText(name, v string, max int, multiline bool) error {
 		}
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/platform/tenant-registry/internal/registry"
 )
 
 // normalizeContentType gives every protocol one spelling of each media
@@ -60,14 +62,8 @@ func isJSON(mediaType string) bool {
 	return mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")
 }
 
-// quote quotes client input for an error message: valid UTF-8, at most 100
-// characters.
-func quote(s string) string {
-	if r := []rune(strings.ToValidUTF8(s, "\uFFFD")); len(r) > 100 {
-		s = string(r[:100]) + "…"
-	}
-	return strconv.Quote(s)
-}
+// quote quotes client input for an error message.
+func quote(s string) string { return strconv.Quote(registry.Truncate(s, 200)) }
 
 // restRoute is one google.api.http binding: a method, a path template and
 // the fields its path variables set.

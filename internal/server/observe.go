@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
+	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/telemetry"
 )
 
@@ -147,10 +148,7 @@ func recoverRPC(log *slog.Logger) func(context.Context, connect.Spec, http.Heade
 }
 
 func logPanic(ctx context.Context, log *slog.Logger, where string, v any) {
-	msg := fmt.Sprint(v)
-	if len(msg) > 200 {
-		msg = msg[:200]
-	}
+	msg := registry.Truncate(fmt.Sprint(v), 200)
 	log.LogAttrs(ctx, slog.LevelError, "panic recovered",
 		slog.String("where", where), slog.String("panic", msg), slog.String("stack", string(debug.Stack())))
 }
