@@ -21,8 +21,9 @@ import (
 	"syscall"
 
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/cursor"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 )
 
@@ -63,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	// The command acts as the system: it may read every tenant's chain.
-	ctx = registry.WithPrincipal(ctx, registry.SystemPrincipal)
+	ctx = principal.With(ctx, principal.System)
 	res, err := svc.VerifyChain(ctx, args[1])
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", args[1], err)
@@ -96,9 +97,9 @@ func newAuditService(st *store.Store) (*audit.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, err := audit.NewRecorder(audit.RecorderDeps{Clock: registry.SystemClock, Postgres: st.Postgres()})
+	rec, err := audit.NewRecorder(audit.RecorderDeps{Clock: clock.System, Postgres: st.Postgres()})
 	if err != nil {
 		return nil, err
 	}
-	return audit.NewService(audit.Deps{Client: st.Client, Recorder: rec, Clock: registry.SystemClock, Pager: pager})
+	return audit.NewService(audit.Deps{Client: st.Client, Recorder: rec, Clock: clock.System, Pager: pager})
 }

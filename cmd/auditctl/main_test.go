@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/pgtest"
-	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 )
@@ -39,7 +39,7 @@ func TestVerify(t *testing.T) {
 		return tn.ID.String()
 	}
 	tid, other, empty := newTenant("acme"), newTenant("globex"), newTenant("initech")
-	clock := registry.Clock(registry.SystemClock)
+	clock := clock.Clock(clock.System)
 	svc := storetest.Must(audit.NewService(audit.Deps{Client: st.Client, Recorder: storetest.Recorder(clock, true), Clock: clock, Pager: storetest.Pager(t)}))
 	var ids []string
 	appendTo := func(tenantID string) string {

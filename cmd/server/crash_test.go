@@ -17,11 +17,11 @@ import (
 	"time"
 
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
 	"github.com/platform/tenant-registry/internal/pgtest"
-	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 )
@@ -67,7 +67,7 @@ func checkIntegrity(t *testing.T, st *store.Store) {
 			t.Errorf("%s: %v", c.what, got)
 		}
 	}
-	clock := registry.Clock(registry.SystemClock)
+	clock := clock.Clock(clock.System)
 	svc := storetest.Must(audit.NewService(audit.Deps{Client: st.Client, Recorder: storetest.Recorder(clock, st.Postgres()), Clock: clock, Pager: storetest.Pager(t)}))
 	ids := queryStrings(t, st.DB, `SELECT CAST(id AS TEXT) FROM tenants`)
 	for _, id := range ids {

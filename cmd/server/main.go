@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/platform/tenant-registry/internal/app"
+	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/config"
-	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/telemetry"
 )
@@ -59,7 +59,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	instrument(tel, st, log)
 
 	a, err := app.New(ctx, app.Deps{
-		Config: cfg, Store: st, Logger: log, Clock: registry.SystemClock,
+		Config: cfg, Store: st, Logger: log, Clock: clock.System,
 		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 	})
 	if err != nil {

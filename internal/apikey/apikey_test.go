@@ -17,10 +17,11 @@ import (
 	"github.com/platform/tenant-registry/ent/auditlog"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	keys "github.com/platform/tenant-registry/internal/apikey"
+	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/pgtest"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/tenant"
@@ -148,7 +149,7 @@ func TestCreateVerifyRevoke(t *testing.T) {
 		if got, want := c.Key.Name, "CI deploys"; got != want {
 			t.Errorf("name = %q, want %q", got, want)
 		}
-		if got, want := c.Key.CreatedBy, registry.SystemPrincipal.Subject; got != want {
+		if got, want := c.Key.CreatedBy, principal.System.Subject; got != want {
 			t.Errorf("created_by = %q, want %q", got, want)
 		}
 		want := keys.Verdict{Valid: true, TenantID: f.tenant.ID.String(), Slug: "globex", KeyID: c.Key.ID.String(),
@@ -203,7 +204,7 @@ func TestCreateVerifyRevoke(t *testing.T) {
 		if want := []string{"api_key.created", "api_key.revoked"}; !slices.Equal(actions, want) {
 			t.Errorf("audit actions = %v, want %v", actions, want)
 		}
-		if _, err := f.keys.Revoke(ctx, uuid.NewString()); registry.ErrorCode(err) != registry.NotFound {
+		if _, err := f.keys.Revoke(ctx, uuid.NewString()); errs.CodeOf(err) != errs.NotFound {
 			t.Errorf("Revoke(unknown) = %v, want not found", err)
 		}
 	})
@@ -221,22 +222,22 @@ func TestCreateValidation(t *testing.T) {
 		cases := []struct {
 			name string
 			in   keys.CreateInput
-			want registry.Code
+			want errs.Code
 		}{
-			{"no tenant", keys.CreateInput{Name: "x"}, registry.Invalid},
-			{"bad tenant id", keys.CreateInput{TenantID: "globex", Name: "x"}, registry.Invalid},
-			{"unknown tenant", keys.CreateInput{TenantID: uuid.NewString(), Name: "x"}, registry.NotFound},
-			{"empty name", keys.CreateInput{TenantID: tid, Name: "  "}, registry.Invalid},
-			{"long name", keys.CreateInput{TenantID: tid, Name: strings.Repeat("n", 201)}, registry.Invalid},
-			{"bad scope", keys.CreateInput{TenantID: tid, Name: "x", Scopes: []string{"Read"}}, registry.Invalid},
-			{"long scope", keys.CreateInput{TenantID: tid, Name: "x", Scopes: []string{"a" + strings.Repeat("b", 64)}}, registry.Invalid},
-			{"too many scopes", keys.CreateInput{TenantID: tid, Name: "x", Scopes: many}, registry.Invalid},
-			{"expiry now", keys.CreateInput{TenantID: tid, Name: "x", ExpiresAt: &past}, registry.Invalid},
+			{"no tenant", keys.CreateInput{Name: "x"}, errs.Invalid},
+			{"bad tenant id", keys.CreateInput{TenantID: "globex", Name: "x"}, errs.Invalid},
+			{"unknown tenant", keys.CreateInput{TenantID: uuid.NewString(), Name: "x"}, errs.NotFound},
+			{"empty name", keys.CreateInput{TenantID: tid, Name: "  "}, errs.Invalid},
+			{"long name", keys.CreateInput{TenantID: tid, Name: strings.Repeat("n", 201)}, errs.Invalid},
+			{"bad scope", keys.CreateInput{TenantID: tid, Name: "x", Scopes: []string{"Read"}}, errs.Invalid},
+			{"long scope", keys.CreateInput{TenantID: tid, Name: "x", Scopes: []string{"a" + strings.Repeat("b", 64)}}, errs.Invalid},
+			{"too many scopes", keys.CreateInput{TenantID: tid, Name: "x", Scopes: many}, errs.Invalid},
+			{"expiry now", keys.CreateInput{TenantID: tid, Name: "x", ExpiresAt: &past}, errs.Invalid},
 			{"ok", keys.CreateInput{TenantID: tid, Name: strings.Repeat("n", 200), Scopes: many[:32]}, ""},
 		}
 		for _, c := range cases {
 			_, err := f.keys.Create(storetest.SystemContext(), c.in)
-			if got := registry.ErrorCode(err); got != c.want {
+			if got := errs.CodeOf(err); got != c.want {
 				t.Errorf("%s: code = %q (%v), want %q", c.name, got, err, c.want)
 			}
 		}
@@ -296,7 +297,7 @@ func TestFreezeAndReactivate(t *testing.T) {
 		}
 		f.settle(t, before)
 		wantReason(t, "frozen", f.verify(t, c.Plaintext), keys.ReasonTenantFrozen)
-		if _, err := f.keys.Create(ctx, keys.CreateInput{TenantID: f.tenant.ID.String(), Name: "new"}); registry.ErrorCode(err) != registry.Precondition {
+		if _, err := f.keys.Create(ctx, keys.CreateInput{TenantID: f.tenant.ID.String(), Name: "new"}); errs.CodeOf(err) != errs.Precondition {
 			t.Errorf("Create for a frozen tenant = %v, want precondition", err)
 		}
 
@@ -389,7 +390,7 @@ func TestList(t *testing.T) {
 		if want := []string{"k4", "k3", "k2", "k1", "k0"}; !slices.Equal(got, want) {
 			t.Errorf("listed %v, want %v (newest first)", got, want)
 		}
-		if _, _, err := f.keys.List(ctx, keys.ListInput{TenantID: f.tenant.ID.String(), Cursor: "tampered"}); registry.ErrorCode(err) != registry.Invalid {
+		if _, _, err := f.keys.List(ctx, keys.ListInput{TenantID: f.tenant.ID.String(), Cursor: "tampered"}); errs.CodeOf(err) != errs.Invalid {
 			t.Errorf("tampered cursor = %v, want invalid", err)
 		}
 	})
@@ -417,7 +418,7 @@ func TestRotate(t *testing.T) {
 		f.clock.Advance(time.Hour)
 		wantReason(t, "old after overlap", f.verify(t, old.Plaintext), keys.ReasonExpired)
 		wantReason(t, "new after overlap", f.verify(t, r.Plaintext), "")
-		if _, err := f.keys.Rotate(ctx, old.Key.ID.String(), time.Hour); registry.ErrorCode(err) != registry.Precondition {
+		if _, err := f.keys.Rotate(ctx, old.Key.ID.String(), time.Hour); errs.CodeOf(err) != errs.Precondition {
 			t.Errorf("rotating an expired key = %v, want precondition", err)
 		}
 
@@ -428,7 +429,7 @@ func TestRotate(t *testing.T) {
 		}
 		wantReason(t, "rotated with no overlap", f.verify(t, r.Plaintext), keys.ReasonRevoked)
 		wantReason(t, "its successor", f.verify(t, r2.Plaintext), "")
-		if _, err := f.keys.Rotate(ctx, r2.New.ID.String(), -time.Second); registry.ErrorCode(err) != registry.Invalid {
+		if _, err := f.keys.Rotate(ctx, r2.New.ID.String(), -time.Second); errs.CodeOf(err) != errs.Invalid {
 			t.Errorf("negative overlap = %v, want invalid", err)
 		}
 		n, err := st.Client.AuditLog.Query().Where(auditlog.Action("api_key.rotated")).Count(ctx)

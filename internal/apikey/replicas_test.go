@@ -73,16 +73,16 @@ func TestUsageFlushTwoReplicas(t *testing.T) {
 			}
 		}
 		var wg sync.WaitGroup
-		errs := make([]error, len(replicas)+1)
+		failures := make([]error, len(replicas)+1)
 		for r, svc := range replicas {
-			wg.Go(func() { errs[r] = svc.FlushUsage(ctx, true) })
+			wg.Go(func() { failures[r] = svc.FlushUsage(ctx, true) })
 		}
 		// A revoke between the flushers takes one of their rows.
 		wg.Go(func() {
-			_, errs[len(replicas)] = replicas[round%2].Revoke(ctx, ids[rand.IntN(n)].String())
+			_, failures[len(replicas)] = replicas[round%2].Revoke(ctx, ids[rand.IntN(n)].String())
 		})
 		wg.Wait()
-		for i, err := range errs {
+		for i, err := range failures {
 			if err != nil {
 				t.Fatalf("round %d: replica %d: %v", round, i, err)
 			}

@@ -17,9 +17,13 @@ import (
 	entapikey "github.com/platform/tenant-registry/ent/apikey"
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/cursor"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/ids"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
+	"github.com/platform/tenant-registry/internal/text"
 )
 
 // Limits of the inputs.
@@ -40,7 +44,7 @@ var scopeRE = regexp.MustCompile(`^[a-z][a-z0-9:._-]{0,63}$`)
 type Deps struct {
 	Client   *ent.Client
 	Recorder *audit.Recorder
-	Clock    registry.Clock
+	Clock    clock.Clock
 	Pager    *cursor.Pager
 	// Secret keys the stored HMAC (API_KEY_SECRET); at least MinSecretLen bytes.
 	Secret []byte
@@ -66,7 +70,7 @@ type Deps struct {
 type Service struct {
 	client   *ent.Client
 	audit    *audit.Recorder
-	clock    registry.Clock
+	clock    clock.Clock
 	pager    *cursor.Pager
 	hash     hasher
 	log      *slog.Logger
@@ -164,11 +168,11 @@ type Created struct {
 
 // Create issues a key for a tenant.
 func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) {
-	tid, err := registry.ParseTenantID("tenant_id", in.TenantID)
+	tid, err := ids.ParseTenant("tenant_id", in.TenantID)
 	if err != nil {
 		return nil, err
 	}
-	name, err := registry.DisplayName("name", in.Name, MaxNameLen)
+	name, err := text.DisplayName("name", in.Name, MaxNameLen)
 	if err != nil {
 		return nil, err
 	}
@@ -178,22 +182,22 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 	}
 	now := s.clock()
 	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
-		return nil, registry.Errorf(registry.Invalid, "expires_at: must be in the future")
+		return nil, errs.Errorf(errs.Invalid, "expires_at: must be in the future")
 	}
-	if err := registry.CheckTenant(ctx, tid.String()); err != nil {
+	if err := principal.CheckTenant(ctx, tid.String()); err != nil {
 		return nil, err
 	}
 	var out *Created
 	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
 		t, err := tx.Tenant.Get(ctx, tid)
 		if ent.IsNotFound(err) {
-			return registry.Errorf(registry.NotFound, "tenant not found")
+			return errs.Errorf(errs.NotFound, "tenant not found")
 		}
 		if err != nil {
 			return fmt.Errorf("read tenant: %w", err)
 		}
 		if t.Status == enttenant.StatusFrozen {
-			return registry.Errorf(registry.Precondition, "cannot create an API key for a tenant whose status is frozen")
+			return errs.Errorf(errs.Precondition, "cannot create an API key for a tenant whose status is frozen")
 		}
 		k, plain, err := s.insert(ctx, tx, tid, name, scopes, in.ExpiresAt, now)
 		if err != nil {
@@ -223,7 +227,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 
 // insert writes a new key row and returns it with its plaintext.
 func (s *Service) insert(ctx context.Context, tx *ent.Tx, tid uuid.UUID, name string, scopes []string, expiresAt *time.Time, now time.Time) (*ent.APIKey, string, error) {
-	caller, err := registry.Caller(ctx)
+	caller, err := principal.Require(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -267,7 +271,7 @@ type ListInput struct {
 // id), revoked and expired ones included. It never returns secrets or
 // hashes.
 func (s *Service) List(ctx context.Context, in ListInput) (keys []*Key, next string, err error) {
-	tid, err := registry.ParseTenantID("tenant_id", in.TenantID)
+	tid, err := ids.ParseTenant("tenant_id", in.TenantID)
 	if err != nil {
 		return nil, "", err
 	}
@@ -276,7 +280,7 @@ func (s *Service) List(ctx context.Context, in ListInput) (keys []*Key, next str
 	if err != nil {
 		return nil, "", err
 	}
-	if err := registry.CheckTenant(ctx, tid.String()); err != nil {
+	if err := principal.CheckTenant(ctx, tid.String()); err != nil {
 		return nil, "", err
 	}
 	q := s.client.APIKey.Query().Where(entapikey.TenantID(tid))
@@ -295,7 +299,7 @@ func (s *Service) List(ctx context.Context, in ListInput) (keys []*Key, next str
 		if exists, err := s.client.Tenant.Query().Where(enttenant.ID(tid)).Exist(ctx); err != nil {
 			return nil, "", fmt.Errorf("read tenant: %w", err)
 		} else if !exists {
-			return nil, "", registry.Errorf(registry.NotFound, "tenant not found")
+			return nil, "", errs.Errorf(errs.NotFound, "tenant not found")
 		}
 	}
 	rows, next = cursor.Next(s.pager, page, rows, size, func(k *ent.APIKey) cursor.Position {
@@ -313,7 +317,7 @@ func (s *Service) List(ctx context.Context, in ListInput) (keys []*Key, next str
 // committed and this replica's cache no longer holds the key; other
 // replicas drop it when their listener receives the commit's notification.
 func (s *Service) Revoke(ctx context.Context, id string) (*Key, error) {
-	kid, err := registry.ParseID("id", "an API key id", id)
+	kid, err := ids.Parse("id", "an API key id", id)
 	if err != nil {
 		return nil, err
 	}
@@ -369,12 +373,12 @@ type Rotated struct {
 // the old key is kept). The new key has the old key's lifetime: no expiry
 // if the old key had none, else now plus (old expiry − old creation).
 func (s *Service) Rotate(ctx context.Context, id string, overlap time.Duration) (*Rotated, error) {
-	kid, err := registry.ParseID("id", "an API key id", id)
+	kid, err := ids.Parse("id", "an API key id", id)
 	if err != nil {
 		return nil, err
 	}
 	if overlap < 0 || overlap > MaxOverlap {
-		return nil, registry.Errorf(registry.Invalid, "overlap_seconds: must be from 0 to %d", int64(MaxOverlap/time.Second))
+		return nil, errs.Errorf(errs.Invalid, "overlap_seconds: must be from 0 to %d", int64(MaxOverlap/time.Second))
 	}
 	var out *Rotated
 	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
@@ -384,13 +388,13 @@ func (s *Service) Rotate(ctx context.Context, id string, overlap time.Duration) 
 		}
 		now := s.clock()
 		if old.RevokedAt != nil {
-			return registry.Errorf(registry.Precondition, "cannot rotate a revoked API key")
+			return errs.Errorf(errs.Precondition, "cannot rotate a revoked API key")
 		}
 		if old.ExpiresAt != nil && !old.ExpiresAt.After(now) {
-			return registry.Errorf(registry.Precondition, "cannot rotate an expired API key")
+			return errs.Errorf(errs.Precondition, "cannot rotate an expired API key")
 		}
 		if t.Status == enttenant.StatusFrozen {
-			return registry.Errorf(registry.Precondition, "cannot rotate an API key of a tenant whose status is frozen")
+			return errs.Errorf(errs.Precondition, "cannot rotate an API key of a tenant whose status is frozen")
 		}
 		var newExpiry *time.Time
 		if old.ExpiresAt != nil {
@@ -409,7 +413,7 @@ func (s *Service) Rotate(ctx context.Context, id string, overlap time.Duration) 
 		}
 		prev, err := upd.Save(ctx)
 		if ent.IsNotFound(err) {
-			return registry.Errorf(registry.Precondition, "cannot rotate a revoked API key")
+			return errs.Errorf(errs.Precondition, "cannot rotate a revoked API key")
 		}
 		if err != nil {
 			return fmt.Errorf("update rotated api key: %w", err)
@@ -442,14 +446,14 @@ func (s *Service) Rotate(ctx context.Context, id string, overlap time.Duration) 
 func (s *Service) load(ctx context.Context, tx *ent.Tx, kid uuid.UUID) (*ent.APIKey, *ent.Tenant, error) {
 	k, err := tx.APIKey.Query().Where(entapikey.ID(kid)).WithTenant().Only(ctx)
 	if ent.IsNotFound(err) {
-		return nil, nil, registry.Errorf(registry.NotFound, "api key not found")
+		return nil, nil, errs.Errorf(errs.NotFound, "api key not found")
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("read api key: %w", err)
 	}
-	if err := registry.CheckTenant(ctx, k.TenantID.String()); err != nil {
-		if registry.ErrorCode(err) == registry.NotFound {
-			return nil, nil, registry.Errorf(registry.NotFound, "api key not found")
+	if err := principal.CheckTenant(ctx, k.TenantID.String()); err != nil {
+		if errs.CodeOf(err) == errs.NotFound {
+			return nil, nil, errs.Errorf(errs.NotFound, "api key not found")
 		}
 		return nil, nil, err
 	}
@@ -463,12 +467,12 @@ func keyTarget(k *ent.APIKey) audit.Target {
 // validateScopes checks scopes and returns them sorted without duplicates.
 func validateScopes(scopes []string) ([]string, error) {
 	if len(scopes) > MaxScopes {
-		return nil, registry.Errorf(registry.Invalid, "scopes: at most %d", MaxScopes)
+		return nil, errs.Errorf(errs.Invalid, "scopes: at most %d", MaxScopes)
 	}
 	out := make([]string, 0, len(scopes))
 	for _, sc := range scopes {
 		if !scopeRE.MatchString(sc) {
-			return nil, registry.Errorf(registry.Invalid, "scopes: %q is not a scope (want lower case like %q, at most 64 characters)", registry.Truncate(sc, 64), "certifai:read")
+			return nil, errs.Errorf(errs.Invalid, "scopes: %q is not a scope (want lower case like %q, at most 64 characters)", text.Truncate(sc, 64), "certifai:read")
 		}
 		out = append(out, sc)
 	}

@@ -14,7 +14,7 @@ import (
 	entapikey "github.com/platform/tenant-registry/ent/apikey"
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
 
@@ -143,7 +143,7 @@ func (s *Service) unavailable(ctx context.Context, what string, err error) error
 		return ctx.Err()
 	}
 	s.log.WarnContext(ctx, "api key verify: database failed", "step", what, "error", err)
-	return registry.Errorf(registry.Unavailable, "api key verification is unavailable: %s", "database unreachable")
+	return errs.Errorf(errs.Unavailable, "api key verification is unavailable: %s", "database unreachable")
 }
 
 // invalidateKey drops this replica's cached verdicts of key id after one

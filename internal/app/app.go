@@ -20,11 +20,11 @@ import (
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/catalog"
+	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/cursor"
 	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/keycloak"
-	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/telemetry"
@@ -37,7 +37,7 @@ type Deps struct {
 	Config config.Config
 	Store  *store.Store
 	Logger *slog.Logger
-	Clock  registry.Clock
+	Clock  clock.Clock
 	// Provisioner replaces the Keycloak adapter Config names (tests that
 	// need a Keycloak that misbehaves); nil means Config's.
 	Provisioner tenant.Provisioner
@@ -193,7 +193,7 @@ const (
 // newAuthenticator verifies bearer tokens from KEYCLOAK_ISSUER (discovery is
 // lazy, so the service starts while Keycloak is still booting); in dev a
 // call without a token is served as a platform admin.
-func newAuthenticator(cfg config.Config, clock registry.Clock, log *slog.Logger) *auth.Authenticator {
+func newAuthenticator(cfg config.Config, clock clock.Clock, log *slog.Logger) *auth.Authenticator {
 	var v *auth.Verifier
 	if cfg.KeycloakIssuer != "" {
 		v = auth.NewVerifier(cfg.KeycloakIssuer, cfg.KeycloakAudience, clock)

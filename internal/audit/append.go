@@ -14,8 +14,11 @@ import (
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/auditlog"
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/ids"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
+	"github.com/platform/tenant-registry/internal/text"
 )
 
 // Limits of an appended event. Lengths are in characters, as the columns
@@ -87,21 +90,21 @@ func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, er
 	if err := validateAppend(&in); err != nil {
 		return nil, err
 	}
-	caller, err := registry.Caller(ctx)
+	caller, err := principal.Require(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if caller.TenantID != "" && in.Actor.Type != string(registry.ActorUser) {
+	if caller.TenantID != "" && in.Actor.Type != string(principal.ActorUser) {
 		// A tenant's users speak for people of their tenant, never for a
 		// service or the system.
-		return nil, registry.Errorf(registry.Forbidden, "actor.type: a tenant's users may append events of user actors only, not %s", in.Actor.Type)
+		return nil, errs.Errorf(errs.Forbidden, "actor.type: a tenant's users may append events of user actors only, not %s", in.Actor.Type)
 	}
 	groupID, err := scope(ctx, in.TenantID, false)
 	if err != nil {
 		return nil, err
 	}
 	tenantID := uuid.MustParse(groupID)
-	appender := registry.Principal{Subject: caller.Subject, Name: caller.Name, Type: caller.Type, TenantID: registry.CanonicalID(caller.TenantID)}
+	appender := principal.Principal{Subject: caller.Subject, Name: caller.Name, Type: caller.Type, TenantID: ids.Canonical(caller.TenantID)}
 	if in.IdempotencyKey != "" {
 		// The common repeat costs one read; the unique index still decides
 		// races below.
@@ -109,17 +112,17 @@ func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, er
 			return row, err
 		}
 	}
-	actor := registry.Principal{Subject: in.Actor.ID, Name: in.Actor.Name, Type: registry.ActorType(in.Actor.Type), Anonymous: in.IsAnonymous}
+	actor := principal.Principal{Subject: in.Actor.ID, Name: in.Actor.Name, Type: principal.ActorType(in.Actor.Type), Anonymous: in.IsAnonymous}
 	var row *ent.AuditLog
 	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
 		t, err := tx.Tenant.Query().Where(enttenant.ID(tenantID)).Select(enttenant.FieldName).Only(ctx)
 		if ent.IsNotFound(err) {
-			return registry.Errorf(registry.NotFound, "tenant not found")
+			return errs.Errorf(errs.NotFound, "tenant not found")
 		}
 		if err != nil {
 			return fmt.Errorf("read tenant: %w", err)
 		}
-		row, err = s.recorder.Record(registry.WithSourceIP(ctx, ""), tx, Event{
+		row, err = s.recorder.Record(principal.WithSourceIP(ctx, ""), tx, Event{
 			Action: in.Action, CRUD: in.CRUD,
 			TenantID: tenantID, TenantName: t.Name,
 			Target:         in.Target,
@@ -149,7 +152,7 @@ func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, er
 // byIdempotencyKey returns the event appender already appended to the group
 // under in's key: nil when there is none, a Conflict when its content is not
 // in's.
-func (s *Service) byIdempotencyKey(ctx context.Context, groupID string, appender registry.Principal, in AppendInput) (*ent.AuditLog, error) {
+func (s *Service) byIdempotencyKey(ctx context.Context, groupID string, appender principal.Principal, in AppendInput) (*ent.AuditLog, error) {
 	row, err := s.client.AuditLog.Query().
 		Where(auditlog.GroupID(groupID),
 			auditlog.AppendedByType(string(appender.Type)), auditlog.AppendedByID(appender.Subject),
@@ -162,7 +165,7 @@ func (s *Service) byIdempotencyKey(ctx context.Context, groupID string, appender
 		return nil, fmt.Errorf("read audit event by idempotency key: %w", err)
 	}
 	if field := differs(row, in); field != "" {
-		return nil, registry.Errorf(registry.Conflict,
+		return nil, errs.Errorf(errs.Conflict,
 			"idempotency_key: %q was already used for a different event (%s differs from event %s)", in.IdempotencyKey, field, row.ID)
 	}
 	return row, nil
@@ -204,9 +207,9 @@ func differs(row *ent.AuditLog, in AppendInput) string {
 }
 
 func validateAppend(in *AppendInput) error {
-	invalid := func(format string, args ...any) error { return registry.Errorf(registry.Invalid, format, args...) }
+	invalid := func(format string, args ...any) error { return errs.Errorf(errs.Invalid, format, args...) }
 	if in.TenantID != "" {
-		if _, err := registry.ParseTenantID("tenant_id", in.TenantID); err != nil {
+		if _, err := ids.ParseTenant("tenant_id", in.TenantID); err != nil {
 			return err
 		}
 	}
@@ -239,8 +242,8 @@ func validateAppend(in *AppendInput) error {
 	}
 	switch in.Actor.Type {
 	case "":
-		in.Actor.Type = string(registry.ActorUser)
-	case string(registry.ActorUser), string(registry.ActorService), string(registry.ActorSystem):
+		in.Actor.Type = string(principal.ActorUser)
+	case string(principal.ActorUser), string(principal.ActorService), string(principal.ActorSystem):
 	default:
 		return invalid("actor.type: must be user, service or system")
 	}
@@ -252,7 +255,7 @@ func validateAppend(in *AppendInput) error {
 	}
 	for k, v := range in.Fields {
 		if k == "" || len(k) > MaxFieldKeyLen || strings.TrimLeft(k, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != "" {
-			return invalid("fields: key %q must be 1 to %d characters of A-Z a-z 0-9 _ . -", registry.Truncate(k, 70), MaxFieldKeyLen)
+			return invalid("fields: key %q must be 1 to %d characters of A-Z a-z 0-9 _ . -", text.Truncate(k, 70), MaxFieldKeyLen)
 		}
 		if err := checkText("fields."+k, v, MaxFieldValueLen, true); err != nil {
 			return err
@@ -281,10 +284,10 @@ func validateAppend(in *AppendInput) error {
 // ValidateAction checks an action name: "noun.verb", see the limits above.
 func ValidateAction(action string) error {
 	if action == "" {
-		return registry.Errorf(registry.Invalid, "action: required (noun.verb, e.g. tenant.created)")
+		return errs.Errorf(errs.Invalid, "action: required (noun.verb, e.g. tenant.created)")
 	}
 	if len(action) < MinActionLen || len(action) > MaxActionLen {
-		return registry.Errorf(registry.Invalid, "action: must be %d to %d characters", MinActionLen, MaxActionLen)
+		return errs.Errorf(errs.Invalid, "action: must be %d to %d characters", MinActionLen, MaxActionLen)
 	}
 	segs := strings.Split(action, ".")
 	ok := len(segs) >= 2
@@ -294,7 +297,7 @@ func ValidateAction(action string) error {
 		}
 	}
 	if !ok {
-		return registry.Errorf(registry.Invalid, "action: must be noun.verb: lower-case segments of a-z 0-9 _ - joined by dots (e.g. tenant.created)")
+		return errs.Errorf(errs.Invalid, "action: must be noun.verb: lower-case segments of a-z 0-9 _ - joined by dots (e.g. tenant.created)")
 	}
 	return nil
 }
@@ -303,14 +306,14 @@ func ValidateAction(action string) error {
 // multiline, every control character).
 func checkText(name, v string, max int, multiline bool) error {
 	if !utf8.ValidString(v) {
-		return registry.Errorf(registry.Invalid, "%s: not valid UTF-8", name)
+		return errs.Errorf(errs.Invalid, "%s: not valid UTF-8", name)
 	}
 	if n := utf8.RuneCountInString(v); n > max {
-		return registry.Errorf(registry.Invalid, "%s: at most %d characters, got %d", name, max, n)
+		return errs.Errorf(errs.Invalid, "%s: at most %d characters, got %d", name, max, n)
 	}
 	for _, r := range v {
 		if r == 0 || (unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t'))) {
-			return registry.Errorf(registry.Invalid, "%s: must not contain control characters", name)
+			return errs.Errorf(errs.Invalid, "%s: must not contain control characters", name)
 		}
 	}
 	return nil

@@ -17,7 +17,9 @@ import (
 
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/auditlog"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/clock"
+	"github.com/platform/tenant-registry/internal/ids"
+	"github.com/platform/tenant-registry/internal/principal"
 )
 
 // Target is what an event was done to.
@@ -35,24 +37,24 @@ type Event struct {
 	IsFailure   bool
 	Fields      map[string]string
 	// Actor overrides the caller taken from the context.
-	Actor *registry.Principal
+	Actor *principal.Principal
 	// SourceIP overrides the caller's address taken from the context.
 	SourceIP       string
 	IdempotencyKey string
 	// AppendedBy is the authenticated appender (AppendEvent's caller); nil
 	// for the service's own events, whose appender is the system.
-	AppendedBy *registry.Principal
+	AppendedBy *principal.Principal
 }
 
 // Recorder writes events.
 type Recorder struct {
-	clock    registry.Clock
+	clock    clock.Clock
 	postgres bool
 }
 
 // RecorderDeps are what a Recorder needs; Clock is required.
 type RecorderDeps struct {
-	Clock registry.Clock
+	Clock clock.Clock
 	// Postgres: the store is PostgreSQL, where writers of one chain are
 	// serialised with a transaction-scoped advisory lock (SQLite
 	// serialises all writers anyway).
@@ -73,22 +75,22 @@ func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Event) (*ent.AuditL
 	if e.TenantID == uuid.Nil {
 		return nil, fmt.Errorf("write audit event %s: no tenant", e.Action)
 	}
-	var actor registry.Principal
+	var actor principal.Principal
 	if e.Actor != nil {
 		actor = *e.Actor
 	} else {
 		var err error
-		if actor, err = registry.Caller(ctx); err != nil {
+		if actor, err = principal.Require(ctx); err != nil {
 			return nil, fmt.Errorf("write audit event %s: %w", e.Action, err)
 		}
 	}
-	appender := registry.SystemPrincipal
+	appender := principal.System
 	if e.AppendedBy != nil {
 		appender = *e.AppendedBy
 	}
 	sourceIP := e.SourceIP
 	if sourceIP == "" {
-		sourceIP = registry.SourceIPFrom(ctx)
+		sourceIP = principal.SourceIP(ctx)
 	}
 	groupID := e.TenantID.String()
 	if r.postgres {
@@ -138,7 +140,7 @@ func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Event) (*ent.AuditL
 		ChainSeq:         prevSeq + 1,
 		AppendedByID:     appender.Subject,
 		AppendedByType:   string(appender.Type),
-		AppendedByTenant: registry.CanonicalID(appender.TenantID),
+		AppendedByTenant: ids.Canonical(appender.TenantID),
 	}
 	hash := ev.Hash(prevHash)
 	create := tx.AuditLog.Create().

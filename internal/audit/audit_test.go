@@ -14,8 +14,9 @@ import (
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/auditlog"
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/pgtest"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 )
@@ -25,13 +26,13 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // admin is a platform admin's context.
-var admin = registry.WithPrincipal(storetest.SystemContext(), registry.Principal{
-	Subject: "admin-1", Type: registry.ActorUser, Roles: []string{registry.RolePlatformAdmin},
+var admin = principal.With(storetest.SystemContext(), principal.Principal{
+	Subject: "admin-1", Type: principal.ActorUser, Roles: []string{principal.RolePlatformAdmin},
 })
 
 func tenantCaller(tenantID string, roles ...string) context.Context {
-	return registry.WithPrincipal(storetest.SystemContext(), registry.Principal{
-		Subject: "user-" + tenantID[:4], Type: registry.ActorUser, TenantID: tenantID, Roles: roles,
+	return principal.With(storetest.SystemContext(), principal.Principal{
+		Subject: "user-" + tenantID[:4], Type: principal.ActorUser, TenantID: tenantID, Roles: roles,
 	})
 }
 
@@ -142,60 +143,60 @@ func TestAppendValidation(t *testing.T) {
 			name      string
 			ctx       context.Context
 			mutate    func(in *audit.AppendInput)
-			wantCode  registry.Code
+			wantCode  errs.Code
 			wantField string // the message starts with "<field>:"
 		}{
-			{"action missing", admin, func(in *audit.AppendInput) { in.Action = "" }, registry.Invalid, "action"},
-			{"action one segment", admin, func(in *audit.AppendInput) { in.Action = "signed" }, registry.Invalid, "action"},
-			{"action upper case", admin, func(in *audit.AppendInput) { in.Action = "Document.signed" }, registry.Invalid, "action"},
-			{"action empty segment", admin, func(in *audit.AppendInput) { in.Action = "document..signed" }, registry.Invalid, "action"},
-			{"action trailing dot", admin, func(in *audit.AppendInput) { in.Action = "document." }, registry.Invalid, "action"},
-			{"action space", admin, func(in *audit.AppendInput) { in.Action = "document.si gned" }, registry.Invalid, "action"},
-			{"action too short", admin, func(in *audit.AppendInput) { in.Action = "a." }, registry.Invalid, "action"},
-			{"action too long", admin, func(in *audit.AppendInput) { in.Action = "a." + strings.Repeat("b", 127) }, registry.Invalid, "action"},
-			{"crud missing", admin, func(in *audit.AppendInput) { in.CRUD = "" }, registry.Invalid, "crud"},
-			{"crud unknown", admin, func(in *audit.AppendInput) { in.CRUD = "x" }, registry.Invalid, "crud"},
-			{"crud two letters", admin, func(in *audit.AppendInput) { in.CRUD = "cu" }, registry.Invalid, "crud"},
-			{"actor id missing", admin, func(in *audit.AppendInput) { in.Actor.ID = "" }, registry.Invalid, "actor.id"},
-			{"actor id too long", admin, func(in *audit.AppendInput) { in.Actor.ID = strings.Repeat("a", 256) }, registry.Invalid, "actor.id"},
-			{"actor id control char", admin, func(in *audit.AppendInput) { in.Actor.ID = "a\nb" }, registry.Invalid, "actor.id"},
-			{"actor name too long", admin, func(in *audit.AppendInput) { in.Actor.Name = strings.Repeat("é", 256) }, registry.Invalid, "actor.name"},
-			{"actor type unknown", admin, func(in *audit.AppendInput) { in.Actor.Type = "robot" }, registry.Invalid, "actor.type"},
-			{"target id too long", admin, func(in *audit.AppendInput) { in.Target.ID = strings.Repeat("t", 256) }, registry.Invalid, "target.id"},
-			{"target name too long", admin, func(in *audit.AppendInput) { in.Target.Name = strings.Repeat("t", 256) }, registry.Invalid, "target.name"},
-			{"target type too long", admin, func(in *audit.AppendInput) { in.Target.Type = strings.Repeat("t", 65) }, registry.Invalid, "target.type"},
-			{"description too long", admin, func(in *audit.AppendInput) { in.Description = strings.Repeat("d", 2001) }, registry.Invalid, "description"},
-			{"description NUL", admin, func(in *audit.AppendInput) { in.Description = "a\x00b" }, registry.Invalid, "description"},
-			{"too many fields", admin, func(in *audit.AppendInput) { in.Fields = many }, registry.Invalid, "fields"},
-			{"field key empty", admin, func(in *audit.AppendInput) { in.Fields = map[string]string{"": "v"} }, registry.Invalid, "fields"},
-			{"field key bad char", admin, func(in *audit.AppendInput) { in.Fields = map[string]string{"a b": "v"} }, registry.Invalid, "fields"},
-			{"field key too long", admin, func(in *audit.AppendInput) { in.Fields = map[string]string{strings.Repeat("k", 65): "v"} }, registry.Invalid, "fields"},
-			{"field value too long", admin, func(in *audit.AppendInput) { in.Fields = map[string]string{"k": strings.Repeat("v", 1025)} }, registry.Invalid, "fields.k"},
-			{"source ip bad", admin, func(in *audit.AppendInput) { in.SourceIP = "1.2.3" }, registry.Invalid, "source_ip"},
-			{"source ip with zone", admin, func(in *audit.AppendInput) { in.SourceIP = "fe80::1%eth0" }, registry.Invalid, "source_ip"},
-			{"source ip hostname", admin, func(in *audit.AppendInput) { in.SourceIP = "example.com" }, registry.Invalid, "source_ip"},
-			{"idempotency key too long", admin, func(in *audit.AppendInput) { in.IdempotencyKey = strings.Repeat("i", 129) }, registry.Invalid, "idempotency_key"},
-			{"idempotency key space", admin, func(in *audit.AppendInput) { in.IdempotencyKey = "a b" }, registry.Invalid, "idempotency_key"},
-			{"tenant id not a uuid", admin, func(in *audit.AppendInput) { in.TenantID = "acme" }, registry.Invalid, "tenant_id"},
-			{"tenant id missing for an admin", admin, func(in *audit.AppendInput) { in.TenantID = "" }, registry.Invalid, "tenant_id"},
-			{"unknown tenant", admin, func(in *audit.AppendInput) { in.TenantID = uuid.NewString() }, registry.NotFound, ""},
-			{"tenant caller names another tenant", tenantCaller(tid), func(in *audit.AppendInput) { in.TenantID = other }, registry.NotFound, ""},
+			{"action missing", admin, func(in *audit.AppendInput) { in.Action = "" }, errs.Invalid, "action"},
+			{"action one segment", admin, func(in *audit.AppendInput) { in.Action = "signed" }, errs.Invalid, "action"},
+			{"action upper case", admin, func(in *audit.AppendInput) { in.Action = "Document.signed" }, errs.Invalid, "action"},
+			{"action empty segment", admin, func(in *audit.AppendInput) { in.Action = "document..signed" }, errs.Invalid, "action"},
+			{"action trailing dot", admin, func(in *audit.AppendInput) { in.Action = "document." }, errs.Invalid, "action"},
+			{"action space", admin, func(in *audit.AppendInput) { in.Action = "document.si gned" }, errs.Invalid, "action"},
+			{"action too short", admin, func(in *audit.AppendInput) { in.Action = "a." }, errs.Invalid, "action"},
+			{"action too long", admin, func(in *audit.AppendInput) { in.Action = "a." + strings.Repeat("b", 127) }, errs.Invalid, "action"},
+			{"crud missing", admin, func(in *audit.AppendInput) { in.CRUD = "" }, errs.Invalid, "crud"},
+			{"crud unknown", admin, func(in *audit.AppendInput) { in.CRUD = "x" }, errs.Invalid, "crud"},
+			{"crud two letters", admin, func(in *audit.AppendInput) { in.CRUD = "cu" }, errs.Invalid, "crud"},
+			{"actor id missing", admin, func(in *audit.AppendInput) { in.Actor.ID = "" }, errs.Invalid, "actor.id"},
+			{"actor id too long", admin, func(in *audit.AppendInput) { in.Actor.ID = strings.Repeat("a", 256) }, errs.Invalid, "actor.id"},
+			{"actor id control char", admin, func(in *audit.AppendInput) { in.Actor.ID = "a\nb" }, errs.Invalid, "actor.id"},
+			{"actor name too long", admin, func(in *audit.AppendInput) { in.Actor.Name = strings.Repeat("é", 256) }, errs.Invalid, "actor.name"},
+			{"actor type unknown", admin, func(in *audit.AppendInput) { in.Actor.Type = "robot" }, errs.Invalid, "actor.type"},
+			{"target id too long", admin, func(in *audit.AppendInput) { in.Target.ID = strings.Repeat("t", 256) }, errs.Invalid, "target.id"},
+			{"target name too long", admin, func(in *audit.AppendInput) { in.Target.Name = strings.Repeat("t", 256) }, errs.Invalid, "target.name"},
+			{"target type too long", admin, func(in *audit.AppendInput) { in.Target.Type = strings.Repeat("t", 65) }, errs.Invalid, "target.type"},
+			{"description too long", admin, func(in *audit.AppendInput) { in.Description = strings.Repeat("d", 2001) }, errs.Invalid, "description"},
+			{"description NUL", admin, func(in *audit.AppendInput) { in.Description = "a\x00b" }, errs.Invalid, "description"},
+			{"too many fields", admin, func(in *audit.AppendInput) { in.Fields = many }, errs.Invalid, "fields"},
+			{"field key empty", admin, func(in *audit.AppendInput) { in.Fields = map[string]string{"": "v"} }, errs.Invalid, "fields"},
+			{"field key bad char", admin, func(in *audit.AppendInput) { in.Fields = map[string]string{"a b": "v"} }, errs.Invalid, "fields"},
+			{"field key too long", admin, func(in *audit.AppendInput) { in.Fields = map[string]string{strings.Repeat("k", 65): "v"} }, errs.Invalid, "fields"},
+			{"field value too long", admin, func(in *audit.AppendInput) { in.Fields = map[string]string{"k": strings.Repeat("v", 1025)} }, errs.Invalid, "fields.k"},
+			{"source ip bad", admin, func(in *audit.AppendInput) { in.SourceIP = "1.2.3" }, errs.Invalid, "source_ip"},
+			{"source ip with zone", admin, func(in *audit.AppendInput) { in.SourceIP = "fe80::1%eth0" }, errs.Invalid, "source_ip"},
+			{"source ip hostname", admin, func(in *audit.AppendInput) { in.SourceIP = "example.com" }, errs.Invalid, "source_ip"},
+			{"idempotency key too long", admin, func(in *audit.AppendInput) { in.IdempotencyKey = strings.Repeat("i", 129) }, errs.Invalid, "idempotency_key"},
+			{"idempotency key space", admin, func(in *audit.AppendInput) { in.IdempotencyKey = "a b" }, errs.Invalid, "idempotency_key"},
+			{"tenant id not a uuid", admin, func(in *audit.AppendInput) { in.TenantID = "acme" }, errs.Invalid, "tenant_id"},
+			{"tenant id missing for an admin", admin, func(in *audit.AppendInput) { in.TenantID = "" }, errs.Invalid, "tenant_id"},
+			{"unknown tenant", admin, func(in *audit.AppendInput) { in.TenantID = uuid.NewString() }, errs.NotFound, ""},
+			{"tenant caller names another tenant", tenantCaller(tid), func(in *audit.AppendInput) { in.TenantID = other }, errs.NotFound, ""},
 			// Who may append at all is auth.Rules' decision; a caller
 			// that got past it without a tenant of its own still sees no
 			// tenant's log.
-			{"caller without tenant or role", registry.WithPrincipal(storetest.SystemContext(), registry.Principal{Subject: "x", Type: registry.ActorUser}),
-				func(in *audit.AppendInput) {}, registry.NotFound, ""},
+			{"caller without tenant or role", principal.With(storetest.SystemContext(), principal.Principal{Subject: "x", Type: principal.ActorUser}),
+				func(in *audit.AppendInput) {}, errs.NotFound, ""},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				in := validInput(tid)
 				tc.mutate(&in)
 				_, err := f.svc.Append(tc.ctx, in)
-				if got := registry.ErrorCode(err); got != tc.wantCode {
+				if got := errs.CodeOf(err); got != tc.wantCode {
 					t.Fatalf("code = %q (%v), want %q", got, err, tc.wantCode)
 				}
-				if tc.wantField != "" && !strings.HasPrefix(registry.ErrorMessage(err), tc.wantField+":") {
-					t.Errorf("message = %q, want it to start with %q", registry.ErrorMessage(err), tc.wantField+":")
+				if tc.wantField != "" && !strings.HasPrefix(errs.MessageOf(err), tc.wantField+":") {
+					t.Errorf("message = %q, want it to start with %q", errs.MessageOf(err), tc.wantField+":")
 				}
 			})
 		}
@@ -216,7 +217,7 @@ func TestAppendValidation(t *testing.T) {
 		if row.GroupID != tid || row.ChainSeq != 2 {
 			t.Errorf("tenant caller's event: group %q seq %d, want %q 2", row.GroupID, row.ChainSeq, tid)
 		}
-		service := registry.WithPrincipal(storetest.SystemContext(), registry.Principal{Subject: "svc", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
+		service := principal.With(storetest.SystemContext(), principal.Principal{Subject: "svc", Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
 		in.TenantID, in.SourceIP = other, ""
 		row = f.append(t, service, in)
 		if row.GroupID != other || row.SourceIP != "" {
@@ -254,7 +255,7 @@ func TestAppendIdempotent(t *testing.T) {
 			changed := in
 			tc.mutate(&changed)
 			_, err := f.svc.Append(admin, changed)
-			if registry.ErrorCode(err) != registry.Conflict || !strings.Contains(registry.ErrorMessage(err), `idempotency_key: "req-1" was already used for a different event (`+tc.field+" differs") {
+			if errs.CodeOf(err) != errs.Conflict || !strings.Contains(errs.MessageOf(err), `idempotency_key: "req-1" was already used for a different event (`+tc.field+" differs") {
 				t.Errorf("same key, other %s: %v, want a conflict naming %s", tc.field, err, tc.field)
 			}
 		}
@@ -308,9 +309,9 @@ func TestIdempotencyKeyPerAppender(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		f := newFixture(t, st, 0)
 		tid := f.tenant(t, "acme")
-		itAdmin := tenantCaller(tid, registry.RoleITAdmin)
-		service := registry.WithPrincipal(storetest.SystemContext(), registry.Principal{Subject: "svc-billing", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
-		otherService := registry.WithPrincipal(storetest.SystemContext(), registry.Principal{Subject: "svc-crm", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
+		itAdmin := tenantCaller(tid, principal.RoleITAdmin)
+		service := principal.With(storetest.SystemContext(), principal.Principal{Subject: "svc-billing", Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
+		otherService := principal.With(storetest.SystemContext(), principal.Principal{Subject: "svc-crm", Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
 
 		byAdmin := validInput("")
 		byAdmin.IdempotencyKey = "idem-1"
@@ -360,18 +361,18 @@ func TestTenantCallerActorType(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		f := newFixture(t, st, 0)
 		tid := f.tenant(t, "acme")
-		itAdmin := tenantCaller(tid, registry.RoleITAdmin)
-		service := registry.WithPrincipal(storetest.SystemContext(), registry.Principal{Subject: "svc", Type: registry.ActorService, Roles: []string{registry.RoleInternal}})
+		itAdmin := tenantCaller(tid, principal.RoleITAdmin)
+		service := principal.With(storetest.SystemContext(), principal.Principal{Subject: "svc", Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
 		tests := []struct {
 			name      string
 			ctx       context.Context
 			actorType string
-			wantCode  registry.Code // "" = stored
+			wantCode  errs.Code // "" = stored
 		}{
 			{"IT_ADMIN, user", itAdmin, "user", ""},
 			{"IT_ADMIN, default (user)", itAdmin, "", ""},
-			{"IT_ADMIN, service", itAdmin, "service", registry.Forbidden},
-			{"IT_ADMIN, system", itAdmin, "system", registry.Forbidden},
+			{"IT_ADMIN, service", itAdmin, "service", errs.Forbidden},
+			{"IT_ADMIN, system", itAdmin, "system", errs.Forbidden},
 			{"service, service", service, "service", ""},
 			{"service, system", service, "system", ""},
 			{"platform admin, system", admin, "system", ""},
@@ -381,11 +382,11 @@ func TestTenantCallerActorType(t *testing.T) {
 			in := validInput(tid)
 			in.Actor.Type = tc.actorType
 			_, err := f.svc.Append(tc.ctx, in)
-			if got := registry.ErrorCode(err); got != tc.wantCode {
+			if got := errs.CodeOf(err); got != tc.wantCode {
 				t.Errorf("%s: code %q (%v), want %q", tc.name, got, err, tc.wantCode)
 			}
-			if tc.wantCode == registry.Forbidden && !strings.HasPrefix(registry.ErrorMessage(err), "actor.type:") {
-				t.Errorf("%s: message %q, want it to name actor.type", tc.name, registry.ErrorMessage(err))
+			if tc.wantCode == errs.Forbidden && !strings.HasPrefix(errs.MessageOf(err), "actor.type:") {
+				t.Errorf("%s: message %q, want it to name actor.type", tc.name, errs.MessageOf(err))
 			}
 			if tc.wantCode == "" {
 				stored++
@@ -421,7 +422,7 @@ func TestTenantIDAnyCase(t *testing.T) {
 		if second.GroupID != tid || second.TenantID == nil || second.TenantID.String() != tid || second.ChainSeq != 2 {
 			t.Errorf("upper-case append stored group %q tenant %v seq %d, want %q and 2", second.GroupID, second.TenantID, second.ChainSeq, tid)
 		}
-		itAdmin := tenantCaller(tid, registry.RoleITAdmin)
+		itAdmin := tenantCaller(tid, principal.RoleITAdmin)
 		for _, ctx := range []context.Context{admin, itAdmin} {
 			rows, _, err := f.svc.List(ctx, audit.ListInput{TenantID: upper})
 			if err != nil || len(rows) != 2 {
@@ -462,7 +463,7 @@ func TestVerifyEmpty(t *testing.T) {
 		if want := (audit.VerifyResult{TenantID: tid, OK: true, EventsChecked: 1}); err != nil || res != want {
 			t.Errorf("VerifyChain(one event) = %+v, %v; want %+v", res, err, want)
 		}
-		if _, err := f.svc.VerifyChain(admin, uuid.NewString()); registry.ErrorCode(err) != registry.NotFound {
+		if _, err := f.svc.VerifyChain(admin, uuid.NewString()); errs.CodeOf(err) != errs.NotFound {
 			t.Errorf("VerifyChain(unknown) = %v, want not found", err)
 		}
 	})
@@ -558,7 +559,7 @@ func TestListPaging(t *testing.T) {
 		if rows, next, err := f.svc.List(admin, audit.ListInput{}); err != nil || len(rows) != 45 || next != "" {
 			t.Errorf("default page: %d rows, next %q, %v; want 45 and no cursor", len(rows), next, err)
 		}
-		if _, _, err := f.svc.List(admin, audit.ListInput{PageSize: -1}); registry.ErrorCode(err) != registry.Invalid {
+		if _, _, err := f.svc.List(admin, audit.ListInput{PageSize: -1}); errs.CodeOf(err) != errs.Invalid {
 			t.Errorf("page_size -1: %v, want invalid", err)
 		}
 
@@ -623,17 +624,17 @@ func TestListPaging(t *testing.T) {
 		}
 		for _, tc := range bad {
 			_, _, err := f.svc.List(admin, tc.in)
-			if registry.ErrorCode(err) != registry.Invalid || !strings.HasPrefix(registry.ErrorMessage(err), tc.wantField+":") {
+			if errs.CodeOf(err) != errs.Invalid || !strings.HasPrefix(errs.MessageOf(err), tc.wantField+":") {
 				t.Errorf("%s: %v, want invalid naming %s", tc.name, err, tc.wantField)
 			}
 		}
 
 		// A tenant caller sees its own tenant's events only.
-		itAdmin := tenantCaller(a, registry.RoleITAdmin)
+		itAdmin := tenantCaller(a, principal.RoleITAdmin)
 		if got := walk(t, f, itAdmin, audit.ListInput{PageSize: 500}); !slices.Equal(got, newestFirst(ofA)) {
 			t.Errorf("tenant caller without a filter: %d events, want its %d", len(got), len(ofA))
 		}
-		if _, _, err := f.svc.List(itAdmin, audit.ListInput{TenantID: b}); registry.ErrorCode(err) != registry.NotFound {
+		if _, _, err := f.svc.List(itAdmin, audit.ListInput{TenantID: b}); errs.CodeOf(err) != errs.NotFound {
 			t.Errorf("tenant caller naming another tenant: %v, want not found", err)
 		}
 	})
@@ -773,10 +774,10 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		// A tenant caller verifies only its own tenant.
 		f := newFixture(t, st, 0)
 		a, b := f.tenant(t, "verify-a"), f.tenant(t, "verify-b")
-		if _, err := f.svc.VerifyChain(tenantCaller(a, registry.RoleITAdmin), b); registry.ErrorCode(err) != registry.NotFound {
+		if _, err := f.svc.VerifyChain(tenantCaller(a, principal.RoleITAdmin), b); errs.CodeOf(err) != errs.NotFound {
 			t.Errorf("verify another tenant: %v, want not found", err)
 		}
-		if _, err := f.svc.VerifyChain(admin, ""); registry.ErrorCode(err) != registry.Invalid {
+		if _, err := f.svc.VerifyChain(admin, ""); errs.CodeOf(err) != errs.Invalid {
 			t.Errorf("verify without tenant_id: %v, want invalid", err)
 		}
 	})
@@ -982,7 +983,7 @@ func TestExport(t *testing.T) {
 				t.Errorf("%s: got %d events, want %d, in chain order", tc.name, len(got), len(want))
 			}
 		}
-		if err := f.svc.Export(admin, audit.ExportInput{}, func(*ent.AuditLog) error { return nil }); registry.ErrorCode(err) != registry.Invalid {
+		if err := f.svc.Export(admin, audit.ExportInput{}, func(*ent.AuditLog) error { return nil }); errs.CodeOf(err) != errs.Invalid {
 			t.Errorf("export without tenant_id: %v, want invalid", err)
 		}
 	})

@@ -12,7 +12,7 @@ import (
 
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/internal/audit"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 )
@@ -54,7 +54,7 @@ func (d *captureDriver) Query(ctx context.Context, query string, args, v any) er
 func explainList(tb testing.TB, st *store.Store, in audit.ListInput) string {
 	tb.Helper()
 	drv := &captureDriver{Driver: entsql.OpenDB(dialect.Postgres, st.DB)}
-	clock := registry.Clock(registry.SystemClock)
+	clock := clock.Clock(clock.System)
 	svc := storetest.Must(audit.NewService(audit.Deps{Client: ent.NewClient(ent.Driver(drv)), Recorder: storetest.Recorder(clock, true), Clock: clock, Pager: storetest.Pager(tb)}))
 	if _, _, err := svc.List(admin, in); err != nil {
 		tb.Fatal(err)

@@ -10,7 +10,8 @@ import (
 	"github.com/platform/tenant-registry/ent/auditlog"
 	"github.com/platform/tenant-registry/ent/predicate"
 	"github.com/platform/tenant-registry/internal/cursor"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/ids"
 )
 
 // ListInput filters and pages ListEvents. Empty fields do not filter.
@@ -85,7 +86,7 @@ func listFilters(in ListInput) ([]predicate.AuditLog, error) {
 	if in.TenantID != "" {
 		// The group, as export and verify read it: a purged tenant's
 		// events (tenant_id NULL) are still its own.
-		id, err := registry.ParseTenantID("tenant_id", in.TenantID)
+		id, err := ids.ParseTenant("tenant_id", in.TenantID)
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +95,7 @@ func listFilters(in ListInput) ([]predicate.AuditLog, error) {
 	if a := in.Action; a != "" {
 		if prefix, ok := strings.CutSuffix(a, "*"); ok {
 			if prefix == "" || len(prefix) > MaxActionLen || strings.TrimLeft(prefix, "abcdefghijklmnopqrstuvwxyz0123456789_-.") != "" {
-				return nil, registry.Errorf(registry.Invalid, "action: a prefix filter is lower-case a-z 0-9 _ - . followed by one * (e.g. tenant.*)")
+				return nil, errs.Errorf(errs.Invalid, "action: a prefix filter is lower-case a-z 0-9 _ - . followed by one * (e.g. tenant.*)")
 			}
 			where = append(where, auditlog.ActionHasPrefix(prefix))
 		} else {
@@ -126,14 +127,14 @@ func listFilters(in ListInput) ([]predicate.AuditLog, error) {
 	case "c", "r", "u", "d":
 		where = append(where, auditlog.Crud(in.CRUD))
 	default:
-		return nil, registry.Errorf(registry.Invalid, "crud: must be c, r, u or d")
+		return nil, errs.Errorf(errs.Invalid, "crud: must be c, r, u or d")
 	}
 	if !in.CreatedAfter.IsZero() {
 		where = append(where, auditlog.CreatedAtGTE(in.CreatedAfter.UTC()))
 	}
 	if !in.CreatedBefore.IsZero() {
 		if !in.CreatedAfter.IsZero() && !in.CreatedBefore.After(in.CreatedAfter) {
-			return nil, registry.Errorf(registry.Invalid, "created_before: must be later than created_after")
+			return nil, errs.Errorf(errs.Invalid, "created_before: must be later than created_after")
 		}
 		where = append(where, auditlog.CreatedAtLT(in.CreatedBefore.UTC()))
 	}

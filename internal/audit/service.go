@@ -7,7 +7,10 @@ import (
 	"log/slog"
 
 	"github.com/platform/tenant-registry/ent"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/clock"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/ids"
+	"github.com/platform/tenant-registry/internal/principal"
 )
 
 // Service is the audit log's API: append, list, export, verify and the
@@ -16,7 +19,7 @@ import (
 type Service struct {
 	client   *ent.Client
 	recorder *Recorder
-	clock    registry.Clock
+	clock    clock.Clock
 	pager    *cursor.Pager
 	opts     Deps
 }
@@ -25,7 +28,7 @@ type Service struct {
 type Deps struct {
 	Client   *ent.Client
 	Recorder *Recorder
-	Clock    registry.Clock
+	Clock    clock.Clock
 	Pager    *cursor.Pager
 	// RetentionDays is how long events are kept; 0 keeps them forever and
 	// Sweep then does nothing.
@@ -63,7 +66,7 @@ func (s *Service) postgres() bool { return s.recorder.postgres }
 // caller, so ids do not leak. Who may read or append at all is decided by
 // auth.Rules, not here.
 func scope(ctx context.Context, requested string, all bool) (string, error) {
-	caller, err := registry.Caller(ctx)
+	caller, err := principal.Require(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -74,14 +77,14 @@ func scope(ctx context.Context, requested string, all bool) (string, error) {
 		if all {
 			return "", nil
 		}
-		return "", registry.Errorf(registry.Invalid, "tenant_id: required")
+		return "", errs.Errorf(errs.Invalid, "tenant_id: required")
 	}
-	id, err := registry.ParseTenantID("tenant_id", requested)
+	id, err := ids.ParseTenant("tenant_id", requested)
 	if err != nil {
 		return "", err
 	}
 	canonical := id.String()
-	if err := registry.CheckTenant(ctx, canonical); err != nil {
+	if err := principal.CheckTenant(ctx, canonical); err != nil {
 		return "", err
 	}
 	return canonical, nil

@@ -10,7 +10,7 @@ import (
 	"github.com/platform/tenant-registry/ent/auditcheckpoint"
 	"github.com/platform/tenant-registry/ent/auditlog"
 	"github.com/platform/tenant-registry/ent/tenant"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
 )
 
 // VerifyBatch is how many events VerifyChain reads per query.
@@ -122,7 +122,7 @@ func (s *Service) VerifyChain(ctx context.Context, tenantID string) (VerifyResul
 			return VerifyResult{}, fmt.Errorf("read tenant: %w", err)
 		}
 		if !exists {
-			return VerifyResult{}, registry.Errorf(registry.NotFound, "tenant not found")
+			return VerifyResult{}, errs.Errorf(errs.NotFound, "tenant not found")
 		}
 	}
 	return res, nil

@@ -14,7 +14,9 @@ import (
 	_ "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/clock"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/principal"
 )
 
 const audience = "tenant-registry"
@@ -28,7 +30,7 @@ func TestAuthenticate(t *testing.T) {
 	defer is.Close()
 	other := oidctest.New() // a different issuer with its own keys
 	defer other.Close()
-	authn := auth.NewAuthenticator(auth.NewVerifier(is.URL(), audience, registry.SystemClock), false)
+	authn := auth.NewAuthenticator(auth.NewVerifier(is.URL(), audience, clock.System), false)
 	good := oidctest.Claims{Subject: "u1", Name: "Ursula", TenantID: "t1", Audience: []string{audience}, Roles: []string{"IT_ADMIN"}}
 
 	with := func(f func(c *oidctest.Claims)) string {
@@ -39,24 +41,24 @@ func TestAuthenticate(t *testing.T) {
 	cases := []struct {
 		name   string
 		header http.Header
-		want   registry.Code
+		want   errs.Code
 	}{
-		{"no token", http.Header{}, registry.Unauthenticated},
-		{"not bearer", http.Header{"Authorization": []string{"Basic dTpw"}}, registry.Unauthenticated},
-		{"garbage", bearer("not.a.jwt"), registry.Unauthenticated},
-		{"expired", bearer(with(func(c *oidctest.Claims) { c.Expiry = time.Now().Add(-2 * auth.Leeway) })), registry.Unauthenticated},
-		{"wrong issuer", bearer(other.Token(good)), registry.Unauthenticated},
-		{"wrong issuer claim", bearer(with(func(c *oidctest.Claims) { c.Issuer = "https://evil.example" })), registry.Unauthenticated},
-		{"wrong audience", bearer(with(func(c *oidctest.Claims) { c.Audience = []string{"account"} })), registry.Unauthenticated},
-		{"bad signature", bearer(with(func(c *oidctest.Claims) { c.SignWith = oidctest.NewKey() })), registry.Unauthenticated},
-		{"unknown key id", bearer(with(func(c *oidctest.Claims) { c.KeyID = "nope" })), registry.Unauthenticated},
+		{"no token", http.Header{}, errs.Unauthenticated},
+		{"not bearer", http.Header{"Authorization": []string{"Basic dTpw"}}, errs.Unauthenticated},
+		{"garbage", bearer("not.a.jwt"), errs.Unauthenticated},
+		{"expired", bearer(with(func(c *oidctest.Claims) { c.Expiry = time.Now().Add(-2 * auth.Leeway) })), errs.Unauthenticated},
+		{"wrong issuer", bearer(other.Token(good)), errs.Unauthenticated},
+		{"wrong issuer claim", bearer(with(func(c *oidctest.Claims) { c.Issuer = "https://evil.example" })), errs.Unauthenticated},
+		{"wrong audience", bearer(with(func(c *oidctest.Claims) { c.Audience = []string{"account"} })), errs.Unauthenticated},
+		{"bad signature", bearer(with(func(c *oidctest.Claims) { c.SignWith = oidctest.NewKey() })), errs.Unauthenticated},
+		{"unknown key id", bearer(with(func(c *oidctest.Claims) { c.KeyID = "nope" })), errs.Unauthenticated},
 		{"expired within leeway", bearer(with(func(c *oidctest.Claims) { c.Expiry = time.Now().Add(-auth.Leeway / 2) })), ""},
 		{"good", bearer(is.Token(good)), ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p, err := authn.Authenticate(context.Background(), c.header)
-			if got := registry.ErrorCode(err); got != c.want {
+			if got := errs.CodeOf(err); got != c.want {
 				t.Fatalf("code = %q (%v), want %q", got, err, c.want)
 			}
 			if err == nil && (p.Subject != "u1" || p.TenantID != "t1" || !p.HasRole("IT_ADMIN") || p.Name != "Ursula") {
@@ -82,7 +84,7 @@ func TestLazyDiscovery(t *testing.T) {
 	authn := auth.NewAuthenticator(auth.NewVerifier(is.URL(), audience, clock), false)
 	tok := is.Token(oidctest.Claims{Subject: "s", Audience: []string{audience}})
 	_, err := authn.Authenticate(context.Background(), bearer(tok))
-	if got, want := registry.ErrorCode(err), registry.Unavailable; got != want {
+	if got, want := errs.CodeOf(err), errs.Unavailable; got != want {
 		t.Fatalf("while the issuer is down: %q (%v), want %q", got, err, want)
 	}
 	is.SetDown(false)
@@ -96,23 +98,23 @@ func TestAnonymous(t *testing.T) {
 	cases := []struct {
 		name      string
 		anonymous bool
-		want      registry.Code
+		want      errs.Code
 	}{
 		{"dev", true, ""},
-		{"stage/prod", false, registry.Unauthenticated},
+		{"stage/prod", false, errs.Unauthenticated},
 	}
 	for _, c := range cases {
 		p, err := auth.NewAuthenticator(nil, c.anonymous).Authenticate(context.Background(), http.Header{})
-		if got := registry.ErrorCode(err); got != c.want {
+		if got := errs.CodeOf(err); got != c.want {
 			t.Errorf("%s: %q (%v), want %q", c.name, got, err, c.want)
 		}
-		if err == nil && !p.HasRole(registry.RolePlatformAdmin) {
+		if err == nil && !p.HasRole(principal.RolePlatformAdmin) {
 			t.Errorf("%s: dev principal %+v is no platform admin", c.name, p)
 		}
 	}
 	// A token without a configured issuer is refused, even in dev.
 	_, err := auth.NewAuthenticator(nil, true).Authenticate(context.Background(), bearer("x.y.z"))
-	if registry.ErrorCode(err) != registry.Unauthenticated {
+	if errs.CodeOf(err) != errs.Unauthenticated {
 		t.Errorf("token without issuer: %v", err)
 	}
 }
@@ -184,11 +186,11 @@ var whoMay = map[string]string{
 }
 
 func TestAuthorize(t *testing.T) {
-	callers := map[string]registry.Principal{
-		"admin":    {Subject: "a", Roles: []string{registry.RolePlatformAdmin}},
+	callers := map[string]principal.Principal{
+		"admin":    {Subject: "a", Roles: []string{principal.RolePlatformAdmin}},
 		"user":     {Subject: "u", TenantID: "t1"},
-		"it_admin": {Subject: "i", TenantID: "t1", Roles: []string{registry.RoleITAdmin}},
-		"service":  {Subject: "s", Type: registry.ActorService, Roles: []string{registry.RoleInternal}},
+		"it_admin": {Subject: "i", TenantID: "t1", Roles: []string{principal.RoleITAdmin}},
+		"service":  {Subject: "s", Type: principal.ActorService, Roles: []string{principal.RoleInternal}},
 		"nobody":   {Subject: "n"}, // a token with no tenant and no role
 	}
 	if len(whoMay) != len(auth.Rules) {
@@ -202,7 +204,7 @@ func TestAuthorize(t *testing.T) {
 			if got := err == nil; got != want {
 				t.Errorf("%s calling %s: allowed = %v, want %v", name, proc, got, want)
 			}
-			if err != nil && registry.ErrorCode(err) != registry.Forbidden {
+			if err != nil && errs.CodeOf(err) != errs.Forbidden {
 				t.Errorf("%s calling %s: %v, want permission denied", name, proc, err)
 			}
 		}

@@ -6,7 +6,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/principal"
 )
 
 // Authenticator turns a request's Authorization header into its caller.
@@ -22,24 +23,24 @@ func NewAuthenticator(v *Verifier, allowAnonymous bool) *Authenticator {
 }
 
 // Authenticate returns the caller of a request with header h.
-func (a *Authenticator) Authenticate(ctx context.Context, h http.Header) (registry.Principal, error) {
+func (a *Authenticator) Authenticate(ctx context.Context, h http.Header) (principal.Principal, error) {
 	authz := h.Get("Authorization")
 	if authz == "" {
 		if a.anonymous {
-			return registry.DevPrincipal, nil
+			return principal.Dev, nil
 		}
-		return registry.Principal{}, registry.Errorf(registry.Unauthenticated, "missing bearer token")
+		return principal.Principal{}, errs.Errorf(errs.Unauthenticated, "missing bearer token")
 	}
 	scheme, token, ok := strings.Cut(authz, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return registry.Principal{}, registry.Errorf(registry.Unauthenticated, "the Authorization header must be \"Bearer <token>\"")
+		return principal.Principal{}, errs.Errorf(errs.Unauthenticated, "the Authorization header must be \"Bearer <token>\"")
 	}
 	if a.verifier == nil {
-		return registry.Principal{}, registry.Errorf(registry.Unauthenticated, "bearer tokens are not accepted: KEYCLOAK_ISSUER is not set")
+		return principal.Principal{}, errs.Errorf(errs.Unauthenticated, "bearer tokens are not accepted: KEYCLOAK_ISSUER is not set")
 	}
 	p, err := a.verifier.Verify(ctx, strings.TrimSpace(token))
 	if errors.Is(err, ErrNotReady) {
-		return registry.Principal{}, &registry.Error{Code: registry.Unavailable, Message: "authentication is unavailable: the identity provider cannot be reached yet"}
+		return principal.Principal{}, &errs.Error{Code: errs.Unavailable, Message: "authentication is unavailable: the identity provider cannot be reached yet"}
 	}
 	return p, err
 }

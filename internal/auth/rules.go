@@ -2,7 +2,8 @@ package auth
 
 import (
 	c "github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/principal"
 )
 
 // Access is a set of callers, besides platform admins (realm role
@@ -69,10 +70,10 @@ var Rules = map[string]Rule{
 // Authorize decides whether p may call procedure. Denials are
 // permission_denied; a procedure without a rule is denied to everyone,
 // platform admins included, so a new RPC cannot ship without its rule.
-func Authorize(p registry.Principal, procedure string) (Rule, error) {
+func Authorize(p principal.Principal, procedure string) (Rule, error) {
 	rule, ok := Rules[procedure]
 	if !ok {
-		return Rule{}, registry.Errorf(registry.Forbidden, "no access rule for %s", procedure)
+		return Rule{}, errs.Errorf(errs.Forbidden, "no access rule for %s", procedure)
 	}
 	// A tenant's token is a tenant caller whatever other roles it holds:
 	// platform-admin and tenant-registry-internal count only on tokens
@@ -80,14 +81,14 @@ func Authorize(p registry.Principal, procedure string) (Rule, error) {
 	// every tenant.
 	tenantless := p.TenantID == ""
 	switch {
-	case tenantless && p.HasRole(registry.RolePlatformAdmin):
+	case tenantless && p.HasRole(principal.RolePlatformAdmin):
 		return rule, nil
-	case tenantless && rule.Access&Service != 0 && p.HasRole(registry.RoleInternal):
+	case tenantless && rule.Access&Service != 0 && p.HasRole(principal.RoleInternal):
 		return rule, nil
-	case rule.Access&TenantAdmin != 0 && !tenantless && p.HasRole(registry.RoleITAdmin):
+	case rule.Access&TenantAdmin != 0 && !tenantless && p.HasRole(principal.RoleITAdmin):
 		return rule, nil
 	case rule.Access&TenantUser != 0 && !tenantless:
 		return rule, nil
 	}
-	return rule, registry.Errorf(registry.Forbidden, "permission denied")
+	return rule, errs.Errorf(errs.Forbidden, "permission denied")
 }

@@ -13,7 +13,10 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/clock"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/ids"
+	"github.com/platform/tenant-registry/internal/principal"
 )
 
 // Leeway is how long after its expiry a token is still accepted, for clock
@@ -32,7 +35,7 @@ const retryDiscoveryAfter = 2 * time.Second
 type Verifier struct {
 	issuer, audience string
 	client           *http.Client
-	clock            registry.Clock
+	clock            clock.Clock
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
@@ -41,7 +44,7 @@ type Verifier struct {
 }
 
 // NewVerifier returns a Verifier for issuer and audience.
-func NewVerifier(issuer, audience string, clock registry.Clock) *Verifier {
+func NewVerifier(issuer, audience string, clock clock.Clock) *Verifier {
 	return &Verifier{
 		issuer:   strings.TrimSuffix(issuer, "/"),
 		audience: audience,
@@ -93,35 +96,35 @@ type Claims struct {
 var ErrNotReady = errors.New("identity provider not reachable yet")
 
 // Verify verifies raw and returns its caller.
-func (v *Verifier) Verify(ctx context.Context, raw string) (registry.Principal, error) {
+func (v *Verifier) Verify(ctx context.Context, raw string) (principal.Principal, error) {
 	tv, err := v.tokenVerifier(ctx)
 	if err != nil {
-		return registry.Principal{}, fmt.Errorf("%w: %w", ErrNotReady, err)
+		return principal.Principal{}, fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
 	tok, err := tv.Verify(ctx, raw)
 	if err != nil {
 		var expired *oidc.TokenExpiredError
 		if errors.As(err, &expired) {
-			return registry.Principal{}, registry.Errorf(registry.Unauthenticated, "token expired")
+			return principal.Principal{}, errs.Errorf(errs.Unauthenticated, "token expired")
 		}
 		if strings.Contains(err.Error(), "fetching keys") {
-			return registry.Principal{}, fmt.Errorf("%w: %w", ErrNotReady, err)
+			return principal.Principal{}, fmt.Errorf("%w: %w", ErrNotReady, err)
 		}
-		return registry.Principal{}, registry.Errorf(registry.Unauthenticated, "invalid token")
+		return principal.Principal{}, errs.Errorf(errs.Unauthenticated, "invalid token")
 	}
 	var c Claims
 	if err := tok.Claims(&c); err != nil {
-		return registry.Principal{}, registry.Errorf(registry.Unauthenticated, "invalid token claims")
+		return principal.Principal{}, errs.Errorf(errs.Unauthenticated, "invalid token claims")
 	}
 	return principalOf(c, v.audience), nil
 }
 
-func principalOf(c Claims, audience string) registry.Principal {
-	p := registry.Principal{
+func principalOf(c Claims, audience string) principal.Principal {
+	p := principal.Principal{
 		Subject:  c.Subject,
 		Name:     c.Name,
-		Type:     registry.ActorUser,
-		TenantID: registry.CanonicalID(c.TenantID),
+		Type:     principal.ActorUser,
+		TenantID: ids.Canonical(c.TenantID),
 		Roles:    append([]string(nil), c.RealmAccess.Roles...),
 	}
 	if p.Name == "" {
@@ -130,8 +133,8 @@ func principalOf(c Claims, audience string) registry.Principal {
 	if ra, ok := c.ResourceAccess[audience]; ok {
 		p.Roles = append(p.Roles, ra.Roles...)
 	}
-	if p.TenantID == "" && p.HasRole(registry.RoleInternal) {
-		p.Type = registry.ActorService
+	if p.TenantID == "" && p.HasRole(principal.RoleInternal) {
+		p.Type = principal.ActorService
 	}
 	return p
 }

@@ -36,9 +36,9 @@ import (
 	"github.com/platform/tenant-registry/internal/apikey"
 	"github.com/platform/tenant-registry/internal/app"
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
+	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/logtest"
-	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
 )
 
@@ -245,7 +245,7 @@ func startAPI(t *testing.T, issuer, allowedOrigin string) *apiServer {
 			CORSAllowedOrigins: []string{allowedOrigin},
 			APIKeySecret:       "browsertest-secret-0123456789abcdef",
 		},
-		Store: st, Logger: log, Clock: registry.SystemClock,
+		Store: st, Logger: log, Clock: clock.System,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
 )
 
 // Page sizes of every list.
@@ -73,7 +73,7 @@ type Request struct {
 func (p *Pager) Start(r Request) (size int, after *Position, err error) {
 	switch {
 	case r.PageSize < 0:
-		return 0, nil, registry.Errorf(registry.Invalid, "page_size: must not be negative")
+		return 0, nil, errs.Errorf(errs.Invalid, "page_size: must not be negative")
 	case r.PageSize == 0:
 		size = DefaultPageSize
 	default:
@@ -138,7 +138,7 @@ func (p *Pager) encode(kind, scope string, pos Position) string {
 }
 
 func (p *Pager) decode(kind, scope, s string) (Position, error) {
-	bad := registry.Errorf(registry.Invalid, "cursor: not a cursor of this list (was it changed, or made with other filters?)")
+	bad := errs.Errorf(errs.Invalid, "cursor: not a cursor of this list (was it changed, or made with other filters?)")
 	if len(s) > MaxLen {
 		return Position{}, bad
 	}

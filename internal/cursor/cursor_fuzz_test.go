@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
 )
 
 var testKey = []byte("cursor-test-secret-0123456789abcdef")
@@ -42,7 +42,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, kind, scope, id string, nanos int64, raw string, pos int, flip byte) {
 		// Arbitrary input.
-		if _, _, err := p.Start(Request{Kind: kind, Scope: []string{scope}, Cursor: raw}); err != nil && registry.ErrorCode(err) != registry.Invalid {
+		if _, _, err := p.Start(Request{Kind: kind, Scope: []string{scope}, Cursor: raw}); err != nil && errs.CodeOf(err) != errs.Invalid {
 			t.Fatalf("Start(%q): %v is not Invalid", raw, err)
 		}
 		if !utf8.ValidString(kind) {
@@ -61,11 +61,11 @@ func FuzzDecode(f *testing.F) {
 		if err != nil || !got.Time.Equal(want.Time) || got.ID != want.ID {
 			t.Fatalf("Start(Encode(%v)) = %v, %v", want, got, err)
 		}
-		if _, _, err := other.Start(req); registry.ErrorCode(err) != registry.Invalid {
+		if _, _, err := other.Start(req); errs.CodeOf(err) != errs.Invalid {
 			t.Fatalf("a cursor made under another key decoded: %v", err)
 		}
 		for _, o := range []Request{{Kind: kind + "x", Scope: []string{scope}, Cursor: s}, {Kind: kind, Scope: []string{scope + "x"}, Cursor: s}} {
-			if _, _, err := p.Start(o); registry.ErrorCode(err) != registry.Invalid {
+			if _, _, err := p.Start(o); errs.CodeOf(err) != errs.Invalid {
 				t.Fatalf("cursor of %q/%q accepted for %q/%v: %v", kind, scope, o.Kind, o.Scope, err)
 			}
 		}
@@ -79,7 +79,7 @@ func FuzzDecode(f *testing.F) {
 		switch {
 		case err == nil && (!got.Time.Equal(want.Time) || got.ID != want.ID):
 			t.Fatalf("changed cursor %q decoded to another position %v", b, got)
-		case err != nil && registry.ErrorCode(err) != registry.Invalid:
+		case err != nil && errs.CodeOf(err) != errs.Invalid:
 			t.Fatalf("changed cursor: %v is not Invalid", err)
 		case err == nil && i != len(b)-1:
 			t.Fatalf("cursor changed at byte %d of %d still decodes", i, len(b))
@@ -104,7 +104,7 @@ func TestForgedCursor(t *testing.T) {
 		"no checksum":      base64.RawURLEncoding.EncodeToString(body),
 	} {
 		_, _, err := p.Start(Request{Kind: "tenants", Scope: []string{"", "", ""}, Cursor: c})
-		if got := registry.ErrorCode(err); got != registry.Invalid {
+		if got := errs.CodeOf(err); got != errs.Invalid {
 			t.Errorf("%s: %v (code %q), want invalid", name, err, got)
 		}
 	}

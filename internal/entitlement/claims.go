@@ -5,7 +5,8 @@ import (
 
 	"github.com/platform/tenant-registry/ent/predicate"
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/ids"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
 
@@ -27,9 +28,9 @@ func (s *Service) Claims(ctx context.Context, tenantID, slug string) (*Claims, e
 	var where predicate.Tenant
 	switch {
 	case tenantID != "" && slug != "":
-		return nil, registry.Errorf(registry.Invalid, "tenant_id: give tenant_id or slug, not both")
+		return nil, errs.Errorf(errs.Invalid, "tenant_id: give tenant_id or slug, not both")
 	case tenantID != "":
-		tid, err := registry.ParseTenantID("tenant_id", tenantID)
+		tid, err := ids.ParseTenant("tenant_id", tenantID)
 		if err != nil {
 			return nil, err
 		}
@@ -40,7 +41,7 @@ func (s *Service) Claims(ctx context.Context, tenantID, slug string) (*Claims, e
 		}
 		where = enttenant.Slug(slug)
 	default:
-		return nil, registry.Errorf(registry.Invalid, "tenant_id: give tenant_id or slug")
+		return nil, errs.Errorf(errs.Invalid, "tenant_id: give tenant_id or slug")
 	}
 	t, err := tenant.Lookup(ctx, s.client, where, s.clock())
 	if err != nil {

@@ -31,7 +31,9 @@ import (
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/catalog"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/clock"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/ids"
 	"github.com/platform/tenant-registry/internal/store"
 )
 
@@ -51,7 +53,7 @@ type Service struct {
 	client  *ent.Client
 	audit   *audit.Recorder
 	catalog *catalog.Catalog
-	clock   registry.Clock
+	clock   clock.Clock
 	log     *slog.Logger
 }
 
@@ -60,7 +62,7 @@ type Deps struct {
 	Client   *ent.Client
 	Recorder *audit.Recorder
 	Catalog  *catalog.Catalog
-	Clock    registry.Clock
+	Clock    clock.Clock
 	// Logger reports the trial sweeper's work; nil discards it.
 	Logger *slog.Logger
 }
@@ -105,11 +107,11 @@ func view(p *ent.TenantProduct, now time.Time) *ent.TenantProduct {
 
 func (s *Service) product(key string) (catalog.Product, error) {
 	if key == "" {
-		return catalog.Product{}, registry.Errorf(registry.Invalid, "product: required")
+		return catalog.Product{}, errs.Errorf(errs.Invalid, "product: required")
 	}
 	p, ok := s.catalog.Lookup(key)
 	if !ok {
-		return catalog.Product{}, registry.Errorf(registry.Invalid, "product: unknown product %q (the catalog has %s)", key, strings.Join(s.catalog.Keys(), ", "))
+		return catalog.Product{}, errs.Errorf(errs.Invalid, "product: unknown product %q (the catalog has %s)", key, strings.Join(s.catalog.Keys(), ", "))
 	}
 	return p, nil
 }
@@ -117,7 +119,7 @@ func (s *Service) product(key string) (catalog.Product, error) {
 // List returns the tenant's entitlements, by product, with their effective
 // status.
 func (s *Service) List(ctx context.Context, tenantID string) ([]*ent.TenantProduct, error) {
-	tid, err := registry.ParseTenantID("tenant_id", tenantID)
+	tid, err := ids.ParseTenant("tenant_id", tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +127,7 @@ func (s *Service) List(ctx context.Context, tenantID string) ([]*ent.TenantProdu
 		WithProducts(func(q *ent.TenantProductQuery) { q.Order(ent.Asc(tenantproduct.FieldProduct)) }).
 		Only(ctx)
 	if ent.IsNotFound(err) {
-		return nil, registry.Errorf(registry.NotFound, "tenant not found")
+		return nil, errs.Errorf(errs.NotFound, "tenant not found")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list entitlements: %w", err)
@@ -174,7 +176,7 @@ func (s *Service) mutate(ctx context.Context, tid uuid.UUID, product string, ins
 	return store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
 		t, err := tx.Tenant.Query().Where(enttenant.ID(tid), predicate.Tenant(lockForShare)).Only(ctx)
 		if ent.IsNotFound(err) {
-			return registry.Errorf(registry.NotFound, "tenant not found")
+			return errs.Errorf(errs.NotFound, "tenant not found")
 		}
 		if err != nil {
 			return fmt.Errorf("read tenant: %w", err)
@@ -195,7 +197,7 @@ func (s *Service) mutate(ctx context.Context, tid uuid.UUID, product string, ins
 			Where(tenantproduct.TenantID(tid), tenantproduct.Product(product), predicate.TenantProduct(lockForUpdate)).
 			Only(ctx)
 		if ent.IsNotFound(err) {
-			return registry.Errorf(registry.NotFound, "product: the tenant has no entitlement to %s", product)
+			return errs.Errorf(errs.NotFound, "product: the tenant has no entitlement to %s", product)
 		}
 		if err != nil {
 			return fmt.Errorf("read entitlement: %w", err)
@@ -217,7 +219,7 @@ func (s *Service) record(ctx context.Context, c *change, action, crud, descripti
 
 func refuseFrozen(t *ent.Tenant, what string) error {
 	if t.Status == enttenant.StatusFrozen {
-		return registry.Errorf(registry.Precondition, "cannot %s: the tenant is frozen", what)
+		return errs.Errorf(errs.Precondition, "cannot %s: the tenant is frozen", what)
 	}
 	return nil
 }
@@ -230,7 +232,7 @@ func refuseFrozen(t *ent.Tenant, what string) error {
 // event is written only when something changed (a row created, a status or
 // note changed), so a repeated identical request leaves no trace.
 func (s *Service) Request(ctx context.Context, tenantID, product, note string) (*ent.TenantProduct, error) {
-	tid, err := registry.ParseTenantID("tenant_id", tenantID)
+	tid, err := ids.ParseTenant("tenant_id", tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +241,7 @@ func (s *Service) Request(ctx context.Context, tenantID, product, note string) (
 	}
 	note = strings.TrimSpace(note)
 	if utf8.RuneCountInString(note) > maxNote {
-		return nil, registry.Errorf(registry.Invalid, "note: must be at most %d characters", maxNote)
+		return nil, errs.Errorf(errs.Invalid, "note: must be at most %d characters", maxNote)
 	}
 	var out *ent.TenantProduct
 	err = s.mutate(ctx, tid, product, func(c *ent.TenantProductCreate, _ time.Time) {
@@ -263,9 +265,9 @@ func (s *Service) Request(ctx context.Context, tenantID, product, note string) (
 		}
 		switch from {
 		case StatusActive:
-			return registry.Errorf(registry.Precondition, "product: %s is already active for this tenant", product)
+			return errs.Errorf(errs.Precondition, "product: %s is already active for this tenant", product)
 		case StatusTrial:
-			return registry.Errorf(registry.Precondition, "product: %s is on a trial until %s; it is requested from sales once the trial ends, or granted", product, row.TrialEndsAt.UTC().Format(time.RFC3339))
+			return errs.Errorf(errs.Precondition, "product: %s is on a trial until %s; it is requested from sales once the trial ends, or granted", product, row.TrialEndsAt.UTC().Format(time.RFC3339))
 		case StatusRequested:
 			if note == "" || row.Note == note {
 				out = row // nothing to change
@@ -295,7 +297,7 @@ func (s *Service) Request(ctx context.Context, tenantID, product, note string) (
 // tenant. A requested product may start its trial. The trial ends exactly
 // trial_days × 24h after now.
 func (s *Service) StartTrial(ctx context.Context, tenantID, product string) (*ent.TenantProduct, error) {
-	tid, err := registry.ParseTenantID("tenant_id", tenantID)
+	tid, err := ids.ParseTenant("tenant_id", tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +306,7 @@ func (s *Service) StartTrial(ctx context.Context, tenantID, product string) (*en
 		return nil, err
 	}
 	if !p.TrialAvailable {
-		return nil, registry.Errorf(registry.Precondition, "product: %s has no self-serve trial; request it instead", product)
+		return nil, errs.Errorf(errs.Precondition, "product: %s has no self-serve trial; request it instead", product)
 	}
 	length := time.Duration(p.TrialDays) * 24 * time.Hour
 	var out *ent.TenantProduct
@@ -319,9 +321,9 @@ func (s *Service) StartTrial(ctx context.Context, tenantID, product string) (*en
 		if !c.created {
 			switch {
 			case row.TrialStartedAt != nil:
-				return registry.Errorf(registry.Precondition, "product: trial already used for %s (started %s); one trial per product, ever: request it instead", product, row.TrialStartedAt.UTC().Format(time.RFC3339))
+				return errs.Errorf(errs.Precondition, "product: trial already used for %s (started %s); one trial per product, ever: request it instead", product, row.TrialStartedAt.UTC().Format(time.RFC3339))
 			case row.Status == tenantproduct.StatusActive:
-				return registry.Errorf(registry.Precondition, "product: %s is already active for this tenant", product)
+				return errs.Errorf(errs.Precondition, "product: %s is already active for this tenant", product)
 			}
 			if row, err = c.tx.TenantProduct.UpdateOne(row).
 				SetStatus(tenantproduct.StatusTrial).SetTrialStartedAt(c.now).SetTrialEndsAt(ends).SetUpdatedAt(c.now).
@@ -348,7 +350,7 @@ func (s *Service) StartTrial(ctx context.Context, tenantID, product string) (*en
 // any status or none; granting an active product is an idempotent success
 // without an event. The trial history (trial_started_at) is kept.
 func (s *Service) Grant(ctx context.Context, tenantID, product string) (*ent.TenantProduct, error) {
-	tid, err := registry.ParseTenantID("tenant_id", tenantID)
+	tid, err := ids.ParseTenant("tenant_id", tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -395,12 +397,12 @@ func (s *Service) Grant(ctx context.Context, tenantID, product string) (*ent.Ten
 // an idempotent success without an event; a product the tenant has no row
 // for is NotFound.
 func (s *Service) Revoke(ctx context.Context, tenantID, product string) error {
-	tid, err := registry.ParseTenantID("tenant_id", tenantID)
+	tid, err := ids.ParseTenant("tenant_id", tenantID)
 	if err != nil {
 		return err
 	}
 	if product == "" {
-		return registry.Errorf(registry.Invalid, "product: required")
+		return errs.Errorf(errs.Invalid, "product: required")
 	}
 	// Products that left the catalog can still be revoked.
 	return s.mutate(ctx, tid, product, nil, func(c *change) error {

@@ -13,9 +13,9 @@ import (
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/internal/catalog"
 	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/pgtest"
-	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/tenant"
@@ -90,7 +90,7 @@ func (e *env) products(t *testing.T, tenantID string) string {
 	return strings.Join(c.Products, ",")
 }
 
-func codeOf(err error) registry.Code { return registry.ErrorCode(err) }
+func codeOf(err error) errs.Code { return errs.CodeOf(err) }
 
 func TestRequestThenGrant(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
@@ -101,7 +101,7 @@ func TestRequestThenGrant(t *testing.T) {
 		type step struct {
 			name      string
 			op        func() error
-			wantCode  registry.Code
+			wantCode  errs.Code
 			wantState string // List, as product=status
 			wantClaim string // Claims products
 			wantReq   int    // catalog.product_requested events so far
@@ -114,7 +114,7 @@ func TestRequestThenGrant(t *testing.T) {
 			{"request again, new note", func() error { _, err := e.svc.Request(ctx, id, "certifai", "80 seats"); return err }, "", "certifai=requested", "", 2, 0},
 			{"grant", func() error { _, err := e.svc.Grant(ctx, id, "certifai"); return err }, "", "certifai=active", "certifai", 2, 1},
 			{"grant again", func() error { _, err := e.svc.Grant(ctx, id, "certifai"); return err }, "", "certifai=active", "certifai", 2, 1},
-			{"request active", func() error { _, err := e.svc.Request(ctx, id, "certifai", ""); return err }, registry.Precondition, "certifai=active", "certifai", 2, 1},
+			{"request active", func() error { _, err := e.svc.Request(ctx, id, "certifai", ""); return err }, errs.Precondition, "certifai=active", "certifai", 2, 1},
 			{"grant without request", func() error { _, err := e.svc.Grant(ctx, id, "compliance"); return err }, "", "certifai=active,compliance=active", "certifai,compliance", 2, 2},
 		}
 		for _, s := range steps {
@@ -236,11 +236,11 @@ func TestSecondTrialRefused(t *testing.T) {
 	type op struct {
 		name     string
 		do       func(e *env, id string) error
-		wantCode registry.Code
+		wantCode errs.Code
 	}
 	ctx := storetest.SystemContext()
 	trial := op{"start trial", func(e *env, id string) error { _, err := e.svc.StartTrial(ctx, id, "certifai"); return err }, ""}
-	again := op{"start trial again", trial.do, registry.Precondition}
+	again := op{"start trial again", trial.do, errs.Precondition}
 	grant := op{"grant", func(e *env, id string) error { _, err := e.svc.Grant(ctx, id, "certifai"); return err }, ""}
 	revoke := op{"revoke", func(e *env, id string) error { return e.svc.Revoke(ctx, id, "certifai") }, ""}
 	request := op{"request", func(e *env, id string) error { _, err := e.svc.Request(ctx, id, "certifai", "buy"); return err }, ""}
@@ -261,7 +261,7 @@ func TestSecondTrialRefused(t *testing.T) {
 		{"after a revoke", []op{trial, revoke, again}, "certifai=expired"},
 		{"after grant and revoke", []op{trial, grant, revoke, again}, "certifai=expired"},
 		{"after expiry and a request", []op{trial, expire, request, again}, "certifai=requested"},
-		{"while active", []op{grant, {"start trial", trial.do, registry.Precondition}}, "certifai=active"},
+		{"while active", []op{grant, {"start trial", trial.do, errs.Precondition}}, "certifai=active"},
 		{"from requested", []op{request, trial}, "certifai=trial"},
 	}
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
@@ -274,7 +274,7 @@ func TestSecondTrialRefused(t *testing.T) {
 					if got, want := codeOf(err), o.wantCode; got != want {
 						t.Fatalf("%s: code %q (%v), want %q", o.name, got, err, want)
 					}
-					if o.wantCode == registry.Precondition && o.name == "start trial again" && !strings.Contains(err.Error(), "trial already used") {
+					if o.wantCode == errs.Precondition && o.name == "start trial again" && !strings.Contains(err.Error(), "trial already used") {
 						t.Errorf("%s: message %q, want it to say the trial was already used", o.name, err)
 					}
 				}
@@ -308,7 +308,7 @@ func TestFrozenTenant(t *testing.T) {
 		}
 		for _, c := range cases {
 			err := c.do()
-			if got, want := codeOf(err), registry.Precondition; got != want {
+			if got, want := codeOf(err), errs.Precondition; got != want {
 				t.Errorf("%s: code %q (%v), want %q", c.name, got, err, want)
 			} else if !strings.Contains(err.Error(), "frozen") {
 				t.Errorf("%s: message %q does not say the tenant is frozen", c.name, err)
@@ -339,28 +339,28 @@ func TestBadInput(t *testing.T) {
 		cases := []struct {
 			name      string
 			do        func() error
-			wantCode  registry.Code
+			wantCode  errs.Code
 			wantField string // message prefix, for Invalid
 		}{
-			{"request unknown product", func() error { _, err := e.svc.Request(ctx, id, "nope", ""); return err }, registry.Invalid, "product:"},
-			{"request empty product", func() error { _, err := e.svc.Request(ctx, id, "", ""); return err }, registry.Invalid, "product:"},
-			{"request long note", func() error { _, err := e.svc.Request(ctx, id, "risk", strings.Repeat("n", 2001)); return err }, registry.Invalid, "note:"},
-			{"trial unknown product", func() error { _, err := e.svc.StartTrial(ctx, id, "nope"); return err }, registry.Invalid, "product:"},
-			{"trial of a product without one", func() error { _, err := e.svc.StartTrial(ctx, id, "privacy"); return err }, registry.Precondition, "product:"},
-			{"grant unknown product", func() error { _, err := e.svc.Grant(ctx, id, "nope"); return err }, registry.Invalid, "product:"},
-			{"revoke what it does not have", func() error { return e.svc.Revoke(ctx, id, "risk") }, registry.NotFound, "product:"},
-			{"bad tenant id", func() error { _, err := e.svc.List(ctx, "nope"); return err }, registry.Invalid, "tenant_id:"},
-			{"no tenant id", func() error { _, err := e.svc.Request(ctx, "", "risk", ""); return err }, registry.Invalid, "tenant_id:"},
-			{"list unknown tenant", func() error { _, err := e.svc.List(ctx, unknown); return err }, registry.NotFound, ""},
-			{"request unknown tenant", func() error { _, err := e.svc.Request(ctx, unknown, "risk", ""); return err }, registry.NotFound, ""},
-			{"trial unknown tenant", func() error { _, err := e.svc.StartTrial(ctx, unknown, "risk"); return err }, registry.NotFound, ""},
-			{"grant unknown tenant", func() error { _, err := e.svc.Grant(ctx, unknown, "risk"); return err }, registry.NotFound, ""},
-			{"revoke unknown tenant", func() error { return e.svc.Revoke(ctx, unknown, "risk") }, registry.NotFound, ""},
-			{"claims unknown id", func() error { _, err := e.svc.Claims(ctx, unknown, ""); return err }, registry.NotFound, ""},
-			{"claims unknown slug", func() error { _, err := e.svc.Claims(ctx, "", "nobody"); return err }, registry.NotFound, ""},
-			{"claims bad slug", func() error { _, err := e.svc.Claims(ctx, "", "No Body"); return err }, registry.Invalid, "slug:"},
-			{"claims neither", func() error { _, err := e.svc.Claims(ctx, "", ""); return err }, registry.Invalid, "tenant_id:"},
-			{"claims both", func() error { _, err := e.svc.Claims(ctx, id, "input"); return err }, registry.Invalid, "tenant_id:"},
+			{"request unknown product", func() error { _, err := e.svc.Request(ctx, id, "nope", ""); return err }, errs.Invalid, "product:"},
+			{"request empty product", func() error { _, err := e.svc.Request(ctx, id, "", ""); return err }, errs.Invalid, "product:"},
+			{"request long note", func() error { _, err := e.svc.Request(ctx, id, "risk", strings.Repeat("n", 2001)); return err }, errs.Invalid, "note:"},
+			{"trial unknown product", func() error { _, err := e.svc.StartTrial(ctx, id, "nope"); return err }, errs.Invalid, "product:"},
+			{"trial of a product without one", func() error { _, err := e.svc.StartTrial(ctx, id, "privacy"); return err }, errs.Precondition, "product:"},
+			{"grant unknown product", func() error { _, err := e.svc.Grant(ctx, id, "nope"); return err }, errs.Invalid, "product:"},
+			{"revoke what it does not have", func() error { return e.svc.Revoke(ctx, id, "risk") }, errs.NotFound, "product:"},
+			{"bad tenant id", func() error { _, err := e.svc.List(ctx, "nope"); return err }, errs.Invalid, "tenant_id:"},
+			{"no tenant id", func() error { _, err := e.svc.Request(ctx, "", "risk", ""); return err }, errs.Invalid, "tenant_id:"},
+			{"list unknown tenant", func() error { _, err := e.svc.List(ctx, unknown); return err }, errs.NotFound, ""},
+			{"request unknown tenant", func() error { _, err := e.svc.Request(ctx, unknown, "risk", ""); return err }, errs.NotFound, ""},
+			{"trial unknown tenant", func() error { _, err := e.svc.StartTrial(ctx, unknown, "risk"); return err }, errs.NotFound, ""},
+			{"grant unknown tenant", func() error { _, err := e.svc.Grant(ctx, unknown, "risk"); return err }, errs.NotFound, ""},
+			{"revoke unknown tenant", func() error { return e.svc.Revoke(ctx, unknown, "risk") }, errs.NotFound, ""},
+			{"claims unknown id", func() error { _, err := e.svc.Claims(ctx, unknown, ""); return err }, errs.NotFound, ""},
+			{"claims unknown slug", func() error { _, err := e.svc.Claims(ctx, "", "nobody"); return err }, errs.NotFound, ""},
+			{"claims bad slug", func() error { _, err := e.svc.Claims(ctx, "", "No Body"); return err }, errs.Invalid, "slug:"},
+			{"claims neither", func() error { _, err := e.svc.Claims(ctx, "", ""); return err }, errs.Invalid, "tenant_id:"},
+			{"claims both", func() error { _, err := e.svc.Claims(ctx, id, "input"); return err }, errs.Invalid, "tenant_id:"},
 		}
 		for _, c := range cases {
 			err := c.do()
@@ -429,7 +429,7 @@ func TestConcurrentRequestsAndTrials(t *testing.T) {
 			switch codeOf(trialErrs[i]) {
 			case "":
 				trials++
-			case registry.Precondition:
+			case errs.Precondition:
 			default:
 				t.Errorf("trial %d: %v", i, trialErrs[i])
 			}

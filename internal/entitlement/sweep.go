@@ -7,7 +7,7 @@ import (
 
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 )
 
@@ -23,7 +23,7 @@ const sweepBatch = 200
 // re-checks the condition and matches nothing), and only the winner writes
 // the event. It returns how many trials this call expired.
 func (s *Service) SweepExpired(ctx context.Context) (n int, err error) {
-	ctx = registry.WithPrincipal(ctx, registry.SystemPrincipal)
+	ctx = principal.With(ctx, principal.System)
 	now := s.clock()
 	for {
 		due, err := s.client.TenantProduct.Query().

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/text"
 )
 
 // Adapter provisions a tenant's organisation and its first admin. Provision must be
@@ -621,14 +621,14 @@ func errorText(data []byte) string {
 	if json.Unmarshal(data, &e) == nil {
 		switch {
 		case e.ErrorMessage != "":
-			return registry.Truncate(e.ErrorMessage, 500)
+			return text.Truncate(e.ErrorMessage, 500)
 		case e.Error != "" && e.ErrorDescription != "":
-			return registry.Truncate(e.Error+": "+e.ErrorDescription, 500)
+			return text.Truncate(e.Error+": "+e.ErrorDescription, 500)
 		case e.Error != "":
-			return registry.Truncate(e.Error, 500)
+			return text.Truncate(e.Error, 500)
 		}
 	}
-	return registry.Truncate(strings.Join(strings.Fields(string(data)), " "), 200)
+	return text.Truncate(strings.Join(strings.Fields(string(data)), " "), 200)
 }
 
 // scrubString removes the client secret and a token from s (belt and braces:

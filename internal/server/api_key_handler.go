@@ -10,7 +10,7 @@ import (
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/apikey"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
 )
 
 // apiKeyHandler serves ApiKeyService. The plaintext key appears in the
@@ -27,7 +27,7 @@ func (h *apiKeyHandler) CreateApiKey(ctx context.Context, req *connect.Request[v
 	in := apikey.CreateInput{TenantID: m.TenantId, Name: m.Name, Scopes: m.Scopes}
 	if m.ExpiresAt != nil {
 		if err := m.ExpiresAt.CheckValid(); err != nil {
-			return nil, registry.Errorf(registry.Invalid, "expires_at: not a valid timestamp")
+			return nil, errs.Errorf(errs.Invalid, "expires_at: not a valid timestamp")
 		}
 		t := m.ExpiresAt.AsTime().UTC().Truncate(time.Microsecond)
 		in.ExpiresAt = &t
@@ -63,7 +63,7 @@ func (h *apiKeyHandler) RevokeApiKey(ctx context.Context, req *connect.Request[v
 func (h *apiKeyHandler) RotateApiKey(ctx context.Context, req *connect.Request[v1.RotateApiKeyRequest]) (*connect.Response[v1.RotateApiKeyResponse], error) {
 	secs := int64(req.Msg.OverlapSeconds)
 	if secs < 0 || secs > int64(apikey.MaxOverlap/time.Second) {
-		return nil, registry.Errorf(registry.Invalid, "overlap_seconds: must be from 0 to %d", int64(apikey.MaxOverlap/time.Second))
+		return nil, errs.Errorf(errs.Invalid, "overlap_seconds: must be from 0 to %d", int64(apikey.MaxOverlap/time.Second))
 	}
 	r, err := h.keys.Rotate(ctx, req.Msg.Id, time.Duration(secs)*time.Second)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/audit"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 )
@@ -87,7 +87,7 @@ func TestAuditREST(t *testing.T) {
 func TestAuditExportStreams(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		srv, svc, clock := newAuditServer(t, st)
-		ctx := registry.WithPrincipal(storetest.SystemContext(), registry.DevPrincipal)
+		ctx := principal.With(storetest.SystemContext(), principal.Dev)
 		start := clock.Now()
 		n := 2*audit.ExportBatch + 11
 		for i := range n {

@@ -9,7 +9,7 @@ import (
 
 	c "github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 )
 
 // rpc sends a Connect JSON POST as who and decodes the answer (an event, or
@@ -121,7 +121,7 @@ func TestAuditTenantCallerAnyCase(t *testing.T) {
 	s := newAuthStack(t)
 	upper := strings.ToUpper(s.globexID)
 	tok := s.issuer.Token(oidctest.Claims{Subject: "globex-admin", TenantID: s.globexID,
-		Roles: []string{registry.RoleITAdmin}, Audience: []string{"tenant-registry"}})
+		Roles: []string{principal.RoleITAdmin}, Audience: []string{"tenant-registry"}})
 	for _, proc := range []string{c.AuditServiceVerifyAuditChainProcedure, c.AuditServiceListEventsProcedure} {
 		status, code := s.post(t, tok, proc, `{"tenant_id":"`+upper+`"}`)
 		if status != http.StatusOK {

@@ -11,7 +11,9 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/platform/tenant-registry/internal/auth"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/ids"
+	"github.com/platform/tenant-registry/internal/principal"
 )
 
 // authInterceptor puts the caller into the context (principal and source
@@ -52,12 +54,12 @@ func (i authInterceptor) admit(ctx context.Context, procedure string, peer conne
 	if host, _, err := net.SplitHostPort(peer.Addr); err == nil {
 		ip = host
 	}
-	ctx = registry.WithSourceIP(ctx, ip)
+	ctx = principal.WithSourceIP(ctx, ip)
 	p, err := i.authn.Authenticate(ctx, header)
 	if err != nil {
 		return ctx, auth.Rule{}, err
 	}
-	ctx = registry.WithPrincipal(ctx, p)
+	ctx = principal.With(ctx, p)
 	rule, err := auth.Authorize(p, procedure)
 	return ctx, rule, err
 }
@@ -74,7 +76,7 @@ func scopeTenant(ctx context.Context, rule auth.Rule, req any) error {
 	m := msg.ProtoReflect()
 	fd := m.Descriptor().Fields().ByName(protoreflect.Name(rule.TenantField))
 	if fd == nil || fd.Kind() != protoreflect.StringKind {
-		return registry.Errorf(registry.Internal, "rule names no string field %q", rule.TenantField)
+		return errs.Errorf(errs.Internal, "rule names no string field %q", rule.TenantField)
 	}
 	v, err := scope(ctx, m.Get(fd).String())
 	if err == nil {
@@ -88,16 +90,16 @@ func scopeTenant(ctx context.Context, rule auth.Rule, req any) error {
 // (any case names one tenant); for a tenant-scoped caller, empty means
 // their own tenant and another tenant is not found.
 func scope(ctx context.Context, v string) (string, error) {
-	p, err := registry.Caller(ctx)
+	p, err := principal.Require(ctx)
 	if err != nil {
 		return "", err
 	}
-	v = registry.CanonicalID(v)
+	v = ids.Canonical(v)
 	if v == "" && p.TenantScoped() {
 		return p.TenantID, nil
 	}
 	if v != "" {
-		if err := registry.CheckTenant(ctx, v); err != nil {
+		if err := principal.CheckTenant(ctx, v); err != nil {
 			return "", err
 		}
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
 	"github.com/platform/tenant-registry/internal/config"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
@@ -63,16 +63,16 @@ func newAuthStack(t *testing.T) *authStack {
 
 // The callers of the "who" column of the README's API table.
 var callers = map[string]oidctest.Claims{
-	"platform_admin": {Subject: "admin-1", Roles: []string{registry.RolePlatformAdmin}},
+	"platform_admin": {Subject: "admin-1", Roles: []string{principal.RolePlatformAdmin}},
 	"tenant_user":    {Subject: "user-1", TenantID: acmeID},
-	"it_admin":       {Subject: "itadmin-1", Name: "Ida Admin", TenantID: acmeID, Roles: []string{registry.RoleITAdmin}},
-	"service":        {Subject: "svc-1", Roles: []string{registry.RoleInternal}},
+	"it_admin":       {Subject: "itadmin-1", Name: "Ida Admin", TenantID: acmeID, Roles: []string{principal.RoleITAdmin}},
+	"service":        {Subject: "svc-1", Roles: []string{principal.RoleInternal}},
 	"no_role":        {Subject: "nobody-1"},
 	// Tenant tokens that also carry tenant-less roles (a wrong role
 	// mapping in Keycloak): still confined to their tenant.
-	"tenant_user_as_admin":   {Subject: "user-2", TenantID: acmeID, Roles: []string{registry.RolePlatformAdmin}},
-	"it_admin_as_service":    {Subject: "itadmin-2", TenantID: acmeID, Roles: []string{registry.RoleITAdmin, registry.RoleInternal}},
-	"it_admin_as_everything": {Subject: "itadmin-3", TenantID: acmeID, Roles: []string{registry.RoleITAdmin, registry.RoleInternal, registry.RolePlatformAdmin}},
+	"tenant_user_as_admin":   {Subject: "user-2", TenantID: acmeID, Roles: []string{principal.RolePlatformAdmin}},
+	"it_admin_as_service":    {Subject: "itadmin-2", TenantID: acmeID, Roles: []string{principal.RoleITAdmin, principal.RoleInternal}},
+	"it_admin_as_everything": {Subject: "itadmin-3", TenantID: acmeID, Roles: []string{principal.RoleITAdmin, principal.RoleInternal, principal.RolePlatformAdmin}},
 }
 
 // Who may call what, written from the README's API table ("who" column),

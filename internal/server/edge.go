@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/text"
 )
 
 // normalizeContentType gives every protocol one spelling of each media
@@ -63,7 +63,7 @@ func isJSON(mediaType string) bool {
 }
 
 // quote quotes client input for an error message.
-func quote(s string) string { return strconv.Quote(registry.Truncate(s, 200)) }
+func quote(s string) string { return strconv.Quote(text.Truncate(s, 200)) }
 
 // restRoute is one google.api.http binding: a method, a path template and
 // the fields its path variables set.

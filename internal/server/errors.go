@@ -15,23 +15,23 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/platform/tenant-registry/ent"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
 )
 
 var errNotProto = errors.New("not a protobuf message")
 
 // connectCodes maps domain error codes to Connect codes: the one place where
 // domain errors become wire errors.
-var connectCodes = map[registry.Code]connect.Code{
-	registry.Invalid:         connect.CodeInvalidArgument,
-	registry.NotFound:        connect.CodeNotFound,
-	registry.Conflict:        connect.CodeAlreadyExists,
-	registry.Precondition:    connect.CodeFailedPrecondition,
-	registry.Unauthenticated: connect.CodeUnauthenticated,
-	registry.Forbidden:       connect.CodePermissionDenied,
-	registry.Unavailable:     connect.CodeUnavailable,
-	registry.Exhausted:       connect.CodeResourceExhausted,
-	registry.Internal:        connect.CodeInternal,
+var connectCodes = map[errs.Code]connect.Code{
+	errs.Invalid:         connect.CodeInvalidArgument,
+	errs.NotFound:        connect.CodeNotFound,
+	errs.Conflict:        connect.CodeAlreadyExists,
+	errs.Precondition:    connect.CodeFailedPrecondition,
+	errs.Unauthenticated: connect.CodeUnauthenticated,
+	errs.Forbidden:       connect.CodePermissionDenied,
+	errs.Unavailable:     connect.CodeUnavailable,
+	errs.Exhausted:       connect.CodeResourceExhausted,
+	errs.Internal:        connect.CodeInternal,
 }
 
 // toConnectError turns a handler's error into the error the client sees.
@@ -43,15 +43,15 @@ func toConnectError(ctx context.Context, log *slog.Logger, procedure string, err
 	if errors.As(err, &cerr) {
 		return cerr
 	}
-	code := registry.ErrorCode(err)
-	if code == registry.Internal && ent.IsValidationError(err) {
+	code := errs.CodeOf(err)
+	if code == errs.Internal && ent.IsValidationError(err) {
 		// The domain checks input before it reaches Ent; a value that
 		// still fails a schema validator is bad input all the same.
 		log.WarnContext(ctx, "input passed the domain's checks but not the schema's", "procedure", procedure, "error", err)
 		return connect.NewError(connect.CodeInvalidArgument, errors.New("invalid input: a value is out of range"))
 	}
-	if code != registry.Internal {
-		return connect.NewError(connectCodes[code], errors.New(registry.ErrorMessage(err)))
+	if code != errs.Internal {
+		return connect.NewError(connectCodes[code], errors.New(errs.MessageOf(err)))
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:

@@ -16,7 +16,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
 )
 
 // TestToConnectErrorDatabaseDown: a database that cannot be reached (or
@@ -61,7 +61,7 @@ func TestToConnectErrorDatabaseDown(t *testing.T) {
 		{"caller's deadline", expired, fmt.Errorf("begin: %w", context.DeadlineExceeded), connect.CodeDeadlineExceeded},
 		{"unique violation", live, &pgconn.PgError{Code: "23505"}, connect.CodeInternal},
 		{"a bug", live, errors.New("boom"), connect.CodeInternal},
-		{"domain error", live, registry.Errorf(registry.NotFound, "tenant not found"), connect.CodeNotFound},
+		{"domain error", live, errs.Errorf(errs.NotFound, "tenant not found"), connect.CodeNotFound},
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {

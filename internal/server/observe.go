@@ -21,8 +21,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
-	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/telemetry"
+	"github.com/platform/tenant-registry/internal/text"
 )
 
 // Observability of every request, in one HTTP middleware (observer) and one
@@ -148,7 +148,7 @@ func recoverRPC(log *slog.Logger) func(context.Context, connect.Spec, http.Heade
 }
 
 func logPanic(ctx context.Context, log *slog.Logger, where string, v any) {
-	msg := registry.Truncate(fmt.Sprint(v), 200)
+	msg := text.Truncate(fmt.Sprint(v), 200)
 	log.LogAttrs(ctx, slog.LevelError, "panic recovered",
 		slog.String("where", where), slog.String("panic", msg), slog.String("stack", string(debug.Stack())))
 }

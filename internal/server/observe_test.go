@@ -24,7 +24,7 @@ import (
 	"github.com/platform/tenant-registry/internal/catalog"
 	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/logtest"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/telemetry"
@@ -72,7 +72,7 @@ func (o *observed) dumpSpans() string {
 
 func TestNoSecretsInLogsOrSpans(t *testing.T) {
 	o := newObserved(t)
-	token := o.issuer.Token(oidctest.Claims{Subject: "admin-1", Audience: []string{"tenant-registry"}, Roles: []string{registry.RolePlatformAdmin}})
+	token := o.issuer.Token(oidctest.Claims{Subject: "admin-1", Audience: []string{"tenant-registry"}, Roles: []string{principal.RolePlatformAdmin}})
 	bearer := map[string]string{"Authorization": "Bearer " + token, "X-Request-Id": "req-create-1"}
 
 	// Create a key with a real bearer token, then verify it.

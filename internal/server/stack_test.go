@@ -12,9 +12,9 @@ import (
 	"github.com/platform/tenant-registry/internal/apikey"
 	"github.com/platform/tenant-registry/internal/app"
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/entitlement"
-	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
@@ -43,7 +43,7 @@ type stackConfig struct {
 type stackOption func(*stackConfig)
 
 // withClock runs every service on clock.
-func withClock(clock registry.Clock) stackOption {
+func withClock(clock clock.Clock) stackOption {
 	return func(c *stackConfig) { c.opts.Clock = clock }
 }
 
@@ -75,7 +75,7 @@ func newStack(t testing.TB, st *store.Store, opts ...stackOption) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := stackConfig{opts: app.Deps{Store: st, Clock: registry.SystemClock, Logger: slog.New(slog.DiscardHandler)}}
+	c := stackConfig{opts: app.Deps{Store: st, Clock: clock.System, Logger: slog.New(slog.DiscardHandler)}}
 	for _, o := range opts {
 		o(&c)
 	}

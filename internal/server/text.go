@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
 )
 
 // textInterceptor refuses a request whose text holds a NUL character, on
@@ -93,5 +93,5 @@ func checkValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, name stri
 func hasNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
 
 func nulError(field string) error {
-	return registry.Errorf(registry.Invalid, "%s: must not contain the NUL character", field)
+	return errs.Errorf(errs.Invalid, "%s: must not contain the NUL character", field)
 }

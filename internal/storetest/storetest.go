@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/cursor"
 	"github.com/platform/tenant-registry/internal/pgtest"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 )
 
@@ -55,7 +56,7 @@ type Clock struct {
 // NewClock returns a clock standing at start.
 func NewClock(start time.Time) *Clock { return &Clock{now: start.UTC().Truncate(time.Microsecond)} }
 
-// Now returns the clock's time; pass c.Now where a registry.Clock is wanted.
+// Now returns the clock's time; pass c.Now where a clock.Clock is wanted.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -83,7 +84,7 @@ func Pager(t testing.TB) *cursor.Pager {
 }
 
 // Recorder returns an audit recorder on clock.
-func Recorder(clock registry.Clock, postgres bool) *audit.Recorder {
+func Recorder(clock clock.Clock, postgres bool) *audit.Recorder {
 	return Must(audit.NewRecorder(audit.RecorderDeps{Clock: clock, Postgres: postgres}))
 }
 
@@ -101,5 +102,5 @@ func Must[T any](v T, err error) T {
 // background workers and commands have: what domain tests act as when they
 // are not testing a caller's rights (a context without a caller is refused).
 func SystemContext() context.Context {
-	return registry.WithPrincipal(context.Background(), registry.SystemPrincipal)
+	return principal.With(context.Background(), principal.System)
 }

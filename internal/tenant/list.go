@@ -12,7 +12,8 @@ import (
 	"github.com/platform/tenant-registry/ent/predicate"
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/internal/cursor"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/principal"
 )
 
 // ListInput filters and pages ListTenants.
@@ -27,10 +28,10 @@ type ListInput struct {
 // List pages through tenants newest first, keyset on (created_at, id).
 func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, next string, err error) {
 	// Every tenant: for callers who see every tenant only.
-	if p, err := registry.Caller(ctx); err != nil {
+	if p, err := principal.Require(ctx); err != nil {
 		return nil, "", err
 	} else if p.TenantScoped() {
-		return nil, "", registry.Errorf(registry.Forbidden, "permission denied")
+		return nil, "", errs.Errorf(errs.Forbidden, "permission denied")
 	}
 	page := cursor.Request{Kind: "tenants", Scope: []string{in.Status, in.Plan, in.Query}, Cursor: in.Cursor, PageSize: in.PageSize}
 	size, after, err := s.pager.Start(page)
@@ -41,7 +42,7 @@ func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, ne
 	if in.Status != "" {
 		st := enttenant.Status(in.Status)
 		if enttenant.StatusValidator(st) != nil {
-			return nil, "", registry.Errorf(registry.Invalid, "status: must be one of trial, active, frozen")
+			return nil, "", errs.Errorf(errs.Invalid, "status: must be one of trial, active, frozen")
 		}
 		where = append(where, enttenant.StatusEQ(st))
 	}
@@ -54,7 +55,7 @@ func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, ne
 	}
 	if q := strings.TrimSpace(in.Query); q != "" {
 		if utf8.RuneCountInString(q) > 200 {
-			return nil, "", registry.Errorf(registry.Invalid, "query: must be at most 200 characters")
+			return nil, "", errs.Errorf(errs.Invalid, "query: must be at most 200 characters")
 		}
 		where = append(where, enttenant.Or(enttenant.SlugHasPrefix(strings.ToLower(q)), predicate.Tenant(func(s *entsql.Selector) { s.Where(entsql.HasPrefixFold(s.C(enttenant.FieldName), q)) })))
 	}

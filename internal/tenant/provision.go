@@ -14,9 +14,12 @@ import (
 	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/predicate"
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/ids"
 	"github.com/platform/tenant-registry/internal/keycloak"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
+	"github.com/platform/tenant-registry/internal/text"
 )
 
 // Provisioner creates a tenant's organisation (and invited admin) in
@@ -123,7 +126,7 @@ func (s *Service) ProcessDue(ctx context.Context) (int, error) {
 // RetryProvisioning runs a tenant's provisioning now, whatever its backoff.
 // A tenant already provisioned is returned as it is.
 func (s *Service) RetryProvisioning(ctx context.Context, id string) (*Tenant, error) {
-	uid, err := registry.ParseTenantID("id", id)
+	uid, err := ids.ParseTenant("id", id)
 	if err != nil {
 		return nil, err
 	}
@@ -133,21 +136,21 @@ func (s *Service) RetryProvisioning(ctx context.Context, id string) (*Tenant, er
 		if _, err := s.Get(ctx, id); err != nil {
 			return nil, err
 		}
-		return nil, registry.Errorf(registry.Precondition, "tenant has no provisioning job")
+		return nil, errs.Errorf(errs.Precondition, "tenant has no provisioning job")
 	case err != nil:
 		return nil, fmt.Errorf("read provisioning job: %w", err)
 	}
 	if job.DoneAt == nil {
 		b := budget(ctx, inlineTimeout)
 		if b < minBudget {
-			return nil, registry.Errorf(registry.Invalid, "deadline: too short for a provisioning attempt (want at least %s)", minBudget)
+			return nil, errs.Errorf(errs.Invalid, "deadline: too short for a provisioning attempt (want at least %s)", minBudget)
 		}
 		attempted, _, err := s.attempt(ctx, job.ID, b)
 		if err != nil {
 			return nil, err
 		}
 		if !attempted {
-			return nil, registry.Errorf(registry.Precondition, "provisioning is already running on another worker; try again shortly")
+			return nil, errs.Errorf(errs.Precondition, "provisioning is already running on another worker; try again shortly")
 		}
 	}
 	return s.Get(ctx, id)
@@ -197,7 +200,7 @@ func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Durati
 	res, perr := s.provisioner.Provision(callCtx, req)
 	cancel()
 
-	sys := registry.SystemPrincipal
+	sys := principal.System
 	ev := audit.Event{TenantID: t.ID, TenantName: t.Name, Target: target(t), Actor: &sys, CRUD: "u"}
 	rctx, cancel := context.WithTimeout(dctx, recordTimeout)
 	defer cancel()
@@ -206,7 +209,7 @@ func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Durati
 		now := s.clock()
 		if perr != nil {
 			n, err := tx.Outbox.Update().Where(mine).
-				SetLastError(registry.Truncate(perr.Error(), 2000)).
+				SetLastError(text.Truncate(perr.Error(), 2000)).
 				SetNextAttemptAt(now.Add(backoff(job.Attempts))).
 				ClearLockedUntil().ClearLeaseToken().SetUpdatedAt(now).
 				Save(rctx)
@@ -225,7 +228,7 @@ func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Durati
 			}
 			ev.Action, ev.IsFailure = "keycloak.provision_failed", true
 			ev.Description = fmt.Sprintf("Keycloak provisioning of %s failed (attempt %d); retrying in %s", t.Slug, job.Attempts, backoff(job.Attempts))
-			ev.Fields = map[string]string{"error": registry.Truncate(perr.Error(), 1000), "attempt": fmt.Sprint(job.Attempts)}
+			ev.Fields = map[string]string{"error": text.Truncate(perr.Error(), 1000), "attempt": fmt.Sprint(job.Attempts)}
 			_, err = s.audit.Record(rctx, tx, ev)
 			return err
 		}

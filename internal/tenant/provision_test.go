@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/keycloak/keycloaktest"
-	"github.com/platform/tenant-registry/internal/registry"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/tenant"
@@ -196,7 +196,7 @@ func TestRetryProvisioning(t *testing.T) {
 		if got, want := actions(t, st, tn.ID.String()), "tenant.created,keycloak.provision_failed,keycloak.provisioned"; got != want {
 			t.Errorf("events = %s, want %s", got, want)
 		}
-		if _, err := svc.RetryProvisioning(ctx, "00000000-0000-0000-0000-0000000000ee"); registry.ErrorCode(err) != registry.NotFound {
+		if _, err := svc.RetryProvisioning(ctx, "00000000-0000-0000-0000-0000000000ee"); errs.CodeOf(err) != errs.NotFound {
 			t.Errorf("retry unknown tenant: %v, want not found", err)
 		}
 	})

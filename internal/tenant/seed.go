@@ -10,7 +10,7 @@ import (
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/internal/audit"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 )
 
@@ -22,7 +22,7 @@ var AcmeID = uuid.MustParse("00000000-0000-0000-0000-000000000001")
 // idempotent, also when several replicas start at once. Only APP_ENV=dev
 // calls it.
 func (s *Service) SeedDev(ctx context.Context) error {
-	ctx = registry.WithPrincipal(ctx, registry.SystemPrincipal)
+	ctx = principal.With(ctx, principal.System)
 	err := store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
 		exists, err := tx.Tenant.Query().Where(enttenant.ID(AcmeID)).Exist(ctx)
 		if err != nil || exists {

@@ -20,9 +20,13 @@ import (
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/cursor"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/ids"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
+	"github.com/platform/tenant-registry/internal/text"
 )
 
 // Tenant is a tenant as callers see it.
@@ -39,7 +43,7 @@ type Tenant struct {
 type Service struct {
 	client        *ent.Client
 	audit         *audit.Recorder
-	clock         registry.Clock
+	clock         clock.Clock
 	provisioner   Provisioner
 	pager         *cursor.Pager
 	hideInviteURL bool
@@ -50,7 +54,7 @@ type Service struct {
 type Deps struct {
 	Client   *ent.Client
 	Recorder *audit.Recorder
-	Clock    registry.Clock
+	Clock    clock.Clock
 	Pager    *cursor.Pager
 	// Provisioner provisions tenants in Keycloak (keycloak.HTTPAdapter, or
 	// keycloak.Mock in dev): required, never a silent default.
@@ -87,7 +91,7 @@ func NewService(d Deps) (*Service, error) {
 
 // Get returns the tenant with id.
 func (s *Service) Get(ctx context.Context, id string) (*Tenant, error) {
-	uid, err := registry.ParseTenantID("id", id)
+	uid, err := ids.ParseTenant("id", id)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +99,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := registry.CheckTenant(ctx, t.ID.String()); err != nil {
+	if err := principal.CheckTenant(ctx, t.ID.String()); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -110,7 +114,7 @@ func (s *Service) GetBySlug(ctx context.Context, slug string) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := registry.CheckTenant(ctx, t.ID.String()); err != nil {
+	if err := principal.CheckTenant(ctx, t.ID.String()); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -158,7 +162,7 @@ func Lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now
 		return nil, fmt.Errorf("get tenant: %w", err)
 	}
 	if len(rows) == 0 {
-		return nil, registry.Errorf(registry.NotFound, "tenant not found")
+		return nil, errs.Errorf(errs.NotFound, "tenant not found")
 	}
 	r := rows[0]
 	t := &ent.Tenant{
@@ -214,7 +218,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 	if err := ValidateSlug(in.Slug); err != nil {
 		return nil, err
 	}
-	name, err := registry.DisplayName("name", in.Name, MaxNameLen)
+	name, err := text.DisplayName("name", in.Name, MaxNameLen)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +242,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 			SetUpdatedAt(now).
 			Save(ctx)
 		if ent.IsConstraintError(err) {
-			return registry.Errorf(registry.Conflict, "slug: %q is already taken", in.Slug)
+			return errs.Errorf(errs.Conflict, "slug: %q is already taken", in.Slug)
 		}
 		if err != nil {
 			return fmt.Errorf("insert tenant: %w", err)
@@ -285,7 +289,7 @@ func parsePlan(plan string) (enttenant.Plan, error) {
 	}
 	p := enttenant.Plan(plan)
 	if err := enttenant.PlanValidator(p); err != nil {
-		return "", registry.Errorf(registry.Invalid, "plan: must be one of starter, professional, enterprise")
+		return "", errs.Errorf(errs.Invalid, "plan: must be one of starter, professional, enterprise")
 	}
 	return p, nil
 }
@@ -310,7 +314,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Tenant, error) {
 // so two concurrent transitions cannot both win: the loser sees the winner's
 // status and gets a Precondition error naming it.
 func (s *Service) transition(ctx context.Context, id, verb, action string, to enttenant.Status, from ...enttenant.Status) (*Tenant, error) {
-	uid, err := registry.ParseTenantID("id", id)
+	uid, err := ids.ParseTenant("id", id)
 	if err != nil {
 		return nil, err
 	}
@@ -318,13 +322,13 @@ func (s *Service) transition(ctx context.Context, id, verb, action string, to en
 	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
 		cur, err := tx.Tenant.Get(ctx, uid)
 		if ent.IsNotFound(err) {
-			return registry.Errorf(registry.NotFound, "tenant not found")
+			return errs.Errorf(errs.NotFound, "tenant not found")
 		}
 		if err != nil {
 			return fmt.Errorf("read tenant: %w", err)
 		}
 		if !slices.Contains(from, cur.Status) {
-			return registry.Errorf(registry.Precondition, "cannot %s a tenant whose status is %s", verb, cur.Status)
+			return errs.Errorf(errs.Precondition, "cannot %s a tenant whose status is %s", verb, cur.Status)
 		}
 		now := s.clock()
 		n, err := tx.Tenant.Update().
@@ -340,7 +344,7 @@ func (s *Service) transition(ctx context.Context, id, verb, action string, to en
 			if err != nil {
 				return fmt.Errorf("read tenant: %w", err)
 			}
-			return registry.Errorf(registry.Precondition, "cannot %s a tenant whose status is %s", verb, latest.Status)
+			return errs.Errorf(errs.Precondition, "cannot %s a tenant whose status is %s", verb, latest.Status)
 		}
 		if _, err := s.audit.Record(ctx, tx, audit.Event{
 			Action: action, CRUD: "u",

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/pgtest"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/tenant"
@@ -25,7 +26,7 @@ func newService(t *testing.T, st *store.Store, clock *storetest.Clock) *tenant.S
 	return storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, st.Postgres()), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: keycloak.Mock{}}))
 }
 
-func codeOf(err error) registry.Code { return registry.ErrorCode(err) }
+func codeOf(err error) errs.Code { return errs.CodeOf(err) }
 
 func TestCreateGetList(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
@@ -57,10 +58,10 @@ func TestCreateGetList(t *testing.T) {
 		if !byID.CreatedAt.Equal(clock.Now()) {
 			t.Errorf("created_at = %v, want the injected clock's %v", byID.CreatedAt, clock.Now())
 		}
-		if _, err := svc.GetBySlug(ctx, "nobody"); codeOf(err) != registry.NotFound {
+		if _, err := svc.GetBySlug(ctx, "nobody"); codeOf(err) != errs.NotFound {
 			t.Errorf("GetBySlug(unknown) = %v, want not found", err)
 		}
-		if _, err := svc.Get(ctx, "not-a-uuid"); codeOf(err) != registry.Invalid {
+		if _, err := svc.Get(ctx, "not-a-uuid"); codeOf(err) != errs.Invalid {
 			t.Errorf("Get(bad id) = %v, want invalid", err)
 		}
 
@@ -78,7 +79,7 @@ func TestCreateGetList(t *testing.T) {
 		if got, want := strings.Join(actions, ","), "tenant.created,keycloak.provisioned"; got != want {
 			t.Fatalf("events = %s, want %s", got, want)
 		}
-		if events[0].TargetID != created.ID.String() || events[0].ActorID != registry.SystemPrincipal.Subject {
+		if events[0].TargetID != created.ID.String() || events[0].ActorID != principal.System.Subject {
 			t.Errorf("tenant.created target/actor = %s/%s", events[0].TargetID, events[0].ActorID)
 		}
 		if got, want := created.ProvisioningState, tenant.ProvisioningProvisioned; got != want {
@@ -172,7 +173,7 @@ func TestList(t *testing.T) {
 			{"negative page size", tenant.ListInput{PageSize: -1}},
 		}
 		for _, b := range bad {
-			if _, _, err := svc.List(ctx, b.in); codeOf(err) != registry.Invalid {
+			if _, _, err := svc.List(ctx, b.in); codeOf(err) != errs.Invalid {
 				t.Errorf("%s: err = %v, want invalid", b.name, err)
 			}
 		}
@@ -181,7 +182,7 @@ func TestList(t *testing.T) {
 		if err != nil || next == "" {
 			t.Fatalf("first page: %v, next %q", err, next)
 		}
-		if _, _, err := svc.List(ctx, tenant.ListInput{PageSize: 1, Cursor: next}); codeOf(err) != registry.Invalid {
+		if _, _, err := svc.List(ctx, tenant.ListInput{PageSize: 1, Cursor: next}); codeOf(err) != errs.Invalid {
 			t.Errorf("foreign cursor: err = %v, want invalid", err)
 		}
 	})
@@ -213,7 +214,7 @@ func TestCreateValidation(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				_, err := svc.Create(storetest.SystemContext(), c.in)
-				if got, want := codeOf(err), registry.Invalid; got != want {
+				if got, want := codeOf(err), errs.Invalid; got != want {
 					t.Fatalf("code = %q (%v), want %q", got, err, want)
 				}
 				if !strings.HasPrefix(err.Error(), c.wantField+":") {
@@ -234,7 +235,7 @@ func TestCreateValidation(t *testing.T) {
 func TestTransitions(t *testing.T) {
 	type step struct {
 		op       string // activate or cancel
-		wantCode registry.Code
+		wantCode errs.Code
 		want     string // status after
 	}
 	cases := []struct {
@@ -243,8 +244,8 @@ func TestTransitions(t *testing.T) {
 	}{
 		{"trial → active → frozen → active", []step{{"activate", "", "active"}, {"cancel", "", "frozen"}, {"activate", "", "active"}}},
 		{"trial → frozen", []step{{"cancel", "", "frozen"}}},
-		{"active twice", []step{{"activate", "", "active"}, {"activate", registry.Precondition, "active"}}},
-		{"cancel frozen", []step{{"cancel", "", "frozen"}, {"cancel", registry.Precondition, "frozen"}}},
+		{"active twice", []step{{"activate", "", "active"}, {"activate", errs.Precondition, "active"}}},
+		{"cancel frozen", []step{{"cancel", "", "frozen"}, {"cancel", errs.Precondition, "frozen"}}},
 	}
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		ctx := storetest.SystemContext()
@@ -284,7 +285,7 @@ func TestTransitions(t *testing.T) {
 				}
 			})
 		}
-		if _, err := svc.Activate(ctx, "00000000-0000-0000-0000-00000000ffff"); codeOf(err) != registry.NotFound {
+		if _, err := svc.Activate(ctx, "00000000-0000-0000-0000-00000000ffff"); codeOf(err) != errs.NotFound {
 			t.Errorf("activate unknown: %v, want not found", err)
 		}
 	})
@@ -295,20 +296,20 @@ func TestConcurrentCreateSameSlug(t *testing.T) {
 		ctx := storetest.SystemContext()
 		svc := newService(t, st, storetest.NewClock(time.Now()))
 		const n = 50
-		errs := make([]error, n)
+		failures := make([]error, n)
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				_, errs[i] = svc.Create(ctx, tenant.CreateInput{Slug: "contested", Name: fmt.Sprintf("Contender %d", i)})
+				_, failures[i] = svc.Create(ctx, tenant.CreateInput{Slug: "contested", Name: fmt.Sprintf("Contender %d", i)})
 			})
 		}
 		wg.Wait()
 		ok, conflicts := 0, 0
-		for _, err := range errs {
+		for _, err := range failures {
 			switch codeOf(err) {
 			case "":
 				ok++
-			case registry.Conflict:
+			case errs.Conflict:
 				conflicts++
 			default:
 				t.Errorf("unexpected error: %v", err)
@@ -334,18 +335,18 @@ func TestConcurrentCancel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			errs := make([]error, 2)
+			failures := make([]error, 2)
 			var wg sync.WaitGroup
-			for i := range errs {
-				wg.Go(func() { _, errs[i] = svc.Cancel(ctx, tn.ID.String()) })
+			for i := range failures {
+				wg.Go(func() { _, failures[i] = svc.Cancel(ctx, tn.ID.String()) })
 			}
 			wg.Wait()
 			wins, pre := 0, 0
-			for _, err := range errs {
+			for _, err := range failures {
 				switch {
 				case err == nil:
 					wins++
-				case codeOf(err) == registry.Precondition:
+				case codeOf(err) == errs.Precondition:
 					pre++
 				default:
 					t.Fatalf("unexpected: %v", err)
@@ -367,12 +368,12 @@ func TestSeedDevIdempotent(t *testing.T) {
 		ctx := storetest.SystemContext()
 		svc := newService(t, st, storetest.NewClock(time.Now()))
 		var wg sync.WaitGroup
-		errs := make([]error, 4)
-		for i := range errs {
-			wg.Go(func() { errs[i] = svc.SeedDev(ctx) })
+		failures := make([]error, 4)
+		for i := range failures {
+			wg.Go(func() { failures[i] = svc.SeedDev(ctx) })
 		}
 		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		if err := errors.Join(failures...); err != nil {
 			t.Fatal(err)
 		}
 		acme, err := svc.GetBySlug(ctx, "acme")
@@ -402,11 +403,11 @@ func TestNoCallerRefused(t *testing.T) {
 			"create": func() error { _, err := svc.Create(bare, tenant.CreateInput{Slug: "nobody-co", Name: "N"}); return err },
 			"cancel": func() error { _, err := svc.Cancel(bare, tenant.AcmeID.String()); return err },
 		} {
-			if got := registry.ErrorCode(call()); got != registry.Unauthenticated {
+			if got := errs.CodeOf(call()); got != errs.Unauthenticated {
 				t.Errorf("%s without a caller: code %q, want unauthenticated", name, got)
 			}
 		}
-		if _, err := svc.GetBySlug(storetest.SystemContext(), "nobody-co"); registry.ErrorCode(err) != registry.NotFound {
+		if _, err := svc.GetBySlug(storetest.SystemContext(), "nobody-co"); errs.CodeOf(err) != errs.NotFound {
 			t.Errorf("the refused create wrote a tenant: %v", err)
 		}
 	})

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
 )
 
 // MaxNameLen bounds a tenant's display name (in characters).
@@ -16,7 +16,7 @@ const MaxNameLen = 200
 // constraint enforces.
 func ValidateSlug(slug string) error {
 	if len(slug) < 3 || len(slug) > 63 {
-		return registry.Errorf(registry.Invalid, "slug: must be 3 to 63 characters, got %d", len(slug))
+		return errs.Errorf(errs.Invalid, "slug: must be 3 to 63 characters, got %d", len(slug))
 	}
 	for i := 0; i < len(slug); i++ {
 		c := slug[i]
@@ -24,10 +24,10 @@ func ValidateSlug(slug string) error {
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
 		case c == '-':
 			if i == 0 || i == len(slug)-1 {
-				return registry.Errorf(registry.Invalid, "slug: must not start or end with a dash")
+				return errs.Errorf(errs.Invalid, "slug: must not start or end with a dash")
 			}
 		default:
-			return registry.Errorf(registry.Invalid, "slug: only lower-case letters, digits and inner dashes are allowed")
+			return errs.Errorf(errs.Invalid, "slug: only lower-case letters, digits and inner dashes are allowed")
 		}
 	}
 	return nil
@@ -39,16 +39,16 @@ func validateAdmin(in *CreateInput) error {
 	in.AdminName = strings.TrimSpace(in.AdminName)
 	if in.AdminEmail == "" {
 		if in.AdminName != "" {
-			return registry.Errorf(registry.Invalid, "admin_email: required when admin_name is given")
+			return errs.Errorf(errs.Invalid, "admin_email: required when admin_name is given")
 		}
 		return nil
 	}
 	addr, err := mail.ParseAddress(in.AdminEmail)
 	if err != nil || addr.Address != in.AdminEmail || len(in.AdminEmail) > 254 {
-		return registry.Errorf(registry.Invalid, "admin_email: not an email address")
+		return errs.Errorf(errs.Invalid, "admin_email: not an email address")
 	}
 	if utf8.RuneCountInString(in.AdminName) > MaxNameLen {
-		return registry.Errorf(registry.Invalid, "admin_name: must be at most %d characters", MaxNameLen)
+		return errs.Errorf(errs.Invalid, "admin_name: must be at most %d characters", MaxNameLen)
 	}
 	return nil
 }

@@ -4,7 +4,7 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/errs"
 )
 
 // slugRule is the slug rule of the README's API section, the reference
@@ -28,7 +28,7 @@ func FuzzValidateSlug(f *testing.F) {
 		if want := slugRule.MatchString(s); (err == nil) != want {
 			t.Fatalf("ValidateSlug(%q) = %v, the rule says valid=%v", s, err, want)
 		}
-		if err != nil && registry.ErrorCode(err) != registry.Invalid {
+		if err != nil && errs.CodeOf(err) != errs.Invalid {
 			t.Fatalf("ValidateSlug(%q): %v is not Invalid", s, err)
 		}
 	})

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 )
 
 // Job is one background job.
@@ -30,7 +30,7 @@ const FinalTimeout = 5 * time.Second
 
 // Run runs jobs until ctx is done and returns once every one has stopped.
 func Run(ctx context.Context, log *slog.Logger, jobs ...Job) {
-	ctx = registry.WithPrincipal(ctx, registry.SystemPrincipal)
+	ctx = principal.With(ctx, principal.System)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
 		wg.Go(func() { run(ctx, log, j) })

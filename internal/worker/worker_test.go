@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/platform/tenant-registry/internal/logtest"
-	"github.com/platform/tenant-registry/internal/registry"
+	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/worker"
 )
 
@@ -27,8 +27,8 @@ func TestRun(t *testing.T) {
 	go func() {
 		worker.Run(ctx, log,
 			worker.Job{Name: "ticker", Every: time.Millisecond, Run: func(ctx context.Context) error {
-				p, ok := registry.PrincipalFrom(ctx)
-				sawSystem.Store(ok && p.Type == registry.ActorSystem)
+				p, ok := principal.From(ctx)
+				sawSystem.Store(ok && p.Type == principal.ActorSystem)
 				if runs.Add(1) == 2 {
 					return errors.New("boom")
 				}

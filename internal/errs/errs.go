@@ -1,7 +1,8 @@
-// Package registry holds what every part of tenant-registry shares: domain
-// errors, the calling principal and the clock. Transports translate its
-// errors to wire codes once, at the edge.
-package registry
+// Package errs is tenant-registry's domain errors: a Code and a message
+// that is safe to show the caller. The server translates them to wire codes
+// once, at the edge (internal/server/errors.go); anything else is an
+// internal error, logged there and shown generically.
+package errs
 
 import (
 	"errors"
@@ -37,9 +38,9 @@ func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// ErrorCode returns the code of err, or Internal when err is not a domain
+// CodeOf returns the code of err, or Internal when err is not a domain
 // error (or nil when err is nil).
-func ErrorCode(err error) Code {
+func CodeOf(err error) Code {
 	if err == nil {
 		return ""
 	}
@@ -50,9 +51,9 @@ func ErrorCode(err error) Code {
 	return Internal
 }
 
-// ErrorMessage returns the caller-safe message of err; for anything but a
+// MessageOf returns the caller-safe message of err; for anything but a
 // domain error it is a generic text, so internal details never leak.
-func ErrorMessage(err error) string {
+func MessageOf(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Message

@@ -1,8 +1,13 @@
-package registry
+// Package principal is who is calling: the authenticated principal a
+// request (or a background job, as the system) carries in its context, its
+// roles, and the tenant scope every read and change goes through
+// (CheckTenant).
+package principal
 
 import (
 	"context"
-	"time"
+	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/ids"
 )
 
 // ActorType is the Retraced actor type.
@@ -42,36 +47,36 @@ func (p Principal) HasRole(role string) bool {
 	return false
 }
 
-// DevPrincipal is the caller of a token-less request in APP_ENV=dev.
-var DevPrincipal = Principal{Subject: "dev", Name: "Developer (no token, APP_ENV=dev)", Type: ActorUser, Roles: []string{RolePlatformAdmin}, Anonymous: true}
+// Dev is the caller of a token-less request in APP_ENV=dev.
+var Dev = Principal{Subject: "dev", Name: "Developer (no token, APP_ENV=dev)", Type: ActorUser, Roles: []string{RolePlatformAdmin}, Anonymous: true}
 
-// SystemPrincipal is the service itself: background workers, commands and
+// System is the service itself: background workers, commands and
 // the dev seed put it into their contexts explicitly.
-var SystemPrincipal = Principal{Subject: "tenant-registry", Name: "tenant-registry", Type: ActorSystem}
+var System = Principal{Subject: "tenant-registry", Name: "tenant-registry", Type: ActorSystem}
 
 type principalKey struct{}
 type sourceIPKey struct{}
 
 // WithPrincipal returns ctx carrying p.
-func WithPrincipal(ctx context.Context, p Principal) context.Context {
+func With(ctx context.Context, p Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
 // PrincipalFrom returns the caller in ctx, and whether there is one. There
 // is no default: the server puts the authenticated caller into every
-// request's context, background workers and commands put SystemPrincipal.
-func PrincipalFrom(ctx context.Context) (Principal, bool) {
+// request's context, background workers and commands put System.
+func From(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(Principal)
 	return p, ok
 }
 
 // Caller returns the caller in ctx; a context without one is refused
-// (Unauthenticated), so a code path that forgot to say who is calling
+// (errs.Unauthenticated), so a code path that forgot to say who is calling
 // fails closed.
-func Caller(ctx context.Context) (Principal, error) {
-	p, ok := PrincipalFrom(ctx)
+func Require(ctx context.Context) (Principal, error) {
+	p, ok := From(ctx)
 	if !ok {
-		return Principal{}, Errorf(Unauthenticated, "no caller")
+		return Principal{}, errs.Errorf(errs.Unauthenticated, "no caller")
 	}
 	return p, nil
 }
@@ -82,18 +87,10 @@ func WithSourceIP(ctx context.Context, ip string) context.Context {
 }
 
 // SourceIPFrom returns the caller's IP address, or "".
-func SourceIPFrom(ctx context.Context) string {
+func SourceIP(ctx context.Context) string {
 	ip, _ := ctx.Value(sourceIPKey{}).(string)
 	return ip
 }
-
-// Clock tells the time. Logic never calls time.Now directly: tests inject a
-// clock they control.
-type Clock func() time.Time
-
-// SystemClock is the real clock, in UTC, truncated to microseconds (what
-// PostgreSQL stores), so values read back compare equal.
-func SystemClock() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // TenantScoped reports whether p only ever sees one tenant, its own: any
 // caller with a tenant (a token's tenant_id claim), whatever roles it also
@@ -114,15 +111,15 @@ func (p Principal) TenantScoped() bool {
 // things are "not found" (not "forbidden"), so ids do not leak. Any spelling
 // of a UUID names the same tenant.
 func CheckTenant(ctx context.Context, tenantID string) error {
-	p, err := Caller(ctx)
+	p, err := Require(ctx)
 	if err != nil {
 		return err
 	}
 	if !p.TenantScoped() {
 		return nil
 	}
-	if p.TenantID != "" && SameID(p.TenantID, tenantID) {
+	if p.TenantID != "" && ids.Same(p.TenantID, tenantID) {
 		return nil
 	}
-	return Errorf(NotFound, "tenant not found")
+	return errs.Errorf(errs.NotFound, "tenant not found")
 }
