@@ -207,7 +207,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 		if k.ExpiresAt != nil {
 			fields["expires_at"] = k.ExpiresAt.UTC().Format(time.RFC3339)
 		}
-		if _, err := s.audit.Record(ctx, tx, audit.Event{
+		if err := s.audit.Record(ctx, tx, audit.Entry{
 			Action: "api_key.created", CRUD: "c",
 			TenantID: tid, TenantName: t.Name,
 			Target:      keyTarget(k),
@@ -341,7 +341,7 @@ func (s *Service) Revoke(ctx context.Context, id string) (*Key, error) {
 			return fmt.Errorf("revoke api key: %w", err)
 		}
 		if n == 1 {
-			if _, err := s.audit.Record(ctx, tx, audit.Event{
+			if err := s.audit.Record(ctx, tx, audit.Entry{
 				Action: "api_key.revoked", CRUD: "u",
 				TenantID: t.ID, TenantName: t.Name,
 				Target:      keyTarget(k),
@@ -423,7 +423,7 @@ func (s *Service) Rotate(ctx context.Context, id string, overlap time.Duration) 
 			"new_key_id": nk.ID.String(), "new_prefix": nk.Prefix,
 			"overlap_seconds": strconv.FormatInt(int64(overlap/time.Second), 10),
 		}
-		if _, err := s.audit.Record(ctx, tx, audit.Event{
+		if err := s.audit.Record(ctx, tx, audit.Entry{
 			Action: "api_key.rotated", CRUD: "u",
 			TenantID: t.ID, TenantName: t.Name,
 			Target:      keyTarget(old),

@@ -14,8 +14,8 @@ import (
 	entapikey "github.com/platform/tenant-registry/ent/apikey"
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
+	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/errs"
-	"github.com/platform/tenant-registry/internal/tenant"
 )
 
 // Reasons a key is not valid.
@@ -98,7 +98,7 @@ func (s *Service) lookup(ctx context.Context, h [sha256.Size]byte, now time.Time
 		return nil, Verdict{}, s.unavailable(ctx, "read tenant", err)
 	}
 	rows, err := s.client.TenantProduct.Query().
-		Where(tenantproduct.TenantID(tid), tenant.CurrentProducts(now)).
+		Where(tenantproduct.TenantID(tid), entitlement.Current(now)).
 		Select(tenantproduct.FieldProduct, tenantproduct.FieldStatus, tenantproduct.FieldTrialEndsAt).
 		All(ctx)
 	if err != nil {

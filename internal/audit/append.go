@@ -86,7 +86,15 @@ type AppendInput struct {
 // Append validates in and appends it to the group's hash chain. Every bad
 // field is an Invalid error whose message starts with the field's name.
 // The event records its authenticated appender, the caller in ctx.
-func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, error) {
+func (s *Service) Append(ctx context.Context, in AppendInput) (*Event, error) {
+	row, err := s.append(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return eventOf(row), nil
+}
+
+func (s *Service) append(ctx context.Context, in AppendInput) (*ent.AuditLog, error) {
 	if err := validateAppend(&in); err != nil {
 		return nil, err
 	}
@@ -122,7 +130,7 @@ func (s *Service) Append(ctx context.Context, in AppendInput) (*ent.AuditLog, er
 		if err != nil {
 			return fmt.Errorf("read tenant: %w", err)
 		}
-		row, err = s.recorder.Record(principal.WithSourceIP(ctx, ""), tx, Event{
+		row, err = s.recorder.write(principal.WithSourceIP(ctx, ""), tx, Entry{
 			Action: in.Action, CRUD: in.CRUD,
 			TenantID: tenantID, TenantName: t.Name,
 			Target:         in.Target,

@@ -25,9 +25,9 @@ import (
 // Target is what an event was done to.
 type Target struct{ ID, Name, Type string }
 
-// Event is an event to record. The actor and source IP come from the
+// Entry is an event to record. The actor and source IP come from the
 // context (the caller) unless Actor is set.
-type Event struct {
+type Entry struct {
 	Action      string // noun.verb
 	CRUD        string // c, r, u or d
 	TenantID    uuid.UUID
@@ -71,7 +71,13 @@ func NewRecorder(d RecorderDeps) (*Recorder, error) {
 
 // Record writes e in tx, chained to its group's previous event. Every event
 // belongs to a tenant (its group): there is no event beside a chain.
-func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Event) (*ent.AuditLog, error) {
+func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Entry) error {
+	_, err := r.write(ctx, tx, e)
+	return err
+}
+
+// write is Record, answering the row.
+func (r *Recorder) write(ctx context.Context, tx *ent.Tx, e Entry) (*ent.AuditLog, error) {
 	if e.TenantID == uuid.Nil {
 		return nil, fmt.Errorf("write audit event %s: no tenant", e.Action)
 	}

@@ -73,7 +73,7 @@ func validInput(tenantID string) audit.AppendInput {
 	}
 }
 
-func (f *fixture) append(t testing.TB, ctx context.Context, in audit.AppendInput) *ent.AuditLog {
+func (f *fixture) append(t testing.TB, ctx context.Context, in audit.AppendInput) *audit.Event {
 	t.Helper()
 	row, err := f.svc.Append(ctx, in)
 	if err != nil {
@@ -336,7 +336,7 @@ func TestIdempotencyKeyPerAppender(t *testing.T) {
 			t.Error("another service's append with the same key answered the first service's event")
 		}
 		want := []struct {
-			row             *ent.AuditLog
+			row             *audit.Event
 			id, typ, tenant string
 		}{
 			{adminRow, "user-" + tid[:4], "user", tid},
@@ -429,7 +429,7 @@ func TestTenantIDAnyCase(t *testing.T) {
 				t.Errorf("List(upper): %d events, %v; want 2", len(rows), err)
 			}
 			n := 0
-			if err := f.svc.Export(ctx, audit.ExportInput{TenantID: upper}, func(*ent.AuditLog) error { n++; return nil }); err != nil || n != 2 {
+			if err := f.svc.Export(ctx, audit.ExportInput{TenantID: upper}, func(*audit.Event) error { n++; return nil }); err != nil || n != 2 {
 				t.Errorf("Export(upper): %d events, %v; want 2", n, err)
 			}
 			res, err := f.svc.VerifyChain(ctx, upper)
@@ -471,11 +471,11 @@ func TestVerifyEmpty(t *testing.T) {
 
 // seed appends a mix of events to two tenants, several sharing a
 // created_at, and returns them.
-func seed(t *testing.T, f *fixture, a, b string) []*ent.AuditLog {
+func seed(t *testing.T, f *fixture, a, b string) []*audit.Event {
 	t.Helper()
 	actions := []string{"tenant.created", "tenant.activated", "api_key.created", "api_key.revoked", "document.signed", "tenant.cancelled"}
 	cruds := []string{"c", "u", "c", "d", "r", "u"}
-	var all []*ent.AuditLog
+	var all []*audit.Event
 	for i := range 45 {
 		in := validInput(a)
 		if i%5 == 4 {
@@ -493,9 +493,9 @@ func seed(t *testing.T, f *fixture, a, b string) []*ent.AuditLog {
 }
 
 // newestFirst sorts events as ListEvents returns them.
-func newestFirst(rows []*ent.AuditLog) []string {
+func newestFirst(rows []*audit.Event) []string {
 	rows = slices.Clone(rows)
-	slices.SortFunc(rows, func(x, y *ent.AuditLog) int {
+	slices.SortFunc(rows, func(x, y *audit.Event) int {
 		if c := y.CreatedAt.Compare(x.CreatedAt); c != 0 {
 			return c
 		}
@@ -537,7 +537,7 @@ func TestListPaging(t *testing.T) {
 		f := newFixture(t, st, 0)
 		a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
 		all := seed(t, f, a, b)
-		ofA := slices.DeleteFunc(slices.Clone(all), func(r *ent.AuditLog) bool { return r.GroupID != a })
+		ofA := slices.DeleteFunc(slices.Clone(all), func(r *audit.Event) bool { return r.GroupID != a })
 		for _, size := range []int32{1, 7, 500} {
 			for _, tc := range []struct {
 				name string
@@ -567,28 +567,28 @@ func TestListPaging(t *testing.T) {
 		filters := []struct {
 			name string
 			in   audit.ListInput
-			keep func(r *ent.AuditLog) bool
+			keep func(r *audit.Event) bool
 		}{
-			{"tenant", audit.ListInput{TenantID: b}, func(r *ent.AuditLog) bool { return r.GroupID == b }},
-			{"action exact", audit.ListInput{Action: "tenant.created"}, func(r *ent.AuditLog) bool { return r.Action == "tenant.created" }},
-			{"action prefix", audit.ListInput{Action: "tenant.*"}, func(r *ent.AuditLog) bool { return strings.HasPrefix(r.Action, "tenant.") }},
-			{"action prefix with _", audit.ListInput{Action: "api_key.*"}, func(r *ent.AuditLog) bool { return strings.HasPrefix(r.Action, "api_key.") }},
-			{"actor", audit.ListInput{ActorID: "user-1"}, func(r *ent.AuditLog) bool { return r.ActorID == "user-1" }},
-			{"target id", audit.ListInput{TargetID: "obj-2"}, func(r *ent.AuditLog) bool { return r.TargetID == "obj-2" }},
-			{"target type", audit.ListInput{TargetType: "api_key"}, func(r *ent.AuditLog) bool { return r.TargetType == "api_key" }},
-			{"crud", audit.ListInput{CRUD: "d"}, func(r *ent.AuditLog) bool { return r.Crud == "d" }},
-			{"created after (inclusive)", audit.ListInput{CreatedAfter: mid}, func(r *ent.AuditLog) bool { return !r.CreatedAt.Before(mid) }},
-			{"created before (exclusive)", audit.ListInput{CreatedBefore: mid}, func(r *ent.AuditLog) bool { return r.CreatedAt.Before(mid) }},
+			{"tenant", audit.ListInput{TenantID: b}, func(r *audit.Event) bool { return r.GroupID == b }},
+			{"action exact", audit.ListInput{Action: "tenant.created"}, func(r *audit.Event) bool { return r.Action == "tenant.created" }},
+			{"action prefix", audit.ListInput{Action: "tenant.*"}, func(r *audit.Event) bool { return strings.HasPrefix(r.Action, "tenant.") }},
+			{"action prefix with _", audit.ListInput{Action: "api_key.*"}, func(r *audit.Event) bool { return strings.HasPrefix(r.Action, "api_key.") }},
+			{"actor", audit.ListInput{ActorID: "user-1"}, func(r *audit.Event) bool { return r.ActorID == "user-1" }},
+			{"target id", audit.ListInput{TargetID: "obj-2"}, func(r *audit.Event) bool { return r.TargetID == "obj-2" }},
+			{"target type", audit.ListInput{TargetType: "api_key"}, func(r *audit.Event) bool { return r.TargetType == "api_key" }},
+			{"crud", audit.ListInput{CRUD: "d"}, func(r *audit.Event) bool { return r.Crud == "d" }},
+			{"created after (inclusive)", audit.ListInput{CreatedAfter: mid}, func(r *audit.Event) bool { return !r.CreatedAt.Before(mid) }},
+			{"created before (exclusive)", audit.ListInput{CreatedBefore: mid}, func(r *audit.Event) bool { return r.CreatedAt.Before(mid) }},
 			{"time range", audit.ListInput{CreatedAfter: all[5].CreatedAt, CreatedBefore: mid},
-				func(r *ent.AuditLog) bool { return !r.CreatedAt.Before(all[5].CreatedAt) && r.CreatedAt.Before(mid) }},
+				func(r *audit.Event) bool { return !r.CreatedAt.Before(all[5].CreatedAt) && r.CreatedAt.Before(mid) }},
 			{"tenant and action prefix and crud", audit.ListInput{TenantID: a, Action: "tenant.*", CRUD: "u"},
-				func(r *ent.AuditLog) bool {
+				func(r *audit.Event) bool {
 					return r.GroupID == a && strings.HasPrefix(r.Action, "tenant.") && r.Crud == "u"
 				}},
-			{"no match", audit.ListInput{Action: "nothing.here"}, func(r *ent.AuditLog) bool { return false }},
+			{"no match", audit.ListInput{Action: "nothing.here"}, func(r *audit.Event) bool { return false }},
 		}
 		for _, tc := range filters {
-			want := newestFirst(slices.DeleteFunc(slices.Clone(all), func(r *ent.AuditLog) bool { return !tc.keep(r) }))
+			want := newestFirst(slices.DeleteFunc(slices.Clone(all), func(r *audit.Event) bool { return !tc.keep(r) }))
 			tc.in.PageSize = 4
 			if got := walk(t, f, admin, tc.in); !slices.Equal(got, want) {
 				t.Errorf("%s: got %d events, want %d\ngot  %v\nwant %v", tc.name, len(got), len(want), got, want)
@@ -681,43 +681,43 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		tests := []struct {
 			name        string
-			tamper      func(f *fixture, rows []*ent.AuditLog, other string)
+			tamper      func(f *fixture, rows []*audit.Event, other string)
 			wantBroken  int // index of the reported event; -1: none
 			wantReason  string
 			wantChecked int64
 		}{
-			{"edit description", func(f *fixture, rows []*ent.AuditLog, _ string) {
+			{"edit description", func(f *fixture, rows []*audit.Event, _ string) {
 				f.rewrite(t, rows[3].ID, "description = 'x'")
 			}, 3, audit.ReasonHashMismatch, 3},
-			{"edit fields", func(f *fixture, rows []*ent.AuditLog, _ string) {
+			{"edit fields", func(f *fixture, rows []*audit.Event, _ string) {
 				f.rewrite(t, rows[0].ID, `fields = '{"version":"4"}'`)
 			}, 0, audit.ReasonHashMismatch, 0},
-			{"untouched", func(*fixture, []*ent.AuditLog, string) {}, -1, "", 10},
-			{"edit actor of the newest", func(f *fixture, rows []*ent.AuditLog, _ string) {
+			{"untouched", func(*fixture, []*audit.Event, string) {}, -1, "", 10},
+			{"edit actor of the newest", func(f *fixture, rows []*audit.Event, _ string) {
 				f.rewrite(t, rows[9].ID, "actor_id = 'someone-else'")
 			}, 9, audit.ReasonHashMismatch, 9},
-			{"edit appender", func(f *fixture, rows []*ent.AuditLog, _ string) {
+			{"edit appender", func(f *fixture, rows []*audit.Event, _ string) {
 				f.rewrite(t, rows[2].ID, "appended_by_id = 'svc-other', appended_by_type = 'service'")
 			}, 2, audit.ReasonHashMismatch, 2},
-			{"downgrade to version 1", func(f *fixture, rows []*ent.AuditLog, _ string) {
+			{"downgrade to version 1", func(f *fixture, rows []*audit.Event, _ string) {
 				f.rewrite(t, rows[2].ID, "hash_version = 1")
 			}, 2, audit.ReasonHashMismatch, 2},
-			{"delete one", func(f *fixture, rows []*ent.AuditLog, _ string) {
+			{"delete one", func(f *fixture, rows []*audit.Event, _ string) {
 				f.exec(t, fmt.Sprintf("DELETE FROM audit_log WHERE id = '%s'", rows[5].ID))
 			}, 6, audit.ReasonGap, 5},
-			{"delete the first", func(f *fixture, rows []*ent.AuditLog, _ string) {
+			{"delete the first", func(f *fixture, rows []*audit.Event, _ string) {
 				f.exec(t, fmt.Sprintf("DELETE FROM audit_log WHERE id = '%s'", rows[0].ID))
 			}, 1, audit.ReasonGap, 0},
-			{"prev_hash pointing elsewhere", func(f *fixture, rows []*ent.AuditLog, _ string) {
+			{"prev_hash pointing elsewhere", func(f *fixture, rows []*audit.Event, _ string) {
 				f.rewrite(t, rows[4].ID, fmt.Sprintf("prev_hash = '%s'", rows[1].Hash))
 			}, 4, audit.ReasonPrevHash, 4},
-			{"insert beside the chain at the head", func(f *fixture, rows []*ent.AuditLog, _ string) {
+			{"insert beside the chain at the head", func(f *fixture, rows []*audit.Event, _ string) {
 				f.insertCopy(t, rows[9], "chain_seq = 11, id = '"+uuid.NewString()+"', description = 'forged'")
 			}, 10, audit.ReasonPrevHash, 10},
-			{"insert a copy with a far chain_seq", func(f *fixture, rows []*ent.AuditLog, _ string) {
+			{"insert a copy with a far chain_seq", func(f *fixture, rows []*audit.Event, _ string) {
 				f.insertCopy(t, rows[9], "chain_seq = 1000, id = '"+uuid.NewString()+"'")
 			}, 10, audit.ReasonGap, 10},
-			{"move to another tenant", func(f *fixture, rows []*ent.AuditLog, other string) {
+			{"move to another tenant", func(f *fixture, rows []*audit.Event, other string) {
 				f.move(t, rows[4].ID, other)
 			}, 5, audit.ReasonGap, 4},
 		}
@@ -726,7 +726,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				f := newFixture(t, st, 0)
 				tid := f.tenant(t, "t-"+uuid.NewString()[:8])
 				other := f.tenant(t, "o-"+uuid.NewString()[:8])
-				var rows []*ent.AuditLog
+				var rows []*audit.Event
 				for range 10 {
 					rows = append(rows, f.append(t, admin, validInput(tid)))
 					f.clock.Advance(time.Millisecond)
@@ -785,7 +785,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 
 // insertCopy inserts a copy of row changed by set (an UPDATE's SET clause of
 // the copy): a row written beside the service.
-func (f *fixture) insertCopy(t testing.TB, row *ent.AuditLog, set string) {
+func (f *fixture) insertCopy(t testing.TB, row *audit.Event, set string) {
 	t.Helper()
 	ctx := storetest.SystemContext()
 	tx, err := f.st.DB.BeginTx(ctx, nil)
@@ -827,7 +827,7 @@ func TestDatabaseRefuses(t *testing.T) {
 		f := newFixture(t, st, 0)
 		ctx := storetest.SystemContext()
 		a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
-		var rows []*ent.AuditLog
+		var rows []*audit.Event
 		for range 3 {
 			rows = append(rows, f.append(t, admin, validInput(a)))
 		}
@@ -916,7 +916,7 @@ func TestExportChainOrder(t *testing.T) {
 		}
 		var got []string
 		late := ""
-		err := f.svc.Export(admin, audit.ExportInput{TenantID: tid}, func(r *ent.AuditLog) error {
+		err := f.svc.Export(admin, audit.ExportInput{TenantID: tid}, func(r *audit.Event) error {
 			got = append(got, r.ID.String())
 			if late == "" {
 				// Committed while the first page is being sent, stamped
@@ -940,7 +940,7 @@ func TestExport(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		f := newFixture(t, st, 0)
 		a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
-		var ofA []*ent.AuditLog
+		var ofA []*audit.Event
 		for i := range 2*audit.ExportBatch + 37 {
 			tid := a
 			if i%10 == 9 {
@@ -958,11 +958,11 @@ func TestExport(t *testing.T) {
 		tests := []struct {
 			name string
 			in   audit.ExportInput
-			keep func(r *ent.AuditLog) bool
+			keep func(r *audit.Event) bool
 		}{
-			{"everything", audit.ExportInput{TenantID: a}, func(*ent.AuditLog) bool { return true }},
+			{"everything", audit.ExportInput{TenantID: a}, func(*audit.Event) bool { return true }},
 			{"range", audit.ExportInput{TenantID: a, CreatedAfter: from, CreatedBefore: to},
-				func(r *ent.AuditLog) bool { return !r.CreatedAt.Before(from) && r.CreatedAt.Before(to) }},
+				func(r *audit.Event) bool { return !r.CreatedAt.Before(from) && r.CreatedAt.Before(to) }},
 		}
 		for _, tc := range tests {
 			// Chain order: the order they were appended in.
@@ -973,7 +973,7 @@ func TestExport(t *testing.T) {
 				}
 			}
 			var got []string
-			if err := f.svc.Export(admin, tc.in, func(r *ent.AuditLog) error {
+			if err := f.svc.Export(admin, tc.in, func(r *audit.Event) error {
 				got = append(got, r.ID.String())
 				return nil
 			}); err != nil {
@@ -983,7 +983,7 @@ func TestExport(t *testing.T) {
 				t.Errorf("%s: got %d events, want %d, in chain order", tc.name, len(got), len(want))
 			}
 		}
-		if err := f.svc.Export(admin, audit.ExportInput{}, func(*ent.AuditLog) error { return nil }); errs.CodeOf(err) != errs.Invalid {
+		if err := f.svc.Export(admin, audit.ExportInput{}, func(*audit.Event) error { return nil }); errs.CodeOf(err) != errs.Invalid {
 			t.Errorf("export without tenant_id: %v, want invalid", err)
 		}
 	})
@@ -994,14 +994,14 @@ func TestRetention(t *testing.T) {
 		f := newFixture(t, st, 30)
 		ctx := storetest.SystemContext()
 		a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
-		var oldA []*ent.AuditLog
+		var oldA []*audit.Event
 		for range 5 {
 			oldA = append(oldA, f.append(t, admin, validInput(a)))
 			f.append(t, admin, validInput(b))
 			f.clock.Advance(24 * time.Hour)
 		}
 		f.clock.Advance(40 * 24 * time.Hour)
-		var newA []*ent.AuditLog
+		var newA []*audit.Event
 		for range 3 {
 			newA = append(newA, f.append(t, admin, validInput(a)))
 		}
@@ -1071,7 +1071,7 @@ func TestRetention(t *testing.T) {
 
 		// A broken old segment is never swept into a checkpoint.
 		c := f.tenant(t, "initech")
-		var oldC []*ent.AuditLog
+		var oldC []*audit.Event
 		for range 3 {
 			oldC = append(oldC, f.append(t, admin, validInput(c)))
 		}
@@ -1133,7 +1133,7 @@ func TestExportRangeWithSkew(t *testing.T) {
 				in.CreatedBefore = t0.Add(tc.to)
 			}
 			var got []string
-			if err := f.svc.Export(admin, in, func(r *ent.AuditLog) error { got = append(got, r.ID.String()); return nil }); err != nil {
+			if err := f.svc.Export(admin, in, func(r *audit.Event) error { got = append(got, r.ID.String()); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(got, tc.want) {

@@ -28,7 +28,7 @@ type ExportInput struct {
 // serialised), so an event committed while an export runs lands after its
 // cursor, never behind it: no committed event is skipped. It stops at the
 // first error of emit and returns it.
-func (s *Service) Export(ctx context.Context, in ExportInput, emit func(*ent.AuditLog) error) error {
+func (s *Service) Export(ctx context.Context, in ExportInput, emit func(*Event) error) error {
 	tenantID, err := scope(ctx, in.TenantID, false)
 	if err != nil {
 		return err
@@ -79,7 +79,7 @@ func (s *Service) Export(ctx context.Context, in ExportInput, emit func(*ent.Aud
 			return fmt.Errorf("export audit events: %w", err)
 		}
 		for _, r := range rows {
-			if err := emit(r); err != nil {
+			if err := emit(eventOf(r)); err != nil {
 				return err
 			}
 		}

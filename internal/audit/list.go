@@ -39,7 +39,7 @@ const listKind = "audit_events"
 // tenant filter is on group_id, the column export and verify read.
 //
 // A tenant caller sees its own tenant's events only (see scope).
-func (s *Service) List(ctx context.Context, in ListInput) (events []*ent.AuditLog, next string, err error) {
+func (s *Service) List(ctx context.Context, in ListInput) (events []*Event, next string, err error) {
 	tenantID, err := scope(ctx, in.TenantID, true)
 	if err != nil {
 		return nil, "", err
@@ -70,7 +70,7 @@ func (s *Service) List(ctx context.Context, in ListInput) (events []*ent.AuditLo
 	rows, next = cursor.Next(s.pager, page, rows, size, func(e *ent.AuditLog) cursor.Position {
 		return cursor.Position{Time: e.CreatedAt, ID: e.ID}
 	})
-	return rows, next, nil
+	return eventsOf(rows), next, nil
 }
 
 func timeKey(t time.Time) string {

@@ -89,8 +89,34 @@ func NewService(d Deps) (*Service, error) {
 // Catalog returns the product catalog the service checks products against.
 func (s *Service) Catalog() *catalog.Catalog { return s.catalog }
 
+// Entitlement is a tenant's entitlement to a product as every reader sees
+// it (the one result type of this package, made from the row by view).
+type Entitlement struct {
+	TenantID uuid.UUID
+	Product  string
+	// Status is the effective status (see Effective), not always the row's.
+	Status tenantproduct.Status
+	Note   string
+	// TrialEndsAt is set for trials and expired trials only.
+	TrialEndsAt          *time.Time
+	CreatedAt, UpdatedAt time.Time
+}
+
+// The entitlement rule, for every reader (tenant reads, claims, verify and
+// this package): a tenant may use its active entitlements and its trials
+// that have not ended, and a trial is over at the very moment it ends,
+// whether or not the sweeper has recorded it yet.
+
+// Current matches the entitlements a tenant may use at now.
+func Current(now time.Time) predicate.TenantProduct {
+	return tenantproduct.Or(
+		tenantproduct.StatusEQ(tenantproduct.StatusActive),
+		tenantproduct.And(tenantproduct.StatusEQ(tenantproduct.StatusTrial), tenantproduct.TrialEndsAtGT(now)),
+	)
+}
+
 // Effective returns the status every reader must see at now: a trial whose
-// end has come is expired, whether or not the sweeper has recorded it yet.
+// end has come is expired.
 func Effective(p *ent.TenantProduct, now time.Time) string {
 	if p.Status == tenantproduct.StatusTrial && p.TrialEndsAt != nil && !p.TrialEndsAt.After(now) {
 		return StatusExpired
@@ -98,11 +124,16 @@ func Effective(p *ent.TenantProduct, now time.Time) string {
 	return string(p.Status)
 }
 
-// view returns a copy of p whose Status is its effective status at now.
-func view(p *ent.TenantProduct, now time.Time) *ent.TenantProduct {
-	c := *p
-	c.Status = tenantproduct.Status(Effective(p, now))
-	return &c
+// view is p as readers see it at now.
+func view(p *ent.TenantProduct, now time.Time) *Entitlement {
+	e := &Entitlement{
+		TenantID: p.TenantID, Product: p.Product, Status: tenantproduct.Status(Effective(p, now)), Note: p.Note,
+		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+	}
+	if e.Status == tenantproduct.StatusTrial || e.Status == tenantproduct.StatusExpired {
+		e.TrialEndsAt = p.TrialEndsAt
+	}
+	return e
 }
 
 func (s *Service) product(key string) (catalog.Product, error) {
@@ -118,7 +149,7 @@ func (s *Service) product(key string) (catalog.Product, error) {
 
 // List returns the tenant's entitlements, by product, with their effective
 // status.
-func (s *Service) List(ctx context.Context, tenantID string) ([]*ent.TenantProduct, error) {
+func (s *Service) List(ctx context.Context, tenantID string) ([]*Entitlement, error) {
 	tid, err := ids.ParseTenant("tenant_id", tenantID)
 	if err != nil {
 		return nil, err
@@ -133,7 +164,7 @@ func (s *Service) List(ctx context.Context, tenantID string) ([]*ent.TenantProdu
 		return nil, fmt.Errorf("list entitlements: %w", err)
 	}
 	now := s.clock()
-	out := make([]*ent.TenantProduct, len(t.Edges.Products))
+	out := make([]*Entitlement, len(t.Edges.Products))
 	for i, p := range t.Edges.Products {
 		out[i] = view(p, now)
 	}
@@ -207,7 +238,7 @@ func (s *Service) mutate(ctx context.Context, tid uuid.UUID, product string, ins
 }
 
 func (s *Service) record(ctx context.Context, c *change, action, crud, description string, fields map[string]string) error {
-	_, err := s.audit.Record(ctx, c.tx, audit.Event{
+	err := s.audit.Record(ctx, c.tx, audit.Entry{
 		Action: action, CRUD: crud,
 		TenantID: c.tenant.ID, TenantName: c.tenant.Name,
 		Target:      audit.Target{ID: c.row.ID.String(), Name: c.row.Product, Type: "entitlement"},
@@ -231,7 +262,7 @@ func refuseFrozen(t *ent.Tenant, what string) error {
 // running trial is a Precondition error. The catalog.product_requested
 // event is written only when something changed (a row created, a status or
 // note changed), so a repeated identical request leaves no trace.
-func (s *Service) Request(ctx context.Context, tenantID, product, note string) (*ent.TenantProduct, error) {
+func (s *Service) Request(ctx context.Context, tenantID, product, note string) (*Entitlement, error) {
 	tid, err := ids.ParseTenant("tenant_id", tenantID)
 	if err != nil {
 		return nil, err
@@ -296,7 +327,7 @@ func (s *Service) Request(ctx context.Context, tenantID, product, note string) (
 // is never cleared), not when the product is active, not for a frozen
 // tenant. A requested product may start its trial. The trial ends exactly
 // trial_days × 24h after now.
-func (s *Service) StartTrial(ctx context.Context, tenantID, product string) (*ent.TenantProduct, error) {
+func (s *Service) StartTrial(ctx context.Context, tenantID, product string) (*Entitlement, error) {
 	tid, err := ids.ParseTenant("tenant_id", tenantID)
 	if err != nil {
 		return nil, err
@@ -349,7 +380,7 @@ func (s *Service) StartTrial(ctx context.Context, tenantID, product string) (*en
 // Grant makes product active for the tenant (sales closed the deal), from
 // any status or none; granting an active product is an idempotent success
 // without an event. The trial history (trial_started_at) is kept.
-func (s *Service) Grant(ctx context.Context, tenantID, product string) (*ent.TenantProduct, error) {
+func (s *Service) Grant(ctx context.Context, tenantID, product string) (*Entitlement, error) {
 	tid, err := ids.ParseTenant("tenant_id", tenantID)
 	if err != nil {
 		return nil, err

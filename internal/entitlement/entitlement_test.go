@@ -83,7 +83,7 @@ func (e *env) statuses(t *testing.T, tenantID string) string {
 
 func (e *env) products(t *testing.T, tenantID string) string {
 	t.Helper()
-	c, err := e.svc.Claims(storetest.SystemContext(), tenantID, "")
+	c, err := e.tenants.Claims(storetest.SystemContext(), tenantID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +320,7 @@ func TestFrozenTenant(t *testing.T) {
 		if got, want := e.events(t, id, "catalog.product_requested")+e.events(t, id, "catalog.trial_started"), 1; got != want {
 			t.Errorf("request/trial events = %d, want %d", got, want)
 		}
-		c, err := e.svc.Claims(ctx, "", "frozen")
+		c, err := e.tenants.Claims(ctx, "", "frozen")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -356,11 +356,11 @@ func TestBadInput(t *testing.T) {
 			{"trial unknown tenant", func() error { _, err := e.svc.StartTrial(ctx, unknown, "risk"); return err }, errs.NotFound, ""},
 			{"grant unknown tenant", func() error { _, err := e.svc.Grant(ctx, unknown, "risk"); return err }, errs.NotFound, ""},
 			{"revoke unknown tenant", func() error { return e.svc.Revoke(ctx, unknown, "risk") }, errs.NotFound, ""},
-			{"claims unknown id", func() error { _, err := e.svc.Claims(ctx, unknown, ""); return err }, errs.NotFound, ""},
-			{"claims unknown slug", func() error { _, err := e.svc.Claims(ctx, "", "nobody"); return err }, errs.NotFound, ""},
-			{"claims bad slug", func() error { _, err := e.svc.Claims(ctx, "", "No Body"); return err }, errs.Invalid, "slug:"},
-			{"claims neither", func() error { _, err := e.svc.Claims(ctx, "", ""); return err }, errs.Invalid, "tenant_id:"},
-			{"claims both", func() error { _, err := e.svc.Claims(ctx, id, "input"); return err }, errs.Invalid, "tenant_id:"},
+			{"claims unknown id", func() error { _, err := e.tenants.Claims(ctx, unknown, ""); return err }, errs.NotFound, ""},
+			{"claims unknown slug", func() error { _, err := e.tenants.Claims(ctx, "", "nobody"); return err }, errs.NotFound, ""},
+			{"claims bad slug", func() error { _, err := e.tenants.Claims(ctx, "", "No Body"); return err }, errs.Invalid, "slug:"},
+			{"claims neither", func() error { _, err := e.tenants.Claims(ctx, "", ""); return err }, errs.Invalid, "tenant_id:"},
+			{"claims both", func() error { _, err := e.tenants.Claims(ctx, id, "input"); return err }, errs.Invalid, "tenant_id:"},
 		}
 		for _, c := range cases {
 			err := c.do()

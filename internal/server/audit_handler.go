@@ -12,7 +12,6 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/platform/tenant-registry/ent"
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/audit"
@@ -78,7 +77,7 @@ func (h *auditHandler) ExportEvents(ctx context.Context, req *connect.Request[v1
 		TenantID:      m.TenantId,
 		CreatedAfter:  timeOf(m.CreatedAfter),
 		CreatedBefore: timeOf(m.CreatedBefore),
-	}, func(row *ent.AuditLog) error {
+	}, func(row *audit.Event) error {
 		return stream.Send(&v1.ExportEventsResponse{Event: auditEventPB(row)})
 	})
 }
@@ -129,7 +128,7 @@ func (h *auditHandler) exportNDJSON(w http.ResponseWriter, r *http.Request) {
 	bw := bufio.NewWriterSize(w, 32<<10)
 	started := false
 	n := 0
-	err := h.audit.Export(ctx, in, func(row *ent.AuditLog) error {
+	err := h.audit.Export(ctx, in, func(row *audit.Event) error {
 		b, err := jsonMarshal.Marshal(auditEventPB(row))
 		if err != nil {
 			return err
@@ -176,7 +175,7 @@ func timeOf(ts *timestamppb.Timestamp) time.Time {
 	return ts.AsTime()
 }
 
-func auditEventPB(r *ent.AuditLog) *v1.AuditEvent {
+func auditEventPB(r *audit.Event) *v1.AuditEvent {
 	fields := r.Fields
 	if fields == nil {
 		fields = map[string]string{}

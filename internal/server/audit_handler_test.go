@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/platform/tenant-registry/ent"
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/audit"
@@ -100,7 +99,7 @@ func TestAuditExportStreams(t *testing.T) {
 		}
 		// Every event of acme, oldest first, from the store itself.
 		var all []string
-		if err := svc.Export(ctx, audit.ExportInput{TenantID: acmeID}, func(r *ent.AuditLog) error {
+		if err := svc.Export(ctx, audit.ExportInput{TenantID: acmeID}, func(r *audit.Event) error {
 			all = append(all, r.ID.String())
 			return nil
 		}); err != nil {
@@ -122,7 +121,7 @@ func TestAuditExportStreams(t *testing.T) {
 		for _, tc := range tests {
 			// The expected ids, via the list API's own filters.
 			var want []string
-			if err := svc.Export(ctx, audit.ExportInput{TenantID: acmeID, CreatedAfter: tc.from, CreatedBefore: tc.to}, func(r *ent.AuditLog) error {
+			if err := svc.Export(ctx, audit.ExportInput{TenantID: acmeID, CreatedAfter: tc.from, CreatedBefore: tc.to}, func(r *audit.Event) error {
 				want = append(want, r.ID.String())
 				return nil
 			}); err != nil {

@@ -6,7 +6,6 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/platform/tenant-registry/ent"
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/entitlement"
@@ -47,9 +46,8 @@ func (h *entitlementHandler) RevokeEntitlement(ctx context.Context, req *connect
 	return connect.NewResponse(&v1.RevokeEntitlementResponse{}), nil
 }
 
-// entitlementPB is an entitlement on the wire. trial_ends_at is set for
-// trials and expired trials only.
-func entitlementPB(p *ent.TenantProduct) *v1.Entitlement {
+// entitlementPB is an entitlement on the wire.
+func entitlementPB(p *entitlement.Entitlement) *v1.Entitlement {
 	out := &v1.Entitlement{
 		TenantId:  p.TenantID.String(),
 		Product:   p.Product,
@@ -58,7 +56,7 @@ func entitlementPB(p *ent.TenantProduct) *v1.Entitlement {
 		CreatedAt: timestamppb.New(p.CreatedAt),
 		UpdatedAt: timestamppb.New(p.UpdatedAt),
 	}
-	if p.TrialEndsAt != nil && (out.Status == entitlement.StatusTrial || out.Status == entitlement.StatusExpired) {
+	if p.TrialEndsAt != nil {
 		out.TrialEndsAt = timestamppb.New(*p.TrialEndsAt)
 	}
 	return out

@@ -8,14 +8,14 @@ import (
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/apikey"
-	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/tenant"
 )
 
 // internalHandler serves InternalService (service role only).
 type internalHandler struct {
 	tenantregistryv1connect.UnimplementedInternalServiceHandler
-	entitlements *entitlement.Service
-	apiKeys      *apikey.Service
+	tenants *tenant.Service
+	apiKeys *apikey.Service
 }
 
 var _ tenantregistryv1connect.InternalServiceHandler = (*internalHandler)(nil)
@@ -23,7 +23,7 @@ var _ tenantregistryv1connect.InternalServiceHandler = (*internalHandler)(nil)
 // ResolveClaims answers a tenant's claims at Keycloak token issuance: one
 // indexed query per call.
 func (h *internalHandler) ResolveClaims(ctx context.Context, req *connect.Request[v1.ResolveClaimsRequest]) (*connect.Response[v1.ResolveClaimsResponse], error) {
-	c, err := h.entitlements.Claims(ctx, req.Msg.TenantId, req.Msg.Slug)
+	c, err := h.tenants.Claims(ctx, req.Msg.TenantId, req.Msg.Slug)
 	if err != nil {
 		return nil, err
 	}

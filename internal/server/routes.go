@@ -34,7 +34,7 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 		rpcService(tenantregistryv1connect.NewEntitlementServiceHandler(&entitlementHandler{entitlements: d.Entitlements}, opts...)),
 		rpcService(tenantregistryv1connect.NewCatalogServiceHandler(&catalogHandler{catalog: d.Catalog, entitlements: d.Entitlements}, opts...)),
 		rpcService(tenantregistryv1connect.NewApiKeyServiceHandler(&apiKeyHandler{keys: d.APIKeys}, opts...)),
-		rpcService(tenantregistryv1connect.NewInternalServiceHandler(&internalHandler{entitlements: d.Entitlements, apiKeys: d.APIKeys}, opts...)),
+		rpcService(tenantregistryv1connect.NewInternalServiceHandler(&internalHandler{tenants: d.Tenants, apiKeys: d.APIKeys}, opts...)),
 		rpcService(tenantregistryv1connect.NewAuditServiceHandler(auditH, opts...)),
 	}
 	names := make([]string, 0, len(services))

@@ -33,9 +33,10 @@ type Pinger interface {
 type Deps struct {
 	Logger  *slog.Logger
 	Store   Pinger
+	// Tenants serves TenantService and InternalService's claims.
 	Tenants *tenant.Service
-	// Entitlements serves EntitlementService, CatalogService's requests
-	// and trials, and InternalService's claims.
+	// Entitlements serves EntitlementService and CatalogService's requests
+	// and trials.
 	Entitlements *entitlement.Service
 	// Catalog is the product catalog CatalogService lists.
 	Catalog *catalog.Catalog

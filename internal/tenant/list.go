@@ -12,6 +12,7 @@ import (
 	"github.com/platform/tenant-registry/ent/predicate"
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/internal/cursor"
+	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/principal"
 )
@@ -67,7 +68,7 @@ func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, ne
 		Where(where...).
 		Order(ent.Desc(enttenant.FieldCreatedAt), ent.Desc(enttenant.FieldID)).
 		Limit(size + 1).
-		WithProducts(func(q *ent.TenantProductQuery) { q.Where(CurrentProducts(now)) }).
+		WithProducts(func(q *ent.TenantProductQuery) { q.Where(entitlement.Current(now)) }).
 		All(ctx)
 	if err != nil {
 		return nil, "", fmt.Errorf("list tenants: %w", err)

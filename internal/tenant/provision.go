@@ -201,7 +201,7 @@ func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Durati
 	cancel()
 
 	sys := principal.System
-	ev := audit.Event{TenantID: t.ID, TenantName: t.Name, Target: target(t), Actor: &sys, CRUD: "u"}
+	ev := audit.Entry{TenantID: t.ID, TenantName: t.Name, Target: target(t), Actor: &sys, CRUD: "u"}
 	rctx, cancel := context.WithTimeout(dctx, recordTimeout)
 	defer cancel()
 	mine := outbox.And(outbox.ID(id), outbox.LeaseToken(token), outbox.DoneAtIsNil())
@@ -229,7 +229,7 @@ func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Durati
 			ev.Action, ev.IsFailure = "keycloak.provision_failed", true
 			ev.Description = fmt.Sprintf("Keycloak provisioning of %s failed (attempt %d); retrying in %s", t.Slug, job.Attempts, backoff(job.Attempts))
 			ev.Fields = map[string]string{"error": text.Truncate(perr.Error(), 1000), "attempt": fmt.Sprint(job.Attempts)}
-			_, err = s.audit.Record(rctx, tx, ev)
+			err = s.audit.Record(rctx, tx, ev)
 			return err
 		}
 		// Done exactly once, by the lease holder: only the transaction that
@@ -255,7 +255,7 @@ func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Durati
 		if res.AdminUserID != "" {
 			ev.Fields["admin_user_id"] = res.AdminUserID
 		}
-		_, err = s.audit.Record(rctx, tx, ev)
+		err = s.audit.Record(rctx, tx, ev)
 		return err
 	})
 	if errors.Is(err, errLeaseLost) {

@@ -48,7 +48,7 @@ func (s *Service) SeedDev(ctx context.Context) error {
 		if err := enqueueProvisioning(ctx, tx, t.ID, now, "", ""); err != nil {
 			return err
 		}
-		_, err = s.audit.Record(ctx, tx, audit.Event{
+		err = s.audit.Record(ctx, tx, audit.Entry{
 			Action: "tenant.created", CRUD: "c", TenantID: t.ID, TenantName: t.Name,
 			Target: target(t), Description: "dev seed tenant acme created",
 			Fields: map[string]string{"slug": t.Slug, "plan": string(t.Plan), "status": string(t.Status), "seed": "dev"},

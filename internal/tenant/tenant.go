@@ -22,6 +22,7 @@ import (
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/cursor"
+	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/ids"
 	"github.com/platform/tenant-registry/internal/principal"
@@ -29,11 +30,18 @@ import (
 	"github.com/platform/tenant-registry/internal/text"
 )
 
-// Tenant is a tenant as callers see it.
+// Tenant is a tenant as the service answers it (the one result type of
+// this package, made from the row by view or read by Lookup).
 type Tenant struct {
-	*ent.Tenant
-	// Products the tenant may use now: active entitlements and unexpired
-	// trials, sorted.
+	ID                uuid.UUID
+	Slug, Name        string
+	Status            enttenant.Status
+	Plan              enttenant.Plan
+	KeycloakOrgID     *string
+	ProvisioningState string
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	// Products the tenant may use now (entitlement.Current), sorted.
 	Products []string
 	// InviteURL is set by Create when an admin was invited (never in prod).
 	InviteURL string
@@ -144,9 +152,9 @@ func Lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now
 	}
 	err := client.Tenant.Query().Where(where).Modify(func(sel *entsql.Selector) {
 		p := entsql.Table(tenantproduct.Table).As("tp")
-		// CurrentProducts, rendered against the joined table's alias.
+		// entitlement.Current, rendered against the joined table's alias.
 		current := entsql.Dialect(sel.Dialect()).Select().From(p)
-		CurrentProducts(now)(current)
+		entitlement.Current(now)(current)
 		sel.LeftJoin(p).OnP(entsql.And(
 			entsql.ColumnsEQ(sel.C(enttenant.FieldID), p.C(tenantproduct.FieldTenantID)),
 			current.P(),
@@ -165,16 +173,16 @@ func Lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now
 		return nil, errs.Errorf(errs.NotFound, "tenant not found")
 	}
 	r := rows[0]
-	t := &ent.Tenant{
+	out := &Tenant{
 		ID: r.ID, Slug: r.Slug, Name: r.Name,
 		Status: enttenant.Status(r.Status), Plan: enttenant.Plan(r.Plan),
 		ProvisioningState: r.ProvisioningState,
 		CreatedAt:         r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		Products: make([]string, 0, len(rows)),
 	}
 	if r.KeycloakOrgID.Valid {
-		t.KeycloakOrgID = &r.KeycloakOrgID.String
+		out.KeycloakOrgID = &r.KeycloakOrgID.String
 	}
-	out := &Tenant{Tenant: t, Products: make([]string, 0, len(rows))}
 	for _, r := range rows {
 		if r.Product.Valid {
 			out.Products = append(out.Products, r.Product.String)
@@ -184,23 +192,16 @@ func Lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now
 	return out, nil
 }
 
-// CurrentProducts matches the entitlements a tenant may use at now: active
-// ones and trials that have not ended. A trial is over at the very moment it
-// ends, for every reader, whether or not the sweeper has recorded it yet.
-func CurrentProducts(now time.Time) predicate.TenantProduct {
-	return tenantproduct.Or(
-		tenantproduct.StatusEQ(tenantproduct.StatusActive),
-		tenantproduct.And(tenantproduct.StatusEQ(tenantproduct.StatusTrial), tenantproduct.TrialEndsAtGT(now)),
-	)
-}
-
 func view(t *ent.Tenant) *Tenant {
 	products := make([]string, 0, len(t.Edges.Products))
 	for _, p := range t.Edges.Products {
 		products = append(products, p.Product)
 	}
 	slices.Sort(products)
-	return &Tenant{Tenant: t, Products: products}
+	return &Tenant{
+		ID: t.ID, Slug: t.Slug, Name: t.Name, Status: t.Status, Plan: t.Plan, KeycloakOrgID: t.KeycloakOrgID,
+		ProvisioningState: t.ProvisioningState, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Products: products,
+	}
 }
 
 // CreateInput is what CreateTenant takes.
@@ -251,7 +252,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 		if err := enqueueProvisioning(ctx, tx, t.ID, now, in.AdminEmail, in.AdminName); err != nil {
 			return err
 		}
-		_, err = s.audit.Record(ctx, tx, audit.Event{
+		err = s.audit.Record(ctx, tx, audit.Entry{
 			Action: "tenant.created", CRUD: "c",
 			TenantID: t.ID, TenantName: t.Name,
 			Target:      target(t),
@@ -273,7 +274,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Tenant, error) {
 	out, err := s.get(readCtx, s.client, enttenant.ID(created.ID))
 	if err != nil {
 		s.log.WarnContext(ctx, "tenant created; reading it back failed, answering the row as written", "tenant_id", created.ID, "error", err)
-		out = &Tenant{Tenant: created}
+		out = view(created)
 	}
 	out.InviteURL = invite
 	return out, nil
@@ -346,7 +347,7 @@ func (s *Service) transition(ctx context.Context, id, verb, action string, to en
 			}
 			return errs.Errorf(errs.Precondition, "cannot %s a tenant whose status is %s", verb, latest.Status)
 		}
-		if _, err := s.audit.Record(ctx, tx, audit.Event{
+		if err := s.audit.Record(ctx, tx, audit.Entry{
 			Action: action, CRUD: "u",
 			TenantID: uid, TenantName: cur.Name,
 			Target:      target(cur),

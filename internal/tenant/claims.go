@@ -1,4 +1,4 @@
-package entitlement
+package tenant
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/ids"
-	"github.com/platform/tenant-registry/internal/tenant"
 )
 
 // Claims is what Keycloak puts into a tenant's tokens.
@@ -23,7 +22,7 @@ type Claims struct {
 }
 
 // Claims answers the claims of the tenant with tenantID or slug (exactly
-// one of them): one SQL statement on indexed columns (see tenant.Lookup).
+// one of them): one SQL statement on indexed columns (see Lookup).
 func (s *Service) Claims(ctx context.Context, tenantID, slug string) (*Claims, error) {
 	var where predicate.Tenant
 	switch {
@@ -36,14 +35,14 @@ func (s *Service) Claims(ctx context.Context, tenantID, slug string) (*Claims, e
 		}
 		where = enttenant.ID(tid)
 	case slug != "":
-		if err := tenant.ValidateSlug(slug); err != nil {
+		if err := ValidateSlug(slug); err != nil {
 			return nil, err
 		}
 		where = enttenant.Slug(slug)
 	default:
 		return nil, errs.Errorf(errs.Invalid, "tenant_id: give tenant_id or slug")
 	}
-	t, err := tenant.Lookup(ctx, s.client, where, s.clock())
+	t, err := Lookup(ctx, s.client, where, s.clock())
 	if err != nil {
 		return nil, err
 	}
