@@ -31,8 +31,8 @@ type Pinger interface {
 
 // Deps are the server's dependencies.
 type Deps struct {
-	Logger  *slog.Logger
-	Store   Pinger
+	Logger *slog.Logger
+	Store  Pinger
 	// Tenants serves TenantService and InternalService's claims.
 	Tenants *tenant.Service
 	// Entitlements serves EntitlementService and CatalogService's requests
