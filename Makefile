@@ -60,6 +60,7 @@ lint: web/node_modules
 	@test -z "$$(gofmt -l cmd internal ent/schema migrations)" || { gofmt -l cmd internal ent/schema migrations; echo "gofmt needed" >&2; exit 1; }
 	$(GO) tool buf lint
 	web/node_modules/.bin/redocly lint gen/openapi/openapi.yaml
+	@! $(GO) list -deps ./cmd/server | grep -q 'internal/devdb$$' || { echo "cmd/server links internal/devdb (the development-only migration tools)" >&2; exit 1; }
 
 ## bench: one table on PostgreSQL (a throwaway cluster, or BENCH_DATABASE_URL): verify,
 ## GetTenantBySlug, ResolveClaims, CreateTenant, AppendEvent, ListEvents page 1 vs 1000 —

@@ -59,6 +59,7 @@ import (
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/cursor"
+	"github.com/platform/tenant-registry/internal/devdb"
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
 )
@@ -137,7 +138,7 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		name, err := migrate.CreateDatabase(ctx, admin, "bench")
+		name, err := devdb.CreateDatabase(ctx, admin, "bench")
 		admin.Close()
 		if err != nil {
 			return err

@@ -31,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/platform/tenant-registry/internal/devdb"
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
 )
@@ -64,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if fs.NArg() != 0 {
 				return errors.New(usage)
 			}
-			if err := migrate.Hash(*dir); err != nil {
+			if err := devdb.Hash(*dir); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "rewrote %s/atlas.sum\n", *dir)
@@ -119,11 +120,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return nil
 	case "down":
-		if err := migrate.Down(ctx, db, n); err != nil {
+		if err := devdb.Down(ctx, db, n); err != nil {
 			return err
 		}
 	case "down-all":
-		if err := migrate.DownAll(ctx, db); err != nil {
+		if err := devdb.DownAll(ctx, db); err != nil {
 			return err
 		}
 	}
@@ -170,7 +171,7 @@ func create(ctx context.Context, devURL, dir, name string, stdout io.Writer) err
 		defer c.Stop()
 		devURL = c.URL()
 	}
-	file, err := migrate.Diff(ctx, devURL, dir, name)
+	file, err := devdb.Diff(ctx, devURL, dir, name)
 	if err != nil {
 		return err
 	}

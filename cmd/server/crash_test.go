@@ -19,6 +19,7 @@ import (
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/logtest"
+	"github.com/platform/tenant-registry/internal/devdb"
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
 	"github.com/platform/tenant-registry/internal/pgtest"
@@ -243,7 +244,7 @@ func TestFaultPostgresCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name, err := migrate.CreateDatabase(ctx, admin, "crash")
+	name, err := devdb.CreateDatabase(ctx, admin, "crash")
 	admin.Close()
 	if err != nil {
 		t.Fatal(err)

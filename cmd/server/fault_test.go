@@ -29,6 +29,7 @@ import (
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/internal/keycloak/keycloaktest"
 	"github.com/platform/tenant-registry/internal/logtest"
+	"github.com/platform/tenant-registry/internal/devdb"
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
 	"github.com/platform/tenant-registry/internal/pgtest"
@@ -310,7 +311,7 @@ func TestFaultPostgresOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name, err := migrate.CreateDatabase(ctx, admin, "fault")
+	name, err := devdb.CreateDatabase(ctx, admin, "fault")
 	admin.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -73,7 +73,7 @@ func Up(ctx context.Context, db *sql.DB) (applied []string, err error) {
 
 // UpDir is Up with the given directory.
 func UpDir(ctx context.Context, db *sql.DB, dir migrate.Dir) (applied []string, err error) {
-	err = withLock(ctx, db, func(conn *sql.Conn) error {
+	err = WithLock(ctx, db, func(conn *sql.Conn) error {
 		if err := ensureRevisionsTable(ctx, conn); err != nil {
 			return err
 		}
@@ -86,7 +86,7 @@ func UpDir(ctx context.Context, db *sql.DB, dir migrate.Dir) (applied []string, 
 		case errors.Is(err, migrate.ErrNoPendingFiles):
 			return nil
 		case err != nil:
-			return describe(err)
+			return Describe(err)
 		}
 		// One transaction per file (the CLI's default --tx-mode file): a
 		// failing file leaves no trace, neither schema nor revision.
@@ -104,7 +104,7 @@ func UpDir(ctx context.Context, db *sql.DB, dir migrate.Dir) (applied []string, 
 			}
 			if err != nil {
 				_ = tx.Rollback()
-				return fmt.Errorf("migrate: apply %s: %w", f.Name(), describe(err))
+				return fmt.Errorf("migrate: apply %s: %w", f.Name(), Describe(err))
 			}
 			applied = append(applied, f.Version())
 		}
@@ -113,7 +113,7 @@ func UpDir(ctx context.Context, db *sql.DB, dir migrate.Dir) (applied []string, 
 	return applied, err
 }
 
-func executor(q querier, dir migrate.Dir) (*migrate.Executor, error) {
+func executor(q Querier, dir migrate.Dir) (*migrate.Executor, error) {
 	drv, err := postgres.Open(q)
 	if err != nil {
 		return nil, err
@@ -121,8 +121,8 @@ func executor(q querier, dir migrate.Dir) (*migrate.Executor, error) {
 	return migrate.NewExecutor(drv, dir, &revisions{q}, migrate.WithOperatorVersion(operatorVersion))
 }
 
-// describe spells out Atlas's terse checksum error.
-func describe(err error) error {
+// Describe spells out Atlas's terse checksum error.
+func Describe(err error) error {
 	var ce *migrate.ChecksumError
 	switch {
 	case errors.As(err, &ce):
@@ -137,8 +137,8 @@ func describe(err error) error {
 	return err
 }
 
-// withLock runs fn on a dedicated connection holding the advisory lock.
-func withLock(ctx context.Context, db *sql.DB, fn func(*sql.Conn) error) (err error) {
+// WithLock runs fn on a dedicated connection holding the advisory lock.
+func WithLock(ctx context.Context, db *sql.DB, fn func(*sql.Conn) error) (err error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	atlasmigrate "ariga.io/atlas/sql/migrate"
 	"github.com/google/uuid"
 
+	"github.com/platform/tenant-registry/internal/devdb"
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgtest"
 	"github.com/platform/tenant-registry/internal/store"
@@ -115,7 +116,7 @@ func TestUpDownRoundTrip(t *testing.T) {
 			t.Errorf("round %d: second Up applied %v, want nothing", round, got)
 		}
 
-		if err := migrate.DownAll(ctx, db); err != nil {
+		if err := devdb.DownAll(ctx, db); err != nil {
 			t.Fatalf("round %d: DownAll: %v", round, err)
 		}
 		for name, got := range map[string][]string{
@@ -136,7 +137,7 @@ func TestDownOne(t *testing.T) {
 	all := versions(t)
 	n := len(all)
 
-	if err := migrate.Down(ctx, db, 1); err != nil {
+	if err := devdb.Down(ctx, db, 1); err != nil {
 		t.Fatalf("Down(1): %v", err)
 	}
 	if got, want := applied(t, db), all[:n-1]; !slices.Equal(got, want) {
@@ -154,7 +155,7 @@ func TestDownOne(t *testing.T) {
 	}
 	// Down to the first version, which only creates the enum types: the
 	// tables, the updated_at function and its triggers all go.
-	if err := migrate.Down(ctx, db, n-2); err != nil {
+	if err := devdb.Down(ctx, db, n-2); err != nil {
 		t.Fatalf("Down(%d): %v", n-2, err)
 	}
 	if got, want := applied(t, db), all[:1]; !slices.Equal(got, want) {
@@ -323,7 +324,7 @@ func copyDir(t *testing.T) string {
 func TestNoDrift(t *testing.T) {
 	t.Parallel()
 	dir := copyDir(t)
-	file, err := migrate.Diff(context.Background(), pgtest.URL(t), dir, "drift")
+	file, err := devdb.Diff(context.Background(), pgtest.URL(t), dir, "drift")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +496,7 @@ func TestAuditChainPrecheck(t *testing.T) {
 	if at < 0 {
 		t.Fatal("no migration 20261201000001 (audit chain precheck)")
 	}
-	if err := migrate.Down(ctx, db, len(all)-at); err != nil {
+	if err := devdb.Down(ctx, db, len(all)-at); err != nil {
 		t.Fatalf("Down to before the precheck: %v", err)
 	}
 	const group = "00000000-0000-0000-0000-00000000000a"

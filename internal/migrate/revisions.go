@@ -18,6 +18,8 @@ const (
 	revSchema = "atlas_schema_revisions"
 	revTable  = "atlas_schema_revisions"
 	revIdent  = `"atlas_schema_revisions"."atlas_schema_revisions"`
+	// RevisionsTable is the revisions table's qualified name.
+	RevisionsTable = revIdent
 )
 
 // revisionsDDL mirrors the table the Atlas CLI creates.
@@ -42,10 +44,10 @@ var revisionsDDL = []string{
 
 // revisions implements migrate.RevisionReadWriter on a connection or a
 // transaction.
-type revisions struct{ q querier }
+type revisions struct{ q Querier }
 
-// querier is what *sql.DB, *sql.Conn and *sql.Tx have in common.
-type querier interface {
+// Querier is what *sql.DB, *sql.Conn and *sql.Tx have in common.
+type Querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
@@ -53,7 +55,7 @@ type querier interface {
 
 var _ migrate.RevisionReadWriter = (*revisions)(nil)
 
-func ensureRevisionsTable(ctx context.Context, q querier) error {
+func ensureRevisionsTable(ctx context.Context, q Querier) error {
 	for _, s := range revisionsDDL {
 		if _, err := q.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("migrate: create revisions table: %w", err)
@@ -173,4 +175,9 @@ func nullJSON(b []byte) any {
 func (r *revisions) DeleteRevision(ctx context.Context, version string) error {
 	_, err := r.q.ExecContext(ctx, `DELETE FROM `+revIdent+` WHERE version = $1`, version)
 	return err
+}
+
+// ReadRevisions reads the applied revisions, oldest first.
+func ReadRevisions(ctx context.Context, q Querier) ([]*migrate.Revision, error) {
+	return (&revisions{q}).ReadRevisions(ctx)
 }

@@ -20,6 +20,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 
+	"github.com/platform/tenant-registry/internal/devdb"
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
 )
@@ -43,7 +44,7 @@ func Main(m *testing.M) {
 	if admin != nil {
 		if template != "" {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_ = migrate.DropDatabase(ctx, admin, template)
+			_ = devdb.DropDatabase(ctx, admin, template)
 			cancel()
 		}
 		admin.Close()
@@ -98,7 +99,7 @@ func MigratedURL(t testing.TB) string {
 	server(t)
 	templateOnce.Do(func() {
 		ctx := context.Background()
-		name, err := migrate.CreateDatabase(ctx, admin, "pgtest_template")
+		name, err := devdb.CreateDatabase(ctx, admin, "pgtest_template")
 		if err != nil {
 			templateErr = err
 			return
@@ -137,7 +138,7 @@ func create(t testing.TB, from string) string {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := migrate.DropDatabase(context.Background(), admin, name); err != nil {
+		if err := devdb.DropDatabase(context.Background(), admin, name); err != nil {
 			t.Errorf("pgtest: %v", err)
 		}
 	})

@@ -1,4 +1,9 @@
-package migrate
+// Package devdb is the development side of the migrations, which neither
+// the server nor production's `migrate up` links: throwaway databases
+// (CreateDatabase), the next migration diffed from the Ent schemas (Diff),
+// atlas.sum's rehash (Hash), and the way down (Down, DownAll), which
+// production never takes.
+package devdb
 
 import (
 	"context"
@@ -7,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	migrator "github.com/platform/tenant-registry/internal/migrate"
 	"slices"
 
 	"ariga.io/atlas/sql/migrate"
@@ -30,7 +36,7 @@ import (
 
 // Down reverts the last n applied versions (n >= 1).
 func Down(ctx context.Context, db *sql.DB, n int) error {
-	dir, err := EmbeddedDir()
+	dir, err := migrator.EmbeddedDir()
 	if err != nil {
 		return err
 	}
@@ -40,7 +46,7 @@ func Down(ctx context.Context, db *sql.DB, n int) error {
 // DownAll reverts every applied version: none of the migrations' objects
 // remain.
 func DownAll(ctx context.Context, db *sql.DB) error {
-	dir, err := EmbeddedDir()
+	dir, err := migrator.EmbeddedDir()
 	if err != nil {
 		return err
 	}
@@ -53,10 +59,10 @@ func DownDir(ctx context.Context, db *sql.DB, dir migrate.Dir, n int) error {
 		return errors.New("migrate: down needs a number of versions >= 1")
 	}
 	if err := migrate.Validate(dir); err != nil {
-		return describe(err)
+		return migrator.Describe(err)
 	}
-	return withLock(ctx, db, func(conn *sql.Conn) error {
-		revs, err := (&revisions{conn}).ReadRevisions(ctx)
+	return migrator.WithLock(ctx, db, func(conn *sql.Conn) error {
+		revs, err := migrator.ReadRevisions(ctx, conn)
 		if err != nil {
 			return err
 		}
@@ -149,7 +155,7 @@ func downTo(ctx context.Context, conn *sql.Conn, dir migrate.Dir, target string)
 			return fmt.Errorf("migrate: down to %q: %s: %w", target, s, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM `+revIdent+` WHERE version > $1 AND version NOT LIKE '.%'`, target); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+migrator.RevisionsTable+` WHERE version > $1 AND version NOT LIKE '.%'`, target); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -162,7 +168,7 @@ func dropLast(c schema.Change) int {
 	return 0
 }
 
-func readState(ctx context.Context, drv migrate.Driver, q querier) (*state, error) {
+func readState(ctx context.Context, drv migrate.Driver, q migrator.Querier) (*state, error) {
 	s, err := drv.InspectSchema(ctx, "public", nil)
 	if err != nil {
 		return nil, err
@@ -187,7 +193,7 @@ ORDER BY 1`); err != nil {
 	return st, nil
 }
 
-func queryStrings(ctx context.Context, q querier, query string) ([]string, error) {
+func queryStrings(ctx context.Context, q migrator.Querier, query string) ([]string, error) {
 	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
 		return nil, err
@@ -231,7 +237,7 @@ func withScratch(ctx context.Context, conn *sql.Conn, fn func(*sql.DB) error) (e
 
 // CreateDatabase creates an empty database named prefix_<random> on q's
 // server and returns its name.
-func CreateDatabase(ctx context.Context, q querier, prefix string) (string, error) {
+func CreateDatabase(ctx context.Context, q migrator.Querier, prefix string) (string, error) {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	name := prefix + "_" + hex.EncodeToString(b)
@@ -242,7 +248,7 @@ func CreateDatabase(ctx context.Context, q querier, prefix string) (string, erro
 }
 
 // DropDatabase drops the database, closing its remaining sessions.
-func DropDatabase(ctx context.Context, q querier, name string) error {
+func DropDatabase(ctx context.Context, q migrator.Querier, name string) error {
 	if _, err := q.ExecContext(ctx, `DROP DATABASE IF EXISTS `+pgx.Identifier{name}.Sanitize()+` WITH (FORCE)`); err != nil {
 		return fmt.Errorf("drop database %s: %w", name, err)
 	}
