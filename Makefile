@@ -53,7 +53,8 @@ check-generated: generate
 	@git diff --exit-code --stat -- gen ent migrations || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- gen ent)" || { git status --porcelain -- gen ent; echo "make generate created files: commit them" >&2; exit 1; }
 
-## lint: go vet, gofmt, buf lint and redocly lint of the committed OpenAPI document
+## lint: go vet, gofmt, buf lint, redocly lint of the committed OpenAPI document,
+## and cmd/server not linking the development-only migration tools (internal/devdb)
 ## (recommended rules, redocly.yaml; @redocly/cli from web/package-lock.json)
 lint: web/node_modules
 	$(GO) vet $(PKGS)

@@ -18,8 +18,8 @@ import (
 
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/clock"
-	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/devdb"
+	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
 	"github.com/platform/tenant-registry/internal/pgtest"
@@ -98,7 +98,9 @@ func TestFaultSIGKILLUnderCreateLoad(t *testing.T) {
 			if kind == "sqlite" {
 				path := filepath.Join(t.TempDir(), "registry.db")
 				env = append(env, "SQLITE_PATH="+path, "DATABASE_URL=")
-				open = func() (*store.Store, error) { return store.OpenSQLite(storetest.SystemContext(), path) }
+				open = func() (*store.Store, error) {
+					return store.OpenSQLite(storetest.SystemContext(), path, store.Options{})
+				}
 			} else {
 				url := pgtest.MigratedURL(t)
 				env = append(env, "DATABASE_URL="+url)

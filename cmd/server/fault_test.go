@@ -27,9 +27,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/platform/tenant-registry/ent/tenant"
+	"github.com/platform/tenant-registry/internal/devdb"
 	"github.com/platform/tenant-registry/internal/keycloak/keycloaktest"
 	"github.com/platform/tenant-registry/internal/logtest"
-	"github.com/platform/tenant-registry/internal/devdb"
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
 	"github.com/platform/tenant-registry/internal/pgtest"
@@ -266,7 +266,7 @@ func TestFaultSIGTERMInFlight(t *testing.T) {
 		inFlight, refusedAfter.Round(time.Millisecond), exitedAt.Sub(signalled).Round(time.Millisecond))
 
 	// Every acknowledged create is stored.
-	st, err := store.OpenSQLite(context.Background(), dbPath)
+	st, err := store.OpenSQLite(context.Background(), dbPath, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package main
 
 import (
 	"context"
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -43,11 +45,15 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		return err
 	}
 	defer shutdownTelemetry(tel, log) // last: after the server and the workers
+	// Every statement is traced (client spans, SQL text without values).
+	opts := store.Options{MaxConns: cfg.DBMaxConns, Driver: func(d *entsql.Driver) dialect.Driver {
+		return telemetry.TraceDriver(d, tel.TracerProvider)
+	}}
 	var st *store.Store
 	if cfg.DatabaseURL == "" {
-		st, err = store.OpenSQLite(ctx, cfg.SQLitePath)
+		st, err = store.OpenSQLite(ctx, cfg.SQLitePath, opts)
 	} else {
-		st, err = store.Open(ctx, cfg.DatabaseURL, store.Options{MaxConns: cfg.DBMaxConns})
+		st, err = store.Open(ctx, cfg.DatabaseURL, opts)
 	}
 	if err != nil {
 		return err
@@ -56,7 +62,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		log.Info("using the embedded SQLite store (dev only)", "path", or(cfg.SQLitePath, "(in memory)"))
 	}
 	defer st.Close()
-	instrument(tel, st, log)
+	logTelemetry(tel, log)
 
 	a, err := app.New(ctx, app.Deps{
 		Config: cfg, Store: st, Logger: log, Clock: clock.System,

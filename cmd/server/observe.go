@@ -4,17 +4,11 @@ import (
 	"context"
 	"log/slog"
 
-	"entgo.io/ent/dialect"
-	entsql "entgo.io/ent/dialect/sql"
-
-	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/telemetry"
 )
 
-// instrument traces the store's queries. It must run before st.Client is
-// handed to the services.
-func instrument(tel *telemetry.Telemetry, st *store.Store, log *slog.Logger) {
-	st.Instrument(func(d *entsql.Driver) dialect.Driver { return telemetry.TraceDriver(d, tel.TracerProvider) })
+// logTelemetry says at start-up what is exported.
+func logTelemetry(tel *telemetry.Telemetry, log *slog.Logger) {
 	switch {
 	case tel.Traces == "" && tel.Metrics == "":
 		log.Info("telemetry: nothing exported (no OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_*_EXPORTER set)")

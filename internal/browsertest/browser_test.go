@@ -232,7 +232,7 @@ func startAPI(t *testing.T, issuer, allowedOrigin string) *apiServer {
 	ctx := context.Background()
 	a := &apiServer{logs: &logtest.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := store.OpenSQLite(ctx, "")
+	st, err := store.OpenSQLite(ctx, "", store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

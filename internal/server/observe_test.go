@@ -26,6 +26,7 @@ import (
 	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/server"
+	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/telemetry"
 )
@@ -48,8 +49,11 @@ func newObserved(t *testing.T) *observed {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.metrics))
 	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 
-	st := storetest.SQLite(t)
-	st.Instrument(func(d *entsql.Driver) dialect.Driver { return telemetry.TraceDriver(d, tp) })
+	st, err := store.OpenSQLite(context.Background(), "", store.Options{Driver: func(d *entsql.Driver) dialect.Driver { return telemetry.TraceDriver(d, tp) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	// Tokens are verified; a request without one is the dev admin.
 	o.srv = newStack(t, st, withLogger(log), withTelemetry(tp, mp),
 		withConfig(func(c *config.Config) { c.KeycloakIssuer = o.issuer.URL() })).srv

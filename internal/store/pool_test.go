@@ -14,7 +14,7 @@ import (
 // context does, instead of queueing forever.
 func TestPoolWaitRespectsContext(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, "")
+	st, err := store.OpenSQLite(ctx, "", store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,18 @@ type Store struct {
 type Options struct {
 	// MaxConns bounds the PostgreSQL pool (default 20).
 	MaxConns int
+	// Driver wraps the Ent client's driver (e.g. telemetry.TraceDriver,
+	// tracing every statement); nil means the plain driver.
+	Driver func(*entsql.Driver) dialect.Driver
+}
+
+// client is the Ent client over db, through opts.Driver when set.
+func (opts Options) client(name string, db *sql.DB) *ent.Client {
+	drv := entsql.OpenDB(name, db)
+	if opts.Driver != nil {
+		return ent.NewClient(ent.Driver(opts.Driver(drv)))
+	}
+	return ent.NewClient(ent.Driver(drv))
 }
 
 // QueryExecMode is pgx's default_query_exec_mode of the pool unless
@@ -80,7 +92,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		return nil, err
 	}
 	return &Store{
-		Client:  ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db))),
+		Client:  opts.client(dialect.Postgres, db),
 		DB:      db,
 		Dialect: dialect.Postgres,
 		URL:     databaseURL,
@@ -114,7 +126,7 @@ func PoolURL(databaseURL string) (string, error) {
 // database per call), else the file at path. Its schema comes from Ent's own
 // migration (SQLite is never production; PostgreSQL is migrated with the
 // versioned migrations only).
-func OpenSQLite(ctx context.Context, path string) (*Store, error) {
+func OpenSQLite(ctx context.Context, path string, opts Options) (*Store, error) {
 	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
 	if path == "" {
 		dsn = fmt.Sprintf("file:mem%d?mode=memory&cache=shared&_pragma=foreign_keys(1)", memSeq.Add(1))
@@ -132,8 +144,8 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, db)))
-	if err := client.Schema.Create(ctx); err != nil {
+	// The schema comes from Ent directly, through the plain driver.
+	if err := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, db))).Schema.Create(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("create sqlite schema: %w", err)
 	}
@@ -141,7 +153,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{Client: client, DB: db, Dialect: dialect.SQLite}, nil
+	return &Store{Client: opts.client(dialect.SQLite, db), DB: db, Dialect: dialect.SQLite}, nil
 }
 
 // createSQLiteTriggers gives the embedded store what the hand-written

@@ -27,7 +27,7 @@ func Each(t *testing.T, fn func(t *testing.T, st *store.Store)) {
 // SQLite returns a fresh in-memory embedded store.
 func SQLite(t testing.TB) *store.Store {
 	t.Helper()
-	st, err := store.OpenSQLite(context.Background(), "")
+	st, err := store.OpenSQLite(context.Background(), "", store.Options{})
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
