@@ -221,15 +221,7 @@ func TestFaultSIGKILLUnderCreateLoad(t *testing.T) {
 // test cluster's synchronous_commit=off would be allowed to lose the last
 // acknowledged commits.
 func TestFaultPostgresCrash(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fault test: starts PostgreSQL")
-	}
-	if _, err := os.Stat(filepath.Join(pgcluster.DefaultBinDir, "pg_ctl")); err != nil && os.Getenv("PG_BIN_DIR") == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no PostgreSQL server binaries in %s: fault tests never skip in CI", pgcluster.DefaultBinDir)
-		}
-		t.Skip("no PostgreSQL server binaries")
-	}
+	requirePostgresServer(t)
 	const (
 		rate    = 60
 		loadFor = 8 * time.Second

@@ -283,15 +283,7 @@ func TestFaultSIGTERMInFlight(t *testing.T) {
 // hits its client deadline, the service recovers by itself, and every
 // acknowledged write is in the database with its tenant.created event.
 func TestFaultPostgresOutage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fault test: starts PostgreSQL")
-	}
-	if _, err := os.Stat(filepath.Join(pgcluster.DefaultBinDir, "pg_ctl")); err != nil && os.Getenv("PG_BIN_DIR") == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no PostgreSQL server binaries in %s: fault tests never skip in CI", pgcluster.DefaultBinDir)
-		}
-		t.Skip("no PostgreSQL server binaries")
-	}
+	requirePostgresServer(t)
 	const (
 		rate        = 50
 		loadFor     = 8 * time.Second

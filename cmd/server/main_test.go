@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
 	"github.com/platform/tenant-registry/internal/logtest"
+	"github.com/platform/tenant-registry/internal/pgcluster"
 	"github.com/platform/tenant-registry/internal/pgtest"
 )
 
@@ -25,8 +28,15 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // startServer calls run with env on a free port, waits for /healthz, and
 // returns the base URL. The server is stopped (as by SIGTERM) at cleanup,
-// and run must then return nil.
+// and run must then return nil; its log is shown when the test failed.
 func startServer(t *testing.T, env map[string]string) string {
+	t.Helper()
+	base, _ := startReplica(t, env)
+	return base
+}
+
+// startReplica is startServer that also answers the server's log.
+func startReplica(t *testing.T, env map[string]string) (string, *logtest.Buffer) {
 	t.Helper()
 	addr := freeAddr(t)
 	env["ADDR"] = addr
@@ -47,11 +57,26 @@ func startServer(t *testing.T, env map[string]string) string {
 			t.Errorf("run did not return after shutdown")
 		}
 		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
+			t.Logf("%s log:\n%s", base, logs.String())
 		}
 	})
 	waitHealthy(t, base, done)
-	return base
+	return base, logs
+}
+
+// requirePostgresServer skips a test that starts its own PostgreSQL when
+// the server binaries are missing, except under CI, where it fails.
+func requirePostgresServer(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("fault test: starts PostgreSQL")
+	}
+	if _, err := os.Stat(filepath.Join(pgcluster.DefaultBinDir, "pg_ctl")); err != nil && os.Getenv("PG_BIN_DIR") == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no PostgreSQL server binaries in %s: fault tests never skip in CI", pgcluster.DefaultBinDir)
+		}
+		t.Skip("no PostgreSQL server binaries")
+	}
 }
 
 func freeAddr(t *testing.T) string {

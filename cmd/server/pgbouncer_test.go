@@ -9,39 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/pgcluster"
 	"github.com/platform/tenant-registry/internal/pgtest"
 )
-
-// startReplica is startServer keeping the replica's log for the caller.
-func startReplica(t *testing.T, env map[string]string) (string, *logtest.Buffer) {
-	t.Helper()
-	addr := freeAddr(t)
-	env["ADDR"] = addr
-	getenv := func(k string) string { return env[k] }
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &logtest.Buffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, getenv, logs) }()
-	base := "http://" + addr
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run returned %v after shutdown", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("run did not return after shutdown")
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", base, logs.String())
-		}
-	})
-	waitHealthy(t, base, done)
-	return base, logs
-}
 
 // TestReplicasBehindPgBouncer runs two replicas (run, as main does) whose
 // pools go through a real PgBouncer in transaction mode, their listeners

@@ -95,60 +95,50 @@ func databaseUnreachable(err error) bool {
 	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "failed to connect to")
 }
 
-// httpStatus is the HTTP status of a Connect code on the REST paths, as the
-// README's API section documents it (failed_precondition is 409 there).
-func httpStatus(code connect.Code) int {
-	switch code {
-	case connect.CodeInvalidArgument, connect.CodeOutOfRange:
-		return http.StatusBadRequest
-	case connect.CodeUnauthenticated:
-		return http.StatusUnauthorized
-	case connect.CodePermissionDenied:
-		return http.StatusForbidden
-	case connect.CodeNotFound:
-		return http.StatusNotFound
-	case connect.CodeAlreadyExists, connect.CodeFailedPrecondition, connect.CodeAborted:
-		return http.StatusConflict
-	case connect.CodeResourceExhausted:
-		return http.StatusTooManyRequests
-	case connect.CodeCanceled:
-		return 499
-	case connect.CodeUnimplemented:
-		return http.StatusNotImplemented
-	case connect.CodeUnavailable:
-		return http.StatusServiceUnavailable
-	case connect.CodeDeadlineExceeded:
-		return http.StatusGatewayTimeout
-	default:
-		return http.StatusInternalServerError
-	}
+// restStatuses is the HTTP status of each Connect code on the REST paths,
+// as the README's API section documents it (failed_precondition is 409
+// there); a code not listed is 500. Read backwards, the first code listed
+// for a status is that status's code.
+var restStatuses = []struct {
+	code   connect.Code
+	status int
+}{
+	{connect.CodeInvalidArgument, http.StatusBadRequest},
+	{connect.CodeOutOfRange, http.StatusBadRequest},
+	{connect.CodeUnauthenticated, http.StatusUnauthorized},
+	{connect.CodePermissionDenied, http.StatusForbidden},
+	{connect.CodeNotFound, http.StatusNotFound},
+	{connect.CodeAlreadyExists, http.StatusConflict},
+	{connect.CodeFailedPrecondition, http.StatusConflict},
+	{connect.CodeAborted, http.StatusConflict},
+	{connect.CodeResourceExhausted, http.StatusTooManyRequests},
+	{connect.CodeCanceled, 499},
+	{connect.CodeUnimplemented, http.StatusNotImplemented},
+	{connect.CodeUnavailable, http.StatusServiceUnavailable},
+	{connect.CodeDeadlineExceeded, http.StatusGatewayTimeout},
+	// Statuses that never come from an RPC's code, for codeFromHTTP.
+	{connect.CodeInvalidArgument, http.StatusUnsupportedMediaType},
+	{connect.CodeUnimplemented, http.StatusMethodNotAllowed},
+	{connect.CodeResourceExhausted, http.StatusRequestEntityTooLarge},
 }
 
-// codeFromHTTP is the inverse for errors that never were RPC errors (an
-// unknown path, a method not allowed).
-func codeFromHTTP(status int) connect.Code {
-	switch status {
-	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
-		return connect.CodeInvalidArgument
-	case http.StatusUnauthorized:
-		return connect.CodeUnauthenticated
-	case http.StatusForbidden:
-		return connect.CodePermissionDenied
-	case http.StatusNotFound:
-		return connect.CodeNotFound
-	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
-		return connect.CodeUnimplemented
-	case http.StatusConflict:
-		return connect.CodeAlreadyExists
-	case http.StatusRequestEntityTooLarge:
-		return connect.CodeResourceExhausted
-	case http.StatusTooManyRequests:
-		return connect.CodeResourceExhausted
-	case http.StatusServiceUnavailable:
-		return connect.CodeUnavailable
-	case http.StatusGatewayTimeout:
-		return connect.CodeDeadlineExceeded
-	default:
-		return connect.CodeInternal
+// httpStatus is the HTTP status of a Connect code on the REST paths.
+func httpStatus(code connect.Code) int {
+	for _, r := range restStatuses {
+		if r.code == code {
+			return r.status
+		}
 	}
+	return http.StatusInternalServerError
+}
+
+// codeFromHTTP is the code of an error that never was an RPC error (an
+// unknown path, a method not allowed, a body too large).
+func codeFromHTTP(status int) connect.Code {
+	for _, r := range restStatuses {
+		if r.status == status {
+			return r.code
+		}
+	}
+	return connect.CodeInternal
 }
