@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/platform/tenant-registry/internal/deps"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -82,16 +83,15 @@ type Service struct {
 
 // NewService returns a Service.
 func NewService(o Deps) (*Service, error) {
-	switch {
-	case o.Client == nil:
-		return nil, errors.New("apikey: an Ent client is required")
-	case o.Recorder == nil:
-		return nil, errors.New("apikey: an audit recorder is required")
-	case o.Clock == nil:
-		return nil, errors.New("apikey: a clock is required")
-	case o.Pager == nil:
-		return nil, errors.New("apikey: a pager is required")
-	case len(o.Secret) < MinSecretLen:
+	if err := deps.Require("apikey",
+		deps.Of("an Ent client", o.Client != nil),
+		deps.Of("an audit recorder", o.Recorder != nil),
+		deps.Of("a clock", o.Clock != nil),
+		deps.Of("a pager", o.Pager != nil),
+	); err != nil {
+		return nil, err
+	}
+	if len(o.Secret) < MinSecretLen {
 		return nil, fmt.Errorf("API_KEY_SECRET: must be at least %d bytes", MinSecretLen)
 	}
 	if o.CacheTTL <= 0 {
@@ -103,9 +103,7 @@ func NewService(o Deps) (*Service, error) {
 	if o.UsageEvery <= 0 {
 		o.UsageEvery = time.Minute
 	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
+	o.Logger = deps.Logger(o.Logger)
 	s := &Service{
 		client: o.Client, audit: o.Recorder, clock: o.Clock, pager: o.Pager,
 		hash:     newHasher(o.Secret),

@@ -6,8 +6,8 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"github.com/platform/tenant-registry/internal/deps"
 	"log/slog"
 	"net/http"
 	"time"
@@ -65,13 +65,12 @@ type App struct {
 // New wires the service. In APP_ENV=dev it also makes sure the dev tenant
 // acme exists.
 func New(ctx context.Context, o Deps) (*App, error) {
-	switch {
-	case o.Store == nil:
-		return nil, errors.New("app: a store is required")
-	case o.Logger == nil:
-		return nil, errors.New("app: a logger is required")
-	case o.Clock == nil:
-		return nil, errors.New("app: a clock is required")
+	if err := deps.Require("app",
+		deps.Of("a store", o.Store != nil),
+		deps.Of("a logger", o.Logger != nil),
+		deps.Of("a clock", o.Clock != nil),
+	); err != nil {
+		return nil, err
 	}
 	cfg, st, log, clock := o.Config, o.Store, o.Logger, o.Clock
 	if o.TracerProvider == nil {

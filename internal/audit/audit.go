@@ -9,8 +9,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/platform/tenant-registry/internal/deps"
 	"time"
 
 	"github.com/google/uuid"
@@ -63,8 +63,8 @@ type RecorderDeps struct {
 
 // NewRecorder returns a Recorder.
 func NewRecorder(d RecorderDeps) (*Recorder, error) {
-	if d.Clock == nil {
-		return nil, errors.New("audit: a clock is required")
+	if err := deps.Require("audit", deps.Of("a clock", d.Clock != nil)); err != nil {
+		return nil, err
 	}
 	return &Recorder{clock: d.Clock, postgres: d.Postgres}, nil
 }

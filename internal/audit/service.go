@@ -2,8 +2,8 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"github.com/platform/tenant-registry/internal/cursor"
+	"github.com/platform/tenant-registry/internal/deps"
 	"log/slog"
 
 	"github.com/platform/tenant-registry/ent"
@@ -40,19 +40,15 @@ type Deps struct {
 // NewService returns a Service writing through the recorder (whose dialect
 // it shares). Client, Recorder, Clock and Pager are required.
 func NewService(d Deps) (*Service, error) {
-	switch {
-	case d.Client == nil:
-		return nil, errors.New("audit: an Ent client is required")
-	case d.Recorder == nil:
-		return nil, errors.New("audit: a recorder is required")
-	case d.Clock == nil:
-		return nil, errors.New("audit: a clock is required")
-	case d.Pager == nil:
-		return nil, errors.New("audit: a pager is required")
+	if err := deps.Require("audit",
+		deps.Of("an Ent client", d.Client != nil),
+		deps.Of("a recorder", d.Recorder != nil),
+		deps.Of("a clock", d.Clock != nil),
+		deps.Of("a pager", d.Pager != nil),
+	); err != nil {
+		return nil, err
 	}
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
+	d.Logger = deps.Logger(d.Logger)
 	return &Service{client: d.Client, recorder: d.Recorder, clock: d.Clock, pager: d.Pager, opts: d}, nil
 }
 

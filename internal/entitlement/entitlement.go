@@ -16,6 +16,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/platform/tenant-registry/internal/deps"
 	"log/slog"
 	"strings"
 	"time"
@@ -70,19 +71,15 @@ type Deps struct {
 // NewService returns a Service. Client, Recorder, Catalog and Clock are
 // required.
 func NewService(d Deps) (*Service, error) {
-	switch {
-	case d.Client == nil:
-		return nil, errors.New("entitlement: an Ent client is required")
-	case d.Recorder == nil:
-		return nil, errors.New("entitlement: an audit recorder is required")
-	case d.Catalog == nil:
-		return nil, errors.New("entitlement: a catalog is required")
-	case d.Clock == nil:
-		return nil, errors.New("entitlement: a clock is required")
+	if err := deps.Require("entitlement",
+		deps.Of("an Ent client", d.Client != nil),
+		deps.Of("an audit recorder", d.Recorder != nil),
+		deps.Of("a catalog", d.Catalog != nil),
+		deps.Of("a clock", d.Clock != nil),
+	); err != nil {
+		return nil, err
 	}
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
+	d.Logger = deps.Logger(d.Logger)
 	return &Service{client: d.Client, audit: d.Recorder, catalog: d.Catalog, clock: d.Clock, log: d.Logger}, nil
 }
 
@@ -197,6 +194,15 @@ type change struct {
 	row     *ent.TenantProduct
 	created bool
 	now     time.Time
+}
+
+// crud is the event's crud letter for the change: c when it created the
+// row, u when it changed one.
+func (c *change) crud() string {
+	if c.created {
+		return "c"
+	}
+	return "u"
 }
 
 // mutate runs fn on the tenant's row for product in a transaction. When
@@ -363,11 +369,7 @@ func (s *Service) StartTrial(ctx context.Context, tenantID, product string) (*En
 			}
 		}
 		out = row
-		crud := "u"
-		if c.created {
-			crud = "c"
-		}
-		return s.record(ctx, c, "catalog.trial_started", crud,
+		return s.record(ctx, c, "catalog.trial_started", c.crud(),
 			fmt.Sprintf("tenant %s started a %d-day trial of %s", c.tenant.Slug, p.TrialDays, product),
 			map[string]string{"product": product, "trial_days": fmt.Sprint(p.TrialDays), "trial_ends_at": ends.UTC().Format(time.RFC3339Nano)})
 	})
@@ -407,11 +409,7 @@ func (s *Service) Grant(ctx context.Context, tenantID, product string) (*Entitle
 			}
 		}
 		out = row
-		crud := "u"
-		if c.created {
-			crud = "c"
-		}
-		return s.record(ctx, c, "entitlement.granted", crud,
+		return s.record(ctx, c, "entitlement.granted", c.crud(),
 			fmt.Sprintf("%s granted to tenant %s (was %s)", product, c.tenant.Slug, from),
 			map[string]string{"product": product, "from": from})
 	})

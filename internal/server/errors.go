@@ -122,23 +122,33 @@ var restStatuses = []struct {
 	{connect.CodeResourceExhausted, http.StatusRequestEntityTooLarge},
 }
 
-// httpStatus is the HTTP status of a Connect code on the REST paths.
-func httpStatus(code connect.Code) int {
+// httpStatus is the HTTP status of a Connect code on the REST paths;
+// codeFromHTTP is the code of an error that never was an RPC error (an
+// unknown path, a method not allowed, a body too large). Both read
+// restStatuses.
+var statusOf, codeOf = func() (map[connect.Code]int, map[int]connect.Code) {
+	status, code := map[connect.Code]int{}, map[int]connect.Code{}
 	for _, r := range restStatuses {
-		if r.code == code {
-			return r.status
+		if _, ok := status[r.code]; !ok {
+			status[r.code] = r.status
 		}
+		if _, ok := code[r.status]; !ok {
+			code[r.status] = r.code
+		}
+	}
+	return status, code
+}()
+
+func httpStatus(code connect.Code) int {
+	if s, ok := statusOf[code]; ok {
+		return s
 	}
 	return http.StatusInternalServerError
 }
 
-// codeFromHTTP is the code of an error that never was an RPC error (an
-// unknown path, a method not allowed, a body too large).
 func codeFromHTTP(status int) connect.Code {
-	for _, r := range restStatuses {
-		if r.status == status {
-			return r.code
-		}
+	if c, ok := codeOf[status]; ok {
+		return c
 	}
 	return connect.CodeInternal
 }

@@ -5,7 +5,7 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"github.com/platform/tenant-registry/internal/deps"
 	"log/slog"
 	"net/http"
 	"time"
@@ -62,13 +62,12 @@ const DefaultRPCTimeout = 10 * time.Second
 
 // NewServer returns the service's http.Handler.
 func NewServer(d Deps) (http.Handler, error) {
-	switch {
-	case d.Auth == nil:
-		return nil, errors.New("server: an authenticator is required (auth.NewAuthenticator)")
-	case d.Logger == nil:
-		return nil, errors.New("server: a logger is required")
-	case d.Store == nil:
-		return nil, errors.New("server: a store is required (readiness pings it)")
+	if err := deps.Require("server",
+		deps.Of("an authenticator (auth.NewAuthenticator)", d.Auth != nil),
+		deps.Of("a logger", d.Logger != nil),
+		deps.Of("a store (readiness pings it)", d.Store != nil),
+	); err != nil {
+		return nil, err
 	}
 	if d.RPCTimeout == 0 {
 		d.RPCTimeout = DefaultRPCTimeout

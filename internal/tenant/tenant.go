@@ -6,8 +6,8 @@ package tenant
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
+	"github.com/platform/tenant-registry/internal/deps"
 	"log/slog"
 	"slices"
 	"time"
@@ -76,21 +76,16 @@ type Deps struct {
 // NewService returns a Service. Client, Recorder, Clock, Pager and
 // Provisioner are required.
 func NewService(d Deps) (*Service, error) {
-	switch {
-	case d.Client == nil:
-		return nil, errors.New("tenant: an Ent client is required")
-	case d.Recorder == nil:
-		return nil, errors.New("tenant: an audit recorder is required")
-	case d.Clock == nil:
-		return nil, errors.New("tenant: a clock is required")
-	case d.Pager == nil:
-		return nil, errors.New("tenant: a pager is required")
-	case d.Provisioner == nil:
-		return nil, errors.New("tenant: a Keycloak provisioner is required")
+	if err := deps.Require("tenant",
+		deps.Of("an Ent client", d.Client != nil),
+		deps.Of("an audit recorder", d.Recorder != nil),
+		deps.Of("a clock", d.Clock != nil),
+		deps.Of("a pager", d.Pager != nil),
+		deps.Of("a Keycloak provisioner", d.Provisioner != nil),
+	); err != nil {
+		return nil, err
 	}
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
+	d.Logger = deps.Logger(d.Logger)
 	return &Service{
 		client: d.Client, audit: d.Recorder, clock: d.Clock, pager: d.Pager, provisioner: d.Provisioner,
 		hideInviteURL: d.HideInviteURLs, log: d.Logger,
