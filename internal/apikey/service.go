@@ -300,13 +300,9 @@ func (s *Service) List(ctx context.Context, in ListInput) (keys []*Key, next str
 			return nil, "", errs.Errorf(errs.NotFound, "tenant not found")
 		}
 	}
-	rows, next = cursor.Next(s.pager, page, rows, size, func(k *ent.APIKey) cursor.Position {
+	keys, next = cursor.Next(s.pager, page, rows, size, func(k *ent.APIKey) cursor.Position {
 		return cursor.Position{Time: k.CreatedAt, ID: k.ID}
-	})
-	keys = make([]*Key, len(rows))
-	for i, r := range rows {
-		keys[i] = view(r)
-	}
+	}, view)
 	return keys, next, nil
 }
 

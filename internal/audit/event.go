@@ -42,11 +42,3 @@ func eventOf(r *ent.AuditLog) *Event {
 		IdempotencyKey: r.IdempotencyKey, ChainSeq: r.ChainSeq, PrevHash: r.PrevHash, Hash: r.Hash, HashVersion: r.HashVersion,
 	}
 }
-
-func eventsOf(rows []*ent.AuditLog) []*Event {
-	out := make([]*Event, len(rows))
-	for i, r := range rows {
-		out[i] = eventOf(r)
-	}
-	return out
-}

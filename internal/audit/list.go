@@ -67,10 +67,10 @@ func (s *Service) List(ctx context.Context, in ListInput) (events []*Event, next
 	if err != nil {
 		return nil, "", fmt.Errorf("list audit events: %w", err)
 	}
-	rows, next = cursor.Next(s.pager, page, rows, size, func(e *ent.AuditLog) cursor.Position {
+	events, next = cursor.Next(s.pager, page, rows, size, func(e *ent.AuditLog) cursor.Position {
 		return cursor.Position{Time: e.CreatedAt, ID: e.ID}
-	})
-	return eventsOf(rows), next, nil
+	}, eventOf)
+	return events, next, nil
 }
 
 func timeKey(t time.Time) string {

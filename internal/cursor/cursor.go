@@ -89,15 +89,20 @@ func (p *Pager) Start(r Request) (size int, after *Position, err error) {
 	return size, &pos, nil
 }
 
-// Next cuts rows, fetched with Limit(size+1), to the page and returns the
-// cursor of the next page, "" after the last one; at gives a row's
-// position.
-func Next[T any](p *Pager, r Request, rows []T, size int, at func(T) Position) ([]T, string) {
-	if len(rows) <= size {
-		return rows, ""
+// Next cuts rows, fetched with Limit(size+1), to the page, maps each to
+// what the list answers with view, and returns the cursor of the next page,
+// "" after the last one; at gives a row's position.
+func Next[Row, Out any](p *Pager, r Request, rows []Row, size int, at func(Row) Position, view func(Row) Out) ([]Out, string) {
+	next := ""
+	if len(rows) > size {
+		rows = rows[:size]
+		next = p.Encode(r.Kind, r.Scope, at(rows[size-1]))
 	}
-	rows = rows[:size]
-	return rows, p.Encode(r.Kind, r.Scope, at(rows[size-1]))
+	out := make([]Out, len(rows))
+	for i, row := range rows {
+		out[i] = view(row)
+	}
+	return out, next
 }
 
 // Encode returns the cursor of the page after pos in list kind with

@@ -73,12 +73,8 @@ func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, ne
 	if err != nil {
 		return nil, "", fmt.Errorf("list tenants: %w", err)
 	}
-	rows, next = cursor.Next(s.pager, page, rows, size, func(t *ent.Tenant) cursor.Position {
+	tenants, next = cursor.Next(s.pager, page, rows, size, func(t *ent.Tenant) cursor.Position {
 		return cursor.Position{Time: t.CreatedAt, ID: t.ID}
-	})
-	tenants = make([]*Tenant, len(rows))
-	for i, r := range rows {
-		tenants[i] = view(r)
-	}
+	}, view)
 	return tenants, next, nil
 }
