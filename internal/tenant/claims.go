@@ -22,7 +22,7 @@ type Claims struct {
 }
 
 // Claims answers the claims of the tenant with tenantID or slug (exactly
-// one of them): one SQL statement on indexed columns (see Lookup).
+// one of them): one SQL statement on indexed columns (see lookup).
 func (s *Service) Claims(ctx context.Context, tenantID, slug string) (*Claims, error) {
 	var where predicate.Tenant
 	switch {
@@ -42,7 +42,7 @@ func (s *Service) Claims(ctx context.Context, tenantID, slug string) (*Claims, e
 	default:
 		return nil, errs.Errorf(errs.Invalid, "tenant_id: give tenant_id or slug")
 	}
-	t, err := Lookup(ctx, s.client, where, s.clock())
+	t, err := lookup(ctx, s.client, where, s.clock())
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ import (
 )
 
 // Tenant is a tenant as the service answers it (the one result type of
-// this package, made from the row by view or read by Lookup).
+// this package, made from the row by view or read by lookup).
 type Tenant struct {
 	ID                uuid.UUID
 	Slug, Name        string
@@ -124,15 +124,15 @@ func (s *Service) GetBySlug(ctx context.Context, slug string) (*Tenant, error) {
 }
 
 func (s *Service) get(ctx context.Context, client *ent.Client, where predicate.Tenant) (*Tenant, error) {
-	return Lookup(ctx, client, where, s.clock())
+	return lookup(ctx, client, where, s.clock())
 }
 
-// Lookup reads one tenant and the products it may use at now in one SQL
+// lookup reads one tenant and the products it may use at now in one SQL
 // statement: the tenant by an indexed predicate (primary key or unique
 // slug), LEFT JOIN its current products on the unique (tenant_id, product)
 // index, a row per product. The portal's GetTenantBySlug and Keycloak's
 // claims both come this way.
-func Lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now time.Time) (*Tenant, error) {
+func lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now time.Time) (*Tenant, error) {
 	var rows []struct {
 		ID                uuid.UUID      `json:"id"`
 		Slug              string         `json:"slug"`
