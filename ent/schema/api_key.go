@@ -18,13 +18,13 @@ func (APIKey) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}} }
 func (APIKey) Fields() []ent.Field {
 	return []ent.Field{
 		field.UUID("tenant_id", uuid.UUID{}).Immutable(),
-		field.String("name").NotEmpty().MaxRuneLen(200),
+		field.String("name").NotEmpty().MaxRuneLen(200).SchemaType(varchar(200)),
 		// Short non-secret prefix for display.
-		field.String("prefix").NotEmpty().MaxRuneLen(32).Immutable(),
+		field.String("prefix").NotEmpty().MaxRuneLen(32).SchemaType(varchar(32)).Immutable(),
 		// HMAC-SHA-256 of the secret, keyed with the server's secret.
 		field.Bytes("hash").Unique().Immutable().Sensitive(),
 		field.Strings("scopes").Optional(),
-		field.String("created_by").Optional().MaxRuneLen(255),
+		field.String("created_by").Optional().MaxRuneLen(255).SchemaType(varchar(255)),
 		field.Time("expires_at").Optional().Nillable(),
 		field.Time("last_used_at").Optional().Nillable(),
 		field.Time("revoked_at").Optional().Nillable(),

@@ -21,11 +21,11 @@ func (AuditCheckpoint) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}} }
 func (AuditCheckpoint) Fields() []ent.Field {
 	return []ent.Field{
 		// The group (tenant id, as audit_log.group_id).
-		field.String("group_id").MaxRuneLen(64).Immutable(),
+		field.String("group_id").MaxRuneLen(64).SchemaType(varchar(64)).Immutable(),
 		// The chain_seq of the last deleted event.
 		field.Int64("chain_seq").Immutable(),
 		// The hash of the last deleted event (hex SHA-256).
-		field.String("hash").MaxRuneLen(64).Immutable(),
+		field.String("hash").MaxRuneLen(64).SchemaType(varchar(64)).Immutable(),
 		// created_at of the last deleted event.
 		field.Time("deleted_through").Immutable(),
 		// How many events this segment held.

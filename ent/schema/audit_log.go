@@ -31,34 +31,34 @@ func (AuditLog) Fields() []ent.Field {
 		field.UUID("tenant_id", uuidType()).Optional().Nillable(),
 		// The group (tenant id, canonical lower-case UUID) as it was when the
 		// event was written: what list, export and verify read.
-		field.String("group_id").NotEmpty().MaxRuneLen(64).Immutable(),
-		field.String("group_name").Optional().MaxRuneLen(200).Immutable(),
-		field.String("action").NotEmpty().MaxRuneLen(128).Immutable(),
-		field.String("crud").MaxRuneLen(1).Immutable(),
-		field.String("actor_id").NotEmpty().MaxRuneLen(255).Immutable(),
-		field.String("actor_name").Optional().MaxRuneLen(255).Immutable(),
-		field.String("actor_type").MaxRuneLen(16).Immutable(),
-		field.String("target_id").Optional().MaxRuneLen(255).Immutable(),
-		field.String("target_name").Optional().MaxRuneLen(255).Immutable(),
-		field.String("target_type").Optional().MaxRuneLen(64).Immutable(),
-		field.String("source_ip").Optional().MaxRuneLen(64).Immutable(),
-		field.String("description").Optional().MaxRuneLen(2000).Immutable(),
+		field.String("group_id").NotEmpty().MaxRuneLen(64).SchemaType(varchar(64)).Immutable(),
+		field.String("group_name").Optional().MaxRuneLen(200).SchemaType(varchar(200)).Immutable(),
+		field.String("action").NotEmpty().MaxRuneLen(128).SchemaType(varchar(128)).Immutable(),
+		field.String("crud").MaxRuneLen(1).SchemaType(varchar(1)).Immutable(),
+		field.String("actor_id").NotEmpty().MaxRuneLen(255).SchemaType(varchar(255)).Immutable(),
+		field.String("actor_name").Optional().MaxRuneLen(255).SchemaType(varchar(255)).Immutable(),
+		field.String("actor_type").MaxRuneLen(16).SchemaType(varchar(16)).Immutable(),
+		field.String("target_id").Optional().MaxRuneLen(255).SchemaType(varchar(255)).Immutable(),
+		field.String("target_name").Optional().MaxRuneLen(255).SchemaType(varchar(255)).Immutable(),
+		field.String("target_type").Optional().MaxRuneLen(64).SchemaType(varchar(64)).Immutable(),
+		field.String("source_ip").Optional().MaxRuneLen(64).SchemaType(varchar(64)).Immutable(),
+		field.String("description").Optional().MaxRuneLen(2000).SchemaType(varchar(2000)).Immutable(),
 		field.Bool("is_failure").Default(false).Immutable(),
 		field.Bool("is_anonymous").Default(false).Immutable(),
 		field.JSON("fields", map[string]string{}).Optional().Immutable(),
 		// The authenticated appender: the caller of AppendEvent, or the
 		// service itself (system) for its own events. Empty on events of
 		// hash_version 1, written before appenders were recorded.
-		field.String("appended_by_id").Default("").MaxRuneLen(255).Immutable(),
-		field.String("appended_by_type").Default("").MaxRuneLen(16).Immutable(),
-		field.String("appended_by_tenant").Default("").MaxRuneLen(64).Immutable(),
+		field.String("appended_by_id").Default("").MaxRuneLen(255).SchemaType(varchar(255)).Immutable(),
+		field.String("appended_by_type").Default("").MaxRuneLen(16).SchemaType(varchar(16)).Immutable(),
+		field.String("appended_by_tenant").Default("").MaxRuneLen(64).SchemaType(varchar(64)).Immutable(),
 		// Idempotency key: one event per (group, appender, key).
-		field.String("idempotency_key").Optional().Nillable().MaxRuneLen(128).Immutable(),
+		field.String("idempotency_key").Optional().Nillable().MaxRuneLen(128).SchemaType(varchar(128)).Immutable(),
 		// Position in the group's hash chain (1, 2, …) and the chain hashes
 		// (hex SHA-256): hash = SHA-256(prev_hash ‖ canonical(event)).
 		field.Int64("chain_seq").Immutable(),
-		field.String("prev_hash").MaxRuneLen(64).Immutable(),
-		field.String("hash").MaxRuneLen(64).Immutable(),
+		field.String("prev_hash").MaxRuneLen(64).SchemaType(varchar(64)).Immutable(),
+		field.String("hash").MaxRuneLen(64).SchemaType(varchar(64)).Immutable(),
 		// The version of the canonical form the hash covers (see
 		// internal/audit.Canonical): 1 without the appender, 2 with it.
 		field.Int("hash_version").Default(1).Immutable(),

@@ -1,7 +1,10 @@
 package schema
 
 import (
+	"fmt"
 	"time"
+
+	"entgo.io/ent/dialect"
 
 	"entgo.io/ent"
 	"entgo.io/ent/schema/field"
@@ -32,3 +35,10 @@ func (TimeMixin) Fields() []ent.Field {
 }
 
 func uuidType() uuid.UUID { return uuid.UUID{} }
+
+// varchar is a string column's PostgreSQL type: varchar(n), which counts
+// characters, as MaxRuneLen does (Ent alone would make it an unbounded
+// character varying), so the database holds the API's limit too.
+func varchar(n int) map[string]string {
+	return map[string]string{dialect.Postgres: fmt.Sprintf("varchar(%d)", n)}
+}

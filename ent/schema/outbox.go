@@ -24,7 +24,7 @@ func (Outbox) Fields() []ent.Field {
 	return []ent.Field{
 		field.UUID("tenant_id", uuid.UUID{}).Immutable(),
 		// What to do, e.g. "keycloak.provision".
-		field.String("kind").NotEmpty().MaxRuneLen(64).Immutable(),
+		field.String("kind").NotEmpty().MaxRuneLen(64).SchemaType(varchar(64)).Immutable(),
 		field.JSON("payload", map[string]string{}).Optional(),
 		field.Int("attempts").Default(0).NonNegative(),
 		field.Time("next_attempt_at"),
@@ -33,7 +33,7 @@ func (Outbox) Fields() []ent.Field {
 		// of an attempt's outcome requires it, so a worker whose lease ran
 		// out (and was taken over) cannot overwrite the newer holder's result.
 		field.UUID("lease_token", uuid.UUID{}).Optional().Nillable(),
-		field.String("last_error").Optional().MaxRuneLen(2000),
+		field.String("last_error").Optional().MaxRuneLen(2000).SchemaType(varchar(2000)),
 		field.Time("done_at").Optional().Nillable(),
 	}
 }

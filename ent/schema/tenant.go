@@ -24,8 +24,8 @@ func (Tenant) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}} }
 
 func (Tenant) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("slug").NotEmpty().MaxRuneLen(63).Unique().Immutable(),
-		field.String("name").NotEmpty().MaxRuneLen(200),
+		field.String("slug").NotEmpty().MaxRuneLen(63).SchemaType(varchar(63)).Unique().Immutable(),
+		field.String("name").NotEmpty().MaxRuneLen(200).SchemaType(varchar(200)),
 		field.Enum("status").Values("trial", "active", "frozen").Default("trial").
 			SchemaType(map[string]string{dialect.Postgres: "tenant_status"}),
 		field.Enum("plan").Values("starter", "professional", "enterprise").Default("starter").
@@ -33,7 +33,7 @@ func (Tenant) Fields() []ent.Field {
 		field.String("keycloak_org_id").Optional().Nillable(),
 		// Keycloak provisioning: pending (not yet done), provisioned, or
 		// failed (the last attempt failed; the outbox retries it).
-		field.String("provisioning_state").Default("pending").MaxRuneLen(16),
+		field.String("provisioning_state").Default("pending").MaxRuneLen(16).SchemaType(varchar(16)),
 	}
 }
 

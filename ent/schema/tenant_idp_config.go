@@ -22,8 +22,8 @@ func (TenantIdpConfig) Fields() []ent.Field {
 		field.Enum("protocol").Values("oidc", "saml").
 			SchemaType(map[string]string{dialect.Postgres: "idp_protocol"}),
 		// OIDC issuer URL or SAML metadata URL.
-		field.String("issuer_url").MaxRuneLen(2048),
-		field.String("client_id").Optional().MaxRuneLen(255),
+		field.String("issuer_url").MaxRuneLen(2048).SchemaType(varchar(2048)),
+		field.String("client_id").Optional().MaxRuneLen(255).SchemaType(varchar(255)),
 		field.Bool("enabled").Default(false),
 	}
 }

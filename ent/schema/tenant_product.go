@@ -19,14 +19,14 @@ func (TenantProduct) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMix
 func (TenantProduct) Fields() []ent.Field {
 	return []ent.Field{
 		field.UUID("tenant_id", uuid.UUID{}).Immutable(),
-		field.String("product").NotEmpty().MaxRuneLen(64).Immutable(),
+		field.String("product").NotEmpty().MaxRuneLen(64).SchemaType(varchar(64)).Immutable(),
 		field.Enum("status").Values("requested", "trial", "active", "expired").
 			SchemaType(map[string]string{dialect.Postgres: "entitlement_status"}),
 		// Set once when a trial starts and never cleared: one trial per
 		// product per tenant, ever.
 		field.Time("trial_started_at").Optional().Nillable(),
 		field.Time("trial_ends_at").Optional().Nillable(),
-		field.String("note").Optional().MaxRuneLen(2000),
+		field.String("note").Optional().MaxRuneLen(2000).SchemaType(varchar(2000)),
 	}
 }
 

@@ -18,8 +18,8 @@ func (TenantProject) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMix
 func (TenantProject) Fields() []ent.Field {
 	return []ent.Field{
 		field.UUID("tenant_id", uuid.UUID{}).Immutable(),
-		field.String("name").NotEmpty().MaxRuneLen(200),
-		field.String("description").Optional().MaxRuneLen(2000),
+		field.String("name").NotEmpty().MaxRuneLen(200).SchemaType(varchar(200)),
+		field.String("description").Optional().MaxRuneLen(2000).SchemaType(varchar(2000)),
 	}
 }
 

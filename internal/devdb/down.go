@@ -14,6 +14,7 @@ import (
 	"fmt"
 	migrator "github.com/platform/tenant-registry/internal/migrate"
 	"slices"
+	"strings"
 
 	"ariga.io/atlas/sql/migrate"
 	"ariga.io/atlas/sql/postgres"
@@ -83,6 +84,8 @@ type state struct {
 	schema   *schema.Schema
 	funcs    []string // "public"."name"(args)
 	triggers []string // "name" ON "public"."table"
+	// triggerDefs are the triggers' CREATE TRIGGER statements, by name.
+	triggerDefs map[string]string
 }
 
 func downTo(ctx context.Context, conn *sql.Conn, dir migrate.Dir, target string) error {
@@ -136,14 +139,18 @@ func downTo(ctx context.Context, conn *sql.Conn, dir migrate.Dir, target string)
 	if err != nil {
 		return err
 	}
+	// Every trigger goes before the plan and the target's come back after
+	// it, as the target defines them: PostgreSQL refuses to change the
+	// type of a column a trigger's WHEN names, and the way down may.
 	var stmts []string
 	for _, t := range have.triggers {
-		if !slices.Contains(want.triggers, t) {
-			stmts = append(stmts, "DROP TRIGGER IF EXISTS "+t)
-		}
+		stmts = append(stmts, "DROP TRIGGER IF EXISTS "+t)
 	}
 	for _, c := range plan.Changes {
 		stmts = append(stmts, c.Cmd)
+	}
+	for _, t := range want.triggers {
+		stmts = append(stmts, want.triggerDefs[t])
 	}
 	for _, f := range have.funcs {
 		if !slices.Contains(want.funcs, f) {
@@ -183,12 +190,19 @@ WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p')
 ORDER BY 1`); err != nil {
 		return nil, err
 	}
-	if st.triggers, err = queryStrings(ctx, q, `
-SELECT format('%I ON %I.%I', t.tgname, n.nspname, c.relname)
+	defs, err := queryStrings(ctx, q, `
+SELECT format('%I ON %I.%I', t.tgname, n.nspname, c.relname) || E'\n' || pg_get_triggerdef(t.oid)
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND NOT t.tgisinternal
-ORDER BY 1`); err != nil {
+ORDER BY 1`)
+	if err != nil {
 		return nil, err
+	}
+	st.triggerDefs = map[string]string{}
+	for _, d := range defs {
+		name, def, _ := strings.Cut(d, "\n")
+		st.triggers = append(st.triggers, name)
+		st.triggerDefs[name] = def
 	}
 	return st, nil
 }
