@@ -5,6 +5,7 @@ package main
 // bounded in time, skipped under -short.
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"net/http"
@@ -27,26 +28,60 @@ import (
 	"github.com/platform/tenant-registry/internal/storetest"
 )
 
-// queryStrings runs q and returns its single text column.
-func queryStrings(t *testing.T, db *sql.DB, q string, args ...any) []string {
+// ownMigratedDatabase starts a PostgreSQL cluster of the test's own (with
+// opts; stopped at cleanup) and creates a database on it named after
+// prefix, migrated with the real migrations; it returns the cluster and
+// the database's URL.
+func ownMigratedDatabase(t *testing.T, ctx context.Context, opts pgcluster.Options, prefix string) (*pgcluster.Cluster, string) {
 	t.Helper()
-	rows, err := db.QueryContext(storetest.SystemContext(), q, args...)
+	cluster, err := pgcluster.StartWith(ctx, "", opts)
 	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return out
+	t.Cleanup(func() { _ = cluster.Stop() })
+	admin, err := sql.Open("pgx", cluster.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := devdb.CreateDatabase(ctx, admin, prefix)
+	admin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbURL := cluster.DatabaseURL(name)
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := migrate.Up(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	return cluster, dbURL
+}
+
+// readyWithin polls base's /readyz with client until it answers 200
+// (true) or within has passed (false).
+func readyWithin(client *http.Client, base string, within time.Duration) bool {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if res, err := client.Get(base + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// storedSet returns the values of q's single text column on db, as a set.
+func storedSet(t *testing.T, ctx context.Context, db *sql.DB, q string) map[string]bool {
+	t.Helper()
+	set := map[string]bool{}
+	for _, s := range storetest.Strings(t, ctx, db, q) {
+		set[s] = true
+	}
+	return set
 }
 
 // checkIntegrity checks what a crash must never leave behind, on either
@@ -64,13 +99,13 @@ func checkIntegrity(t *testing.T, st *store.Store) {
 		{"events without their tenant", `SELECT CAST(a.id AS TEXT) FROM audit_log a WHERE a.tenant_id IS NULL OR NOT EXISTS
 			(SELECT 1 FROM tenants t WHERE CAST(t.id AS TEXT) = a.group_id)`},
 	} {
-		if got := queryStrings(t, st.DB, c.q); len(got) > 0 {
+		if got := storetest.Strings(t, storetest.SystemContext(), st.DB, c.q); len(got) > 0 {
 			t.Errorf("%s: %v", c.what, got)
 		}
 	}
 	clock := clock.Clock(clock.System)
 	svc := storetest.Must(audit.NewService(audit.Deps{Client: st.Client, Recorder: storetest.Recorder(clock, st.Postgres()), Clock: clock, Pager: storetest.Pager(t)}))
-	ids := queryStrings(t, st.DB, `SELECT CAST(id AS TEXT) FROM tenants`)
+	ids := storetest.Strings(t, storetest.SystemContext(), st.DB, `SELECT CAST(id AS TEXT) FROM tenants`)
 	for _, id := range ids {
 		res, err := svc.VerifyChain(ctx, id) // no principal: the system
 		if err != nil || !res.OK || res.EventsChecked == 0 {
@@ -189,10 +224,7 @@ func TestFaultSIGKILLUnderCreateLoad(t *testing.T) {
 				t.Fatalf("open the store after SIGKILL: %v", err)
 			}
 			defer st.Close()
-			stored := map[string]bool{}
-			for _, s := range queryStrings(t, st.DB, `SELECT slug FROM tenants`) {
-				stored[s] = true
-			}
+			stored := storedSet(t, storetest.SystemContext(), st.DB, `SELECT slug FROM tenants`)
 			for _, s := range acked {
 				if !stored[s] {
 					t.Errorf("%s was acknowledged but is not stored", s)
@@ -229,29 +261,7 @@ func TestFaultPostgresCrash(t *testing.T) {
 		downFor = 2 * time.Second
 	)
 	ctx := storetest.SystemContext()
-	cluster, err := pgcluster.StartWith(ctx, "", pgcluster.Options{Durable: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cluster.Stop() })
-	admin, err := sql.Open("pgx", cluster.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	name, err := devdb.CreateDatabase(ctx, admin, "crash")
-	admin.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbURL := cluster.DatabaseURL(name)
-	db, err := sql.Open("pgx", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := migrate.Up(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	cluster, dbURL := ownMigratedDatabase(t, ctx, pgcluster.Options{Durable: true}, "crash")
 
 	base := startServer(t, map[string]string{"DATABASE_URL": dbURL, "LOG_LEVEL": "error"})
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -333,17 +343,7 @@ func TestFaultPostgresCrash(t *testing.T) {
 	if err := <-outage; err != nil {
 		t.Fatalf("crash/resume PostgreSQL: %v", err)
 	}
-	recovered := false
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if res, err := client.Get(base + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				recovered = true
-				break
-			}
-		}
-	}
-	if !recovered {
+	if !readyWithin(client, base, 15*time.Second) {
 		t.Fatal("/readyz did not answer 200 within 15s of PostgreSQL's return")
 	}
 	if status, body, err := postJSON(client, "POST", base+"/v1/tenants", `{"slug":"after-crash","name":"After"}`); err != nil || status != http.StatusOK {
@@ -362,19 +362,13 @@ func TestFaultPostgresCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	slugs := map[string]bool{}
-	for _, s := range queryStrings(t, st.DB, `SELECT slug FROM tenants`) {
-		slugs[s] = true
-	}
+	slugs := storedSet(t, ctx, st.DB, `SELECT slug FROM tenants`)
 	for _, s := range ackedSlugs {
 		if !slugs[s] {
 			t.Errorf("tenant %s was acknowledged but is lost", s)
 		}
 	}
-	events := map[string]bool{}
-	for _, id := range queryStrings(t, st.DB, `SELECT id::text FROM audit_log WHERE action = 'document.signed'`) {
-		events[id] = true
-	}
+	events := storedSet(t, ctx, st.DB, `SELECT id::text FROM audit_log WHERE action = 'document.signed'`)
 	for _, id := range ackedIDs {
 		if !events[id] {
 			t.Errorf("event %q was acknowledged but is lost", id)

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,10 +26,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/platform/tenant-registry/ent/tenant"
-	"github.com/platform/tenant-registry/internal/devdb"
 	"github.com/platform/tenant-registry/internal/keycloak/keycloaktest"
 	"github.com/platform/tenant-registry/internal/logtest"
-	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
 	"github.com/platform/tenant-registry/internal/pgtest"
 	"github.com/platform/tenant-registry/internal/store"
@@ -294,29 +291,7 @@ func TestFaultPostgresOutage(t *testing.T) {
 	ctx := context.Background()
 	// A cluster of its own: stopping the shared test cluster would break
 	// the other tests.
-	cluster, err := pgcluster.Start(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cluster.Stop() })
-	admin, err := sql.Open("pgx", cluster.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	name, err := devdb.CreateDatabase(ctx, admin, "fault")
-	admin.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbURL := cluster.DatabaseURL(name)
-	db, err := sql.Open("pgx", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := migrate.Up(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	cluster, dbURL := ownMigratedDatabase(t, ctx, pgcluster.Options{}, "fault")
 
 	base := startServer(t, map[string]string{"DATABASE_URL": dbURL, "LOG_LEVEL": "error"})
 	client := &http.Client{Timeout: reqDeadline, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -406,16 +381,7 @@ func TestFaultPostgresOutage(t *testing.T) {
 	}
 	// Recovery by itself: ready again, and writes succeed, without any
 	// intervention.
-	recovered := false
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if res, err := client.Get(base + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				recovered = true
-				break
-			}
-		}
-	}
+	recovered := readyWithin(client, base, 15*time.Second)
 	close(stopProbes)
 	<-probesDone
 	if !recovered {
@@ -488,20 +454,8 @@ func TestFaultPostgresOutage(t *testing.T) {
 		pausedAt.Round(time.Millisecond), resumedAt.Round(time.Millisecond), len(writes), ok, before, after, unavailable, slowest.Round(time.Millisecond))
 
 	// Every acknowledged write is stored, with its audit event.
-	stored := map[string]bool{}
-	rows, err := db.QueryContext(ctx, `SELECT t.slug FROM tenants t JOIN audit_log a
+	stored := storedSet(t, ctx, pgtest.Open(t, dbURL), `SELECT t.slug FROM tenants t JOIN audit_log a
 		ON a.tenant_id = t.id AND a.action = 'tenant.created' WHERE t.slug LIKE 'outage-%' OR t.slug LIKE 'after-%'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		stored[s] = true
-	}
-	rows.Close()
 	for _, s := range acked {
 		if !stored[s] {
 			t.Errorf("%s was acknowledged but is not in the database with its tenant.created event", s)
