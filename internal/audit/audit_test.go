@@ -108,19 +108,26 @@ func (f *fixture) exec(t testing.TB, q string) {
 // in one transaction, the way someone with write access would tamper.
 func (f *fixture) rewrite(t testing.TB, id uuid.UUID, set string) {
 	t.Helper()
+	f.execInTx(t,
+		fmt.Sprintf("CREATE TEMP TABLE tampered AS SELECT * FROM audit_log WHERE id = '%s'", id),
+		fmt.Sprintf("DELETE FROM audit_log WHERE id = '%s'", id),
+		"UPDATE tampered SET "+set,
+		"INSERT INTO audit_log SELECT * FROM tampered",
+		"DROP TABLE tampered",
+	)
+}
+
+// execInTx runs the statements qs, in order, in one transaction on the raw
+// database (from outside the service) and commits it.
+func (f *fixture) execInTx(t testing.TB, qs ...string) {
+	t.Helper()
 	ctx := storetest.SystemContext()
 	tx, err := f.st.DB.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	for _, q := range []string{
-		fmt.Sprintf("CREATE TEMP TABLE tampered AS SELECT * FROM audit_log WHERE id = '%s'", id),
-		fmt.Sprintf("DELETE FROM audit_log WHERE id = '%s'", id),
-		"UPDATE tampered SET " + set,
-		"INSERT INTO audit_log SELECT * FROM tampered",
-		"DROP TABLE tampered",
-	} {
+	for _, q := range qs {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -787,25 +794,12 @@ func TestVerifyDetectsTampering(t *testing.T) {
 // the copy): a row written beside the service.
 func (f *fixture) insertCopy(t testing.TB, row *audit.Event, set string) {
 	t.Helper()
-	ctx := storetest.SystemContext()
-	tx, err := f.st.DB.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	for _, q := range []string{
+	f.execInTx(t,
 		fmt.Sprintf("CREATE TEMP TABLE forged AS SELECT * FROM audit_log WHERE id = '%s'", row.ID),
-		"UPDATE forged SET " + set,
+		"UPDATE forged SET "+set,
 		"INSERT INTO audit_log SELECT * FROM forged",
 		"DROP TABLE forged",
-	} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	)
 }
 
 // move takes an event out of its tenant's chain and puts it at the head of
