@@ -28,12 +28,14 @@ import (
 	"github.com/platform/tenant-registry/internal/storetest"
 )
 
-// ownMigratedDatabase starts a PostgreSQL cluster of the test's own (with
-// opts; stopped at cleanup) and creates a database on it named after
-// prefix, migrated with the real migrations; it returns the cluster and
-// the database's URL.
-func ownMigratedDatabase(t *testing.T, ctx context.Context, opts pgcluster.Options, prefix string) (*pgcluster.Cluster, string) {
+// serverOnOwnCluster starts a PostgreSQL cluster of the test's own (with
+// opts; stopped at cleanup; see requirePostgresServer), creates a database
+// on it named after prefix, migrated with the real migrations, and starts
+// the server on it (LOG_LEVEL=error); it returns the cluster, the
+// database's URL and the server's base URL.
+func serverOnOwnCluster(t *testing.T, ctx context.Context, opts pgcluster.Options, prefix string) (*pgcluster.Cluster, string, string) {
 	t.Helper()
+	requirePostgresServer(t)
 	cluster, err := pgcluster.StartWith(ctx, "", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +59,7 @@ func ownMigratedDatabase(t *testing.T, ctx context.Context, opts pgcluster.Optio
 	if _, err := migrate.Up(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	return cluster, dbURL
+	return cluster, dbURL, startServer(t, map[string]string{"DATABASE_URL": dbURL, "LOG_LEVEL": "error"})
 }
 
 // readyWithin polls base's /readyz with client until it answers 200
@@ -72,6 +74,49 @@ func readyWithin(client *http.Client, base string, within time.Duration) bool {
 		}
 	}
 	return false
+}
+
+// steadyLoad calls fn(0), fn(1), … each in a goroutine of its own, one
+// every interval, until loadFor has passed since start; it returns when all
+// of them have.
+func steadyLoad(start time.Time, interval, loadFor time.Duration, fn func(i int)) {
+	var wg sync.WaitGroup
+	tick := time.NewTicker(interval)
+	for i := 0; time.Since(start) < loadFor; i++ {
+		<-tick.C
+		wg.Go(func() { fn(i) })
+	}
+	tick.Stop()
+	wg.Wait()
+}
+
+// outage is a PostgreSQL outage under way (startOutage): when, since the
+// load's start in ns, it went down, its restart was called and it was
+// back (0 until then); done receives the error of taking it down or
+// bringing it back, or nil, at the end.
+type outage struct {
+	down, resuming, back atomic.Int64
+	done                 chan error
+}
+
+// startOutage takes cluster down with stop downAt after start and brings it
+// back with Resume downFor later, in the background.
+func startOutage(ctx context.Context, cluster *pgcluster.Cluster, stop func(context.Context) error, start time.Time, downAt, downFor time.Duration) *outage {
+	o := &outage{done: make(chan error, 1)}
+	go func() {
+		time.Sleep(downAt)
+		if err := stop(ctx); err != nil {
+			o.done <- err
+			return
+		}
+		o.down.Store(int64(time.Since(start)))
+		time.Sleep(downFor)
+		o.resuming.Store(int64(time.Since(start)))
+		err := cluster.Resume(ctx)
+		o.back.Store(int64(time.Since(start)))
+		o.done <- err
+	}()
+	return o
 }
 
 // storedSet returns the values of q's single text column on db, as a set.
@@ -253,7 +298,6 @@ func TestFaultSIGKILLUnderCreateLoad(t *testing.T) {
 // test cluster's synchronous_commit=off would be allowed to lose the last
 // acknowledged commits.
 func TestFaultPostgresCrash(t *testing.T) {
-	requirePostgresServer(t)
 	const (
 		rate    = 60
 		loadFor = 8 * time.Second
@@ -261,9 +305,7 @@ func TestFaultPostgresCrash(t *testing.T) {
 		downFor = 2 * time.Second
 	)
 	ctx := storetest.SystemContext()
-	cluster, dbURL := ownMigratedDatabase(t, ctx, pgcluster.Options{Durable: true}, "crash")
-
-	base := startServer(t, map[string]string{"DATABASE_URL": dbURL, "LOG_LEVEL": "error"})
+	cluster, dbURL, base := serverOnOwnCluster(t, ctx, pgcluster.Options{Durable: true}, "crash")
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	// Tenants to append to (acme is the dev seed).
 	tenants := []string{"00000000-0000-0000-0000-000000000001"}
@@ -283,64 +325,44 @@ func TestFaultPostgresCrash(t *testing.T) {
 		failed               int
 		ackedBefore, after   int
 	)
-	var crashedAt, resumedAt atomic.Int64 // since start, ns
 	start := time.Now()
-	outage := make(chan error, 1)
-	go func() {
-		time.Sleep(downAt)
-		if err := cluster.Crash(ctx); err != nil {
-			outage <- err
+	out := startOutage(ctx, cluster, cluster.Crash, start, downAt, downFor)
+	steadyLoad(start, time.Second/rate, loadFor, func(i int) {
+		began := time.Since(start)
+		var (
+			status int
+			body   map[string]any
+			err    error
+			slug   string
+		)
+		if i%2 == 0 {
+			slug = fmt.Sprintf("crash-%04d", i)
+			status, body, err = postJSON(client, "POST", base+"/v1/tenants", fmt.Sprintf(`{"slug":%q,"name":"Crash %d"}`, slug, i))
+		} else {
+			status, body, err = postJSON(client, "POST", base+"/v1/audit", fmt.Sprintf(
+				`{"tenant_id":%q,"action":"document.signed","crud":"u","actor":{"id":"u-%d"},"idempotency_key":"crash-%d"}`,
+				tenants[i%len(tenants)], i, i))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || status < 200 || status > 299 {
+			failed++
 			return
 		}
-		crashedAt.Store(int64(time.Since(start)))
-		time.Sleep(downFor)
-		err := cluster.Resume(ctx)
-		resumedAt.Store(int64(time.Since(start)))
-		outage <- err
-	}()
-	var wg sync.WaitGroup
-	tick := time.NewTicker(time.Second / rate)
-	for i := 0; time.Since(start) < loadFor; i++ {
-		<-tick.C
-		wg.Go(func() {
-			began := time.Since(start)
-			var (
-				status int
-				body   map[string]any
-				err    error
-				slug   string
-			)
-			if i%2 == 0 {
-				slug = fmt.Sprintf("crash-%04d", i)
-				status, body, err = postJSON(client, "POST", base+"/v1/tenants", fmt.Sprintf(`{"slug":%q,"name":"Crash %d"}`, slug, i))
-			} else {
-				status, body, err = postJSON(client, "POST", base+"/v1/audit", fmt.Sprintf(
-					`{"tenant_id":%q,"action":"document.signed","crud":"u","actor":{"id":"u-%d"},"idempotency_key":"crash-%d"}`,
-					tenants[i%len(tenants)], i, i))
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil || status < 200 || status > 299 {
-				failed++
-				return
-			}
-			if c := crashedAt.Load(); c == 0 || int64(began) < c {
-				ackedBefore++
-			} else if r := resumedAt.Load(); r != 0 && int64(began) > r {
-				after++
-			}
-			if slug != "" {
-				ackedSlugs = append(ackedSlugs, slug)
-				return
-			}
-			ev, _ := body["event"].(map[string]any)
-			id, _ := ev["id"].(string)
-			ackedIDs = append(ackedIDs, id)
-		})
-	}
-	tick.Stop()
-	wg.Wait()
-	if err := <-outage; err != nil {
+		if c := out.down.Load(); c == 0 || int64(began) < c {
+			ackedBefore++
+		} else if r := out.back.Load(); r != 0 && int64(began) > r {
+			after++
+		}
+		if slug != "" {
+			ackedSlugs = append(ackedSlugs, slug)
+			return
+		}
+		ev, _ := body["event"].(map[string]any)
+		id, _ := ev["id"].(string)
+		ackedIDs = append(ackedIDs, id)
+	})
+	if err := <-out.done; err != nil {
 		t.Fatalf("crash/resume PostgreSQL: %v", err)
 	}
 	if !readyWithin(client, base, 15*time.Second) {
@@ -354,7 +376,7 @@ func TestFaultPostgresCrash(t *testing.T) {
 		t.Errorf("acknowledged before the crash %d, failed %d: want some of each (was the crash under load?)", ackedBefore, failed)
 	}
 	t.Logf("PostgreSQL crashed at %v, back at %v: %d creates and %d appends acknowledged (%d before the crash, %d after the return), %d not",
-		time.Duration(crashedAt.Load()).Round(time.Millisecond), time.Duration(resumedAt.Load()).Round(time.Millisecond),
+		time.Duration(out.down.Load()).Round(time.Millisecond), time.Duration(out.back.Load()).Round(time.Millisecond),
 		len(ackedSlugs), len(ackedIDs), ackedBefore, after, failed)
 
 	st, err := store.Open(ctx, dbURL, store.Options{MaxConns: 4})

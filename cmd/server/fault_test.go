@@ -280,7 +280,6 @@ func TestFaultSIGTERMInFlight(t *testing.T) {
 // hits its client deadline, the service recovers by itself, and every
 // acknowledged write is in the database with its tenant.created event.
 func TestFaultPostgresOutage(t *testing.T) {
-	requirePostgresServer(t)
 	const (
 		rate        = 50
 		loadFor     = 8 * time.Second
@@ -291,9 +290,7 @@ func TestFaultPostgresOutage(t *testing.T) {
 	ctx := context.Background()
 	// A cluster of its own: stopping the shared test cluster would break
 	// the other tests.
-	cluster, dbURL := ownMigratedDatabase(t, ctx, pgcluster.Options{}, "fault")
-
-	base := startServer(t, map[string]string{"DATABASE_URL": dbURL, "LOG_LEVEL": "error"})
+	cluster, dbURL, base := serverOnOwnCluster(t, ctx, pgcluster.Options{}, "fault")
 	client := &http.Client{Timeout: reqDeadline, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 	type write struct {
@@ -317,7 +314,6 @@ func TestFaultPostgresOutage(t *testing.T) {
 		h2c(), base+"/grpc.health.v1.Health/Check", connect.WithGRPC())
 	var probes []probe
 	start := time.Now()
-	var wg sync.WaitGroup
 	stopProbes := make(chan struct{})
 	probesDone := make(chan struct{})
 	go func() {
@@ -344,41 +340,22 @@ func TestFaultPostgresOutage(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	// PostgreSQL is surely down from pausedAt (pg_ctl stop returned) to
-	// resuming (pg_ctl start called), and back by resumedAt.
-	var pausedAt, resuming, resumedAt time.Duration
-	outage := make(chan error, 1)
-	go func() {
-		time.Sleep(downAt)
-		if err := cluster.Pause(ctx); err != nil {
-			outage <- err
-			return
-		}
-		pausedAt = time.Since(start)
-		time.Sleep(downFor)
-		resuming = time.Since(start)
-		err := cluster.Resume(ctx)
-		resumedAt = time.Since(start)
-		outage <- err
-	}()
-	tick := time.NewTicker(time.Second / rate)
-	for i := 0; time.Since(start) < loadFor; i++ {
-		<-tick.C
-		wg.Go(func() {
-			slug := fmt.Sprintf("outage-%04d", i)
-			began := time.Now()
-			status, body, err := postJSON(client, "POST", base+"/v1/tenants", fmt.Sprintf(`{"slug":%q,"name":"Outage %d"}`, slug, i))
-			w := write{slug: slug, status: status, code: body["code"], err: err, took: time.Since(began), started: began.Sub(start)}
-			mu.Lock()
-			writes = append(writes, w)
-			mu.Unlock()
-		})
-	}
-	tick.Stop()
-	wg.Wait()
-	if err := <-outage; err != nil {
+	out := startOutage(ctx, cluster, cluster.Pause, start, downAt, downFor)
+	steadyLoad(start, time.Second/rate, loadFor, func(i int) {
+		slug := fmt.Sprintf("outage-%04d", i)
+		began := time.Now()
+		status, body, err := postJSON(client, "POST", base+"/v1/tenants", fmt.Sprintf(`{"slug":%q,"name":"Outage %d"}`, slug, i))
+		w := write{slug: slug, status: status, code: body["code"], err: err, took: time.Since(began), started: began.Sub(start)}
+		mu.Lock()
+		writes = append(writes, w)
+		mu.Unlock()
+	})
+	if err := <-out.done; err != nil {
 		t.Fatalf("pause/resume PostgreSQL: %v", err)
 	}
+	// PostgreSQL is surely down from pausedAt (pg_ctl stop returned) to
+	// resuming (pg_ctl start called), and back by resumedAt.
+	pausedAt, resuming, resumedAt := time.Duration(out.down.Load()), time.Duration(out.resuming.Load()), time.Duration(out.back.Load())
 	// Recovery by itself: ready again, and writes succeed, without any
 	// intervention.
 	recovered := readyWithin(client, base, 15*time.Second)
