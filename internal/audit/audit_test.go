@@ -36,6 +36,11 @@ func tenantCaller(tenantID string, roles ...string) context.Context {
 	})
 }
 
+// serviceCaller is the context of an internal service named subject.
+func serviceCaller(subject string) context.Context {
+	return principal.With(storetest.SystemContext(), principal.Principal{Subject: subject, Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
+}
+
 type fixture struct {
 	st    *store.Store
 	clock *storetest.Clock
@@ -89,6 +94,17 @@ func (f *fixture) count(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// appendN appends n valid events to tenantID as admin and returns them,
+// in order.
+func (f *fixture) appendN(t testing.TB, tenantID string, n int) []*audit.Event {
+	t.Helper()
+	var out []*audit.Event
+	for range n {
+		out = append(out, f.append(t, admin, validInput(tenantID)))
+	}
+	return out
 }
 
 // exec runs raw SQL (tampering "from outside the service").
@@ -224,7 +240,7 @@ func TestAppendValidation(t *testing.T) {
 		if row.GroupID != tid || row.ChainSeq != 2 {
 			t.Errorf("tenant caller's event: group %q seq %d, want %q 2", row.GroupID, row.ChainSeq, tid)
 		}
-		service := principal.With(storetest.SystemContext(), principal.Principal{Subject: "svc", Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
+		service := serviceCaller("svc")
 		in.TenantID, in.SourceIP = other, ""
 		row = f.append(t, service, in)
 		if row.GroupID != other || row.SourceIP != "" {
@@ -317,8 +333,8 @@ func TestIdempotencyKeyPerAppender(t *testing.T) {
 		f := newFixture(t, st, 0)
 		tid := f.tenant(t, "acme")
 		itAdmin := tenantCaller(tid, principal.RoleITAdmin)
-		service := principal.With(storetest.SystemContext(), principal.Principal{Subject: "svc-billing", Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
-		otherService := principal.With(storetest.SystemContext(), principal.Principal{Subject: "svc-crm", Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
+		service := serviceCaller("svc-billing")
+		otherService := serviceCaller("svc-crm")
 
 		byAdmin := validInput("")
 		byAdmin.IdempotencyKey = "idem-1"
@@ -369,7 +385,7 @@ func TestTenantCallerActorType(t *testing.T) {
 		f := newFixture(t, st, 0)
 		tid := f.tenant(t, "acme")
 		itAdmin := tenantCaller(tid, principal.RoleITAdmin)
-		service := principal.With(storetest.SystemContext(), principal.Principal{Subject: "svc", Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
+		service := serviceCaller("svc")
 		tests := []struct {
 			name      string
 			ctx       context.Context
@@ -821,10 +837,7 @@ func TestDatabaseRefuses(t *testing.T) {
 		f := newFixture(t, st, 0)
 		ctx := storetest.SystemContext()
 		a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
-		var rows []*audit.Event
-		for range 3 {
-			rows = append(rows, f.append(t, admin, validInput(a)))
-		}
+		rows := f.appendN(t, a, 3)
 		f.append(t, admin, validInput(b))
 		id := rows[1].ID
 		insert := func(tenantID, groupID, chainSeq, hash string) string {
@@ -995,10 +1008,7 @@ func TestRetention(t *testing.T) {
 			f.clock.Advance(24 * time.Hour)
 		}
 		f.clock.Advance(40 * 24 * time.Hour)
-		var newA []*audit.Event
-		for range 3 {
-			newA = append(newA, f.append(t, admin, validInput(a)))
-		}
+		newA := f.appendN(t, a, 3)
 
 		// Nothing is old enough before the clock passes the cutoff.
 		res, err := newFixture(t, st, 365).svc.Sweep(ctx)
@@ -1065,10 +1075,7 @@ func TestRetention(t *testing.T) {
 
 		// A broken old segment is never swept into a checkpoint.
 		c := f.tenant(t, "initech")
-		var oldC []*audit.Event
-		for range 3 {
-			oldC = append(oldC, f.append(t, admin, validInput(c)))
-		}
+		oldC := f.appendN(t, c, 3)
 		f.rewrite(t, oldC[1].ID, "description = 'x'")
 		f.clock.Advance(31 * 24 * time.Hour)
 		res, err = f.svc.Sweep(ctx)
