@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/platform/tenant-registry/internal/pgtest"
+	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/migrations"
 )
 
@@ -42,20 +43,7 @@ func exe(t *testing.T, bin string, env []string, args ...string) (string, error)
 
 func tables(t *testing.T, db *sql.DB) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	got := []string{}
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, s)
-	}
-	return got
+	return storetest.Strings(t, context.Background(), db, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)
 }
 
 var ourTables = []string{"api_keys", "audit_log", "tenant_idp_config", "tenant_products", "tenant_projects", "tenants"}

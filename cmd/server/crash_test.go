@@ -5,6 +5,7 @@ package main
 // bounded in time, skipped under -short.
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"net/http"
@@ -27,26 +28,105 @@ import (
 	"github.com/platform/tenant-registry/internal/storetest"
 )
 
-// queryStrings runs q and returns its single text column.
-func queryStrings(t *testing.T, db *sql.DB, q string, args ...any) []string {
+// serverOnOwnCluster starts a PostgreSQL cluster of the test's own (with
+// opts; stopped at cleanup; see requirePostgresServer), creates a database
+// on it named after prefix, migrated with the real migrations, and starts
+// the server on it (LOG_LEVEL=error); it returns the cluster, the
+// database's URL and the server's base URL.
+func serverOnOwnCluster(t *testing.T, ctx context.Context, opts pgcluster.Options, prefix string) (*pgcluster.Cluster, string, string) {
 	t.Helper()
-	rows, err := db.QueryContext(storetest.SystemContext(), q, args...)
+	requirePostgresServer(t)
+	cluster, err := pgcluster.StartWith(ctx, "", opts)
 	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return out
+	t.Cleanup(func() { _ = cluster.Stop() })
+	admin, err := sql.Open("pgx", cluster.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := devdb.CreateDatabase(ctx, admin, prefix)
+	admin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbURL := cluster.DatabaseURL(name)
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := migrate.Up(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	return cluster, dbURL, startServer(t, map[string]string{"DATABASE_URL": dbURL, "LOG_LEVEL": "error"})
+}
+
+// readyWithin polls base's /readyz with client until it answers 200
+// (true) or within has passed (false).
+func readyWithin(client *http.Client, base string, within time.Duration) bool {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if res, err := client.Get(base + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// steadyLoad calls fn(0), fn(1), … each in a goroutine of its own, one
+// every interval, until loadFor has passed since start; it returns when all
+// of them have.
+func steadyLoad(start time.Time, interval, loadFor time.Duration, fn func(i int)) {
+	var wg sync.WaitGroup
+	tick := time.NewTicker(interval)
+	for i := 0; time.Since(start) < loadFor; i++ {
+		<-tick.C
+		wg.Go(func() { fn(i) })
+	}
+	tick.Stop()
+	wg.Wait()
+}
+
+// outage is a PostgreSQL outage under way (startOutage): when, since the
+// load's start in ns, it went down, its restart was called and it was
+// back (0 until then); done receives the error of taking it down or
+// bringing it back, or nil, at the end.
+type outage struct {
+	down, resuming, back atomic.Int64
+	done                 chan error
+}
+
+// startOutage takes cluster down with stop downAt after start and brings it
+// back with Resume downFor later, in the background.
+func startOutage(ctx context.Context, cluster *pgcluster.Cluster, stop func(context.Context) error, start time.Time, downAt, downFor time.Duration) *outage {
+	o := &outage{done: make(chan error, 1)}
+	go func() {
+		time.Sleep(downAt)
+		if err := stop(ctx); err != nil {
+			o.done <- err
+			return
+		}
+		o.down.Store(int64(time.Since(start)))
+		time.Sleep(downFor)
+		o.resuming.Store(int64(time.Since(start)))
+		err := cluster.Resume(ctx)
+		o.back.Store(int64(time.Since(start)))
+		o.done <- err
+	}()
+	return o
+}
+
+// storedSet returns the values of q's single text column on db, as a set.
+func storedSet(t *testing.T, ctx context.Context, db *sql.DB, q string) map[string]bool {
+	t.Helper()
+	set := map[string]bool{}
+	for _, s := range storetest.Strings(t, ctx, db, q) {
+		set[s] = true
+	}
+	return set
 }
 
 // checkIntegrity checks what a crash must never leave behind, on either
@@ -64,13 +144,13 @@ func checkIntegrity(t *testing.T, st *store.Store) {
 		{"events without their tenant", `SELECT CAST(a.id AS TEXT) FROM audit_log a WHERE a.tenant_id IS NULL OR NOT EXISTS
 			(SELECT 1 FROM tenants t WHERE CAST(t.id AS TEXT) = a.group_id)`},
 	} {
-		if got := queryStrings(t, st.DB, c.q); len(got) > 0 {
+		if got := storetest.Strings(t, storetest.SystemContext(), st.DB, c.q); len(got) > 0 {
 			t.Errorf("%s: %v", c.what, got)
 		}
 	}
 	clock := clock.Clock(clock.System)
 	svc := storetest.Must(audit.NewService(audit.Deps{Client: st.Client, Recorder: storetest.Recorder(clock, st.Postgres()), Clock: clock, Pager: storetest.Pager(t)}))
-	ids := queryStrings(t, st.DB, `SELECT CAST(id AS TEXT) FROM tenants`)
+	ids := storetest.Strings(t, storetest.SystemContext(), st.DB, `SELECT CAST(id AS TEXT) FROM tenants`)
 	for _, id := range ids {
 		res, err := svc.VerifyChain(ctx, id) // no principal: the system
 		if err != nil || !res.OK || res.EventsChecked == 0 {
@@ -189,10 +269,7 @@ func TestFaultSIGKILLUnderCreateLoad(t *testing.T) {
 				t.Fatalf("open the store after SIGKILL: %v", err)
 			}
 			defer st.Close()
-			stored := map[string]bool{}
-			for _, s := range queryStrings(t, st.DB, `SELECT slug FROM tenants`) {
-				stored[s] = true
-			}
+			stored := storedSet(t, storetest.SystemContext(), st.DB, `SELECT slug FROM tenants`)
 			for _, s := range acked {
 				if !stored[s] {
 					t.Errorf("%s was acknowledged but is not stored", s)
@@ -221,7 +298,6 @@ func TestFaultSIGKILLUnderCreateLoad(t *testing.T) {
 // test cluster's synchronous_commit=off would be allowed to lose the last
 // acknowledged commits.
 func TestFaultPostgresCrash(t *testing.T) {
-	requirePostgresServer(t)
 	const (
 		rate    = 60
 		loadFor = 8 * time.Second
@@ -229,31 +305,7 @@ func TestFaultPostgresCrash(t *testing.T) {
 		downFor = 2 * time.Second
 	)
 	ctx := storetest.SystemContext()
-	cluster, err := pgcluster.StartWith(ctx, "", pgcluster.Options{Durable: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cluster.Stop() })
-	admin, err := sql.Open("pgx", cluster.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	name, err := devdb.CreateDatabase(ctx, admin, "crash")
-	admin.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbURL := cluster.DatabaseURL(name)
-	db, err := sql.Open("pgx", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := migrate.Up(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-
-	base := startServer(t, map[string]string{"DATABASE_URL": dbURL, "LOG_LEVEL": "error"})
+	cluster, dbURL, base := serverOnOwnCluster(t, ctx, pgcluster.Options{Durable: true}, "crash")
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	// Tenants to append to (acme is the dev seed).
 	tenants := []string{"00000000-0000-0000-0000-000000000001"}
@@ -273,77 +325,47 @@ func TestFaultPostgresCrash(t *testing.T) {
 		failed               int
 		ackedBefore, after   int
 	)
-	var crashedAt, resumedAt atomic.Int64 // since start, ns
 	start := time.Now()
-	outage := make(chan error, 1)
-	go func() {
-		time.Sleep(downAt)
-		if err := cluster.Crash(ctx); err != nil {
-			outage <- err
+	out := startOutage(ctx, cluster, cluster.Crash, start, downAt, downFor)
+	steadyLoad(start, time.Second/rate, loadFor, func(i int) {
+		began := time.Since(start)
+		var (
+			status int
+			body   map[string]any
+			err    error
+			slug   string
+		)
+		if i%2 == 0 {
+			slug = fmt.Sprintf("crash-%04d", i)
+			status, body, err = postJSON(client, "POST", base+"/v1/tenants", fmt.Sprintf(`{"slug":%q,"name":"Crash %d"}`, slug, i))
+		} else {
+			status, body, err = postJSON(client, "POST", base+"/v1/audit", fmt.Sprintf(
+				`{"tenant_id":%q,"action":"document.signed","crud":"u","actor":{"id":"u-%d"},"idempotency_key":"crash-%d"}`,
+				tenants[i%len(tenants)], i, i))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || status < 200 || status > 299 {
+			failed++
 			return
 		}
-		crashedAt.Store(int64(time.Since(start)))
-		time.Sleep(downFor)
-		err := cluster.Resume(ctx)
-		resumedAt.Store(int64(time.Since(start)))
-		outage <- err
-	}()
-	var wg sync.WaitGroup
-	tick := time.NewTicker(time.Second / rate)
-	for i := 0; time.Since(start) < loadFor; i++ {
-		<-tick.C
-		wg.Go(func() {
-			began := time.Since(start)
-			var (
-				status int
-				body   map[string]any
-				err    error
-				slug   string
-			)
-			if i%2 == 0 {
-				slug = fmt.Sprintf("crash-%04d", i)
-				status, body, err = postJSON(client, "POST", base+"/v1/tenants", fmt.Sprintf(`{"slug":%q,"name":"Crash %d"}`, slug, i))
-			} else {
-				status, body, err = postJSON(client, "POST", base+"/v1/audit", fmt.Sprintf(
-					`{"tenant_id":%q,"action":"document.signed","crud":"u","actor":{"id":"u-%d"},"idempotency_key":"crash-%d"}`,
-					tenants[i%len(tenants)], i, i))
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil || status < 200 || status > 299 {
-				failed++
-				return
-			}
-			if c := crashedAt.Load(); c == 0 || int64(began) < c {
-				ackedBefore++
-			} else if r := resumedAt.Load(); r != 0 && int64(began) > r {
-				after++
-			}
-			if slug != "" {
-				ackedSlugs = append(ackedSlugs, slug)
-				return
-			}
-			ev, _ := body["event"].(map[string]any)
-			id, _ := ev["id"].(string)
-			ackedIDs = append(ackedIDs, id)
-		})
-	}
-	tick.Stop()
-	wg.Wait()
-	if err := <-outage; err != nil {
+		if c := out.down.Load(); c == 0 || int64(began) < c {
+			ackedBefore++
+		} else if r := out.back.Load(); r != 0 && int64(began) > r {
+			after++
+		}
+		if slug != "" {
+			ackedSlugs = append(ackedSlugs, slug)
+			return
+		}
+		ev, _ := body["event"].(map[string]any)
+		id, _ := ev["id"].(string)
+		ackedIDs = append(ackedIDs, id)
+	})
+	if err := <-out.done; err != nil {
 		t.Fatalf("crash/resume PostgreSQL: %v", err)
 	}
-	recovered := false
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if res, err := client.Get(base + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				recovered = true
-				break
-			}
-		}
-	}
-	if !recovered {
+	if !readyWithin(client, base, 15*time.Second) {
 		t.Fatal("/readyz did not answer 200 within 15s of PostgreSQL's return")
 	}
 	if status, body, err := postJSON(client, "POST", base+"/v1/tenants", `{"slug":"after-crash","name":"After"}`); err != nil || status != http.StatusOK {
@@ -354,7 +376,7 @@ func TestFaultPostgresCrash(t *testing.T) {
 		t.Errorf("acknowledged before the crash %d, failed %d: want some of each (was the crash under load?)", ackedBefore, failed)
 	}
 	t.Logf("PostgreSQL crashed at %v, back at %v: %d creates and %d appends acknowledged (%d before the crash, %d after the return), %d not",
-		time.Duration(crashedAt.Load()).Round(time.Millisecond), time.Duration(resumedAt.Load()).Round(time.Millisecond),
+		time.Duration(out.down.Load()).Round(time.Millisecond), time.Duration(out.back.Load()).Round(time.Millisecond),
 		len(ackedSlugs), len(ackedIDs), ackedBefore, after, failed)
 
 	st, err := store.Open(ctx, dbURL, store.Options{MaxConns: 4})
@@ -362,19 +384,13 @@ func TestFaultPostgresCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	slugs := map[string]bool{}
-	for _, s := range queryStrings(t, st.DB, `SELECT slug FROM tenants`) {
-		slugs[s] = true
-	}
+	slugs := storedSet(t, ctx, st.DB, `SELECT slug FROM tenants`)
 	for _, s := range ackedSlugs {
 		if !slugs[s] {
 			t.Errorf("tenant %s was acknowledged but is lost", s)
 		}
 	}
-	events := map[string]bool{}
-	for _, id := range queryStrings(t, st.DB, `SELECT id::text FROM audit_log WHERE action = 'document.signed'`) {
-		events[id] = true
-	}
+	events := storedSet(t, ctx, st.DB, `SELECT id::text FROM audit_log WHERE action = 'document.signed'`)
 	for _, id := range ackedIDs {
 		if !events[id] {
 			t.Errorf("event %q was acknowledged but is lost", id)

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,10 +26,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/platform/tenant-registry/ent/tenant"
-	"github.com/platform/tenant-registry/internal/devdb"
 	"github.com/platform/tenant-registry/internal/keycloak/keycloaktest"
 	"github.com/platform/tenant-registry/internal/logtest"
-	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
 	"github.com/platform/tenant-registry/internal/pgtest"
 	"github.com/platform/tenant-registry/internal/store"
@@ -283,7 +280,6 @@ func TestFaultSIGTERMInFlight(t *testing.T) {
 // hits its client deadline, the service recovers by itself, and every
 // acknowledged write is in the database with its tenant.created event.
 func TestFaultPostgresOutage(t *testing.T) {
-	requirePostgresServer(t)
 	const (
 		rate        = 50
 		loadFor     = 8 * time.Second
@@ -294,31 +290,7 @@ func TestFaultPostgresOutage(t *testing.T) {
 	ctx := context.Background()
 	// A cluster of its own: stopping the shared test cluster would break
 	// the other tests.
-	cluster, err := pgcluster.Start(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cluster.Stop() })
-	admin, err := sql.Open("pgx", cluster.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	name, err := devdb.CreateDatabase(ctx, admin, "fault")
-	admin.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbURL := cluster.DatabaseURL(name)
-	db, err := sql.Open("pgx", dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := migrate.Up(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-
-	base := startServer(t, map[string]string{"DATABASE_URL": dbURL, "LOG_LEVEL": "error"})
+	cluster, dbURL, base := serverOnOwnCluster(t, ctx, pgcluster.Options{}, "fault")
 	client := &http.Client{Timeout: reqDeadline, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 	type write struct {
@@ -342,7 +314,6 @@ func TestFaultPostgresOutage(t *testing.T) {
 		h2c(), base+"/grpc.health.v1.Health/Check", connect.WithGRPC())
 	var probes []probe
 	start := time.Now()
-	var wg sync.WaitGroup
 	stopProbes := make(chan struct{})
 	probesDone := make(chan struct{})
 	go func() {
@@ -369,53 +340,25 @@ func TestFaultPostgresOutage(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	// PostgreSQL is surely down from pausedAt (pg_ctl stop returned) to
-	// resuming (pg_ctl start called), and back by resumedAt.
-	var pausedAt, resuming, resumedAt time.Duration
-	outage := make(chan error, 1)
-	go func() {
-		time.Sleep(downAt)
-		if err := cluster.Pause(ctx); err != nil {
-			outage <- err
-			return
-		}
-		pausedAt = time.Since(start)
-		time.Sleep(downFor)
-		resuming = time.Since(start)
-		err := cluster.Resume(ctx)
-		resumedAt = time.Since(start)
-		outage <- err
-	}()
-	tick := time.NewTicker(time.Second / rate)
-	for i := 0; time.Since(start) < loadFor; i++ {
-		<-tick.C
-		wg.Go(func() {
-			slug := fmt.Sprintf("outage-%04d", i)
-			began := time.Now()
-			status, body, err := postJSON(client, "POST", base+"/v1/tenants", fmt.Sprintf(`{"slug":%q,"name":"Outage %d"}`, slug, i))
-			w := write{slug: slug, status: status, code: body["code"], err: err, took: time.Since(began), started: began.Sub(start)}
-			mu.Lock()
-			writes = append(writes, w)
-			mu.Unlock()
-		})
-	}
-	tick.Stop()
-	wg.Wait()
-	if err := <-outage; err != nil {
+	out := startOutage(ctx, cluster, cluster.Pause, start, downAt, downFor)
+	steadyLoad(start, time.Second/rate, loadFor, func(i int) {
+		slug := fmt.Sprintf("outage-%04d", i)
+		began := time.Now()
+		status, body, err := postJSON(client, "POST", base+"/v1/tenants", fmt.Sprintf(`{"slug":%q,"name":"Outage %d"}`, slug, i))
+		w := write{slug: slug, status: status, code: body["code"], err: err, took: time.Since(began), started: began.Sub(start)}
+		mu.Lock()
+		writes = append(writes, w)
+		mu.Unlock()
+	})
+	if err := <-out.done; err != nil {
 		t.Fatalf("pause/resume PostgreSQL: %v", err)
 	}
+	// PostgreSQL is surely down from pausedAt (pg_ctl stop returned) to
+	// resuming (pg_ctl start called), and back by resumedAt.
+	pausedAt, resuming, resumedAt := time.Duration(out.down.Load()), time.Duration(out.resuming.Load()), time.Duration(out.back.Load())
 	// Recovery by itself: ready again, and writes succeed, without any
 	// intervention.
-	recovered := false
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if res, err := client.Get(base + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				recovered = true
-				break
-			}
-		}
-	}
+	recovered := readyWithin(client, base, 15*time.Second)
 	close(stopProbes)
 	<-probesDone
 	if !recovered {
@@ -488,20 +431,8 @@ func TestFaultPostgresOutage(t *testing.T) {
 		pausedAt.Round(time.Millisecond), resumedAt.Round(time.Millisecond), len(writes), ok, before, after, unavailable, slowest.Round(time.Millisecond))
 
 	// Every acknowledged write is stored, with its audit event.
-	stored := map[string]bool{}
-	rows, err := db.QueryContext(ctx, `SELECT t.slug FROM tenants t JOIN audit_log a
+	stored := storedSet(t, ctx, pgtest.Open(t, dbURL), `SELECT t.slug FROM tenants t JOIN audit_log a
 		ON a.tenant_id = t.id AND a.action = 'tenant.created' WHERE t.slug LIKE 'outage-%' OR t.slug LIKE 'after-%'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		stored[s] = true
-	}
-	rows.Close()
 	for _, s := range acked {
 		if !stored[s] {
 			t.Errorf("%s was acknowledged but is not in the database with its tenant.created event", s)

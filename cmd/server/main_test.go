@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,12 +70,7 @@ func requirePostgresServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: starts PostgreSQL")
 	}
-	if _, err := os.Stat(filepath.Join(pgcluster.DefaultBinDir, "pg_ctl")); err != nil && os.Getenv("PG_BIN_DIR") == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no PostgreSQL server binaries in %s: fault tests never skip in CI", pgcluster.DefaultBinDir)
-		}
-		t.Skip("no PostgreSQL server binaries")
-	}
+	pgtest.RequireBinary(t, filepath.Join(pgcluster.DefaultBinDir, "pg_ctl"), "PG_BIN_DIR", "the PostgreSQL server binaries")
 }
 
 func freeAddr(t *testing.T) string {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,24 +22,9 @@ func TestReplicasBehindPgBouncer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("PostgreSQL and PgBouncer")
 	}
-	if _, err := os.Stat(pgcluster.DefaultPgBouncer); err != nil && os.Getenv("PGBOUNCER_BIN") == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no pgbouncer at %s: never skipped in CI (apt-get install pgbouncer)", pgcluster.DefaultPgBouncer)
-		}
-		t.Skip("no pgbouncer (apt-get install pgbouncer)")
-	}
-	ctx := context.Background()
+	pgtest.RequireBinary(t, pgcluster.DefaultPgBouncer, "PGBOUNCER_BIN", "apt-get install pgbouncer")
 	direct := pgtest.MigratedURL(t)
-	bouncer, err := pgcluster.StartPgBouncer(ctx, direct, pgcluster.PgBouncerOptions{PoolSize: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pgbouncer log:\n%s", bouncer.Log())
-		}
-		_ = bouncer.Stop()
-	})
+	bouncer := pgtest.PgBouncer(t, direct, pgcluster.PgBouncerOptions{PoolSize: 5})
 	pooled, err := bouncer.Rewrite(direct)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package apikey_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -547,7 +546,7 @@ func dumpAll(t *testing.T, st *store.Store) string {
 	} else {
 		tablesQ = `SELECT name FROM sqlite_master WHERE type = 'table'`
 	}
-	tables := strs(t, st.DB, tablesQ)
+	tables := storetest.Strings(t, context.Background(), st.DB, tablesQ)
 	if len(tables) < 6 {
 		t.Fatalf("found tables %v", tables)
 	}
@@ -579,24 +578,6 @@ func dumpAll(t *testing.T, st *store.Store) string {
 		rows.Close()
 	}
 	return out.String()
-}
-
-func strs(t *testing.T, db *sql.DB, q string) []string {
-	t.Helper()
-	rows, err := db.Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
 }
 
 // TestFailClosed: without a connected listener the cache is never used,

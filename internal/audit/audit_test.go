@@ -36,6 +36,18 @@ func tenantCaller(tenantID string, roles ...string) context.Context {
 	})
 }
 
+// eachFixture runs fn on each store (see storetest.Each) with a fresh
+// fixture keeping events retentionDays (0: for ever).
+func eachFixture(t *testing.T, retentionDays int, fn func(t *testing.T, f *fixture)) {
+	t.Helper()
+	storetest.Each(t, func(t *testing.T, st *store.Store) { fn(t, newFixture(t, st, retentionDays)) })
+}
+
+// serviceCaller is the context of an internal service named subject.
+func serviceCaller(subject string) context.Context {
+	return principal.With(storetest.SystemContext(), principal.Principal{Subject: subject, Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
+}
+
 type fixture struct {
 	st    *store.Store
 	clock *storetest.Clock
@@ -91,6 +103,17 @@ func (f *fixture) count(t testing.TB) int {
 	return n
 }
 
+// appendN appends n valid events to tenantID as admin and returns them,
+// in order.
+func (f *fixture) appendN(t testing.TB, tenantID string, n int) []*audit.Event {
+	t.Helper()
+	var out []*audit.Event
+	for range n {
+		out = append(out, f.append(t, admin, validInput(tenantID)))
+	}
+	return out
+}
+
 // exec runs raw SQL (tampering "from outside the service").
 func (f *fixture) exec(t testing.TB, q string) {
 	t.Helper()
@@ -108,19 +131,26 @@ func (f *fixture) exec(t testing.TB, q string) {
 // in one transaction, the way someone with write access would tamper.
 func (f *fixture) rewrite(t testing.TB, id uuid.UUID, set string) {
 	t.Helper()
+	f.execInTx(t,
+		fmt.Sprintf("CREATE TEMP TABLE tampered AS SELECT * FROM audit_log WHERE id = '%s'", id),
+		fmt.Sprintf("DELETE FROM audit_log WHERE id = '%s'", id),
+		"UPDATE tampered SET "+set,
+		"INSERT INTO audit_log SELECT * FROM tampered",
+		"DROP TABLE tampered",
+	)
+}
+
+// execInTx runs the statements qs, in order, in one transaction on the raw
+// database (from outside the service) and commits it.
+func (f *fixture) execInTx(t testing.TB, qs ...string) {
+	t.Helper()
 	ctx := storetest.SystemContext()
 	tx, err := f.st.DB.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	for _, q := range []string{
-		fmt.Sprintf("CREATE TEMP TABLE tampered AS SELECT * FROM audit_log WHERE id = '%s'", id),
-		fmt.Sprintf("DELETE FROM audit_log WHERE id = '%s'", id),
-		"UPDATE tampered SET " + set,
-		"INSERT INTO audit_log SELECT * FROM tampered",
-		"DROP TABLE tampered",
-	} {
+	for _, q := range qs {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -131,8 +161,7 @@ func (f *fixture) rewrite(t testing.TB, id uuid.UUID, set string) {
 }
 
 func TestAppendValidation(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 0)
+	eachFixture(t, 0, func(t *testing.T, f *fixture) {
 		tid := f.tenant(t, "acme")
 		other := f.tenant(t, "globex")
 		many := map[string]string{}
@@ -217,7 +246,7 @@ func TestAppendValidation(t *testing.T) {
 		if row.GroupID != tid || row.ChainSeq != 2 {
 			t.Errorf("tenant caller's event: group %q seq %d, want %q 2", row.GroupID, row.ChainSeq, tid)
 		}
-		service := principal.With(storetest.SystemContext(), principal.Principal{Subject: "svc", Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
+		service := serviceCaller("svc")
 		in.TenantID, in.SourceIP = other, ""
 		row = f.append(t, service, in)
 		if row.GroupID != other || row.SourceIP != "" {
@@ -227,8 +256,7 @@ func TestAppendValidation(t *testing.T) {
 }
 
 func TestAppendIdempotent(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 0)
+	eachFixture(t, 0, func(t *testing.T, f *fixture) {
 		tid := f.tenant(t, "acme")
 		in := validInput(tid)
 		in.IdempotencyKey = "req-1"
@@ -289,7 +317,7 @@ func TestAppendIdempotent(t *testing.T) {
 				t.Errorf("concurrent append %d returned %v, want %v", i, ids[i], ids[0])
 			}
 		}
-		got, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(tid)).Count(storetest.SystemContext())
+		got, err := f.st.Client.AuditLog.Query().Where(auditlog.GroupID(tid)).Count(storetest.SystemContext())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,12 +334,11 @@ func TestAppendIdempotent(t *testing.T) {
 // using a key first does not make a service's event with the same key
 // vanish (issue 11), and vice versa.
 func TestIdempotencyKeyPerAppender(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 0)
+	eachFixture(t, 0, func(t *testing.T, f *fixture) {
 		tid := f.tenant(t, "acme")
 		itAdmin := tenantCaller(tid, principal.RoleITAdmin)
-		service := principal.With(storetest.SystemContext(), principal.Principal{Subject: "svc-billing", Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
-		otherService := principal.With(storetest.SystemContext(), principal.Principal{Subject: "svc-crm", Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
+		service := serviceCaller("svc-billing")
+		otherService := serviceCaller("svc-crm")
 
 		byAdmin := validInput("")
 		byAdmin.IdempotencyKey = "idem-1"
@@ -358,11 +385,10 @@ func TestIdempotencyKeyPerAppender(t *testing.T) {
 // TestTenantCallerActorType: a tenant's users (IT_ADMIN) append user actors
 // only; services and platform admins may state any actor type.
 func TestTenantCallerActorType(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 0)
+	eachFixture(t, 0, func(t *testing.T, f *fixture) {
 		tid := f.tenant(t, "acme")
 		itAdmin := tenantCaller(tid, principal.RoleITAdmin)
-		service := principal.With(storetest.SystemContext(), principal.Principal{Subject: "svc", Type: principal.ActorService, Roles: []string{principal.RoleInternal}})
+		service := serviceCaller("svc")
 		tests := []struct {
 			name      string
 			ctx       context.Context
@@ -402,8 +428,7 @@ func TestTenantCallerActorType(t *testing.T) {
 // every audit call; an upper-case id with a taken idempotency key is the
 // stored event, not an internal error (issue 11).
 func TestTenantIDAnyCase(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 0)
+	eachFixture(t, 0, func(t *testing.T, f *fixture) {
 		tid := f.tenant(t, "acme")
 		upper := strings.ToUpper(tid)
 		if upper == tid {
@@ -451,8 +476,7 @@ func TestTenantIDAnyCase(t *testing.T) {
 // TestVerifyEmpty: a tenant without events says so; an unknown id is not
 // found.
 func TestVerifyEmpty(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 0)
+	eachFixture(t, 0, func(t *testing.T, f *fixture) {
 		tid := f.tenant(t, "acme")
 		res, err := f.svc.VerifyChain(admin, strings.ToUpper(tid))
 		if want := (audit.VerifyResult{TenantID: tid, OK: true, Empty: true}); err != nil || res != want {
@@ -533,8 +557,7 @@ func walk(t *testing.T, f *fixture, ctx context.Context, in audit.ListInput) []s
 }
 
 func TestListPaging(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 0)
+	eachFixture(t, 0, func(t *testing.T, f *fixture) {
 		a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
 		all := seed(t, f, a, b)
 		ofA := slices.DeleteFunc(slices.Clone(all), func(r *audit.Event) bool { return r.GroupID != a })
@@ -641,8 +664,7 @@ func TestListPaging(t *testing.T) {
 }
 
 func TestConcurrentAppendsChain(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 0)
+	eachFixture(t, 0, func(t *testing.T, f *fixture) {
 		tid := f.tenant(t, "acme")
 		const n = 20
 		errs := make(chan error, n)
@@ -787,25 +809,12 @@ func TestVerifyDetectsTampering(t *testing.T) {
 // the copy): a row written beside the service.
 func (f *fixture) insertCopy(t testing.TB, row *audit.Event, set string) {
 	t.Helper()
-	ctx := storetest.SystemContext()
-	tx, err := f.st.DB.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	for _, q := range []string{
+	f.execInTx(t,
 		fmt.Sprintf("CREATE TEMP TABLE forged AS SELECT * FROM audit_log WHERE id = '%s'", row.ID),
-		"UPDATE forged SET " + set,
+		"UPDATE forged SET "+set,
 		"INSERT INTO audit_log SELECT * FROM forged",
 		"DROP TABLE forged",
-	} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	)
 }
 
 // move takes an event out of its tenant's chain and puts it at the head of
@@ -823,14 +832,10 @@ func (f *fixture) move(t testing.TB, id uuid.UUID, to string) {
 // form. The purge's ON DELETE SET NULL of tenant_id is let through, and
 // the purged tenant's chain still verifies.
 func TestDatabaseRefuses(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 0)
+	eachFixture(t, 0, func(t *testing.T, f *fixture) {
 		ctx := storetest.SystemContext()
 		a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
-		var rows []*audit.Event
-		for range 3 {
-			rows = append(rows, f.append(t, admin, validInput(a)))
-		}
+		rows := f.appendN(t, a, 3)
 		f.append(t, admin, validInput(b))
 		id := rows[1].ID
 		insert := func(tenantID, groupID, chainSeq, hash string) string {
@@ -858,7 +863,7 @@ VALUES ('%s', '2026-03-01 12:00:00', %s, %s, 'ACME', 'document.signed', 'u', 'x'
 			{"insert with chain_seq 0", insert(q(a), q(a), "0", hash)},
 			{"insert with a short hash", insert(q(a), q(a), "50", "'abc'")},
 		} {
-			if _, err := st.DB.ExecContext(ctx, tc.sql); err == nil {
+			if _, err := f.st.DB.ExecContext(ctx, tc.sql); err == nil {
 				t.Errorf("%s: the database accepted it", tc.name)
 			}
 		}
@@ -872,10 +877,10 @@ VALUES ('%s', '2026-03-01 12:00:00', %s, %s, 'ACME', 'document.signed', 'u', 'x'
 
 		// The purge: the tenant row goes, its events stay with their
 		// group and tenant_id NULL, and still verify.
-		if _, err := st.DB.ExecContext(ctx, fmt.Sprintf("DELETE FROM tenants WHERE id = '%s'", a)); err != nil {
+		if _, err := f.st.DB.ExecContext(ctx, fmt.Sprintf("DELETE FROM tenants WHERE id = '%s'", a)); err != nil {
 			t.Fatalf("delete tenant: %v", err)
 		}
-		left, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(a)).All(ctx)
+		left, err := f.st.Client.AuditLog.Query().Where(auditlog.GroupID(a)).All(ctx)
 		if err != nil || len(left) != 3 {
 			t.Fatalf("events of the purged tenant: %d, %v; want 3", len(left), err)
 		}
@@ -892,10 +897,10 @@ VALUES ('%s', '2026-03-01 12:00:00', %s, %s, 'ACME', 'document.signed', 'u', 'x'
 			t.Errorf("List of the purged tenant: %d, %v; want 3", len(rows2), err)
 		}
 		// Still no UPDATE of the detached events.
-		if _, err := st.DB.ExecContext(ctx, fmt.Sprintf("UPDATE audit_log SET description = 'x' WHERE id = '%s'", id)); err == nil {
+		if _, err := f.st.DB.ExecContext(ctx, fmt.Sprintf("UPDATE audit_log SET description = 'x' WHERE id = '%s'", id)); err == nil {
 			t.Error("UPDATE of a purged tenant's event accepted")
 		}
-		if _, err := st.DB.ExecContext(ctx, fmt.Sprintf("UPDATE audit_log SET tenant_id = '%s' WHERE id = '%s'", b, id)); err == nil {
+		if _, err := f.st.DB.ExecContext(ctx, fmt.Sprintf("UPDATE audit_log SET tenant_id = '%s' WHERE id = '%s'", b, id)); err == nil {
 			t.Error("re-attaching a purged tenant's event to another tenant accepted")
 		}
 	})
@@ -906,8 +911,7 @@ VALUES ('%s', '2026-03-01 12:00:00', %s, %s, 'ACME', 'document.signed', 'u', 'x'
 // (another replica's clock, a clock step) is exported, not skipped behind
 // a (created_at, id) cursor.
 func TestExportChainOrder(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 0)
+	eachFixture(t, 0, func(t *testing.T, f *fixture) {
 		tid := f.tenant(t, "acme")
 		var want []string
 		for range audit.ExportBatch {
@@ -937,8 +941,7 @@ func TestExportChainOrder(t *testing.T) {
 }
 
 func TestExport(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 0)
+	eachFixture(t, 0, func(t *testing.T, f *fixture) {
 		a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
 		var ofA []*audit.Event
 		for i := range 2*audit.ExportBatch + 37 {
@@ -990,8 +993,7 @@ func TestExport(t *testing.T) {
 }
 
 func TestRetention(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 30)
+	eachFixture(t, 30, func(t *testing.T, f *fixture) {
 		ctx := storetest.SystemContext()
 		a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
 		var oldA []*audit.Event
@@ -1001,13 +1003,10 @@ func TestRetention(t *testing.T) {
 			f.clock.Advance(24 * time.Hour)
 		}
 		f.clock.Advance(40 * 24 * time.Hour)
-		var newA []*audit.Event
-		for range 3 {
-			newA = append(newA, f.append(t, admin, validInput(a)))
-		}
+		newA := f.appendN(t, a, 3)
 
 		// Nothing is old enough before the clock passes the cutoff.
-		res, err := newFixture(t, st, 365).svc.Sweep(ctx)
+		res, err := newFixture(t, f.st, 365).svc.Sweep(ctx)
 		if err != nil || res.Deleted != 0 {
 			t.Fatalf("sweep with a year's retention: %+v, %v; want nothing deleted", res, err)
 		}
@@ -1019,7 +1018,7 @@ func TestRetention(t *testing.T) {
 			t.Errorf("sweep = %+v, want 10 events of 2 groups deleted", res)
 		}
 		for _, r := range oldA {
-			if _, err := st.Client.AuditLog.Get(ctx, r.ID); !ent.IsNotFound(err) {
+			if _, err := f.st.Client.AuditLog.Get(ctx, r.ID); !ent.IsNotFound(err) {
 				t.Errorf("old event %s still there (%v)", r.ID, err)
 			}
 		}
@@ -1071,10 +1070,7 @@ func TestRetention(t *testing.T) {
 
 		// A broken old segment is never swept into a checkpoint.
 		c := f.tenant(t, "initech")
-		var oldC []*audit.Event
-		for range 3 {
-			oldC = append(oldC, f.append(t, admin, validInput(c)))
-		}
+		oldC := f.appendN(t, c, 3)
 		f.rewrite(t, oldC[1].ID, "description = 'x'")
 		f.clock.Advance(31 * 24 * time.Hour)
 		res, err = f.svc.Sweep(ctx)
@@ -1084,7 +1080,7 @@ func TestRetention(t *testing.T) {
 		if !slices.Contains(res.Broken, c) {
 			t.Errorf("sweep = %+v, want group %s reported broken", res, c)
 		}
-		if _, err := st.Client.AuditLog.Get(ctx, oldC[1].ID); err != nil {
+		if _, err := f.st.Client.AuditLog.Get(ctx, oldC[1].ID); err != nil {
 			t.Errorf("the tampered event was swept: %v", err)
 		}
 		got, err = f.svc.VerifyChain(admin, c)
@@ -1093,7 +1089,7 @@ func TestRetention(t *testing.T) {
 		}
 
 		// RETENTION_DAYS=0 keeps everything.
-		if res, err := newFixture(t, st, 0).svc.Sweep(ctx); err != nil || res.Deleted != 0 {
+		if res, err := newFixture(t, f.st, 0).svc.Sweep(ctx); err != nil || res.Deleted != 0 {
 			t.Errorf("sweep with retention 0 = %+v, %v", res, err)
 		}
 	})
@@ -1103,8 +1099,7 @@ func TestRetention(t *testing.T) {
 // back and forth (replicas' clocks) exports exactly the events in the range,
 // in chain order.
 func TestExportRangeWithSkew(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		f := newFixture(t, st, 0)
+	eachFixture(t, 0, func(t *testing.T, f *fixture) {
 		tid := f.tenant(t, "acme")
 		// Offsets from t0 of the events in chain order.
 		offsets := []time.Duration{10 * time.Second, 5 * time.Second, 12 * time.Second, 4 * time.Second, 20 * time.Second}

@@ -59,19 +59,7 @@ func explainList(tb testing.TB, st *store.Store, in audit.ListInput) string {
 	if _, _, err := svc.List(admin, in); err != nil {
 		tb.Fatal(err)
 	}
-	rows, err := st.DB.QueryContext(storetest.SystemContext(), "EXPLAIN "+drv.query, drv.args...)
-	if err != nil {
-		tb.Fatalf("EXPLAIN %s: %v", drv.query, err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			tb.Fatal(err)
-		}
-		plan = append(plan, line)
-	}
+	plan := storetest.Strings(tb, storetest.SystemContext(), st.DB, "EXPLAIN "+drv.query, drv.args...)
 	return drv.query + "\n" + strings.Join(plan, "\n")
 }
 

@@ -92,11 +92,21 @@ func (e *env) products(t *testing.T, tenantID string) string {
 
 func codeOf(err error) errs.Code { return errs.CodeOf(err) }
 
-func TestRequestThenGrant(t *testing.T) {
+// errOf drops a call's result and keeps its error: errOf(e.svc.Grant(…)).
+func errOf[T any](_ T, err error) error { return err }
+
+// eachTenant runs fn on each store (see storetest.Each) with a fresh env,
+// an active tenant named slug and the system's context.
+func eachTenant(t *testing.T, slug string, fn func(t *testing.T, ctx context.Context, e *env, id string)) {
+	t.Helper()
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := storetest.SystemContext()
 		e := newEnv(t, st)
-		id := e.newTenant(t, "globex")
+		fn(t, storetest.SystemContext(), e, e.newTenant(t, slug))
+	})
+}
+
+func TestRequestThenGrant(t *testing.T) {
+	eachTenant(t, "globex", func(t *testing.T, ctx context.Context, e *env, id string) {
 
 		type step struct {
 			name      string
@@ -108,14 +118,14 @@ func TestRequestThenGrant(t *testing.T) {
 			wantGrant int    // entitlement.granted events so far
 		}
 		steps := []step{
-			{"request", func() error { _, err := e.svc.Request(ctx, id, "certifai", "50 seats"); return err }, "", "certifai=requested", "", 1, 0},
-			{"request again, same note", func() error { _, err := e.svc.Request(ctx, id, "certifai", "50 seats"); return err }, "", "certifai=requested", "", 1, 0},
-			{"request again, no note", func() error { _, err := e.svc.Request(ctx, id, "certifai", ""); return err }, "", "certifai=requested", "", 1, 0},
-			{"request again, new note", func() error { _, err := e.svc.Request(ctx, id, "certifai", "80 seats"); return err }, "", "certifai=requested", "", 2, 0},
-			{"grant", func() error { _, err := e.svc.Grant(ctx, id, "certifai"); return err }, "", "certifai=active", "certifai", 2, 1},
-			{"grant again", func() error { _, err := e.svc.Grant(ctx, id, "certifai"); return err }, "", "certifai=active", "certifai", 2, 1},
-			{"request active", func() error { _, err := e.svc.Request(ctx, id, "certifai", ""); return err }, errs.Precondition, "certifai=active", "certifai", 2, 1},
-			{"grant without request", func() error { _, err := e.svc.Grant(ctx, id, "compliance"); return err }, "", "certifai=active,compliance=active", "certifai,compliance", 2, 2},
+			{"request", func() error { return errOf(e.svc.Request(ctx, id, "certifai", "50 seats")) }, "", "certifai=requested", "", 1, 0},
+			{"request again, same note", func() error { return errOf(e.svc.Request(ctx, id, "certifai", "50 seats")) }, "", "certifai=requested", "", 1, 0},
+			{"request again, no note", func() error { return errOf(e.svc.Request(ctx, id, "certifai", "")) }, "", "certifai=requested", "", 1, 0},
+			{"request again, new note", func() error { return errOf(e.svc.Request(ctx, id, "certifai", "80 seats")) }, "", "certifai=requested", "", 2, 0},
+			{"grant", func() error { return errOf(e.svc.Grant(ctx, id, "certifai")) }, "", "certifai=active", "certifai", 2, 1},
+			{"grant again", func() error { return errOf(e.svc.Grant(ctx, id, "certifai")) }, "", "certifai=active", "certifai", 2, 1},
+			{"request active", func() error { return errOf(e.svc.Request(ctx, id, "certifai", "")) }, errs.Precondition, "certifai=active", "certifai", 2, 1},
+			{"grant without request", func() error { return errOf(e.svc.Grant(ctx, id, "compliance")) }, "", "certifai=active,compliance=active", "certifai,compliance", 2, 2},
 		}
 		for _, s := range steps {
 			err := s.op()
@@ -146,10 +156,7 @@ func TestRequestThenGrant(t *testing.T) {
 }
 
 func TestTrialExpiry(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := storetest.SystemContext()
-		e := newEnv(t, st)
-		id := e.newTenant(t, "initech")
+	eachTenant(t, "initech", func(t *testing.T, ctx context.Context, e *env, id string) {
 		if _, err := e.svc.Grant(ctx, id, "compliance"); err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +203,7 @@ func TestTrialExpiry(t *testing.T) {
 			}
 		}
 		// Nothing was written yet: readers computed "expired" themselves.
-		row, err := st.Client.TenantProduct.Query().Where(tenantproduct.Product("certifai")).Only(ctx)
+		row, err := e.st.Client.TenantProduct.Query().Where(tenantproduct.Product("certifai")).Only(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +219,7 @@ func TestTrialExpiry(t *testing.T) {
 				t.Errorf("sweep %d expired %d, want %d", i+1, n, want)
 			}
 		}
-		row, err = st.Client.TenantProduct.Get(ctx, row.ID)
+		row, err = e.st.Client.TenantProduct.Get(ctx, row.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +229,7 @@ func TestTrialExpiry(t *testing.T) {
 		if got, want := e.events(t, id, "entitlement.expired"), 1; got != want {
 			t.Errorf("entitlement.expired events = %d, want %d", got, want)
 		}
-		ev, err := st.Client.AuditLog.Query().Where(auditlog.Action("entitlement.expired")).Only(ctx)
+		ev, err := e.st.Client.AuditLog.Query().Where(auditlog.Action("entitlement.expired")).Only(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,11 +246,11 @@ func TestSecondTrialRefused(t *testing.T) {
 		wantCode errs.Code
 	}
 	ctx := storetest.SystemContext()
-	trial := op{"start trial", func(e *env, id string) error { _, err := e.svc.StartTrial(ctx, id, "certifai"); return err }, ""}
+	trial := op{"start trial", func(e *env, id string) error { return errOf(e.svc.StartTrial(ctx, id, "certifai")) }, ""}
 	again := op{"start trial again", trial.do, errs.Precondition}
-	grant := op{"grant", func(e *env, id string) error { _, err := e.svc.Grant(ctx, id, "certifai"); return err }, ""}
+	grant := op{"grant", func(e *env, id string) error { return errOf(e.svc.Grant(ctx, id, "certifai")) }, ""}
 	revoke := op{"revoke", func(e *env, id string) error { return e.svc.Revoke(ctx, id, "certifai") }, ""}
-	request := op{"request", func(e *env, id string) error { _, err := e.svc.Request(ctx, id, "certifai", "buy"); return err }, ""}
+	request := op{"request", func(e *env, id string) error { return errOf(e.svc.Request(ctx, id, "certifai", "buy")) }, ""}
 	expire := op{"expire", func(e *env, id string) error {
 		e.clock.Advance(15 * 24 * time.Hour)
 		_, err := e.svc.SweepExpired(ctx)
@@ -287,10 +294,7 @@ func TestSecondTrialRefused(t *testing.T) {
 }
 
 func TestFrozenTenant(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := storetest.SystemContext()
-		e := newEnv(t, st)
-		id := e.newTenant(t, "frozen")
+	eachTenant(t, "frozen", func(t *testing.T, ctx context.Context, e *env, id string) {
 		if _, err := e.svc.Request(ctx, id, "risk", ""); err != nil {
 			t.Fatal(err)
 		}
@@ -301,10 +305,10 @@ func TestFrozenTenant(t *testing.T) {
 			name string
 			do   func() error
 		}{
-			{"request new", func() error { _, err := e.svc.Request(ctx, id, "certifai", ""); return err }},
-			{"request again", func() error { _, err := e.svc.Request(ctx, id, "risk", "note"); return err }},
-			{"trial new", func() error { _, err := e.svc.StartTrial(ctx, id, "certifai"); return err }},
-			{"trial of requested", func() error { _, err := e.svc.StartTrial(ctx, id, "risk"); return err }},
+			{"request new", func() error { return errOf(e.svc.Request(ctx, id, "certifai", "")) }},
+			{"request again", func() error { return errOf(e.svc.Request(ctx, id, "risk", "note")) }},
+			{"trial new", func() error { return errOf(e.svc.StartTrial(ctx, id, "certifai")) }},
+			{"trial of requested", func() error { return errOf(e.svc.StartTrial(ctx, id, "risk")) }},
 		}
 		for _, c := range cases {
 			err := c.do()
@@ -331,10 +335,7 @@ func TestFrozenTenant(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := storetest.SystemContext()
-		e := newEnv(t, st)
-		id := e.newTenant(t, "input")
+	eachTenant(t, "input", func(t *testing.T, ctx context.Context, e *env, id string) {
 		const unknown = "00000000-0000-0000-0000-00000000ffff"
 		cases := []struct {
 			name      string
@@ -342,25 +343,25 @@ func TestBadInput(t *testing.T) {
 			wantCode  errs.Code
 			wantField string // message prefix, for Invalid
 		}{
-			{"request unknown product", func() error { _, err := e.svc.Request(ctx, id, "nope", ""); return err }, errs.Invalid, "product:"},
-			{"request empty product", func() error { _, err := e.svc.Request(ctx, id, "", ""); return err }, errs.Invalid, "product:"},
-			{"request long note", func() error { _, err := e.svc.Request(ctx, id, "risk", strings.Repeat("n", 2001)); return err }, errs.Invalid, "note:"},
-			{"trial unknown product", func() error { _, err := e.svc.StartTrial(ctx, id, "nope"); return err }, errs.Invalid, "product:"},
-			{"trial of a product without one", func() error { _, err := e.svc.StartTrial(ctx, id, "privacy"); return err }, errs.Precondition, "product:"},
-			{"grant unknown product", func() error { _, err := e.svc.Grant(ctx, id, "nope"); return err }, errs.Invalid, "product:"},
+			{"request unknown product", func() error { return errOf(e.svc.Request(ctx, id, "nope", "")) }, errs.Invalid, "product:"},
+			{"request empty product", func() error { return errOf(e.svc.Request(ctx, id, "", "")) }, errs.Invalid, "product:"},
+			{"request long note", func() error { return errOf(e.svc.Request(ctx, id, "risk", strings.Repeat("n", 2001))) }, errs.Invalid, "note:"},
+			{"trial unknown product", func() error { return errOf(e.svc.StartTrial(ctx, id, "nope")) }, errs.Invalid, "product:"},
+			{"trial of a product without one", func() error { return errOf(e.svc.StartTrial(ctx, id, "privacy")) }, errs.Precondition, "product:"},
+			{"grant unknown product", func() error { return errOf(e.svc.Grant(ctx, id, "nope")) }, errs.Invalid, "product:"},
 			{"revoke what it does not have", func() error { return e.svc.Revoke(ctx, id, "risk") }, errs.NotFound, "product:"},
-			{"bad tenant id", func() error { _, err := e.svc.List(ctx, "nope"); return err }, errs.Invalid, "tenant_id:"},
-			{"no tenant id", func() error { _, err := e.svc.Request(ctx, "", "risk", ""); return err }, errs.Invalid, "tenant_id:"},
-			{"list unknown tenant", func() error { _, err := e.svc.List(ctx, unknown); return err }, errs.NotFound, ""},
-			{"request unknown tenant", func() error { _, err := e.svc.Request(ctx, unknown, "risk", ""); return err }, errs.NotFound, ""},
-			{"trial unknown tenant", func() error { _, err := e.svc.StartTrial(ctx, unknown, "risk"); return err }, errs.NotFound, ""},
-			{"grant unknown tenant", func() error { _, err := e.svc.Grant(ctx, unknown, "risk"); return err }, errs.NotFound, ""},
+			{"bad tenant id", func() error { return errOf(e.svc.List(ctx, "nope")) }, errs.Invalid, "tenant_id:"},
+			{"no tenant id", func() error { return errOf(e.svc.Request(ctx, "", "risk", "")) }, errs.Invalid, "tenant_id:"},
+			{"list unknown tenant", func() error { return errOf(e.svc.List(ctx, unknown)) }, errs.NotFound, ""},
+			{"request unknown tenant", func() error { return errOf(e.svc.Request(ctx, unknown, "risk", "")) }, errs.NotFound, ""},
+			{"trial unknown tenant", func() error { return errOf(e.svc.StartTrial(ctx, unknown, "risk")) }, errs.NotFound, ""},
+			{"grant unknown tenant", func() error { return errOf(e.svc.Grant(ctx, unknown, "risk")) }, errs.NotFound, ""},
 			{"revoke unknown tenant", func() error { return e.svc.Revoke(ctx, unknown, "risk") }, errs.NotFound, ""},
-			{"claims unknown id", func() error { _, err := e.tenants.Claims(ctx, unknown, ""); return err }, errs.NotFound, ""},
-			{"claims unknown slug", func() error { _, err := e.tenants.Claims(ctx, "", "nobody"); return err }, errs.NotFound, ""},
-			{"claims bad slug", func() error { _, err := e.tenants.Claims(ctx, "", "No Body"); return err }, errs.Invalid, "slug:"},
-			{"claims neither", func() error { _, err := e.tenants.Claims(ctx, "", ""); return err }, errs.Invalid, "tenant_id:"},
-			{"claims both", func() error { _, err := e.tenants.Claims(ctx, id, "input"); return err }, errs.Invalid, "tenant_id:"},
+			{"claims unknown id", func() error { return errOf(e.tenants.Claims(ctx, unknown, "")) }, errs.NotFound, ""},
+			{"claims unknown slug", func() error { return errOf(e.tenants.Claims(ctx, "", "nobody")) }, errs.NotFound, ""},
+			{"claims bad slug", func() error { return errOf(e.tenants.Claims(ctx, "", "No Body")) }, errs.Invalid, "slug:"},
+			{"claims neither", func() error { return errOf(e.tenants.Claims(ctx, "", "")) }, errs.Invalid, "tenant_id:"},
+			{"claims both", func() error { return errOf(e.tenants.Claims(ctx, id, "input")) }, errs.Invalid, "tenant_id:"},
 		}
 		for _, c := range cases {
 			err := c.do()
@@ -372,17 +373,14 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("%s: message %q, want it to start with %q", c.name, err, c.wantField)
 			}
 		}
-		if n, _ := st.Client.TenantProduct.Query().Count(ctx); n != 0 {
+		if n, _ := e.st.Client.TenantProduct.Query().Count(ctx); n != 0 {
 			t.Errorf("entitlements after bad input = %d, want 0", n)
 		}
 	})
 }
 
 func TestRevoke(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := storetest.SystemContext()
-		e := newEnv(t, st)
-		id := e.newTenant(t, "revoke")
+	eachTenant(t, "revoke", func(t *testing.T, ctx context.Context, e *env, id string) {
 		if _, err := e.svc.Request(ctx, id, "risk", ""); err != nil {
 			t.Fatal(err)
 		}
@@ -409,10 +407,7 @@ func TestRevoke(t *testing.T) {
 }
 
 func TestConcurrentRequestsAndTrials(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		ctx := storetest.SystemContext()
-		e := newEnv(t, st)
-		id := e.newTenant(t, "racer")
+	eachTenant(t, "racer", func(t *testing.T, ctx context.Context, e *env, id string) {
 		const n = 12
 		reqErrs, trialErrs := make([]error, n), make([]error, n)
 		var wg sync.WaitGroup

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/platform/tenant-registry/internal/pgcluster"
+	"github.com/platform/tenant-registry/internal/pgtest"
 )
 
 // TestPgBouncerTransactionMode pins what the pooler of production does and
@@ -24,30 +24,15 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and PgBouncer")
 	}
-	for _, p := range []string{filepath.Join(pgcluster.DefaultBinDir, "postgres"), pgcluster.DefaultPgBouncer} {
-		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s missing: never skipped in CI", p)
-			}
-			t.Skipf("%s missing", p)
-		}
-	}
+	pgtest.RequireBinary(t, filepath.Join(pgcluster.DefaultBinDir, "postgres"), "", "the PostgreSQL server package")
+	pgtest.RequireBinary(t, pgcluster.DefaultPgBouncer, "", "apt-get install pgbouncer")
 	ctx := context.Background()
 	c, err := pgcluster.Start(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Stop() })
-	b, err := pgcluster.StartPgBouncer(ctx, c.URL(), pgcluster.PgBouncerOptions{PoolSize: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pgbouncer log:\n%s", b.Log())
-		}
-		_ = b.Stop()
-	})
+	b := pgtest.PgBouncer(t, c.URL(), pgcluster.PgBouncerOptions{PoolSize: 2})
 
 	// Many client connections over two server connections, in parallel.
 	query := func(url string) error {

@@ -200,3 +200,34 @@ func openURL(u string) *sql.DB {
 	}
 	return db
 }
+
+// PgBouncer starts a PgBouncer in front of upstream with opts; it is
+// stopped at cleanup, after its log is shown if the test failed.
+func PgBouncer(t testing.TB, upstream string, opts pgcluster.PgBouncerOptions) *pgcluster.PgBouncer {
+	t.Helper()
+	b, err := pgcluster.StartPgBouncer(context.Background(), upstream, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pgbouncer log:\n%s", b.Log())
+		}
+		_ = b.Stop()
+	})
+	return b
+}
+
+// RequireBinary skips the test when the executable path is missing and
+// env (when not "") is not set either, except under CI, where that fails
+// it; hint says how to install it.
+func RequireBinary(t testing.TB, path, env, hint string) {
+	t.Helper()
+	if _, err := os.Stat(path); err == nil || env != "" && os.Getenv(env) != "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("no %s (%s): never skipped in CI", path, hint)
+	}
+	t.Skipf("no %s (%s)", path, hint)
+}

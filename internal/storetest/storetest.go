@@ -5,6 +5,7 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"sync"
 	"testing"
 	"time"
@@ -103,4 +104,27 @@ func Must[T any](v T, err error) T {
 // are not testing a caller's rights (a context without a caller is refused).
 func SystemContext() context.Context {
 	return principal.With(context.Background(), principal.System)
+}
+
+// Strings runs q on db and returns its single text column, row by row;
+// any error fails the test.
+func Strings(tb testing.TB, ctx context.Context, db *sql.DB, q string, args ...any) []string {
+	tb.Helper()
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		tb.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return out
 }

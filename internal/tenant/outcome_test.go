@@ -11,6 +11,7 @@ import (
 
 	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/internal/keycloak"
+	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
@@ -20,6 +21,14 @@ type provisionFunc func(ctx context.Context, req keycloak.ProvisionRequest) (key
 
 func (f provisionFunc) Provision(ctx context.Context, req keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
 	return f(ctx, req)
+}
+
+// onPostgres returns a fresh PostgreSQL store and a service on it that
+// provisions with p, its clock standing at the present.
+func onPostgres(t *testing.T, p tenant.Provisioner) (*store.Store, *tenant.Service) {
+	t.Helper()
+	st := storetest.Postgres(t)
+	return st, newServiceWith(t, st, storetest.NewClock(time.Now()), p)
 }
 
 func ok(req keycloak.ProvisionRequest) keycloak.ProvisionResult {
@@ -57,8 +66,8 @@ func TestFencedLease(t *testing.T) {
 					return ok(req), nil
 				}
 			})
-			a := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, true), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: script}))
-			b := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, true), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: script}))
+			a := newServiceWith(t, st, clock, script)
+			b := newServiceWith(t, st, clock, script)
 
 			created := make(chan *tenant.Tenant, 1)
 			go func() {
@@ -124,9 +133,7 @@ func TestFencedLease(t *testing.T) {
 			if _, ok := job.Payload["admin_email"]; ok {
 				t.Errorf("the admin's email is still in the done job's payload: %v", job.Payload)
 			}
-			if got, want := actions(t, st, tn.ID.String()), "tenant.created,keycloak.provisioned"; got != want {
-				t.Errorf("events = %s, want %s", got, want)
-			}
+			wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provisioned")
 		})
 	}
 }
@@ -135,8 +142,6 @@ func TestFencedLease(t *testing.T) {
 // while Keycloak is being called; the outcome is still recorded, and the
 // lease is not left to run out.
 func TestOutcomeRecordedAfterRequestEnds(t *testing.T) {
-	st := storetest.Postgres(t)
-	clock := storetest.NewClock(time.Now())
 	reqCtx, endRequest := context.WithCancel(storetest.SystemContext())
 	slow := provisionFunc(func(ctx context.Context, req keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
 		endRequest()
@@ -146,7 +151,7 @@ func TestOutcomeRecordedAfterRequestEnds(t *testing.T) {
 		}
 		return ok(req), nil
 	})
-	svc := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, true), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: slow}))
+	st, svc := onPostgres(t, slow)
 	_, _ = svc.Create(reqCtx, tenant.CreateInput{Slug: "gone", Name: "Gone"})
 	ctx := storetest.SystemContext()
 	tn, err := svc.GetBySlug(ctx, "gone")
@@ -156,22 +161,18 @@ func TestOutcomeRecordedAfterRequestEnds(t *testing.T) {
 	if tn.ProvisioningState != tenant.ProvisioningProvisioned {
 		t.Errorf("state %q after the request ended mid-attempt, want provisioned", tn.ProvisioningState)
 	}
-	if got, want := actions(t, st, tn.ID.String()), "tenant.created,keycloak.provisioned"; got != want {
-		t.Errorf("events = %s, want %s", got, want)
-	}
+	wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provisioned")
 }
 
 // TestAttemptsFitTheRPCDeadline: with Keycloak hanging, CreateTenant and
 // RetryProvisioning answer before their deadline, with the failure
 // recorded.
 func TestAttemptsFitTheRPCDeadline(t *testing.T) {
-	st := storetest.Postgres(t)
-	clock := storetest.NewClock(time.Now())
 	hang := provisionFunc(func(ctx context.Context, _ keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
 		<-ctx.Done()
 		return keycloak.ProvisionResult{}, ctx.Err()
 	})
-	svc := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, true), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: hang}))
+	st, svc := onPostgres(t, hang)
 	const deadline = 3 * time.Second // the RPC's (RPC_TIMEOUT in production)
 
 	ctx, cancel := context.WithTimeout(storetest.SystemContext(), deadline)
@@ -193,9 +194,7 @@ func TestAttemptsFitTheRPCDeadline(t *testing.T) {
 	if got.ProvisioningState != tenant.ProvisioningFailed {
 		t.Errorf("state %q after the retry, want failed", got.ProvisioningState)
 	}
-	if got, want := actions(t, st, tn.ID.String()), "tenant.created,keycloak.provision_failed,keycloak.provision_failed"; got != want {
-		t.Errorf("events = %s, want %s", got, want)
-	}
+	wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provision_failed,keycloak.provision_failed")
 }
 
 // TestMultiByteErrorRecorded: a Keycloak error text longer than the stored
@@ -203,13 +202,11 @@ func TestAttemptsFitTheRPCDeadline(t *testing.T) {
 // PostgreSQL accepts it: the failure is recorded.
 func TestMultiByteErrorRecorded(t *testing.T) {
 	ctx := storetest.SystemContext()
-	st := storetest.Postgres(t)
-	clock := storetest.NewClock(time.Now())
 	msg := "keycloak: " + strings.Repeat("é😀ü", 400) // 3600 bytes, no byte boundary at 1000 or 2000
 	failing := provisionFunc(func(context.Context, keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
 		return keycloak.ProvisionResult{}, errors.New(msg)
 	})
-	svc := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, true), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: failing}))
+	st, svc := onPostgres(t, failing)
 	tn, err := svc.Create(ctx, tenant.CreateInput{Slug: "unicode", Name: "Unicode"})
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +218,5 @@ func TestMultiByteErrorRecorded(t *testing.T) {
 	if job.LastError == "" || !utf8.ValidString(job.LastError) || len(job.LastError) > 2000 || !strings.HasPrefix(msg, strings.TrimSuffix(job.LastError, "…")) {
 		t.Errorf("last_error = %d bytes %q…, want the error cut on a character boundary", len(job.LastError), job.LastError[:min(40, len(job.LastError))])
 	}
-	if got, want := actions(t, st, tn.ID.String()), "tenant.created,keycloak.provision_failed"; got != want {
-		t.Errorf("events = %s, want %s", got, want)
-	}
+	wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provision_failed")
 }

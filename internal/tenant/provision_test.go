@@ -35,6 +35,15 @@ func withKeycloak(t *testing.T, st *store.Store, clock *storetest.Clock, hideInv
 	})), fake
 }
 
+// wantActions checks that tenantID's events, in chain order, are the
+// actions want (comma-separated).
+func wantActions(t *testing.T, st *store.Store, tenantID, want string) {
+	t.Helper()
+	if got := actions(t, st, tenantID); got != want {
+		t.Errorf("events = %s, want %s", got, want)
+	}
+}
+
 func actions(t *testing.T, st *store.Store, tenantID string) string {
 	t.Helper()
 	events, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(tenantID)).Order(auditlog.ByChainSeq()).All(storetest.SystemContext())
@@ -64,9 +73,7 @@ func TestProvisionHappyPath(t *testing.T) {
 		if len(orgs) != 1 || orgs[0].Alias != "initech" || orgs[0].ID != *tn.KeycloakOrgID {
 			t.Errorf("fake orgs = %+v, want one with alias initech and id %s", orgs, *tn.KeycloakOrgID)
 		}
-		if got, want := actions(t, st, tn.ID.String()), "tenant.created,keycloak.provisioned"; got != want {
-			t.Errorf("events = %s, want %s", got, want)
-		}
+		wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provisioned")
 	})
 }
 
@@ -130,7 +137,7 @@ func TestProvisionRecovers(t *testing.T) {
 				fc.heal(fake)
 				clock.Advance(time.Hour)
 				// Two workers (as on two replicas) race for the job.
-				other := storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, st.Postgres()), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: mustAdapter(t, fake, clock)}))
+				other := newServiceWith(t, st, clock, mustAdapter(t, fake, clock))
 				var wg sync.WaitGroup
 				for _, w := range []*tenant.Service{svc, other} {
 					wg.Go(func() {
@@ -150,9 +157,7 @@ func TestProvisionRecovers(t *testing.T) {
 				if n, _ := svc.ProcessDue(ctx); n != 0 {
 					t.Errorf("a done job was attempted again")
 				}
-				if got, want := actions(t, st, tn.ID.String()), "tenant.created,keycloak.provision_failed,keycloak.provision_failed,keycloak.provisioned"; got != want {
-					t.Errorf("events = %s, want %s", got, want)
-				}
+				wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provision_failed,keycloak.provision_failed,keycloak.provisioned")
 				if n := len(fake.Orgs()); n != 1 {
 					t.Errorf("fake has %d orgs, want 1", n)
 				}
@@ -193,9 +198,7 @@ func TestRetryProvisioning(t *testing.T) {
 		if _, err := svc.RetryProvisioning(ctx, tn.ID.String()); err != nil {
 			t.Errorf("retry of a provisioned tenant: %v", err)
 		}
-		if got, want := actions(t, st, tn.ID.String()), "tenant.created,keycloak.provision_failed,keycloak.provisioned"; got != want {
-			t.Errorf("events = %s, want %s", got, want)
-		}
+		wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provision_failed,keycloak.provisioned")
 		if _, err := svc.RetryProvisioning(ctx, "00000000-0000-0000-0000-0000000000ee"); errs.CodeOf(err) != errs.NotFound {
 			t.Errorf("retry unknown tenant: %v, want not found", err)
 		}

@@ -23,7 +23,13 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func newService(t *testing.T, st *store.Store, clock *storetest.Clock) *tenant.Service {
 	t.Helper()
-	return storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, st.Postgres()), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: keycloak.Mock{}}))
+	return newServiceWith(t, st, clock, keycloak.Mock{})
+}
+
+// newServiceWith is newService with p as its Keycloak provisioner.
+func newServiceWith(t *testing.T, st *store.Store, clock *storetest.Clock, p tenant.Provisioner) *tenant.Service {
+	t.Helper()
+	return storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, st.Postgres()), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: p}))
 }
 
 func codeOf(err error) errs.Code { return errs.CodeOf(err) }

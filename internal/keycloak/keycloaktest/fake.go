@@ -53,6 +53,13 @@ type User struct {
 	RequiredActions []string `json:"requiredActions"`
 }
 
+// clone is a copy of u that shares nothing with it.
+func (u *User) clone() User {
+	c := *u
+	c.RequiredActions = slices.Clone(u.RequiredActions)
+	return c
+}
+
 // Email records one successful execute-actions-email call.
 type Email struct {
 	UserID, ClientID, RedirectURI string
@@ -120,61 +127,42 @@ func (f *Fake) Close() { f.srv.Close() }
 
 // ---- knobs ----
 
-// ExpireTokens invalidates every token issued so far: the next Admin API
-// call with one of them gets 401.
-func (f *Fake) ExpireTokens() {
+// locked runs fn with the Fake's lock held.
+func (f *Fake) locked(fn func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	clear(f.tokens)
+	fn()
 }
 
+// ExpireTokens invalidates every token issued so far: the next Admin API
+// call with one of them gets 401.
+func (f *Fake) ExpireTokens() { f.locked(func() { clear(f.tokens) }) }
+
 // SetTokenTTL sets expires_in (seconds) of tokens issued from now on (default 300).
-func (f *Fake) SetTokenTTL(seconds int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.tokenTTL = seconds
-}
+func (f *Fake) SetTokenTTL(seconds int) { f.locked(func() { f.tokenTTL = seconds }) }
 
 // FailEmail makes execute-actions-email answer 500 "Failed to send execute
 // actions email" (a realm without SMTP) while on.
-func (f *Fake) FailEmail(on bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failEmail = on
-}
+func (f *Fake) FailEmail(on bool) { f.locked(func() { f.failEmail = on }) }
 
 // SetDown makes every request answer 503 (Keycloak down behind its proxy) while on.
-func (f *Fake) SetDown(on bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.down = on
-}
+func (f *Fake) SetDown(on bool) { f.locked(func() { f.down = on }) }
 
 // RequireDomain makes organisation create insist on at least one domain, as
 // Keycloak before 26.4 does.
-func (f *Fake) RequireDomain(on bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.requireDom = on
-}
+func (f *Fake) RequireDomain(on bool) { f.locked(func() { f.requireDom = on }) }
 
 // SetHook installs fn, called at the start of every request (after it is
 // logged, before anything else, without the Fake's lock held). fn may block,
 // e.g. until r.Context() is done, to simulate a hanging server, or change the
 // Fake's state (ExpireTokens) between two calls. nil removes it.
-func (f *Fake) SetHook(fn func(r *http.Request)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.hook = fn
-}
+func (f *Fake) SetHook(fn func(r *http.Request)) { f.locked(func() { f.hook = fn }) }
 
 // AddClient registers (or replaces) a client usable as execute-actions-email's
 // client_id, with its valid redirect URIs ("https://x/*" allows any URI with
 // that prefix, "*" any URI).
 func (f *Fake) AddClient(clientID string, redirectURIs ...string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.clients[clientID] = slices.Clone(redirectURIs)
+	f.locked(func() { f.clients[clientID] = slices.Clone(redirectURIs) })
 }
 
 // ---- preloading ----
@@ -231,9 +219,7 @@ func (f *Fake) Users() []User {
 	defer f.mu.Unlock()
 	out := make([]User, 0, len(f.users))
 	for _, u := range f.users {
-		c := *u
-		c.RequiredActions = slices.Clone(u.RequiredActions)
-		out = append(out, c)
+		out = append(out, u.clone())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Username < out[j].Username })
 	return out
@@ -503,13 +489,7 @@ func (f *Fake) createOrg(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Fake) getOrg(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	o, ok := f.orgs[r.PathValue("id")]
-	var c Org
-	if ok {
-		c = *o
-	}
-	f.mu.Unlock()
+	c, ok := lookup(f, f.orgs, r.PathValue("id"))
 	if !ok {
 		writeError(w, http.StatusNotFound, "Organization not found.")
 		return
@@ -580,9 +560,7 @@ func (f *Fake) listUsers(w http.ResponseWriter, r *http.Request) {
 			q.Has("username") && !match(u.Username, q.Get("username")) {
 			continue
 		}
-		c := *u
-		c.RequiredActions = slices.Clone(u.RequiredActions)
-		out = append(out, c)
+		out = append(out, u.clone())
 	}
 	f.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Username < out[j].Username })
@@ -620,18 +598,24 @@ func (f *Fake) createUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Fake) getUser(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	u, ok := f.users[r.PathValue("id")]
-	var c User
-	if ok {
-		c = *u
-	}
-	f.mu.Unlock()
+	c, ok := lookup(f, f.users, r.PathValue("id"))
 	if !ok {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "User not found"})
 		return
 	}
 	writeJSON(w, http.StatusOK, c)
+}
+
+// lookup returns a (shallow) copy of m[id], read under f's lock.
+func lookup[T any](f *Fake, m map[string]*T, id string) (T, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var c T
+	p, ok := m[id]
+	if ok {
+		c = *p
+	}
+	return c, ok
 }
 
 // userRoles answers with the realm roles for which assigned(name) == want.
