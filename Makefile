@@ -18,7 +18,7 @@ build:
 	$(GO) build -o bin/auditctl ./cmd/auditctl
 
 ## test: the whole suite with the race detector, PostgreSQL included (a throwaway cluster, or TEST_DATABASE_URL)
-test:
+test: web/node_modules
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 ## test-short: the suite without PostgreSQL

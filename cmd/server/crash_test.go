@@ -152,7 +152,7 @@ func checkIntegrity(t *testing.T, st *store.Store) {
 	svc := storetest.Must(audit.NewService(audit.Deps{Client: st.Client, Recorder: storetest.Recorder(clock, st.Postgres()), Clock: clock, Pager: storetest.Pager(t)}))
 	ids := storetest.Strings(t, storetest.SystemContext(), st.DB, `SELECT CAST(id AS TEXT) FROM tenants`)
 	for _, id := range ids {
-		res, err := svc.VerifyChain(ctx, id) // no principal: the system
+		res, err := svc.VerifyChain(ctx, id) // ctx is the system principal's
 		if err != nil || !res.OK || res.EventsChecked == 0 {
 			t.Errorf("tenant %s: VerifyChain = %+v, %v; want ok with its events", id, res, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -65,6 +66,14 @@ func TestAuthenticate(t *testing.T) {
 				t.Errorf("principal = %+v", p)
 			}
 		})
+	}
+
+	// A display name longer than an audit actor's is cut to fit, on a
+	// character boundary.
+	long := good
+	long.Name = strings.Repeat("名", 300)
+	if p, err := authn.Authenticate(context.Background(), bearer(is.Token(long))); err != nil || utf8.RuneCountInString(p.Name) > 255 || !utf8.ValidString(p.Name) || !strings.HasPrefix(p.Name, "名名") {
+		t.Errorf("a 300-character name: %d characters %q, %v; want at most 255", utf8.RuneCountInString(p.Name), p.Name, err)
 	}
 
 	// Key rotation: a token signed with a new key verifies (the key set is

@@ -17,6 +17,7 @@ import (
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/ids"
 	"github.com/platform/tenant-registry/internal/principal"
+	"github.com/platform/tenant-registry/internal/text"
 )
 
 // Leeway is how long after its expiry a token is still accepted, for clock
@@ -119,6 +120,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (principal.Principal,
 	return principalOf(c, v.audience), nil
 }
 
+// maxNameLen is the longest name a principal carries: what an audit
+// event's actor name holds (audit.MaxNameLen).
+const maxNameLen = 255
+
 func principalOf(c Claims, audience string) principal.Principal {
 	p := principal.Principal{
 		Subject:  c.Subject,
@@ -130,6 +135,10 @@ func principalOf(c Claims, audience string) principal.Principal {
 	if p.Name == "" {
 		p.Name = c.PreferredUsername
 	}
+	// The name is shown, and recorded as audit events' actor: cut to what
+	// those hold, so a long display name never makes a caller's changes
+	// fail.
+	p.Name = text.Truncate(p.Name, maxNameLen)
 	if ra, ok := c.ResourceAccess[audience]; ok {
 		p.Roles = append(p.Roles, ra.Roles...)
 	}

@@ -57,12 +57,12 @@ var System = Principal{Subject: "tenant-registry", Name: "tenant-registry", Type
 type principalKey struct{}
 type sourceIPKey struct{}
 
-// WithPrincipal returns ctx carrying p.
+// With returns ctx carrying p.
 func With(ctx context.Context, p Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
-// PrincipalFrom returns the caller in ctx, and whether there is one. There
+// From returns the caller in ctx, and whether there is one. There
 // is no default: the server puts the authenticated caller into every
 // request's context, background workers and commands put System.
 func From(ctx context.Context) (Principal, bool) {
@@ -70,7 +70,7 @@ func From(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
-// Caller returns the caller in ctx; a context without one is refused
+// Require returns the caller in ctx; a context without one is refused
 // (errs.Unauthenticated), so a code path that forgot to say who is calling
 // fails closed.
 func Require(ctx context.Context) (Principal, error) {
@@ -86,7 +86,7 @@ func WithSourceIP(ctx context.Context, ip string) context.Context {
 	return context.WithValue(ctx, sourceIPKey{}, ip)
 }
 
-// SourceIPFrom returns the caller's IP address, or "".
+// SourceIP returns the caller's IP address, or "".
 func SourceIP(ctx context.Context) string {
 	ip, _ := ctx.Value(sourceIPKey{}).(string)
 	return ip

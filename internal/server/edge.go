@@ -74,6 +74,19 @@ type restRoute struct {
 	wholeBody bool            // body: "*": the request message is the body
 	noBody    bool            // no body: the request comes from the path and query
 	fields    map[string]bool // the request's top-level fields, by proto name
+	// plain: served by a plain handler on the mux (the probes, the NDJSON
+	// export), listed so that another method is 405, not 404.
+	plain bool
+}
+
+// plainRoutes are the paths of the plain HTTP handlers (routes.go), which
+// take GET (and so HEAD) only.
+func plainRoutes(paths ...string) []restRoute {
+	out := make([]restRoute, len(paths))
+	for i, p := range paths {
+		out[i] = restRoute{method: http.MethodGet, segments: strings.Split(strings.Trim(p, "/"), "/"), plain: true}
+	}
+	return out
 }
 
 // restRoutes reads the google.api.http bindings of the named services from
@@ -153,7 +166,8 @@ func (r restRoute) matches(segments []string) bool {
 // the transcoder sees a request:
 //
 //   - a path no route has is 404; a path whose routes take other methods
-//     is 405 with Allow;
+//     is 405 with Allow (the plain handlers' paths too); HEAD is a GET
+//     without its body;
 //   - the path and the query must be valid UTF-8 once unescaped (400);
 //   - the body is JSON: another Content-Type is 415 (the RPC protocols
 //     live on the /tenantregistry.v1.<Service>/ routes);
@@ -173,13 +187,17 @@ func restFront(routes []restRoute, next http.Handler) http.Handler {
 			return
 		}
 		segments := strings.Split(strings.Trim(path, "/"), "/")
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet // a GET without its body
+		}
 		var route *restRoute
 		var allow []string
 		for i := range routes {
 			if !routes[i].matches(segments) {
 				continue
 			}
-			if routes[i].method == r.Method {
+			if routes[i].method == method && !routes[i].plain {
 				route = &routes[i]
 				break
 			}
@@ -205,6 +223,11 @@ func restFront(routes []restRoute, next http.Handler) http.Handler {
 				writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument, "query string: not valid UTF-8")
 				return
 			}
+		}
+		if r.Method != method {
+			// The server still knows it is a HEAD and sends no body.
+			r = r.WithContext(r.Context())
+			r.Method = method
 		}
 		// Only REST reaches the transcoder: no other protocol's headers.
 		r.Header.Del("Connect-Protocol-Version")

@@ -3,8 +3,10 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,23 +199,30 @@ func TestTextLimitsCountCharacters(t *testing.T) {
 	})
 }
 
-// blockingProvisioner is a Keycloak that answers nothing until the caller
-// gives up.
-type blockingProvisioner struct{}
+// slowProvisioner is a Keycloak that answers after d, whatever the
+// caller's deadline (a server that does not notice the client gave up);
+// called counts its calls.
+type slowProvisioner struct {
+	d      time.Duration
+	called *atomic.Int32
+}
 
-func (blockingProvisioner) Provision(ctx context.Context, _ keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
-	<-ctx.Done()
-	return keycloak.ProvisionResult{}, ctx.Err()
+func (p slowProvisioner) Provision(context.Context, keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
+	p.called.Add(1)
+	time.Sleep(p.d)
+	return keycloak.ProvisionResult{}, errors.New("keycloak: too slow")
 }
 
 // TestServerDeadline: the server's own RPC deadline is deadline_exceeded
 // (504), not unavailable; a create that committed is answered as created
-// even when Keycloak holds it past the deadline.
+// even when Keycloak holds it past the RPC's deadline.
 func TestServerDeadline(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		const rpcTimeout = time.Second
+		var called atomic.Int32
 		s := newStack(t, st,
-			withProvisioner(blockingProvisioner{}),
-			withConfig(func(c *config.Config) { c.RPCTimeout = 300 * time.Millisecond }))
+			withProvisioner(slowProvisioner{d: 2 * rpcTimeout, called: &called}),
+			withConfig(func(c *config.Config) { c.RPCTimeout = rpcTimeout }))
 		var created struct {
 			Tenant struct{ ID, Slug string } `json:"tenant"`
 		}
@@ -223,6 +232,9 @@ func TestServerDeadline(t *testing.T) {
 		}
 		if _, err := s.tenants.GetBySlug(storetest.SystemContext(), "slowkc"); err != nil {
 			t.Fatalf("the tenant answered as created is not there: %v", err)
+		}
+		if called.Load() != 1 {
+			t.Fatalf("Keycloak was called %d times, want once (the inline attempt, past the deadline)", called.Load())
 		}
 
 		fast := newStack(t, st, withConfig(func(c *config.Config) { c.RPCTimeout = time.Nanosecond }))

@@ -75,6 +75,7 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 	if err != nil {
 		return err
 	}
+	routes = append(routes, plainRoutes("/healthz", "/readyz", "/v1/audit/export")...)
 	mux.Handle("/", limitBody(maxBodyBytes, restFront(routes, restErrors(transcoder))))
 	return nil
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -74,9 +75,11 @@ func FuzzSurface(f *testing.F) {
 		{19, 1, 1, "", "", 3, `{"slug":"` + strings.Repeat("株", 300) + `"}`},
 	}
 	for _, s := range seeds {
-		f.Add(s.route, s.method, s.ctype, s.suffix, s.query, s.header, []byte(s.body))
+		f.Add(s.route, s.method, s.ctype, s.suffix, s.query, s.header, "", "", []byte(s.body))
 	}
-	f.Fuzz(func(t *testing.T, route, method, ctype uint8, suffix, query string, header uint8, body []byte) {
+	f.Add(uint8(40), uint8(1), uint8(6), "", "", uint8(0), "Connect-Timeout-Ms", "100", []byte(`{"tenant_id":"x"}`)) // a streaming error
+	f.Add(uint8(3), uint8(0), uint8(0), "", "", uint8(0), "Authorization", "Bearer x.y.z", []byte(nil))
+	f.Fuzz(func(t *testing.T, route, method, ctype uint8, suffix, query string, header uint8, name, value string, body []byte) {
 		target := surfacePaths[int(route)%len(surfacePaths)] + suffix
 		if query != "" {
 			target += "?" + query
@@ -96,9 +99,15 @@ func FuzzSurface(f *testing.F) {
 		case 3:
 			req.Header.Set("Content-Encoding", "gzip")
 		}
+		if name != "" {
+			req.Header.Set(name, value)
+		}
 		res, err := srv.Client().Do(req)
 		if err != nil {
-			return // the server hung up: not an answer, and not a 5xx
+			if strings.Contains(err.Error(), "net/http: invalid header") {
+				return // a request the client refuses to send
+			}
+			t.Fatalf("%s %s: no answer (the server hung up): %v", req.Method, target, err)
 		}
 		b := new(bytes.Buffer)
 		_, _ = b.ReadFrom(res.Body)
@@ -106,5 +115,38 @@ func FuzzSurface(f *testing.F) {
 		if res.StatusCode >= 500 {
 			t.Fatalf("%s %s (Content-Type %q): %d %s", req.Method, target, req.Header.Get("Content-Type"), res.StatusCode, b)
 		}
+		if code, ok := serverFault(res, b.String()); ok {
+			t.Fatalf("%s %s (Content-Type %q): %d with a server error %s in the stream: %s", req.Method, target, req.Header.Get("Content-Type"), res.StatusCode, code, b)
+		}
 	})
 }
+
+// serverFault finds the server's errors that streaming protocols carry in a
+// 200: gRPC's and gRPC-Web's grpc-status (headers, trailers or the
+// trailer frame) and Connect's end-of-stream error, for the codes that mean
+// the server failed (unknown, internal, data_loss).
+//
+// gRPC's own rule is the one exception: a message the client framed wrong
+// (an incomplete envelope) is a protocol error answered internal, with a
+// grpc-message that says so; connect-go follows it, and so do we.
+func serverFault(res *http.Response, body string) (string, bool) {
+	for _, h := range []http.Header{res.Header, res.Trailer} {
+		v := h.Get("Grpc-Status")
+		if (v == "2" || v == "13" || v == "15") && !strings.HasPrefix(h.Get("Grpc-Message"), "protocol error") {
+			return "grpc-status " + v + " " + h.Get("Grpc-Message"), true
+		}
+	}
+	if m := grpcStatusFrame.FindStringSubmatch(body); m != nil && (m[1] == "2" || m[1] == "13" || m[1] == "15") && !strings.Contains(body, "protocol error") {
+		return "grpc-status " + m[1], true
+	}
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/connect+") {
+		for _, code := range []string{"unknown", "internal", "data_loss"} {
+			if strings.Contains(body, `"code":"`+code+`"`) {
+				return code, true
+			}
+		}
+	}
+	return "", false
+}
+
+var grpcStatusFrame = regexp.MustCompile(`(?i)grpc-status:\s*(\d+)`)

@@ -15,8 +15,8 @@ const MaxNameLen = 200
 // ^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$, the same rule the tenants.slug CHECK
 // constraint enforces.
 func ValidateSlug(slug string) error {
-	if len(slug) < 3 || len(slug) > 63 {
-		return errs.Errorf(errs.Invalid, "slug: must be 3 to 63 characters, got %d", len(slug))
+	if n := utf8.RuneCountInString(slug); n < 3 || n > 63 {
+		return errs.Errorf(errs.Invalid, "slug: must be 3 to 63 characters, got %d", n)
 	}
 	for i := 0; i < len(slug); i++ {
 		c := slug[i]
