@@ -23,14 +23,6 @@ func (f provisionFunc) Provision(ctx context.Context, req keycloak.ProvisionRequ
 	return f(ctx, req)
 }
 
-// onPostgres returns a fresh PostgreSQL store and a service on it that
-// provisions with p, its clock standing at the present.
-func onPostgres(t *testing.T, p tenant.Provisioner) (*store.Store, *tenant.Service) {
-	t.Helper()
-	st := storetest.Postgres(t)
-	return st, newServiceWith(t, st, storetest.NewClock(time.Now()), p)
-}
-
 func ok(req keycloak.ProvisionRequest) keycloak.ProvisionResult {
 	return keycloak.ProvisionResult{OrgID: "org-" + req.Slug}
 }
@@ -142,81 +134,88 @@ func TestFencedLease(t *testing.T) {
 // while Keycloak is being called; the outcome is still recorded, and the
 // lease is not left to run out.
 func TestOutcomeRecordedAfterRequestEnds(t *testing.T) {
-	reqCtx, endRequest := context.WithCancel(storetest.SystemContext())
-	slow := provisionFunc(func(ctx context.Context, req keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
-		endRequest()
-		time.Sleep(50 * time.Millisecond) // Keycloak answers after the client left
-		if ctx.Err() != nil {
-			return keycloak.ProvisionResult{}, ctx.Err()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		reqCtx, endRequest := context.WithCancel(storetest.SystemContext())
+		slow := provisionFunc(func(ctx context.Context, req keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
+			endRequest()
+			time.Sleep(50 * time.Millisecond) // Keycloak answers after the client left
+			if ctx.Err() != nil {
+				return keycloak.ProvisionResult{}, ctx.Err()
+			}
+			return ok(req), nil
+		})
+		svc := newServiceWith(t, st, storetest.NewClock(time.Now()), slow)
+		_, _ = svc.Create(reqCtx, tenant.CreateInput{Slug: "gone", Name: "Gone"})
+		ctx := storetest.SystemContext()
+		tn, err := svc.GetBySlug(ctx, "gone")
+		if err != nil {
+			t.Fatal(err)
 		}
-		return ok(req), nil
+		if tn.ProvisioningState != tenant.ProvisioningProvisioned {
+			t.Errorf("state %q after the request ended mid-attempt, want provisioned", tn.ProvisioningState)
+		}
+		wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provisioned")
 	})
-	st, svc := onPostgres(t, slow)
-	_, _ = svc.Create(reqCtx, tenant.CreateInput{Slug: "gone", Name: "Gone"})
-	ctx := storetest.SystemContext()
-	tn, err := svc.GetBySlug(ctx, "gone")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tn.ProvisioningState != tenant.ProvisioningProvisioned {
-		t.Errorf("state %q after the request ended mid-attempt, want provisioned", tn.ProvisioningState)
-	}
-	wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provisioned")
 }
 
 // TestAttemptsFitTheRPCDeadline: with Keycloak hanging, CreateTenant and
 // RetryProvisioning answer before their deadline, with the failure
 // recorded.
 func TestAttemptsFitTheRPCDeadline(t *testing.T) {
-	hang := provisionFunc(func(ctx context.Context, _ keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
-		<-ctx.Done()
-		return keycloak.ProvisionResult{}, ctx.Err()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		hang := provisionFunc(func(ctx context.Context, _ keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
+			<-ctx.Done()
+			return keycloak.ProvisionResult{}, ctx.Err()
+		})
+		svc := newServiceWith(t, st, storetest.NewClock(time.Now()), hang)
+		const deadline = 3 * time.Second // the RPC's (RPC_TIMEOUT in production)
+
+		ctx, cancel := context.WithTimeout(storetest.SystemContext(), deadline)
+		tn, err := svc.Create(ctx, tenant.CreateInput{Slug: "hanging", Name: "Hanging"})
+		if err != nil || ctx.Err() != nil {
+			t.Fatalf("create with a hanging Keycloak: %v (context: %v), want an answer within the deadline", err, ctx.Err())
+		}
+		cancel()
+		if tn.ProvisioningState != tenant.ProvisioningFailed {
+			t.Errorf("state %q, want failed (recorded before the answer)", tn.ProvisioningState)
+		}
+
+		ctx, cancel = context.WithTimeout(storetest.SystemContext(), deadline)
+		defer cancel()
+		got, err := svc.RetryProvisioning(ctx, tn.ID.String())
+		if err != nil || ctx.Err() != nil {
+			t.Fatalf("RetryProvisioning with a hanging Keycloak: %v (context: %v), want an answer within the deadline", err, ctx.Err())
+		}
+		if got.ProvisioningState != tenant.ProvisioningFailed {
+			t.Errorf("state %q after the retry, want failed", got.ProvisioningState)
+		}
+		wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provision_failed,keycloak.provision_failed")
 	})
-	st, svc := onPostgres(t, hang)
-	const deadline = 3 * time.Second // the RPC's (RPC_TIMEOUT in production)
-
-	ctx, cancel := context.WithTimeout(storetest.SystemContext(), deadline)
-	tn, err := svc.Create(ctx, tenant.CreateInput{Slug: "hanging", Name: "Hanging"})
-	if err != nil || ctx.Err() != nil {
-		t.Fatalf("create with a hanging Keycloak: %v (context: %v), want an answer within the deadline", err, ctx.Err())
-	}
-	cancel()
-	if tn.ProvisioningState != tenant.ProvisioningFailed {
-		t.Errorf("state %q, want failed (recorded before the answer)", tn.ProvisioningState)
-	}
-
-	ctx, cancel = context.WithTimeout(storetest.SystemContext(), deadline)
-	defer cancel()
-	got, err := svc.RetryProvisioning(ctx, tn.ID.String())
-	if err != nil || ctx.Err() != nil {
-		t.Fatalf("RetryProvisioning with a hanging Keycloak: %v (context: %v), want an answer within the deadline", err, ctx.Err())
-	}
-	if got.ProvisioningState != tenant.ProvisioningFailed {
-		t.Errorf("state %q after the retry, want failed", got.ProvisioningState)
-	}
-	wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provision_failed,keycloak.provision_failed")
 }
 
 // TestMultiByteErrorRecorded: a Keycloak error text longer than the stored
 // limit, in multi-byte characters, is cut on a character boundary and
-// PostgreSQL accepts it: the failure is recorded.
+// the store accepts it (PostgreSQL refuses split characters): the failure
+// is recorded.
 func TestMultiByteErrorRecorded(t *testing.T) {
-	ctx := storetest.SystemContext()
-	msg := "keycloak: " + strings.Repeat("é😀ü", 400) // 3600 bytes, no byte boundary at 1000 or 2000
-	failing := provisionFunc(func(context.Context, keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
-		return keycloak.ProvisionResult{}, errors.New(msg)
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := storetest.SystemContext()
+		msg := "keycloak: " + strings.Repeat("é😀ü", 400) // 3600 bytes, no byte boundary at 1000 or 2000
+		failing := provisionFunc(func(context.Context, keycloak.ProvisionRequest) (keycloak.ProvisionResult, error) {
+			return keycloak.ProvisionResult{}, errors.New(msg)
+		})
+		svc := newServiceWith(t, st, storetest.NewClock(time.Now()), failing)
+		tn, err := svc.Create(ctx, tenant.CreateInput{Slug: "unicode", Name: "Unicode"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		job, err := st.Client.Outbox.Query().Where(outbox.TenantID(tn.ID)).Only(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.LastError == "" || !utf8.ValidString(job.LastError) || len(job.LastError) > 2000 || !strings.HasPrefix(msg, strings.TrimSuffix(job.LastError, "…")) {
+			t.Errorf("last_error = %d bytes %q…, want the error cut on a character boundary", len(job.LastError), job.LastError[:min(40, len(job.LastError))])
+		}
+		wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provision_failed")
 	})
-	st, svc := onPostgres(t, failing)
-	tn, err := svc.Create(ctx, tenant.CreateInput{Slug: "unicode", Name: "Unicode"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	job, err := st.Client.Outbox.Query().Where(outbox.TenantID(tn.ID)).Only(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if job.LastError == "" || !utf8.ValidString(job.LastError) || len(job.LastError) > 2000 || !strings.HasPrefix(msg, strings.TrimSuffix(job.LastError, "…")) {
-		t.Errorf("last_error = %d bytes %q…, want the error cut on a character boundary", len(job.LastError), job.LastError[:min(40, len(job.LastError))])
-	}
-	wantActions(t, st, tn.ID.String(), "tenant.created,keycloak.provision_failed")
 }
