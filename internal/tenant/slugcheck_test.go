@@ -42,8 +42,14 @@ func TestSlugCheckConstraint(t *testing.T) {
 			if got := err == nil; got != c.ok {
 				t.Errorf("insert slug %q: err = %v, want accepted %v", c.slug, err, c.ok)
 			}
-			if err != nil && !strings.Contains(strings.ToLower(fmt.Sprint(err)), "check") {
-				t.Errorf("insert slug %q: %v, want a CHECK constraint violation", c.slug, err)
+			// On PostgreSQL the column's own limit, varchar(63), refuses
+			// a slug too long before the CHECK does.
+			want := "check"
+			if st.Postgres() && len(c.slug) > 63 {
+				want = "character varying(63)"
+			}
+			if err != nil && !strings.Contains(strings.ToLower(fmt.Sprint(err)), want) {
+				t.Errorf("insert slug %q: %v, want it refused by %s", c.slug, err, want)
 			}
 		}
 	})
