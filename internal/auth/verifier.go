@@ -4,6 +4,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -40,8 +41,11 @@ type Verifier struct {
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
+	keys     *keySet
 	lastTry  time.Time
 	lastErr  error
+
+	cache *tokenCache
 }
 
 // NewVerifier returns a Verifier for issuer and audience.
@@ -51,32 +55,47 @@ func NewVerifier(issuer, audience string, clock clock.Clock) *Verifier {
 		audience: audience,
 		client:   &http.Client{Timeout: 5 * time.Second},
 		clock:    clock,
+		cache:    newTokenCache(),
 	}
 }
 
-func (v *Verifier) tokenVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+// CacheStats counts the verifications served from the verified-token cache
+// and those that were not.
+func (v *Verifier) CacheStats() (hits, misses uint64) {
+	return v.cache.hits.Load(), v.cache.misses.Load()
+}
+
+func (v *Verifier) tokenVerifier(ctx context.Context) (*oidc.IDTokenVerifier, *keySet, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.verifier != nil {
-		return v.verifier, nil
+		return v.verifier, v.keys, nil
 	}
 	now := v.clock()
 	if !v.lastTry.IsZero() && now.Sub(v.lastTry) < retryDiscoveryAfter {
-		return nil, v.lastErr
+		return nil, nil, v.lastErr
 	}
 	v.lastTry = now
-	// The provider keeps this context for its JWKS fetches: no deadline on
-	// it; the client's timeout bounds each request.
+	// The provider keeps this context for its requests: no deadline on it;
+	// the client's timeout bounds each request.
 	p, err := oidc.NewProvider(oidc.ClientContext(context.WithoutCancel(ctx), v.client), v.issuer)
 	if err != nil {
 		v.lastErr = fmt.Errorf("OIDC discovery at %s: %w", v.issuer, err)
-		return nil, v.lastErr
+		return nil, nil, v.lastErr
 	}
-	v.verifier = p.Verifier(&oidc.Config{
+	var meta struct {
+		JWKS string `json:"jwks_uri"`
+	}
+	if err := p.Claims(&meta); err != nil || meta.JWKS == "" {
+		v.lastErr = fmt.Errorf("OIDC discovery at %s: no jwks_uri (%v)", v.issuer, err)
+		return nil, nil, v.lastErr
+	}
+	v.keys = &keySet{url: meta.JWKS, client: v.client, clock: v.clock}
+	v.verifier = oidc.NewVerifier(v.issuer, v.keys, &oidc.Config{
 		ClientID: v.audience,
 		Now:      func() time.Time { return v.clock().Add(-Leeway) },
 	})
-	return v.verifier, nil
+	return v.verifier, v.keys, nil
 }
 
 // Claims are the token claims tenant-registry reads.
@@ -97,11 +116,21 @@ type Claims struct {
 var ErrNotReady = errors.New("identity provider not reachable yet")
 
 // Verify verifies raw and returns its caller.
+//
+// A token verified before is served from the verified-token cache (see
+// tokenCache) until its expiry, while the issuer's key set is unchanged.
 func (v *Verifier) Verify(ctx context.Context, raw string) (principal.Principal, error) {
-	tv, err := v.tokenVerifier(ctx)
+	tv, keys, err := v.tokenVerifier(ctx)
 	if err != nil {
 		return principal.Principal{}, fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
+	sum := sha256.Sum256([]byte(raw))
+	if gen, fresh := keys.state(); fresh {
+		if p, ok := v.cache.get(sum, gen, v.clock()); ok {
+			return p, nil
+		}
+	}
+	v.cache.misses.Add(1)
 	tok, err := tv.Verify(ctx, raw)
 	if err != nil {
 		var expired *oidc.TokenExpiredError
@@ -117,7 +146,18 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (principal.Principal,
 	if err := tok.Claims(&c); err != nil {
 		return principal.Principal{}, errs.Errorf(errs.Unauthenticated, "invalid token claims")
 	}
-	return principalOf(c, v.audience), nil
+	p := principalOf(c, v.audience)
+	var nbf struct {
+		NotBefore float64 `json:"nbf"`
+	}
+	_ = tok.Claims(&nbf)
+	e := cachedToken{p: p, until: tok.Expiry.Add(Leeway)}
+	if nbf.NotBefore > 0 {
+		e.from = time.Unix(int64(nbf.NotBefore), 0).Add(-Leeway)
+	}
+	e.gen, _ = keys.state() // the set that just vouched for it
+	v.cache.put(sum, e, v.clock())
+	return p, nil
 }
 
 // maxNameLen is the longest name a principal carries: what an audit

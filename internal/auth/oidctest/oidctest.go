@@ -62,6 +62,15 @@ func (is *Issuer) Rotate() {
 	is.kids = append(is.kids, fmt.Sprintf("key-%d", len(is.keys)))
 }
 
+// RetireOldKeys stops publishing every key but the newest: the issuer
+// revoked them, and tokens they signed must no longer verify.
+func (is *Issuer) RetireOldKeys() {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	is.keys = is.keys[len(is.keys)-1:]
+	is.kids = is.kids[len(is.kids)-1:]
+}
+
 func (is *Issuer) isDown(w http.ResponseWriter) bool {
 	is.mu.Lock()
 	defer is.mu.Unlock()
