@@ -3,11 +3,14 @@ package apikey_test
 import (
 	"context"
 	"encoding/base64"
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -678,5 +681,50 @@ func TestRevokeRace(t *testing.T) {
 		close(stop)
 		wg.Wait()
 		wantReason(t, "after the racers", f.verify(t, c.Plaintext), keys.ReasonRevoked)
+	}
+}
+
+// countingDriver counts the statements the store runs.
+type countingDriver struct {
+	dialect.Driver
+	n *atomic.Int64
+}
+
+func (d countingDriver) Query(ctx context.Context, query string, args, v any) error {
+	d.n.Add(1)
+	return d.Driver.Query(ctx, query, args, v)
+}
+
+func (d countingDriver) Exec(ctx context.Context, query string, args, v any) error {
+	d.n.Add(1)
+	return d.Driver.Exec(ctx, query, args, v)
+}
+
+// TestVerifyMissIsOneStatement: a verify the cache does not answer (the
+// embedded store has no cache: every verify) reads key, tenant and
+// products in one SQL statement, for a valid, an unknown and a revoked key.
+func TestVerifyMissIsOneStatement(t *testing.T) {
+	var n atomic.Int64
+	st, err := store.OpenSQLite(context.Background(), "", store.Options{Driver: func(d *entsql.Driver) dialect.Driver { return countingDriver{d, &n} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := setup(t, st, false)
+	good := f.create(t, "k", nil, nil).Plaintext
+	revoked := f.create(t, "r", nil, nil)
+	if _, err := f.keys.Revoke(storetest.SystemContext(), revoked.Key.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	unknown := "trk_" + strings.Repeat("A", 43)
+	for _, c := range []struct{ key, want string }{{good, ""}, {unknown, keys.ReasonUnknown}, {revoked.Plaintext, keys.ReasonRevoked}} {
+		before := n.Load()
+		v, err := f.keys.Verify(context.Background(), c.key)
+		if err != nil || v.Reason != c.want {
+			t.Fatalf("verify: %+v %v, want reason %q", v, err, c.want)
+		}
+		if got := n.Load() - before; got != 1 {
+			t.Errorf("verify (want reason %q) ran %d statements, want 1", c.want, got)
+		}
 	}
 }

@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 	"unicode/utf8"
 
+	entsql "entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
-	"github.com/platform/tenant-registry/ent"
 	entapikey "github.com/platform/tenant-registry/ent/apikey"
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
@@ -75,64 +78,86 @@ func (s *Service) Verify(ctx context.Context, key string) (Verdict, error) {
 // runs either way.
 var noKey = make([]byte, sha256.Size)
 
-// lookup reads the verdict of the key with hash h. Whether the key exists
-// or not, it runs the same three queries (the key by hash, its tenant, the
-// tenant's products — with the nil id when there is no key) and one
-// constant-time compare, so an unknown key and a revoked one answer alike.
+// lookup reads the verdict of the key with hash h in one SQL statement:
+// the key by its unique hash, joined to its tenant, LEFT JOIN the tenant's
+// current products (entitlement.Current, a row each) — the same statement
+// whether the key exists or not, and one constant-time compare, so an
+// unknown key and a revoked one answer alike.
 func (s *Service) lookup(ctx context.Context, h [sha256.Size]byte, now time.Time) (*entry, Verdict, error) {
-	k, err := s.client.APIKey.Query().Where(entapikey.Hash(h[:])).
-		Select(entapikey.FieldID, entapikey.FieldTenantID, entapikey.FieldHash, entapikey.FieldScopes,
-			entapikey.FieldExpiresAt, entapikey.FieldRevokedAt).
-		Only(ctx)
-	if err != nil && !ent.IsNotFound(err) {
+	var rows []struct {
+		ID          uuid.UUID      `json:"id"`
+		TenantID    uuid.UUID      `json:"tenant_id"`
+		Hash        []byte         `json:"hash"`
+		Scopes      sql.NullString `json:"scopes"`
+		ExpiresAt   sql.NullTime   `json:"expires_at"`
+		RevokedAt   sql.NullTime   `json:"revoked_at"`
+		Slug        string         `json:"slug"`
+		Status      string         `json:"tenant_status"`
+		Product     sql.NullString `json:"product"`
+		PStatus     sql.NullString `json:"product_status"`
+		TrialEndsAt sql.NullTime   `json:"trial_ends_at"`
+	}
+	err := s.client.APIKey.Query().Where(entapikey.Hash(h[:])).Modify(func(sel *entsql.Selector) {
+		t := entsql.Table(enttenant.Table).As("t")
+		p := entsql.Table(tenantproduct.Table).As("tp")
+		// entitlement.Current, rendered against the joined table's alias.
+		current := entsql.Dialect(sel.Dialect()).Select().From(p)
+		entitlement.Current(now)(current)
+		sel.Join(t).On(sel.C(entapikey.FieldTenantID), t.C(enttenant.FieldID))
+		sel.LeftJoin(p).OnP(entsql.And(
+			entsql.ColumnsEQ(sel.C(entapikey.FieldTenantID), p.C(tenantproduct.FieldTenantID)),
+			current.P(),
+		))
+		sel.Select(
+			sel.C(entapikey.FieldID), sel.C(entapikey.FieldTenantID), sel.C(entapikey.FieldHash), sel.C(entapikey.FieldScopes),
+			sel.C(entapikey.FieldExpiresAt), sel.C(entapikey.FieldRevokedAt),
+			t.C(enttenant.FieldSlug), entsql.As(t.C(enttenant.FieldStatus), "tenant_status"),
+			entsql.As(p.C(tenantproduct.FieldProduct), "product"), entsql.As(p.C(tenantproduct.FieldStatus), "product_status"),
+			p.C(tenantproduct.FieldTrialEndsAt),
+		)
+	}).Scan(ctx, &rows)
+	if err != nil {
 		return nil, Verdict{}, s.unavailable(ctx, "read api key", err)
 	}
-	tid, stored := uuid.Nil, noKey
-	if k != nil {
-		tid, stored = k.TenantID, k.Hash
+	stored := noKey
+	if len(rows) > 0 {
+		stored = rows[0].Hash
 	}
-	t, err := s.client.Tenant.Query().Where(enttenant.ID(tid)).
-		Select(enttenant.FieldID, enttenant.FieldSlug, enttenant.FieldStatus).
-		Only(ctx)
-	if err != nil && !ent.IsNotFound(err) {
-		return nil, Verdict{}, s.unavailable(ctx, "read tenant", err)
-	}
-	rows, err := s.client.TenantProduct.Query().
-		Where(tenantproduct.TenantID(tid), entitlement.Current(now)).
-		Select(tenantproduct.FieldProduct, tenantproduct.FieldStatus, tenantproduct.FieldTrialEndsAt).
-		All(ctx)
-	if err != nil {
-		return nil, Verdict{}, s.unavailable(ctx, "read products", err)
-	}
-	match := hmac.Equal(stored, h[:])
-	switch {
-	case !match || k == nil || t == nil:
+	if !hmac.Equal(stored, h[:]) || len(rows) == 0 {
 		return nil, Verdict{Reason: ReasonUnknown}, nil
-	case k.RevokedAt != nil:
+	}
+	k := rows[0]
+	switch {
+	case k.RevokedAt.Valid:
 		return nil, Verdict{Reason: ReasonRevoked}, nil
-	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+	case k.ExpiresAt.Valid && !now.Before(k.ExpiresAt.Time):
 		return nil, Verdict{Reason: ReasonExpired}, nil
-	case t.Status == enttenant.StatusFrozen:
+	case enttenant.Status(k.Status) == enttenant.StatusFrozen:
 		return nil, Verdict{Reason: ReasonTenantFrozen}, nil
 	}
-	e := &entry{keyID: k.ID, tenantID: t.ID, stale: now.Add(s.cache.ttl)}
-	if k.ExpiresAt != nil {
-		e.until = *k.ExpiresAt
+	e := &entry{keyID: k.ID, tenantID: k.TenantID, stale: now.Add(s.cache.ttl)}
+	if k.ExpiresAt.Valid {
+		e.until = k.ExpiresAt.Time
 	}
 	products := make([]string, 0, len(rows))
 	for _, p := range rows {
-		products = append(products, p.Product)
-		if p.Status == tenantproduct.StatusTrial && p.TrialEndsAt != nil && (e.until.IsZero() || p.TrialEndsAt.Before(e.until)) {
-			e.until = *p.TrialEndsAt
+		if !p.Product.Valid {
+			continue
+		}
+		products = append(products, p.Product.String)
+		if tenantproduct.Status(p.PStatus.String) == tenantproduct.StatusTrial && p.TrialEndsAt.Valid && (e.until.IsZero() || p.TrialEndsAt.Time.Before(e.until)) {
+			e.until = p.TrialEndsAt.Time
 		}
 	}
 	slices.Sort(products)
-	scopes := k.Scopes
-	if scopes == nil {
-		scopes = []string{}
+	scopes := []string{}
+	if k.Scopes.Valid && k.Scopes.String != "" && k.Scopes.String != "null" {
+		if err := json.Unmarshal([]byte(k.Scopes.String), &scopes); err != nil {
+			return nil, Verdict{}, fmt.Errorf("read api key scopes: %w", err)
+		}
 	}
 	e.verdict = Verdict{
-		Valid: true, TenantID: t.ID.String(), Slug: t.Slug, KeyID: k.ID.String(),
+		Valid: true, TenantID: k.TenantID.String(), Slug: k.Slug, KeyID: k.ID.String(),
 		Scopes: scopes, Products: products,
 	}
 	return e, e.verdict, nil
