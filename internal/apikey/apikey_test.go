@@ -728,3 +728,34 @@ func TestVerifyMissIsOneStatement(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownKeysRemembered: on PostgreSQL with the listener delivering, an
+// unknown key asked for again within the short negative TTL is answered
+// from the cache, and asked for after it by the database again; valid keys
+// stay valid next to it.
+func TestUnknownKeysRemembered(t *testing.T) {
+	f := setup(t, storetest.Postgres(t), true)
+	good := f.create(t, "k", nil, nil).Plaintext
+	unknown := "trk_" + strings.Repeat("C", 42) + "A" // well formed, no such key
+	stats := func() (uint64, uint64) { return f.keys.CacheStats() }
+	if v := f.verify(t, unknown); v.Valid || v.Reason != keys.ReasonUnknown {
+		t.Fatalf("unknown key: %+v", v)
+	}
+	h0, m0 := stats()
+	if v := f.verify(t, unknown); v.Valid || v.Reason != keys.ReasonUnknown {
+		t.Fatalf("unknown key again: %+v", v)
+	}
+	if h, m := stats(); h != h0+1 || m != m0 {
+		t.Errorf("second ask: hits %d→%d, misses %d→%d; want a hit", h0, h, m0, m)
+	}
+	f.clock.Advance(3 * time.Second) // past the negative TTL
+	if v := f.verify(t, unknown); v.Valid || v.Reason != keys.ReasonUnknown {
+		t.Fatalf("unknown key after the TTL: %+v", v)
+	}
+	if h, m := stats(); h != h0+1 || m != m0+1 {
+		t.Errorf("after the TTL: hits %d→%d, misses %d→%d; want a miss", h0, h, m0, m)
+	}
+	if v := f.verify(t, good); !v.Valid {
+		t.Errorf("valid key next to unknown ones: %+v", v)
+	}
+}

@@ -9,9 +9,20 @@ import (
 	"github.com/google/uuid"
 )
 
-// maxEntries bounds the cache; when full it starts over (only valid keys
-// are cached, so this is the number of distinct live keys in use).
+// maxEntries bounds the cache of valid verdicts; when full it starts over
+// (this is the number of distinct live keys in use).
 const maxEntries = 100_000
+
+// Unknown keys (well-formed, but no such key) are remembered briefly and in
+// a bounded set of their own, so a client retrying a bad key, or a flood of
+// made-up ones, costs no database read each time and cannot push valid
+// verdicts out. A key that is created later is not in the set: its creation
+// forgets it on this replica, and elsewhere the entry lasts unknownTTL at
+// most (a key is 256 random bits: nobody asks for it before it exists).
+const (
+	unknownTTL  = 2 * time.Second
+	maxUnknowns = 10_000
+)
 
 // cache maps a key's HMAC to a snapshot of its valid verdict.
 //
@@ -30,9 +41,10 @@ type cache struct {
 	enabled bool
 	ttl     time.Duration
 
-	mu    sync.RWMutex
-	m     map[[sha256.Size]byte]*entry
-	epoch uint64
+	mu       sync.RWMutex
+	m        map[[sha256.Size]byte]*entry
+	unknowns map[[sha256.Size]byte]time.Time // until when a hash is unknown
+	epoch    uint64
 
 	// hits and misses count lookups while the cache is in use (metrics).
 	hits, misses atomic.Uint64
@@ -50,7 +62,7 @@ type entry struct {
 }
 
 func newCache(ttl time.Duration) *cache {
-	return &cache{ttl: ttl, m: make(map[[sha256.Size]byte]*entry)}
+	return &cache{ttl: ttl, m: make(map[[sha256.Size]byte]*entry), unknowns: make(map[[sha256.Size]byte]time.Time)}
 }
 
 func (c *cache) get(h [sha256.Size]byte, now time.Time) (*entry, bool) {
@@ -82,10 +94,41 @@ func (c *cache) put(h [sha256.Size]byte, e *entry, epoch uint64) {
 	c.m[h] = e
 }
 
+// unknown reports whether h was recently found to be no key.
+func (c *cache) unknown(h [sha256.Size]byte, now time.Time) bool {
+	c.mu.RLock()
+	until, ok := c.unknowns[h]
+	c.mu.RUnlock()
+	return ok && now.Before(until)
+}
+
+// putUnknown remembers that h is no key, unless something changed since
+// the read began (epoch).
+func (c *cache) putUnknown(h [sha256.Size]byte, now time.Time, epoch uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if epoch != c.epoch {
+		return
+	}
+	if len(c.unknowns) >= maxUnknowns {
+		clear(c.unknowns)
+	}
+	c.unknowns[h] = now.Add(unknownTTL)
+}
+
+// forgetUnknown drops h from the unknown keys (it was just created).
+func (c *cache) forgetUnknown(h [sha256.Size]byte) {
+	c.mu.Lock()
+	delete(c.unknowns, h)
+	c.epoch++
+	c.mu.Unlock()
+}
+
 // flush drops every entry and invalidates reads in flight.
 func (c *cache) flush() {
 	c.mu.Lock()
 	clear(c.m)
+	clear(c.unknowns)
 	c.epoch++
 	c.mu.Unlock()
 }

@@ -220,6 +220,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 	if err != nil {
 		return nil, err
 	}
+	s.cache.forgetUnknown(s.hash.sum(out.Plaintext))
 	return out, nil
 }
 
@@ -433,6 +434,7 @@ func (s *Service) Rotate(ctx context.Context, id string, overlap time.Duration) 
 	if err != nil {
 		return nil, err
 	}
+	s.cache.forgetUnknown(s.hash.sum(out.Plaintext))
 	return out, nil
 }
 

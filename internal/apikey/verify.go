@@ -58,6 +58,10 @@ func (s *Service) Verify(ctx context.Context, key string) (Verdict, error) {
 			s.usage.touch(e.keyID, now)
 			return e.verdict, nil
 		}
+		if s.cache.unknown(h, now) {
+			s.cache.hits.Add(1)
+			return Verdict{Reason: ReasonUnknown}, nil
+		}
 		s.cache.misses.Add(1)
 	}
 	epoch := s.cache.begin()
@@ -65,11 +69,14 @@ func (s *Service) Verify(ctx context.Context, key string) (Verdict, error) {
 	if err != nil {
 		return Verdict{}, err
 	}
-	if v.Valid {
+	switch {
+	case v.Valid:
 		s.usage.touch(e.keyID, now)
 		if useCache && s.listener.healthy() {
 			s.cache.put(h, e, epoch)
 		}
+	case v.Reason == ReasonUnknown && useCache && s.listener.healthy():
+		s.cache.putUnknown(h, now, epoch)
 	}
 	return v, nil
 }
