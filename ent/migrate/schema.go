@@ -211,9 +211,22 @@ var (
 				Columns: []*schema.Column{TenantsColumns[1], TenantsColumns[0]},
 			},
 			{
-				Name:    "tenant_status",
+				Name:    "tenant_status_created_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{TenantsColumns[5]},
+				Columns: []*schema.Column{TenantsColumns[5], TenantsColumns[1], TenantsColumns[0]},
+			},
+			{
+				Name:    "tenant_plan_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{TenantsColumns[6], TenantsColumns[1], TenantsColumns[0]},
+			},
+			{
+				Name:    "tenant_slug_prefix",
+				Unique:  false,
+				Columns: []*schema.Column{TenantsColumns[3]},
+				Annotation: &entsql.IndexAnnotation{
+					OpClass: "varchar_pattern_ops",
+				},
 			},
 		},
 	}

@@ -52,7 +52,15 @@ func (Tenant) Indexes() []ent.Index {
 	return []ent.Index{
 		// ListTenants: newest first, keyset on (created_at, id).
 		index.Fields("created_at", "id"),
-		index.Fields("status"),
+		// ListTenants?status= and ?plan=: an equality, then the same
+		// keyset order, so a page is a seek with no sort.
+		index.Fields("status", "created_at", "id"),
+		index.Fields("plan", "created_at", "id"),
+		// ListTenants?query=: slug LIKE 'prefix%' is a range on this index
+		// whatever the database's collation. Its companion on lower(name)
+		// is an expression index Ent cannot declare: it is written by hand
+		// in the migration after tenant_list_indexes (tenant_name_prefix).
+		index.Fields("slug").Annotations(entsql.OpClass("varchar_pattern_ops")).StorageKey("tenant_slug_prefix"),
 	}
 }
 

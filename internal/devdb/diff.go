@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"ariga.io/atlas/sql/migrate"
+	atlasschema "ariga.io/atlas/sql/schema"
 	"entgo.io/ent/dialect"
 	entschema "entgo.io/ent/dialect/sql/schema"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -88,6 +89,7 @@ func Diff(ctx context.Context, devURL, dir, name string) (file string, err error
 		entschema.WithFormatter(migrate.DefaultFormatter),
 		entschema.WithDropColumn(true),
 		entschema.WithDropIndex(true),
+		entschema.WithDiffHook(keepExpressionIndexes),
 	)
 	if err != nil {
 		return "", fmt.Errorf("migrate: diff: %w", err)
@@ -129,4 +131,30 @@ func Hash(dir string) error {
 		return err
 	}
 	return migrate.WriteSumFile(local, sum)
+}
+
+// keepExpressionIndexes drops from a plan the DROP INDEX of an index with an
+// expression part (such as tenant_name_prefix on lower(name)): Ent cannot
+// declare one, so each is written by hand in migrations/ and is not drift.
+func keepExpressionIndexes(next entschema.Differ) entschema.Differ {
+	return entschema.DiffFunc(func(current, desired *atlasschema.Schema) ([]atlasschema.Change, error) {
+		changes, err := next.Diff(current, desired)
+		if err != nil {
+			return nil, err
+		}
+		out := changes[:0]
+		for _, c := range changes {
+			if m, ok := c.(*atlasschema.ModifyTable); ok {
+				m.Changes = slices.DeleteFunc(m.Changes, func(c atlasschema.Change) bool {
+					d, ok := c.(*atlasschema.DropIndex)
+					return ok && slices.ContainsFunc(d.I.Parts, func(p *atlasschema.IndexPart) bool { return p.X != nil })
+				})
+				if len(m.Changes) == 0 {
+					continue
+				}
+			}
+			out = append(out, c)
+		}
+		return out, nil
+	})
 }

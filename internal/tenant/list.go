@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 
 	"github.com/platform/tenant-registry/ent"
@@ -58,7 +59,7 @@ func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, ne
 		if utf8.RuneCountInString(q) > 200 {
 			return nil, "", errs.Errorf(errs.Invalid, "query: must be at most 200 characters")
 		}
-		where = append(where, enttenant.Or(enttenant.SlugHasPrefix(strings.ToLower(q)), predicate.Tenant(func(s *entsql.Selector) { s.Where(entsql.HasPrefixFold(s.C(enttenant.FieldName), q)) })))
+		where = append(where, queryPrefix(q))
 	}
 	if after != nil {
 		where = append(where, cursor.Before(enttenant.FieldCreatedAt, enttenant.FieldID, *after))
@@ -77,4 +78,36 @@ func (s *Service) List(ctx context.Context, in ListInput) (tenants []*Tenant, ne
 		return cursor.Position{Time: t.CreatedAt, ID: t.ID}
 	}, view)
 	return tenants, next, nil
+}
+
+// likeEscaper makes a LIKE pattern match its text literally (ESCAPE '\').
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// queryPrefix is ListTenants' query filter: the lower-cased q is a prefix of
+// the slug, or q is a case-insensitive prefix of the name; % and _ in q are
+// literal. On PostgreSQL both sides are a range on an index whatever the
+// collation: slug LIKE on tenant_slug_prefix (varchar_pattern_ops) and
+// lower(name) LIKE on tenant_name_prefix (lower(name) text_pattern_ops),
+// combined by a BitmapOr (the patterns are bound per call, QueryExecMode
+// "exec", so the planner sees their fixed prefix). SQLite's LIKE is already
+// case-insensitive (ASCII) and the embedded store has no such indexes.
+func queryPrefix(q string) predicate.Tenant {
+	slug := likeEscaper.Replace(strings.ToLower(q)) + "%"
+	name := likeEscaper.Replace(q) + "%"
+	return func(s *entsql.Selector) {
+		s.Where(entsql.P(func(b *entsql.Builder) {
+			b.WriteString("(").WriteString(s.C(enttenant.FieldSlug)).WriteString(" LIKE ")
+			b.Arg(slug)
+			b.WriteString(` ESCAPE '\' OR `)
+			if s.Dialect() == dialect.Postgres {
+				b.WriteString("lower(").WriteString(s.C(enttenant.FieldName)).WriteString(") LIKE lower(")
+				b.Arg(name)
+				b.WriteString(")")
+			} else {
+				b.WriteString(s.C(enttenant.FieldName)).WriteString(" LIKE ")
+				b.Arg(name)
+			}
+			b.WriteString(` ESCAPE '\')`)
+		}))
+	}
 }
