@@ -2,32 +2,14 @@ package auth_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
 	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/storetest"
 )
-
-// testClock is a settable clock.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // TestVerifiedTokenCache: a token verified once is served from the cache
 // (no second signature check), but never past its expiry, never when it was
@@ -35,7 +17,7 @@ func (c *testClock) Advance(d time.Duration) {
 func TestVerifiedTokenCache(t *testing.T) {
 	is := oidctest.New()
 	defer is.Close()
-	clock := &testClock{now: time.Now()}
+	clock := storetest.NewClock(time.Now())
 	v := auth.NewVerifier(is.URL(), audience, clock.Now)
 	ctx := context.Background()
 	claims := oidctest.Claims{Subject: "u1", TenantID: "t1", Audience: []string{audience}, Expiry: clock.Now().Add(10 * time.Minute)}
@@ -78,7 +60,7 @@ func TestRevokedKeyNotServedFromCache(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			is := oidctest.New()
 			defer is.Close()
-			clock := &testClock{now: time.Now()}
+			clock := storetest.NewClock(time.Now())
 			v := auth.NewVerifier(is.URL(), audience, clock.Now)
 			ctx := context.Background()
 			old := is.Token(oidctest.Claims{Subject: "old", Audience: []string{audience}, Expiry: clock.Now().Add(time.Hour)})
