@@ -10,11 +10,40 @@ import (
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 )
 
+// A Follower is a cache of tenant data of its own (tenant.Service's) kept in
+// step with the verify cache: it is told of every change to a tenant or its
+// products that this replica writes (at commit) or the listener hears of,
+// and of every reset (a listener (re)connect or loss, an unknown payload).
+// It should use its cache only while Listening reports true.
+type Follower interface {
+	DropCachedTenant(id uuid.UUID)
+	FlushCache()
+}
+
+// Follow adds f to the followers. Call it while wiring, before Listen.
+func (s *Service) Follow(f Follower) { s.followers = append(s.followers, f) }
+
+// dropTenant drops tenant id's verdicts and the followers' copies.
+func (s *Service) dropTenant(id uuid.UUID) {
+	s.cache.dropTenant(id)
+	for _, f := range s.followers {
+		f.DropCachedTenant(id)
+	}
+}
+
+// flush clears the verdicts and the followers' caches.
+func (s *Service) flush() {
+	s.cache.flush()
+	for _, f := range s.followers {
+		f.FlushCache()
+	}
+}
+
 // localInvalidation is an Ent hook on api_keys, tenants and tenant_products:
 // a write through this process's client that can change a verdict (a key's
 // revoke, expiry, scopes, hash or tenant; a tenant's status or slug; any
 // entitlement change) drops this replica's cached verdicts of that key or
-// tenant when it commits — before the RPC that wrote it returns, whichever
+// tenant (and the followers' copies of that tenant) when it commits — before the RPC that wrote it returns, whichever
 // service wrote it — instead of waiting for the notification, which other
 // replicas still get from the triggers.
 func (s *Service) localInvalidation(next ent.Mutator) ent.Mutator {
@@ -45,7 +74,7 @@ func (s *Service) localInvalidation(next ent.Mutator) ent.Mutator {
 // before the mutation (bulk updates' ids are read first); when the keys or
 // tenants cannot be told, it clears the whole cache.
 func (s *Service) affected(ctx context.Context, m ent.Mutation) func() {
-	all := s.cache.flush
+	all := s.flush
 	switch m := m.(type) {
 	case *ent.APIKeyMutation:
 		if m.Op().Is(ent.OpCreate) || !changes(m.Fields(), m.ClearedFields(), "revoked_at", "expires_at", "scopes", "hash", "tenant_id") && !isDelete(m.Op()) {
@@ -61,7 +90,9 @@ func (s *Service) affected(ctx context.Context, m ent.Mutation) func() {
 			}
 		}
 	case *ent.TenantMutation:
-		if m.Op().Is(ent.OpCreate) || !changes(m.Fields(), m.ClearedFields(), "status", "slug") && !isDelete(m.Op()) {
+		// Any change: the followers' cached tenants show every field (a
+		// rename or a provisioning step is rare next to reads).
+		if m.Op().Is(ent.OpCreate) {
 			return nil
 		}
 		ids, err := m.IDs(ctx)
@@ -102,7 +133,7 @@ func (s *Service) affected(ctx context.Context, m ent.Mutation) func() {
 func dropTenants(s *Service, ids []uuid.UUID) func() {
 	return func() {
 		for _, id := range ids {
-			s.cache.dropTenant(id)
+			s.dropTenant(id)
 		}
 	}
 }

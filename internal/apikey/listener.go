@@ -150,7 +150,7 @@ func (s *Service) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) (delivere
 		// Fail closed first, then clear what may have gone stale.
 		l.connected.Store(false)
 		l.pid.Store(0)
-		s.cache.flush()
+		s.flush()
 		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 		conn.Close(closeCtx)
 		cancel()
@@ -160,7 +160,7 @@ func (s *Service) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) (delivere
 	}
 	// Anything cached before now may have missed a notification. The cache
 	// stays off until the first heartbeat is back.
-	s.cache.flush()
+	s.flush()
 	l.pid.Store(conn.PgConn().PID())
 	l.connects.Add(1)
 	connectedAt := mono()
@@ -248,12 +248,12 @@ func (s *Service) invalidate(payload string) {
 	id, err := uuid.Parse(arg)
 	switch {
 	case err != nil:
-		s.cache.flush()
+		s.flush()
 	case kind == "key" || kind == "api_keys":
 		s.cache.dropKey(id)
 	case kind == "tenant" || kind == "tenants" || kind == "tenant_products":
-		s.cache.dropTenant(id)
+		s.dropTenant(id)
 	default:
-		s.cache.flush()
+		s.flush()
 	}
 }

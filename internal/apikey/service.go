@@ -79,6 +79,8 @@ type Service struct {
 	listener *listenerState
 	usage    *usage
 	postgres bool
+	// followers are told what the cache drops (see Follow).
+	followers []Follower
 }
 
 // NewService returns a Service.

@@ -102,12 +102,25 @@ func New(ctx context.Context, o Deps) (*App, error) {
 		return nil, err
 	}
 	a := &App{Catalog: products, cfg: cfg, store: st, log: log}
-	if a.Tenants, err = tenant.NewService(tenant.Deps{
-		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, Provisioner: provisioner,
-		HideInviteURLs: cfg.Env == config.Prod, Logger: log,
+	if a.APIKeys, err = apikey.NewService(apikey.Deps{
+		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, Secret: []byte(cfg.APIKeySecret),
+		Postgres: st.Postgres(), Logger: log,
 	}); err != nil {
 		return nil, err
 	}
+	// The tenant read cache follows the verify cache's invalidations and is
+	// used while its listener delivers (PostgreSQL only).
+	var tenantCacheFresh func() bool
+	if st.Postgres() {
+		tenantCacheFresh = a.APIKeys.Listening
+	}
+	if a.Tenants, err = tenant.NewService(tenant.Deps{
+		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, Provisioner: provisioner,
+		HideInviteURLs: cfg.Env == config.Prod, Logger: log, CacheFresh: tenantCacheFresh,
+	}); err != nil {
+		return nil, err
+	}
+	a.APIKeys.Follow(a.Tenants)
 	if a.Entitlements, err = entitlement.NewService(entitlement.Deps{
 		Client: st.Client, Recorder: recorder, Catalog: products, Clock: clock, Logger: log,
 	}); err != nil {
@@ -118,16 +131,11 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if a.APIKeys, err = apikey.NewService(apikey.Deps{
-		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, Secret: []byte(cfg.APIKeySecret),
-		Postgres: st.Postgres(), Logger: log,
-	}); err != nil {
-		return nil, err
-	}
 	if err := telemetry.RegisterGauges(o.MeterProvider, telemetry.Gauges{
 		OutboxBacklog: a.Tenants.ProvisioningBacklog,
 		BacklogEvery:  outboxBacklogEvery,
 		VerifyCache:   a.APIKeys.CacheStats,
+		TenantCache:   a.Tenants.CacheStats,
 		Logger:        log,
 	}); err != nil {
 		return nil, err

@@ -15,21 +15,24 @@ import (
 	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
+	"github.com/platform/tenant-registry/internal/tenant"
 )
 
 // keyStack is one server instance: its own apikey.Service (own cache and,
 // on PostgreSQL, own listener), its own handler and HTTP server.
 type keyStack struct {
-	srv  *httptest.Server
-	keys *apikey.Service
-	logs *logtest.Buffer
+	srv     *httptest.Server
+	keys    *apikey.Service
+	tenants *tenant.Service
+	logs    *logtest.Buffer
 }
 
-func newKeyStack(t testing.TB, st *store.Store) *keyStack {
+func newKeyStack(t testing.TB, st *store.Store, opts ...stackOption) *keyStack {
 	t.Helper()
 	ctx := storetest.SystemContext()
 	logs := &logtest.Buffer{}
-	s := newStack(t, st, withLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	opts = append([]stackOption{withLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))}, opts...)
+	s := newStack(t, st, opts...)
 	srv, keys := s.srv, s.keys
 	if st.Postgres() {
 		lctx, cancel := context.WithCancel(ctx)
@@ -44,7 +47,7 @@ func newKeyStack(t testing.TB, st *store.Store) *keyStack {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	return &keyStack{srv: srv, keys: keys, logs: logs}
+	return &keyStack{srv: srv, keys: keys, tenants: s.tenants, logs: logs}
 }
 
 type verdict struct {

@@ -21,6 +21,9 @@ type Gauges struct {
 	// VerifyCache returns the API-key verify cache's hits and misses since
 	// start.
 	VerifyCache func() (hits, misses uint64)
+	// TenantCache returns the tenant read cache's (GetTenant,
+	// GetTenantBySlug, ResolveClaims) hits and misses since start.
+	TenantCache func() (hits, misses uint64)
 	Logger      *slog.Logger
 }
 
@@ -32,6 +35,7 @@ type Gauges struct {
 //	tenant_registry.apikey.verify.cache      counter  lookups by result (hit, miss)
 //	tenant_registry.apikey.verify.cache.hit_ratio
 //	                                         gauge    hits / lookups since the last collection
+//	tenant_registry.tenant.cache             counter  tenant read cache lookups by result (hit, miss)
 func RegisterGauges(mp metric.MeterProvider, g Gauges) error {
 	m := mp.Meter(ScopeName)
 	if g.Logger == nil {
@@ -49,18 +53,25 @@ func RegisterGauges(mp metric.MeterProvider, g Gauges) error {
 			return err
 		}
 	}
-	if g.VerifyCache != nil {
-		hit := metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "hit")))
-		miss := metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "miss")))
-		if _, err := m.Int64ObservableCounter("tenant_registry.apikey.verify.cache",
-			metric.WithDescription("API-key verify cache lookups by result."),
-			metric.WithUnit("{lookup}"),
+	hit := metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "hit")))
+	miss := metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "miss")))
+	lookups := func(name, desc string, stats func() (uint64, uint64)) error {
+		_, err := m.Int64ObservableCounter(name, metric.WithDescription(desc), metric.WithUnit("{lookup}"),
 			metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-				h, mi := g.VerifyCache()
+				h, mi := stats()
 				o.Observe(int64(h), hit)
 				o.Observe(int64(mi), miss)
 				return nil
-			})); err != nil {
+			}))
+		return err
+	}
+	if g.TenantCache != nil {
+		if err := lookups("tenant_registry.tenant.cache", "Tenant read cache lookups by result.", g.TenantCache); err != nil {
+			return err
+		}
+	}
+	if g.VerifyCache != nil {
+		if err := lookups("tenant_registry.apikey.verify.cache", "API-key verify cache lookups by result.", g.VerifyCache); err != nil {
 			return err
 		}
 		var mu sync.Mutex

@@ -3,8 +3,8 @@ package tenant
 import (
 	"context"
 
-	"github.com/platform/tenant-registry/ent/predicate"
-	enttenant "github.com/platform/tenant-registry/ent/tenant"
+	"github.com/google/uuid"
+
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/ids"
 )
@@ -22,27 +22,28 @@ type Claims struct {
 }
 
 // Claims answers the claims of the tenant with tenantID or slug (exactly
-// one of them): one SQL statement on indexed columns (see lookup).
+// one of them): the read cache, else one SQL statement on indexed
+// columns (see lookup).
 func (s *Service) Claims(ctx context.Context, tenantID, slug string) (*Claims, error) {
-	var where predicate.Tenant
+	var (
+		id  uuid.UUID
+		err error
+	)
 	switch {
 	case tenantID != "" && slug != "":
 		return nil, errs.Errorf(errs.Invalid, "tenant_id: give tenant_id or slug, not both")
 	case tenantID != "":
-		tid, err := ids.ParseTenant("tenant_id", tenantID)
-		if err != nil {
+		if id, err = ids.ParseTenant("tenant_id", tenantID); err != nil {
 			return nil, err
 		}
-		where = enttenant.ID(tid)
 	case slug != "":
 		if err := ValidateSlug(slug); err != nil {
 			return nil, err
 		}
-		where = enttenant.Slug(slug)
 	default:
 		return nil, errs.Errorf(errs.Invalid, "tenant_id: give tenant_id or slug")
 	}
-	t, err := lookup(ctx, s.client, where, s.clock())
+	t, err := s.read(ctx, id, slug)
 	if err != nil {
 		return nil, err
 	}

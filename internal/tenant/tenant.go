@@ -56,6 +56,7 @@ type Service struct {
 	pager         *cursor.Pager
 	hideInviteURL bool
 	log           *slog.Logger
+	cache         *cache
 }
 
 // Deps are what a Service needs.
@@ -71,6 +72,11 @@ type Deps struct {
 	HideInviteURLs bool
 	// Logger reports the provisioning worker's work; nil discards it.
 	Logger *slog.Logger
+	// CacheFresh, when set, enables the read cache of Get, GetBySlug and
+	// Claims (see cache.go) and says when it may be used: the API-key
+	// verify cache's Listening, whose invalidations this cache follows
+	// (apikey.Service.Follow). Nil (SQLite) reads the database every time.
+	CacheFresh func() bool
 }
 
 // NewService returns a Service. Client, Recorder, Clock, Pager and
@@ -88,7 +94,7 @@ func NewService(d Deps) (*Service, error) {
 	d.Logger = deps.Logger(d.Logger)
 	return &Service{
 		client: d.Client, audit: d.Recorder, clock: d.Clock, pager: d.Pager, provisioner: d.Provisioner,
-		hideInviteURL: d.HideInviteURLs, log: d.Logger,
+		hideInviteURL: d.HideInviteURLs, log: d.Logger, cache: newCache(d.CacheFresh),
 	}, nil
 }
 
@@ -98,7 +104,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.get(ctx, s.client, enttenant.ID(uid))
+	t, err := s.read(ctx, uid, "")
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +119,7 @@ func (s *Service) GetBySlug(ctx context.Context, slug string) (*Tenant, error) {
 	if err := ValidateSlug(slug); err != nil {
 		return nil, err
 	}
-	t, err := s.get(ctx, s.client, enttenant.Slug(slug))
+	t, err := s.read(ctx, uuid.Nil, slug)
 	if err != nil {
 		return nil, err
 	}
@@ -124,15 +130,43 @@ func (s *Service) GetBySlug(ctx context.Context, slug string) (*Tenant, error) {
 }
 
 func (s *Service) get(ctx context.Context, client *ent.Client, where predicate.Tenant) (*Tenant, error) {
-	return lookup(ctx, client, where, s.clock())
+	t, _, err := lookup(ctx, client, where, s.clock())
+	return t, err
+}
+
+// read answers the tenant with id (or, when id is zero, slug) from the
+// read cache when it may be used, else from the database, caching it.
+func (s *Service) read(ctx context.Context, id uuid.UUID, slug string) (*Tenant, error) {
+	where := enttenant.ID(id)
+	if id == uuid.Nil {
+		where = enttenant.Slug(slug)
+	}
+	now := s.clock()
+	if !s.cache.inUse() {
+		return s.get(ctx, s.client, where)
+	}
+	if t, ok := s.cache.get(id, slug, now); ok {
+		return t, nil
+	}
+	epoch := s.cache.begin()
+	t, until, err := lookup(ctx, s.client, where, now)
+	if err != nil {
+		return nil, err
+	}
+	if s.cache.inUse() {
+		c := *t
+		s.cache.put(&c, until, now, epoch)
+	}
+	return t, nil
 }
 
 // lookup reads one tenant and the products it may use at now in one SQL
 // statement: the tenant by an indexed predicate (primary key or unique
 // slug), LEFT JOIN its current products on the unique (tenant_id, product)
 // index, a row per product. The portal's GetTenantBySlug and Keycloak's
-// claims both come this way.
-func lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now time.Time) (*Tenant, error) {
+// claims both come this way. until is the earliest end of a trial among
+// those products (zero when none is a trial): the answer changes then.
+func lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now time.Time) (_ *Tenant, until time.Time, _ error) {
 	var rows []struct {
 		ID                uuid.UUID      `json:"id"`
 		Slug              string         `json:"slug"`
@@ -144,6 +178,8 @@ func lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now
 		CreatedAt         time.Time      `json:"created_at"`
 		UpdatedAt         time.Time      `json:"updated_at"`
 		Product           sql.NullString `json:"product"`
+		ProductStatus     sql.NullString `json:"product_status"`
+		TrialEndsAt       sql.NullTime   `json:"trial_ends_at"`
 	}
 	err := client.Tenant.Query().Where(where).Modify(func(sel *entsql.Selector) {
 		p := entsql.Table(tenantproduct.Table).As("tp")
@@ -159,13 +195,14 @@ func lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now
 			sel.C(enttenant.FieldStatus), sel.C(enttenant.FieldPlan), sel.C(enttenant.FieldKeycloakOrgID),
 			sel.C(enttenant.FieldProvisioningState), sel.C(enttenant.FieldCreatedAt), sel.C(enttenant.FieldUpdatedAt),
 			entsql.As(p.C(tenantproduct.FieldProduct), "product"),
+			entsql.As(p.C(tenantproduct.FieldStatus), "product_status"), p.C(tenantproduct.FieldTrialEndsAt),
 		)
 	}).Scan(ctx, &rows)
 	if err != nil {
-		return nil, fmt.Errorf("get tenant: %w", err)
+		return nil, until, fmt.Errorf("get tenant: %w", err)
 	}
 	if len(rows) == 0 {
-		return nil, errs.Errorf(errs.NotFound, "tenant not found")
+		return nil, until, errs.Errorf(errs.NotFound, "tenant not found")
 	}
 	r := rows[0]
 	out := &Tenant{
@@ -179,12 +216,17 @@ func lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now
 		out.KeycloakOrgID = &r.KeycloakOrgID.String
 	}
 	for _, r := range rows {
-		if r.Product.Valid {
-			out.Products = append(out.Products, r.Product.String)
+		if !r.Product.Valid {
+			continue
+		}
+		out.Products = append(out.Products, r.Product.String)
+		trial := tenantproduct.Status(r.ProductStatus.String) == tenantproduct.StatusTrial && r.TrialEndsAt.Valid
+		if trial && (until.IsZero() || r.TrialEndsAt.Time.Before(until)) {
+			until = r.TrialEndsAt.Time
 		}
 	}
 	slices.Sort(out.Products)
-	return out, nil
+	return out, until, nil
 }
 
 func view(t *ent.Tenant) *Tenant {
