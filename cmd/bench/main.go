@@ -1,52 +1,68 @@
 // Command bench is `make bench`: it runs tenant-registry as a separate
-// process on PostgreSQL and drives its hot paths over real HTTP (loopback,
-// many keep-alive connections), next to a bare net/http handler returning a
-// constant JSON body measured the same way in the same run, and prints one
-// table: requests/s, p50, p99, the server process's peak RSS and the ratio
-// to the baseline's requests/s.
+// process on PostgreSQL with production settings (APP_ENV=stage: bearer
+// tokens verified against an OIDC issuer, the Keycloak Admin API adapter,
+// metrics exported over OTLP) and drives its hot paths over real HTTP
+// (loopback, many keep-alive connections), next to a bare net/http handler
+// measured the same way in the same run (the same request, token header
+// included, a constant answer), and prints one table: requests/s, p50, p99,
+// the server process's peak RSS, the ratio to the baseline's requests/s and,
+// for the cached paths, the cache hit ratio read from the metrics the server
+// exported.
 //
 //	go run ./cmd/bench [-server bin/tenant-registry] [-conns 64] [-duration 5s]
-//	                   [-rate 5000] [-events 1000000] [-page-size 500]
+//	                   [-rate 5000] [-events 1000000] [-list-tenants 1000000]
 //
-// PostgreSQL: BENCH_DATABASE_URL when set (it is migrated and filled: about
-// -events audit events, tenants and keys), else a throwaway cluster
-// (internal/pgcluster) removed at the end.
+// PostgreSQL: BENCH_DATABASE_URL when set (it is migrated and filled), else
+// a throwaway cluster (internal/pgcluster) removed at the end. The OIDC
+// issuer (internal/auth/oidctest), the Keycloak Admin API
+// (internal/keycloak/keycloaktest) and the OTLP metrics receiver run in this
+// process; the tokens are RS256 JWTs the server verifies (and caches) as it
+// would Keycloak's.
 //
-// Rows: the baseline; verify (POST /v1/internal/api-keys/verify, one hot
-// key); GetTenantBySlug; ResolveClaims; CreateTenant (unique slugs, the dev
-// mock Keycloak); AppendEvent (8 tenants' chains); ListEvents page 1 and
-// page 1000 of one tenant holding -events events inserted by SQL (the page
-// 1000 cursor is the keyset position of page 999's last row). Then a
-// fixed-rate run of the baseline and verify at -rate requests/s, whose p99
-// counts from each request's scheduled start (no coordinated omission), and
-// the single-connection latency of page 1 vs page 1000.
+// Fixtures: a tenant with a hot API key (created through the API); a fleet
+// of -fleet-tenants tenants holding -fleet-keys keys in all, written by SQL
+// in the service's stored form; 8 tenants for appends; a tenant with
+// -events audit events inserted by SQL; later -list-tenants tenants for the
+// list rows.
+//
+// Rows, each -duration after -warmup, closed loop over -conns connections:
+// the baseline; verify (Connect protobuf and REST JSON, service token, the
+// hot key); verify over the first 10,000 fleet keys chosen at random, then
+// the same while other fleet tenants' entitlements change ~20 times a second
+// through the API (churn); verify with the cache cold (each request a fleet
+// key never verified before: every one a miss); GetTenantBySlug with a
+// tenant user's token; ResolveClaims with a service token; CreateTenant;
+// AppendEvent (8 tenants' chains); ListEvents page 1 and page 1000; verify
+// over all fleet keys after one pass put them all in the cache (peak RSS
+// with them cached). Then a fixed-rate run of the baseline and of verify at
+// -rate requests/s, whose p99 counts from each request's scheduled start (no
+// coordinated omission); ListEvents page 1 vs page 1000 from one
+// connection; and ListTenants at -list-tenants tenants from one connection:
+// page 1 and each documented filter, p50.
 //
 // Peak RSS is VmHWM of the serving process, reset (clear_refs) before each
 // row.
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"database/sql"
-	"encoding/json"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
@@ -57,27 +73,43 @@ import (
 
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
-	"github.com/platform/tenant-registry/internal/config"
-	"github.com/platform/tenant-registry/internal/cursor"
+	"github.com/platform/tenant-registry/internal/auth/oidctest"
 	"github.com/platform/tenant-registry/internal/devdb"
+	"github.com/platform/tenant-registry/internal/keycloak/keycloaktest"
 	"github.com/platform/tenant-registry/internal/migrate"
 	"github.com/platform/tenant-registry/internal/pgcluster"
+	"github.com/platform/tenant-registry/internal/principal"
 )
 
-const acmeID = "00000000-0000-0000-0000-000000000001"
+// baselineBody is what the bare handler answers: a verdict-shaped constant.
+var baselineBody = []byte(`{"valid":true,"tenantId":"00000000-0000-0000-0000-000000000001","slug":"acme","keyId":"00000000-0000-0000-0000-000000000002","scopes":["read"],"products":["certifai","compliance"]}`)
 
-// baselineBody is what the bare handler answers: a claims-shaped constant.
-var baselineBody = []byte(`{"tenant_id":"00000000-0000-0000-0000-000000000001","slug":"acme","products":["certifai","compliance"],"plan":"professional","status":"active"}`)
+// Names of the server's cache counters (internal/telemetry).
+const (
+	verifyCacheMetric = "tenant_registry.apikey.verify.cache"
+	tenantCacheMetric = "tenant_registry.tenant.cache"
+)
+
+const (
+	audience       = "tenant-registry" // KEYCLOAK_AUDIENCE's default
+	keycloakRealm  = "platform"
+	keycloakClient = "tenant-registry"
+	randomKeys     = 10_000 // the "10,000 random keys" rows
+)
 
 type options struct {
-	server   string
-	conns    int
-	duration time.Duration
-	warmup   time.Duration
-	rate     int
-	events   int64
-	pageSize int
-	deepPage int
+	server       string
+	conns        int
+	duration     time.Duration
+	warmup       time.Duration
+	rate         int
+	events       int64
+	pageSize     int
+	deepPage     int
+	fleetTenants int
+	fleetKeys    int
+	listTenants  int
+	churnRate    int
 }
 
 func main() {
@@ -90,10 +122,14 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 64, "keep-alive connections of the load generator")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per row")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up per row")
-	flag.IntVar(&o.rate, "rate", 5000, "requests/s of the fixed-rate verify run")
+	flag.IntVar(&o.rate, "rate", 5000, "requests/s of the fixed-rate runs")
 	flag.Int64Var(&o.events, "events", 1_000_000, "audit events of the ListEvents tenant")
 	flag.IntVar(&o.pageSize, "page-size", 500, "ListEvents page size")
 	flag.IntVar(&o.deepPage, "deep-page", 1000, "the deep ListEvents page")
+	flag.IntVar(&o.fleetTenants, "fleet-tenants", 1000, "tenants holding the fleet's keys")
+	flag.IntVar(&o.fleetKeys, "fleet-keys", 100_000, "API keys of the fleet (at least 40,000)")
+	flag.IntVar(&o.listTenants, "list-tenants", 1_000_000, "tenants in the database for the ListTenants rows")
+	flag.IntVar(&o.churnRate, "churn", 20, "entitlement changes per second of other tenants in the churn row")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, o)
@@ -118,12 +154,15 @@ func serveBaseline(addr string) {
 	}
 }
 
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
+
 func run(ctx context.Context, o options) error {
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	if o.fleetKeys < 4*randomKeys || o.fleetTenants < 10 || o.fleetKeys%o.fleetTenants != 0 {
+		return fmt.Errorf("-fleet-keys must be at least %d and a multiple of -fleet-tenants (at least 10)", 4*randomKeys)
 	}
 	machine := machineLine()
 	logf("%s", machine)
+	runID := strconv.FormatInt(time.Now().Unix(), 36)
 
 	// The database.
 	dbURL, dbNote := os.Getenv("BENCH_DATABASE_URL"), "BENCH_DATABASE_URL"
@@ -158,6 +197,24 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
+	// What the server talks to: the OIDC issuer, Keycloak's Admin API, an
+	// OTLP metrics receiver.
+	issuer := oidctest.New()
+	defer issuer.Close()
+	var kcSecretRaw [24]byte
+	_, _ = crand.Read(kcSecretRaw[:])
+	kcSecret := base64.RawURLEncoding.EncodeToString(kcSecretRaw[:])
+	kc := keycloaktest.New(nil, keycloakRealm, keycloakClient, kcSecret)
+	defer kc.Close()
+	sink, err := startMetricSink()
+	if err != nil {
+		return err
+	}
+	defer sink.close()
+	var secretRaw [48]byte
+	_, _ = crand.Read(secretRaw[:])
+	apiKeySecret := base64.StdEncoding.EncodeToString(secretRaw[:])
+
 	// The processes: the service and the baseline.
 	tmp, err := os.MkdirTemp("", "tenant-registry-bench-")
 	if err != nil {
@@ -176,7 +233,14 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	srv, err := startProcess(ctx, o.server, nil, []string{
-		"APP_ENV=dev", "ADDR=" + srvAddr, "DATABASE_URL=" + dbURL, "LOG_LEVEL=warn",
+		"APP_ENV=stage", "ADDR=" + srvAddr, "DATABASE_URL=" + dbURL, "LOG_LEVEL=warn",
+		"API_KEY_SECRET=" + apiKeySecret,
+		"KEYCLOAK_ISSUER=" + issuer.URL(), "KEYCLOAK_AUDIENCE=" + audience,
+		"KEYCLOAK_ADMIN_URL=" + kc.URL(), "KEYCLOAK_REALM=" + keycloakRealm,
+		"KEYCLOAK_CLIENT_ID=" + keycloakClient, "KEYCLOAK_CLIENT_SECRET=" + kcSecret,
+		"OTEL_METRICS_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=http/protobuf",
+		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=" + sink.url, "OTEL_METRIC_EXPORT_INTERVAL=500",
+		"OTEL_TRACES_EXPORTER=none",
 	}, filepath.Join(tmp, "server.log"))
 	if err != nil {
 		return err
@@ -196,177 +260,277 @@ func run(ctx context.Context, o options) error {
 	}
 	defer bl.stop()
 	svc, baseline := "http://"+srvAddr, "http://"+baseAddr
-	if err := srv.waitHealthy(ctx, svc+"/healthz"); err != nil {
+	if err := srv.waitHealthy(ctx, svc+"/readyz"); err != nil {
 		return err
 	}
 	if err := bl.waitHealthy(ctx, baseline+"/healthz"); err != nil {
 		return err
 	}
 
-	// Fixtures: a hot API key of acme, tenants for appends, and a tenant
-	// with o.events audit events.
-	client := &http.Client{Timeout: 30 * time.Second}
+	// Tokens: as Keycloak issues them, verified by the server.
+	adminToken := issuer.Token(oidctest.Claims{Subject: "bench-admin", Name: "Bench Admin", Audience: []string{audience}, Roles: []string{principal.RolePlatformAdmin}})
+	serviceToken := issuer.Token(oidctest.Claims{Subject: "service-account-bench", Audience: []string{audience}, Roles: []string{principal.RoleInternal}})
+	admin := newAPIClient(adminToken)
+
+	// Fixtures.
+	var created struct{ Tenant struct{ ID, Slug string } }
+	if err := admin.call("POST", svc+"/v1/tenants", fmt.Sprintf(`{"slug":"bench-%s","name":"Bench"}`, runID), &created); err != nil {
+		return fmt.Errorf("create tenant: %w", err)
+	}
+	benchID, benchSlug := created.Tenant.ID, created.Tenant.Slug
+	if err := admin.call("POST", svc+"/v1/tenants/"+benchID+"/activate", "{}", nil); err != nil {
+		return fmt.Errorf("activate: %w", err)
+	}
+	for _, p := range []string{"certifai", "compliance"} {
+		if err := admin.call("POST", svc+"/v1/entitlements/grant", fmt.Sprintf(`{"tenant_id":%q,"product":%q}`, benchID, p), nil); err != nil {
+			return fmt.Errorf("grant: %w", err)
+		}
+	}
+	userToken := issuer.Token(oidctest.Claims{Subject: "bench-user", Name: "Bench User", Audience: []string{audience}, TenantID: benchID})
 	var keyRes struct{ Key string }
-	if err := call(client, "POST", svc+"/v1/api-keys", fmt.Sprintf(`{"tenant_id":%q,"name":"bench","scopes":["read"]}`, acmeID), &keyRes); err != nil {
+	if err := admin.call("POST", svc+"/v1/api-keys", fmt.Sprintf(`{"tenant_id":%q,"name":"bench","scopes":["read"]}`, benchID), &keyRes); err != nil {
 		return fmt.Errorf("create API key: %w", err)
 	}
-	runID := strconv.FormatInt(time.Now().Unix(), 36)
-	newTenant := func(slug string) (string, error) {
-		var res struct{ Tenant struct{ ID string } }
-		err := call(client, "POST", svc+"/v1/tenants", fmt.Sprintf(`{"slug":%q,"name":"Bench %s"}`, slug, slug), &res)
-		return res.Tenant.ID, err
+	logf("seeding %d API keys of %d tenants by SQL", o.fleetKeys, o.fleetTenants)
+	fl, err := seedFleet(ctx, db, []byte(apiKeySecret), runID, o.fleetTenants, o.fleetKeys/o.fleetTenants)
+	if err != nil {
+		return err
 	}
 	var appendTenants []string
 	for i := range 8 {
-		id, err := newTenant(fmt.Sprintf("bench-%s-append-%d", runID, i))
-		if err != nil {
+		var res struct{ Tenant struct{ ID string } }
+		if err := admin.call("POST", svc+"/v1/tenants", fmt.Sprintf(`{"slug":"bench-%s-append-%d","name":"Append %d"}`, runID, i, i), &res); err != nil {
 			return fmt.Errorf("create tenant: %w", err)
 		}
-		appendTenants = append(appendTenants, id)
+		appendTenants = append(appendTenants, res.Tenant.ID)
 	}
-	listTenant, err := newTenant("bench-" + runID + "-audit")
-	if err != nil {
+	var listTenant struct{ Tenant struct{ ID string } }
+	if err := admin.call("POST", svc+"/v1/tenants", fmt.Sprintf(`{"slug":"bench-%s-audit","name":"Audit"}`, runID), &listTenant); err != nil {
 		return fmt.Errorf("create tenant: %w", err)
 	}
 	logf("inserting %d audit events by SQL", o.events)
 	start := time.Now()
-	if err := seedEvents(ctx, db, listTenant, o.events); err != nil {
+	if err := seedEvents(ctx, db, listTenant.Tenant.ID, o.events); err != nil {
 		return err
 	}
 	logf("inserted in %v", time.Since(start).Round(time.Millisecond))
-	listURL := fmt.Sprintf("%s/v1/audit?tenant_id=%s&page_size=%d", svc, listTenant, o.pageSize)
-	deepCursor, err := deepPageCursor(ctx, db, client, listURL, listTenant, o.pageSize, o.deepPage)
+	listURL := fmt.Sprintf("%s/v1/audit?tenant_id=%s&page_size=%d", svc, listTenant.Tenant.ID, o.pageSize)
+	deepCursor, err := deepPageCursor(ctx, db, admin, listURL, listTenant.Tenant.ID, []byte(apiKeySecret), o.pageSize, o.deepPage)
 	if err != nil {
 		return err
 	}
 	deepURL := listURL + "&cursor=" + url.QueryEscape(deepCursor)
 
-	// The rows.
-	post := func(base, path, body string) func(w, i int) (*http.Request, error) {
-		return func(int, int) (*http.Request, error) {
-			req, err := http.NewRequest("POST", base+path, strings.NewReader(body))
-			if err == nil {
-				req.Header.Set("Content-Type", "application/json")
-			}
-			return req, err
-		}
+	// Requests.
+	verifyProto := func(key string) []byte {
+		b, _ := proto.Marshal(&v1.VerifyApiKeyRequest{Key: key})
+		return b
 	}
-	get := func(u string) func(w, i int) (*http.Request, error) {
-		return func(int, int) (*http.Request, error) { return http.NewRequest("GET", u, nil) }
+	hotProto := verifyProto(keyRes.Key)
+	fleetProto := make([][]byte, len(fl.keys))
+	for i, k := range fl.keys {
+		fleetProto[i] = verifyProto(k)
 	}
-	// Headless products verify through the generated Connect clients
-	// (protobuf); the REST JSON path is measured too.
-	verifyProto, err := proto.Marshal(&v1.VerifyApiKeyRequest{Key: keyRes.Key})
-	if err != nil {
-		return err
-	}
-	verifyReq := func(int, int) (*http.Request, error) {
-		req, err := http.NewRequest("POST", svc+tenantregistryv1connect.InternalServiceVerifyApiKeyProcedure, bytes.NewReader(verifyProto))
+	verifyURL := svc + tenantregistryv1connect.InternalServiceVerifyApiKeyProcedure
+	connectReq := func(u, token string, body []byte) (*http.Request, error) {
+		req, err := http.NewRequest("POST", u, bytes.NewReader(body))
 		if err == nil {
 			req.Header.Set("Content-Type", "application/proto")
+			req.Header.Set("Authorization", "Bearer "+token)
 		}
 		return req, err
 	}
-	verifyREST := post(svc, "/v1/internal/api-keys/verify", fmt.Sprintf(`{"key":%q}`, keyRes.Key))
+	jsonReq := func(method, u, token, body string) (*http.Request, error) {
+		req, err := http.NewRequest(method, u, strings.NewReader(body))
+		if err == nil {
+			if body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		return req, err
+	}
+	var coldNext atomic.Int64
+	coldNext.Store(randomKeys - 1)
+	var seq atomic.Int64
 	appendBody := `{"tenant_id":%q,"action":"document.viewed","crud":"r","actor":{"id":"user-1","name":"User One","type":"user"},` +
 		`"target":{"id":"doc-1","name":"Doc","type":"document"},"description":"bench event","fields":{"n":"1"},"source_ip":"203.0.113.7"}`
-	var seq atomic.Int64
-	rows := []row{
-		{name: "bare net/http baseline", proc: bl, req: post(baseline, "/v1/internal/keycloak/claims", `{"slug":"acme"}`), want: `"slug":"acme"`},
-		{name: "verify (Connect, protobuf)", proc: srv, req: verifyReq, want: "acme"},
-		{name: "verify (REST, JSON)", proc: srv, req: verifyREST, want: `"valid":true`},
-		{name: "GetTenantBySlug", proc: srv, req: get(svc + "/v1/tenants/by-slug/acme"), want: `"slug":"acme"`},
-		{name: "ResolveClaims", proc: srv, req: post(svc, "/v1/internal/keycloak/claims", `{"slug":"acme"}`), want: `"products":["certifai","compliance"]`},
-		{name: "CreateTenant", proc: srv, req: func(w, i int) (*http.Request, error) {
-			slug := fmt.Sprintf("b%s-%d", runID, seq.Add(1))
-			return post(svc, "/v1/tenants", fmt.Sprintf(`{"slug":%q,"name":"Bench"}`, slug))(w, i)
-		}, want: `"status":"trial"`},
-		{name: "AppendEvent", proc: srv, req: func(w, i int) (*http.Request, error) {
-			return post(svc, "/v1/audit", fmt.Sprintf(appendBody, appendTenants[w%len(appendTenants)]))(w, i)
-		}, want: `"action":"document.viewed"`},
-		{name: fmt.Sprintf("ListEvents page 1 (%d/page)", o.pageSize), proc: srv, req: get(listURL), want: `"next_cursor"`},
-		{name: fmt.Sprintf("ListEvents page %d (%d/page)", o.deepPage, o.pageSize), proc: srv, req: get(deepURL), want: `"next_cursor"`},
+	randomKey := func(int, int) (*http.Request, error) {
+		return connectReq(verifyURL, serviceToken, fleetProto[rand.IntN(randomKeys)])
 	}
+	churn := &churner{api: admin, svc: svc, tenants: fl.tenants[len(fl.tenants)/2:], rate: o.churnRate}
+	sweepKeys := func(n int) func(context.Context, *loadGen) error {
+		return func(ctx context.Context, lg *loadGen) error {
+			logf("one pass over %d fleet keys first", n)
+			return lg.sweep(ctx, n, func(i int) (*http.Request, error) { return connectReq(verifyURL, serviceToken, fleetProto[i]) })
+		}
+	}
+	var (
+		bare = &row{name: "bare net/http baseline", proc: bl, want: `"valid":true`, req: func(int, int) (*http.Request, error) {
+			return connectReq(baseline+tenantregistryv1connect.InternalServiceVerifyApiKeyProcedure, serviceToken, hotProto)
+		}}
+		hot = &row{name: "verify, one hot key (Connect protobuf)", proc: srv, want: benchSlug, hit: verifyCacheMetric, req: func(int, int) (*http.Request, error) {
+			return connectReq(verifyURL, serviceToken, hotProto)
+		}}
+		hotREST = &row{name: "verify, one hot key (REST JSON)", proc: srv, want: `"valid":true`, hit: verifyCacheMetric, req: func(int, int) (*http.Request, error) {
+			return jsonReq("POST", svc+"/v1/internal/api-keys/verify", serviceToken, fmt.Sprintf(`{"key":%q}`, keyRes.Key))
+		}}
+		bareFixed   = &row{name: fmt.Sprintf("bare net/http @ %d/s", o.rate), proc: bl, req: bare.req, rate: o.rate}
+		hotFixed    = &row{name: fmt.Sprintf("verify, hot key @ %d/s", o.rate), proc: srv, req: hot.req, rate: o.rate}
+		random      = &row{name: "verify, 10,000 random keys", proc: srv, want: "fleet-", hit: verifyCacheMetric, req: randomKey, before: sweepKeys(randomKeys)}
+		randomChurn = &row{name: fmt.Sprintf("verify, 10,000 random keys + churn %d/s", o.churnRate), proc: srv, want: "fleet-", hit: verifyCacheMetric, req: randomKey, during: churn}
+		cold        = &row{name: "verify, cold (every call a miss)", proc: srv, want: "fleet-", hit: verifyCacheMetric, req: func(int, int) (*http.Request, error) {
+			i := coldNext.Add(1)
+			if i >= int64(len(fleetProto)) {
+				return nil, errors.New("cold keys exhausted: raise -fleet-keys")
+			}
+			return connectReq(verifyURL, serviceToken, fleetProto[i])
+		}}
+		allKeys = &row{name: fmt.Sprintf("verify, all %d fleet keys cached", len(fl.keys)), proc: srv, want: "fleet-", hit: verifyCacheMetric,
+			before: sweepKeys(len(fl.keys)), req: func(int, int) (*http.Request, error) {
+				return connectReq(verifyURL, serviceToken, fleetProto[rand.IntN(len(fleetProto))])
+			}}
+		bySlug = &row{name: "GetTenantBySlug, tenant user's token", proc: srv, want: `"slug":"` + benchSlug + `"`, hit: tenantCacheMetric, req: func(int, int) (*http.Request, error) {
+			return jsonReq("GET", svc+"/v1/tenants/by-slug/"+benchSlug, userToken, "")
+		}}
+		claims = &row{name: "ResolveClaims, service token", proc: srv, want: `"products":["certifai","compliance"]`, hit: tenantCacheMetric, req: func(int, int) (*http.Request, error) {
+			return jsonReq("POST", svc+"/v1/internal/keycloak/claims", serviceToken, fmt.Sprintf(`{"slug":%q}`, benchSlug))
+		}}
+		create = &row{name: "CreateTenant", proc: srv, want: `"status":"trial"`, req: func(w, i int) (*http.Request, error) {
+			return jsonReq("POST", svc+"/v1/tenants", adminToken, fmt.Sprintf(`{"slug":"b%s-%d","name":"Bench"}`, runID, seq.Add(1)))
+		}}
+		appendEvent = &row{name: "AppendEvent, 8 tenants", proc: srv, want: `"action":"document.viewed"`, req: func(w, i int) (*http.Request, error) {
+			return jsonReq("POST", svc+"/v1/audit", serviceToken, fmt.Sprintf(appendBody, appendTenants[w%len(appendTenants)]))
+		}}
+		page1 = &row{name: fmt.Sprintf("ListEvents page 1 (%d/page)", o.pageSize), proc: srv, want: `"next_cursor"`, req: func(int, int) (*http.Request, error) {
+			return jsonReq("GET", listURL, adminToken, "")
+		}}
+		pageDeep = &row{name: fmt.Sprintf("ListEvents page %d (%d/page)", o.deepPage, o.pageSize), proc: srv, want: `"next_cursor"`, req: func(int, int) (*http.Request, error) {
+			return jsonReq("GET", deepURL, adminToken, "")
+		}}
+	)
+	// In this order: the fixed-rate runs and the tenant reads before the
+	// fleet's keys are used (the flush of 100,000 keys' last_used_at is not
+	// part of their latency), and all keys cached before the rows with big
+	// answers (whose heap would count in that row's peak RSS).
+	rows := []*row{bare, hot, hotREST, bareFixed, hotFixed, bySlug, claims, random, randomChurn, cold, allKeys, create, appendEvent, page1, pageDeep}
 	lg := newLoadGen(o.conns)
-	for i := range rows {
-		r := &rows[i]
-		if err := lg.check(r); err != nil {
-			return fmt.Errorf("%s: %w", r.name, err)
+	for _, r := range rows {
+		if err := lg.measure(ctx, r, o.duration, o.warmup, sink); err != nil {
+			return err
 		}
-		logf("%s: %v closed loop, %d connections", r.name, o.duration, o.conns)
-		lg.closedLoop(ctx, r, o.warmup) // warm-up, discarded
-		r.proc.resetPeak()
-		r.res = lg.closedLoop(ctx, r, o.duration)
-		r.rss = r.proc.peak()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-	fixed := []row{
-		{name: fmt.Sprintf("bare net/http @ %d/s", o.rate), proc: bl, req: rows[0].req},
-		{name: fmt.Sprintf("verify @ %d/s", o.rate), proc: srv, req: verifyReq},
-	}
-	for i := range fixed {
-		r := &fixed[i]
-		logf("%s: %v fixed rate", r.name, o.duration)
-		lg.fixedRate(ctx, r, o.rate, o.warmup)
-		r.proc.resetPeak()
-		r.res = lg.fixedRate(ctx, r, o.rate, o.duration)
-		r.rss = r.proc.peak()
 	}
 	// Page 1 vs page 1000 from one connection: latency without queueing.
-	// Requests alternate between the two pages, so that neither profits
-	// from running later (caches, a quieter machine).
+	// Requests alternate between the two, so that neither profits from
+	// running later (caches, a quieter machine).
 	logf("ListEvents page 1 vs page %d, one connection, alternating", o.deepPage)
-	p1, pd := rows[7], rows[8]
 	serial := newLoadGen(1)
-	serial.closedLoop(ctx, &p1, o.warmup)
-	var toggle int
-	alt := row{req: func(w, i int) (*http.Request, error) {
-		if toggle++; toggle%2 == 1 {
-			return p1.req(w, i)
+	events := serial.alternate(ctx, o.duration, page1.req, pageDeep.req)
+
+	// ListTenants at o.listTenants tenants.
+	var have int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM tenants").Scan(&have); err != nil {
+		return err
+	}
+	if more := o.listTenants - have; more > 0 {
+		logf("inserting %d tenants by SQL", more)
+		start := time.Now()
+		if err := seedListTenants(ctx, db, runID, more); err != nil {
+			return err
 		}
-		return pd.req(w, i)
-	}}
-	both := serial.alternate(ctx, &alt, o.duration)
-	p1.res, pd.res = both[0], both[1]
+		logf("inserted in %v", time.Since(start).Round(time.Millisecond))
+	}
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM tenants").Scan(&have); err != nil {
+		return err
+	}
+	prefix := fmt.Sprintf("list-%s-12345", runID)
+	lists := []struct{ name, query string }{
+		{"ListTenants page 1", ""},
+		{"  ?query=<slug prefix> (" + prefix + ")", "query=" + url.QueryEscape(prefix)},
+		{"  ?query=<name prefix> (List tenant 4242)", "query=" + url.QueryEscape("List tenant 4242")},
+		{"  ?status=frozen", "status=frozen"},
+		{"  ?plan=enterprise", "plan=enterprise"},
+		{"  ?status=trial&plan=starter", "status=trial&plan=starter"},
+	}
+	var listReqs []func(int, int) (*http.Request, error)
+	for _, l := range lists {
+		u := svc + "/v1/tenants?page_size=50"
+		if l.query != "" {
+			u += "&" + l.query
+		}
+		check := &row{name: l.name, want: `"tenants":[{`, req: func(int, int) (*http.Request, error) { return jsonReq("GET", u, adminToken, "") }}
+		if err := serial.check(check); err != nil {
+			return fmt.Errorf("%s: %w", l.name, err)
+		}
+		listReqs = append(listReqs, check.req)
+	}
+	logf("ListTenants on %d tenants: page 1 and %d filters, one connection, in turn", have, len(lists)-1)
+	listRes := serial.alternate(ctx, 2*o.duration, listReqs...)
 
 	// The table.
-	base := rows[0].res.rps()
+	base := bare.res.rps()
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Printf("tenant-registry make bench — %s\n", machine)
-	fmt.Printf("PostgreSQL %s (%s); server: APP_ENV=dev, its own process; load: %d keep-alive connections, %v per row after %v warm-up, loopback\n\n",
-		pgVersion, dbNote, o.conns, o.duration, o.warmup)
+	fmt.Printf("PostgreSQL %s (%s); server: its own process, APP_ENV=stage, bearer tokens verified (RS256, in-process OIDC issuer), metrics exported over OTLP every 500ms, tracing off;\n", pgVersion, dbNote)
+	fmt.Printf("load: %d keep-alive connections, %v per row after %v warm-up, loopback; fleet: %d keys of %d tenants\n\n", o.conns, o.duration, o.warmup, len(fl.keys), o.fleetTenants)
 	width := 0
-	for _, r := range append(rows, fixed...) {
-		width = max(width, len(r.name)+len(" (fixed rate)"))
-	}
-	name := func(s string) string { return s + strings.Repeat(" ", width-len(s)) } // left-aligned
-	fmt.Fprintf(w, "%s\treq/s\tp50\tp99\tpeak RSS\tvs baseline\terrors\t\n", name("row"))
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%.0f\t%s\t%s\t%s\t%.2f\t%d\t\n", name(r.name), r.res.rps(), ms(r.res.pct(0.50)), ms(r.res.pct(0.99)), mib(r.rss), r.res.rps()/base, r.res.errors)
+		width = max(width, len([]rune(r.name))+len(" (fixed rate)"))
 	}
-	for _, r := range fixed {
-		fmt.Fprintf(w, "%s\t%.0f\t%s\t%s\t%s\t\t%d\t\n", name(r.name+" (fixed rate)"), r.res.rps(), ms(r.res.pct(0.50)), ms(r.res.pct(0.99)), mib(r.rss), r.res.errors)
+	name := func(s string) string { return s + strings.Repeat(" ", width-len([]rune(s))) } // left-aligned
+	fmt.Fprintf(w, "%s\treq/s\tp50\tp99\tpeak RSS\tvs baseline\tcache hits\terrors\t\n", name("row"))
+	for _, r := range rows {
+		hits, vs, label := "", fmt.Sprintf("%.2f", r.res.rps()/base), r.name
+		if r.hit != "" {
+			hits = fmt.Sprintf("%.3f", r.lookups.ratio())
+		}
+		if r.rate > 0 {
+			vs, label = "", r.name+" (fixed rate)"
+		}
+		fmt.Fprintf(w, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t\n", name(label), r.res.rps(), ms(r.res.pct(0.50)), ms(r.res.pct(0.99)), mib(r.rss), vs, hits, r.res.errors)
 	}
 	w.Flush()
-	verify := rows[1].res
-	fmt.Println()
-	saturated := ""
-	if fixed[1].res.rps() < 0.95*float64(o.rate) {
-		saturated = fmt.Sprintf(" — saturated: only %.0f req/s served", fixed[1].res.rps())
+
+	fmt.Printf("\nListTenants on %d tenants, one connection, p50 (page 1 = 1.00):\n", have)
+	w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	lw := 0
+	for _, l := range lists {
+		lw = max(lw, len(l.name))
 	}
-	fmt.Printf("verify (Connect): %.0f%% of the baseline's req/s (target ≥ 50%%; REST JSON: %.0f%%); p99 at %d req/s: %s (target ≤ 2ms; baseline %s)%s\n",
-		100*verify.rps()/base, 100*rows[2].res.rps()/base, o.rate, ms(fixed[1].res.pct(0.99)), ms(fixed[0].res.pct(0.99)), saturated)
+	for i, l := range lists {
+		fmt.Fprintf(w, "%s\t%s\t%.2f\t\n", l.name+strings.Repeat(" ", lw-len(l.name)), ms(listRes[i].pct(0.5)), float64(listRes[i].pct(0.5))/float64(listRes[0].pct(0.5)))
+	}
+	w.Flush()
+
+	ratio := func(r *row) float64 { return r.res.rps() / base }
+	fmt.Println()
+	fmt.Printf("verify, hot key: %.2f of the baseline (target ≥ 0.70); 10,000 random keys: %.2f (≥ 0.60); with churn: %.2f of the same row without (≥ 0.80), hit ratio %.3f (≥ 0.95)\n",
+		ratio(hot), ratio(random), randomChurn.res.rps()/random.res.rps(), randomChurn.lookups.ratio())
+	fmt.Printf("GetTenantBySlug: %.2f (≥ 0.50); ResolveClaims: %.2f (≥ 0.50); cold verify: %.2f (≥ 0.15)\n", ratio(bySlug), ratio(claims), ratio(cold))
+	saturated := ""
+	if hotFixed.res.rps() < 0.95*float64(o.rate) {
+		saturated = fmt.Sprintf(" — saturated: only %.0f req/s served", hotFixed.res.rps())
+	}
+	fmt.Printf("p99 at %d req/s: verify %s, baseline %s: %.2f× (target ≤ 1.2×)%s\n", o.rate,
+		ms(hotFixed.res.pct(0.99)), ms(bareFixed.res.pct(0.99)), float64(hotFixed.res.pct(0.99))/float64(bareFixed.res.pct(0.99)), saturated)
+	fmt.Printf("peak RSS with all %d fleet keys cached: %s (target ≤ 96 MiB with 100,000)\n", len(fl.keys), mib(allKeys.rss))
 	fmt.Printf("ListEvents on %d events: page %d / page 1 p50 = %.2f at %d connections; %.2f from one connection (%s vs %s) (target ≤ 1.3)\n",
-		o.events, o.deepPage, float64(rows[8].res.pct(0.5))/float64(rows[7].res.pct(0.5)), o.conns,
-		float64(pd.res.pct(0.5))/float64(p1.res.pct(0.5)), ms(pd.res.pct(0.5)), ms(p1.res.pct(0.5)))
-	fmt.Printf("AppendEvent: %.0f events/s into 8 tenants' hash chains\n", rows[6].res.rps())
+		o.events, o.deepPage, float64(pageDeep.res.pct(0.5))/float64(page1.res.pct(0.5)), o.conns,
+		float64(events[1].pct(0.5))/float64(events[0].pct(0.5)), ms(events[1].pct(0.5)), ms(events[0].pct(0.5)))
+	fmt.Printf("AppendEvent: %.0f events/s into 8 tenants' hash chains\n", appendEvent.res.rps())
 	var failed []string
-	for _, r := range append(append(rows, fixed...), p1, pd) {
+	for _, r := range rows {
 		if r.res.errors > 0 {
 			failed = append(failed, fmt.Sprintf("%s: %d errors (first: %s)", r.name, r.res.errors, r.res.firstErr))
 		}
+	}
+	for i, res := range append(events[:], listRes...) {
+		if res.errors > 0 {
+			failed = append(failed, fmt.Sprintf("serial run %d: %d errors (first: %s)", i, res.errors, res.firstErr))
+		}
+	}
+	if churn.failures.Load() > 0 {
+		failed = append(failed, fmt.Sprintf("churn: %d failed changes (first: %v)", churn.failures.Load(), churn.firstErr.Load()))
 	}
 	if len(failed) > 0 {
 		return errors.New(strings.Join(failed, "; "))
@@ -374,398 +538,51 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
-// seedEvents inserts n events of tenantID in one INSERT … SELECT
-// generate_series: two per millisecond, going back from now. Their hashes
-// are not a valid chain: they are for list latency only.
-func seedEvents(ctx context.Context, db *sql.DB, tenantID string, n int64) error {
-	_, err := db.ExecContext(ctx, `
-INSERT INTO audit_log (id, created_at, tenant_id, group_id, group_name, action, crud, actor_id, actor_name, actor_type,
-  target_id, target_name, target_type, source_ip, description, is_failure, is_anonymous, fields, chain_seq, prev_hash, hash)
-SELECT gen_random_uuid(), now() - interval '1 day' + (i / 2) * interval '1 millisecond', $1::uuid, $1::text, 'Bench',
-  'document.viewed', 'r', 'user-' || (i % 100), 'User', 'user', 'doc-' || (i % 1000), 'Doc', 'document',
-  '203.0.113.7', 'bench event', false, false, '{"n":"1"}'::jsonb, 1000 + i, '', md5(i::text) || md5(i::text)
-FROM generate_series(1, $2::bigint) AS i`, tenantID, n)
-	if err != nil {
-		return fmt.Errorf("seed audit events: %w", err)
-	}
-	_, err = db.ExecContext(ctx, "ANALYZE audit_log")
-	return err
+// churner changes other tenants' entitlements through the API at rate per
+// second while a row runs: a grant of "privacy", then its revoke, tenant
+// after tenant.
+type churner struct {
+	api     *apiClient
+	svc     string
+	tenants []string
+	rate    int
+
+	failures atomic.Int64
+	firstErr atomic.Value
 }
 
-// deepPageCursor returns the cursor of page `page`: the keyset position of
-// the last row of page-1, found by SQL and encoded with internal/cursor the
-// way audit.List does. If the service rejects it (its cursor scope changed),
-// it walks the pages over HTTP instead.
-func deepPageCursor(ctx context.Context, db *sql.DB, client *http.Client, listURL, tenantID string, pageSize, page int) (string, error) {
-	var pos cursor.Position
-	err := db.QueryRowContext(ctx, `SELECT created_at, id FROM audit_log WHERE group_id = $1
-		ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT 1`, tenantID, (page-1)*pageSize-1).Scan(&pos.Time, &pos.ID)
-	if err != nil {
-		return "", fmt.Errorf("page %d position: %w", page, err)
-	}
-	// The server runs in APP_ENV=dev, whose API_KEY_SECRET (and so cursor
-	// key) is the documented dev value.
-	pager, err := cursor.NewPager([]byte(config.DevAPIKeySecret))
-	if err != nil {
-		return "", err
-	}
-	c := pager.Encode("audit_events", []string{tenantID, "", "", "", "", "", "", ""}, pos)
-	if err := call(client, "GET", listURL+"&cursor="+url.QueryEscape(c), "", nil); err == nil {
-		return c, nil
-	}
-	fmt.Fprintf(os.Stderr, "bench: the service refused the computed cursor; walking %d pages\n", page-1)
-	c = ""
-	for range page - 1 {
-		var res struct {
-			NextCursor string `json:"next_cursor"`
-		}
-		u := listURL
-		if c != "" {
-			u += "&cursor=" + url.QueryEscape(c)
-		}
-		if err := call(client, "GET", u, "", &res); err != nil {
-			return "", err
-		}
-		if c = res.NextCursor; c == "" {
-			return "", fmt.Errorf("fewer than %d pages", page)
-		}
-	}
-	return c, nil
-}
-
-// call sends a JSON request and decodes a 200 answer into out (if non-nil).
-func call(client *http.Client, method, u, body string, out any) error {
-	req, err := http.NewRequest(method, u, strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %d %s", method, u, res.StatusCode, raw)
-	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(raw, out)
-}
-
-// ---- processes ----
-
-type process struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
-func startProcess(ctx context.Context, bin string, args, env []string, logPath string) (*process, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
-	return p, nil
-}
-
-func (p *process) waitHealthy(ctx context.Context, u string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		select {
-		case <-p.done:
-			log, _ := os.ReadFile(p.log)
-			return fmt.Errorf("%s exited:\n%s", p.cmd.Path, log)
-		default:
-		}
-		if res, err := http.Get(u); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
+func (c *churner) start(ctx context.Context) (stop func() string) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan int)
+	go func() {
+		n := 0
+		tick := time.NewTicker(time.Second / time.Duration(c.rate))
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				done <- n
+				return
+			case <-tick.C:
 			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not healthy at %s", p.cmd.Path, u)
-}
-
-func (p *process) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// resetPeak resets the process's peak RSS (VmHWM) to its current RSS.
-func (p *process) resetPeak() {
-	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.cmd.Process.Pid), []byte("5"), 0)
-}
-
-// peak is the process's peak RSS in bytes since the last resetPeak.
-func (p *process) peak() int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// ---- load generation ----
-
-type row struct {
-	name string
-	proc *process
-	req  func(worker, i int) (*http.Request, error)
-	want string // in the warm-up answer's body
-	res  result
-	rss  int64
-}
-
-type result struct {
-	n         int
-	errors    int
-	firstErr  string
-	elapsed   time.Duration
-	latencies []time.Duration // sorted
-}
-
-// note records one request of a worker: its error, or its latency.
-func (r *result) note(errMsg string, latency time.Duration) {
-	if errMsg == "" {
-		r.latencies = append(r.latencies, latency)
-		return
-	}
-	r.errors++
-	if r.firstErr == "" {
-		r.firstErr = errMsg
-	}
-}
-
-// merge adds a worker's tally to r.
-func (r *result) merge(w result) {
-	r.latencies = append(r.latencies, w.latencies...)
-	r.errors += w.errors
-	if r.firstErr == "" {
-		r.firstErr = w.firstErr
-	}
-}
-
-// finish closes r after elapsed: the count and the sorted latencies.
-func (r *result) finish(elapsed time.Duration) {
-	r.elapsed = elapsed
-	r.n = len(r.latencies)
-	slices.Sort(r.latencies)
-}
-
-func (r result) rps() float64 {
-	if r.elapsed <= 0 {
-		return 0
-	}
-	return float64(r.n) / r.elapsed.Seconds()
-}
-
-func (r result) pct(p float64) time.Duration {
-	if len(r.latencies) == 0 {
-		return 0
-	}
-	return r.latencies[int(p*float64(len(r.latencies)-1))]
-}
-
-type loadGen struct {
-	conns  int
-	client *http.Client
-}
-
-func newLoadGen(conns int) *loadGen {
-	tr := &http.Transport{
-		MaxConnsPerHost:     conns,
-		MaxIdleConnsPerHost: conns,
-		IdleConnTimeout:     time.Minute,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-	}
-	return &loadGen{conns: conns, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
-}
-
-// check sends one request and checks the answer.
-func (lg *loadGen) check(r *row) error {
-	req, err := r.req(0, 0)
-	if err != nil {
-		return err
-	}
-	res, err := lg.client.Do(req)
-	if err != nil {
-		return err
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	// protojson varies its whitespace between builds on purpose: compare
-	// compacted JSON.
-	var compact bytes.Buffer
-	if json.Compact(&compact, body) == nil {
-		body = compact.Bytes()
-	}
-	if res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(r.want)) {
-		return fmt.Errorf("check: %d %.300s (want %s)", res.StatusCode, body, r.want)
-	}
-	return nil
-}
-
-// do sends one request and reads the answer; "" means 200.
-func (lg *loadGen) do(r *row, worker, i int) string {
-	req, err := r.req(worker, i)
-	if err != nil {
-		return err.Error()
-	}
-	res, err := lg.client.Do(req)
-	if err != nil {
-		return err.Error()
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Sprintf("%d %.200s", res.StatusCode, body)
-	}
-	return ""
-}
-
-// closedLoop runs lg.conns workers, each sending its next request as soon
-// as the previous one is answered, for d.
-func (lg *loadGen) closedLoop(ctx context.Context, r *row, d time.Duration) result {
-	var (
-		mu  sync.Mutex
-		out result
-		wg  sync.WaitGroup
-	)
-	start := time.Now()
-	end := start.Add(d)
-	for w := range lg.conns {
-		wg.Go(func() {
-			tally := result{latencies: make([]time.Duration, 0, 4096)}
-			for i := 0; ctx.Err() == nil; i++ {
-				t := time.Now()
-				if !t.Before(end) {
-					break
+			tenant := c.tenants[(n/2)%len(c.tenants)]
+			verb := "grant"
+			if n%2 == 1 {
+				verb = "revoke"
+			}
+			err := c.api.call("POST", c.svc+"/v1/entitlements/"+verb, fmt.Sprintf(`{"tenant_id":%q,"product":"privacy"}`, tenant), nil)
+			if err != nil && ctx.Err() == nil {
+				if c.failures.Add(1) == 1 {
+					c.firstErr.Store(err.Error())
 				}
-				e := lg.do(r, w, i)
-				tally.note(e, time.Since(t))
 			}
-			mu.Lock()
-			out.merge(tally)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	out.finish(time.Since(start))
-	return out
-}
-
-// alternate runs r from one worker for d, its requests alternately
-// counted in the first and second result (r.req must alternate to match).
-func (lg *loadGen) alternate(ctx context.Context, r *row, d time.Duration) [2]result {
-	var out [2]result
-	start := time.Now()
-	for i := 0; time.Since(start) < d && ctx.Err() == nil; i++ {
-		t := time.Now()
-		e := lg.do(r, 0, i)
-		out[i%2].note(e, time.Since(t))
-	}
-	for i := range out {
-		out[i].finish(time.Since(start))
-	}
-	return out
-}
-
-// fixedRate schedules rate requests/s for d, served by lg.conns workers
-// (one keep-alive connection each); each latency counts from the request's
-// scheduled start, so a server falling behind shows in the p99.
-func (lg *loadGen) fixedRate(ctx context.Context, r *row, rate int, d time.Duration) result {
-	interval := time.Second / time.Duration(rate)
-	total := int(d / interval)
-	jobs := make(chan int, total)
-	var (
-		mu  sync.Mutex
-		out result
-		wg  sync.WaitGroup
-	)
-	start := time.Now()
-	for w := range lg.conns {
-		wg.Go(func() {
-			tally := result{latencies: make([]time.Duration, 0, total/lg.conns+16)}
-			for i := range jobs {
-				e := lg.do(r, w, i)
-				tally.note(e, time.Since(start.Add(time.Duration(i)*interval)))
-			}
-			mu.Lock()
-			out.merge(tally)
-			mu.Unlock()
-		})
-	}
-	for sent := 0; sent < total && ctx.Err() == nil; {
-		due := min(total, int(time.Since(start)/interval)+1)
-		for ; sent < due; sent++ {
-			jobs <- sent
+			n++
 		}
-		time.Sleep(interval / 2)
+	}()
+	start := time.Now()
+	return func() string {
+		cancel()
+		n := <-done
+		return fmt.Sprintf("%d entitlement changes of other tenants (%.1f/s)", n, float64(n)/time.Since(start).Seconds())
 	}
-	close(jobs)
-	wg.Wait()
-	out.finish(time.Since(start))
-	return out
-}
-
-// ---- formatting ----
-
-func machineLine() string {
-	model := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	return fmt.Sprintf("%d CPUs (nproc), %s, %s %s/%s", runtime.NumCPU(), model, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
-
-func mib(b int64) string {
-	if b == 0 {
-		return "?"
-	}
-	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

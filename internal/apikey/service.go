@@ -34,7 +34,7 @@ const (
 	MaxOverlap   = 30 * 24 * time.Hour
 	listKind     = "api_keys"
 	targetType   = "api_key"
-	defaultTTL   = 30 * time.Second
+	defaultTTL   = 2 * time.Minute
 	defaultStale = 3 * time.Second
 )
 

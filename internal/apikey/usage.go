@@ -5,7 +5,6 @@ import (
 	"context"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,36 +16,53 @@ import (
 
 // usage collects keys' last use in memory; a background flusher writes
 // last_used_at in one statement per round (usageSQL), at most once per
-// UsageEvery per key and replica. The request path only stores an atomic.
+// UsageEvery per key and replica. The request path takes one of
+// usageShards mutexes for a map update: a record is three integers in a
+// map slot (about 50 bytes a key), not a pointer per key.
 type usage struct {
-	every time.Duration
-	m     sync.Map // uuid.UUID → *useRec
-	mu    sync.Mutex
+	every  time.Duration
+	mu     sync.Mutex // one flush at a time
+	shards [usageShards]usageShard
 }
 
+const usageShards = 64
+
+type usageShard struct {
+	mu sync.Mutex
+	m  map[uuid.UUID]useRec
+	_  [40]byte // a cache line each
+}
+
+// useRec is a key's usage, in Unix microseconds.
 type useRec struct {
-	last      atomic.Int64 // unix microseconds of the latest use
-	written   int64        // the value last written (flusher only)
-	writtenAt time.Time    // when it was written (flusher only)
+	last      int64 // the latest use
+	written   int64 // the value last written (flusher only)
+	writtenAt int64 // when it was written (flusher only; 0: never)
 }
 
-func newUsage(every time.Duration) *usage { return &usage{every: every} }
+func newUsage(every time.Duration) *usage {
+	u := &usage{every: every}
+	for i := range u.shards {
+		u.shards[i].m = make(map[uuid.UUID]useRec)
+	}
+	return u
+}
+
+func (u *usage) shard(id uuid.UUID) *usageShard { return &u.shards[id[15]%usageShards] }
 
 func (u *usage) touch(id uuid.UUID, now time.Time) {
-	v, ok := u.m.Load(id)
-	if !ok {
-		v, _ = u.m.LoadOrStore(id, &useRec{})
-	}
-	r := v.(*useRec)
 	t := now.UnixMicro()
-	if r.last.Load() < t {
-		r.last.Store(t)
+	sh := u.shard(id)
+	sh.mu.Lock()
+	if r := sh.m[id]; r.last < t {
+		r.last = t
+		sh.m[id] = r
 	}
+	sh.mu.Unlock()
 }
 
 type pending struct {
 	id  uuid.UUID
-	r   *useRec
 	val int64
 }
 
@@ -57,18 +73,21 @@ func (s *Service) FlushUsage(ctx context.Context, force bool) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	now := s.clock()
+	nowMicro, every := now.UnixMicro(), u.every.Microseconds()
 	var batch []pending
-	u.m.Range(func(k, v any) bool {
-		r := v.(*useRec)
-		last := r.last.Load()
-		switch {
-		case last > r.written && (force || r.writtenAt.IsZero() || now.Sub(r.writtenAt) >= u.every):
-			batch = append(batch, pending{id: k.(uuid.UUID), r: r, val: last})
-		case last == r.written && now.Sub(time.UnixMicro(last)) > 10*u.every:
-			u.m.Delete(k) // idle: forget it
+	for i := range u.shards {
+		sh := &u.shards[i]
+		sh.mu.Lock()
+		for id, r := range sh.m {
+			switch {
+			case r.last > r.written && (force || r.writtenAt == 0 || nowMicro-r.writtenAt >= every):
+				batch = append(batch, pending{id: id, val: r.last})
+			case r.last == r.written && nowMicro-r.last > 10*every:
+				delete(sh.m, id) // idle: forget it
+			}
 		}
-		return true
-	})
+		sh.mu.Unlock()
+	}
 	if len(batch) == 0 {
 		return nil
 	}
@@ -80,7 +99,13 @@ func (s *Service) FlushUsage(ctx context.Context, force bool) error {
 		return err
 	}
 	for _, p := range batch {
-		p.r.written, p.r.writtenAt = p.val, now
+		sh := u.shard(p.id)
+		sh.mu.Lock()
+		if r, ok := sh.m[p.id]; ok {
+			r.written, r.writtenAt = p.val, nowMicro
+			sh.m[p.id] = r
+		}
+		sh.mu.Unlock()
 	}
 	return nil
 }

@@ -56,7 +56,7 @@ func (s *Service) Verify(ctx context.Context, key string) (Verdict, error) {
 		if e, ok := s.cache.get(h, now); ok {
 			s.cache.hits.Add(1)
 			s.usage.touch(e.keyID, now)
-			return e.verdict, nil
+			return e.verdict(), nil
 		}
 		if s.cache.unknown(h, now) {
 			s.cache.hits.Add(1)
@@ -91,38 +91,7 @@ var noKey = make([]byte, sha256.Size)
 // whether the key exists or not, and one constant-time compare, so an
 // unknown key and a revoked one answer alike.
 func (s *Service) lookup(ctx context.Context, h [sha256.Size]byte, now time.Time) (*entry, Verdict, error) {
-	var rows []struct {
-		ID          uuid.UUID      `json:"id"`
-		TenantID    uuid.UUID      `json:"tenant_id"`
-		Hash        []byte         `json:"hash"`
-		Scopes      sql.NullString `json:"scopes"`
-		ExpiresAt   sql.NullTime   `json:"expires_at"`
-		RevokedAt   sql.NullTime   `json:"revoked_at"`
-		Slug        string         `json:"slug"`
-		Status      string         `json:"tenant_status"`
-		Product     sql.NullString `json:"product"`
-		PStatus     sql.NullString `json:"product_status"`
-		TrialEndsAt sql.NullTime   `json:"trial_ends_at"`
-	}
-	err := s.client.APIKey.Query().Where(entapikey.Hash(h[:])).Modify(func(sel *entsql.Selector) {
-		t := entsql.Table(enttenant.Table).As("t")
-		p := entsql.Table(tenantproduct.Table).As("tp")
-		// entitlement.Current, rendered against the joined table's alias.
-		current := entsql.Dialect(sel.Dialect()).Select().From(p)
-		entitlement.Current(now)(current)
-		sel.Join(t).On(sel.C(entapikey.FieldTenantID), t.C(enttenant.FieldID))
-		sel.LeftJoin(p).OnP(entsql.And(
-			entsql.ColumnsEQ(sel.C(entapikey.FieldTenantID), p.C(tenantproduct.FieldTenantID)),
-			current.P(),
-		))
-		sel.Select(
-			sel.C(entapikey.FieldID), sel.C(entapikey.FieldTenantID), sel.C(entapikey.FieldHash), sel.C(entapikey.FieldScopes),
-			sel.C(entapikey.FieldExpiresAt), sel.C(entapikey.FieldRevokedAt),
-			t.C(enttenant.FieldSlug), entsql.As(t.C(enttenant.FieldStatus), "tenant_status"),
-			entsql.As(p.C(tenantproduct.FieldProduct), "product"), entsql.As(p.C(tenantproduct.FieldStatus), "product_status"),
-			p.C(tenantproduct.FieldTrialEndsAt),
-		)
-	}).Scan(ctx, &rows)
+	rows, err := s.readVerdictRows(ctx, h, now)
 	if err != nil {
 		return nil, Verdict{}, s.unavailable(ctx, "read api key", err)
 	}
@@ -142,9 +111,9 @@ func (s *Service) lookup(ctx context.Context, h [sha256.Size]byte, now time.Time
 	case enttenant.Status(k.Status) == enttenant.StatusFrozen:
 		return nil, Verdict{Reason: ReasonTenantFrozen}, nil
 	}
-	e := &entry{keyID: k.ID, tenantID: k.TenantID, stale: now.Add(s.cache.ttl)}
+	var until time.Time
 	if k.ExpiresAt.Valid {
-		e.until = k.ExpiresAt.Time
+		until = k.ExpiresAt.Time
 	}
 	products := make([]string, 0, len(rows))
 	for _, p := range rows {
@@ -152,8 +121,8 @@ func (s *Service) lookup(ctx context.Context, h [sha256.Size]byte, now time.Time
 			continue
 		}
 		products = append(products, p.Product.String)
-		if tenantproduct.Status(p.PStatus.String) == tenantproduct.StatusTrial && p.TrialEndsAt.Valid && (e.until.IsZero() || p.TrialEndsAt.Time.Before(e.until)) {
-			e.until = p.TrialEndsAt.Time
+		if tenantproduct.Status(p.PStatus.String) == tenantproduct.StatusTrial && p.TrialEndsAt.Valid && (until.IsZero() || p.TrialEndsAt.Time.Before(until)) {
+			until = p.TrialEndsAt.Time
 		}
 	}
 	slices.Sort(products)
@@ -163,11 +132,15 @@ func (s *Service) lookup(ctx context.Context, h [sha256.Size]byte, now time.Time
 			return nil, Verdict{}, fmt.Errorf("read api key scopes: %w", err)
 		}
 	}
-	e.verdict = Verdict{
-		Valid: true, TenantID: k.TenantID.String(), Slug: k.Slug, KeyID: k.ID.String(),
-		Scopes: scopes, Products: products,
+	e := &entry{
+		keyID:  k.ID,
+		tenant: &tenantVerdict{id: k.TenantID, idString: k.TenantID.String(), slug: k.Slug, products: products},
+		scopes: scopes, stale: now.Add(s.cache.ttl).UnixNano(),
 	}
-	return e, e.verdict, nil
+	if !until.IsZero() {
+		e.until = until.UnixNano()
+	}
+	return e, e.verdict(), nil
 }
 
 func (s *Service) unavailable(ctx context.Context, what string, err error) error {
@@ -192,3 +165,63 @@ func (s *Service) CacheStats() (hits, misses uint64) {
 
 // CacheLen is the number of cached verdicts (for tests and metrics).
 func (s *Service) CacheLen() int { return s.cache.len() }
+
+// verdictRow is a row of the verify lookup: the key, its tenant and one of
+// the tenant's current products (NULL when it has none).
+type verdictRow struct {
+	ID          uuid.UUID      `json:"id"`
+	TenantID    uuid.UUID      `json:"tenant_id"`
+	Hash        []byte         `json:"hash"`
+	Scopes      sql.NullString `json:"scopes"`
+	ExpiresAt   sql.NullTime   `json:"expires_at"`
+	RevokedAt   sql.NullTime   `json:"revoked_at"`
+	Slug        string         `json:"slug"`
+	Status      string         `json:"tenant_status"`
+	Product     sql.NullString `json:"product"`
+	PStatus     sql.NullString `json:"product_status"`
+	TrialEndsAt sql.NullTime   `json:"trial_ends_at"`
+}
+
+// readVerdictRows runs the verify lookup: on PostgreSQL the api_key_verdict
+// function (migrations/20261201231000_api_key_verdict.sql), whose plan the
+// server keeps; on SQLite the same query built with Ent.
+func (s *Service) readVerdictRows(ctx context.Context, h [sha256.Size]byte, now time.Time) ([]verdictRow, error) {
+	var rows []verdictRow
+	if s.postgres {
+		res, err := s.client.QueryContext(ctx, `SELECT id, tenant_id, hash, scopes, expires_at, revoked_at, slug, tenant_status,
+  product, product_status, trial_ends_at FROM api_key_verdict($1, $2)`, h[:], now)
+		if err != nil {
+			return nil, err
+		}
+		defer res.Close()
+		for res.Next() {
+			var r verdictRow
+			if err := res.Scan(&r.ID, &r.TenantID, &r.Hash, &r.Scopes, &r.ExpiresAt, &r.RevokedAt, &r.Slug, &r.Status,
+				&r.Product, &r.PStatus, &r.TrialEndsAt); err != nil {
+				return nil, err
+			}
+			rows = append(rows, r)
+		}
+		return rows, res.Err()
+	}
+	err := s.client.APIKey.Query().Where(entapikey.Hash(h[:])).Modify(func(sel *entsql.Selector) {
+		t := entsql.Table(enttenant.Table).As("t")
+		p := entsql.Table(tenantproduct.Table).As("tp")
+		// entitlement.Current, rendered against the joined table's alias.
+		current := entsql.Dialect(sel.Dialect()).Select().From(p)
+		entitlement.Current(now)(current)
+		sel.Join(t).On(sel.C(entapikey.FieldTenantID), t.C(enttenant.FieldID))
+		sel.LeftJoin(p).OnP(entsql.And(
+			entsql.ColumnsEQ(sel.C(entapikey.FieldTenantID), p.C(tenantproduct.FieldTenantID)),
+			current.P(),
+		))
+		sel.Select(
+			sel.C(entapikey.FieldID), sel.C(entapikey.FieldTenantID), sel.C(entapikey.FieldHash), sel.C(entapikey.FieldScopes),
+			sel.C(entapikey.FieldExpiresAt), sel.C(entapikey.FieldRevokedAt),
+			t.C(enttenant.FieldSlug), entsql.As(t.C(enttenant.FieldStatus), "tenant_status"),
+			entsql.As(p.C(tenantproduct.FieldProduct), "product"), entsql.As(p.C(tenantproduct.FieldStatus), "product_status"),
+			p.C(tenantproduct.FieldTrialEndsAt),
+		)
+	}).Scan(ctx, &rows)
+	return rows, err
+}

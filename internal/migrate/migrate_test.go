@@ -94,7 +94,7 @@ func TestUpDownRoundTrip(t *testing.T) {
 		if got := enumTypes(t, db); !slices.Equal(got, ourTypes) {
 			t.Errorf("round %d: enum types after up = %v, want %v", round, got, ourTypes)
 		}
-		if got, want := functions(t, db), []string{"audit_log_refuse_update", "notify_invalidate", "set_updated_at"}; !slices.Equal(got, want) {
+		if got, want := functions(t, db), []string{"api_key_verdict", "audit_log_refuse_update", "notify_invalidate", "set_updated_at"}; !slices.Equal(got, want) {
 			t.Errorf("round %d: functions after up = %v, want %v", round, got, want)
 		}
 		if got, _ := migrate.Up(ctx, db); len(got) != 0 {
