@@ -5,7 +5,8 @@ PKGS  ?= ./...
 MIGRATE := $(GO) run ./cmd/migrate
 
 .PHONY: dev build test test-short fuzz generate lint check-generated \
-        migrate-up migrate-down migrate-down-all migrate-version migrate-status migrate-create bench
+        migrate-up migrate-down migrate-down-all migrate-version migrate-status migrate-create bench \
+        image manifests
 
 ## dev: run the service on the embedded SQLite store (in memory) with the dev seed
 dev:
@@ -16,6 +17,28 @@ build:
 	$(GO) build -o bin/tenant-registry ./cmd/server
 	$(GO) build -o bin/migrate ./cmd/migrate
 	$(GO) build -o bin/auditctl ./cmd/auditctl
+
+## image: OCI images of the server and of cmd/migrate as docker-loadable tarballs
+## (bin/images/*.tar, digests in bin/images/*.digest), built without a daemon;
+## reproducible: every file and the config carry the commit's time
+IMAGE_TAG      ?= $(shell git describe --tags 2>/dev/null || echo dev)
+IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE_CREATED  ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IMAGE_SOURCE   ?= https://github.com/platform/tenant-registry
+IMAGE_FLAGS     = -created $(IMAGE_CREATED) \
+                  -label org.opencontainers.image.source=$(IMAGE_SOURCE) \
+                  -label org.opencontainers.image.revision=$(IMAGE_REVISION) \
+                  -label org.opencontainers.image.version=$(IMAGE_TAG)
+image:
+	$(GO) run ./cmd/image -package ./cmd/server -tag tenant-registry:$(IMAGE_TAG) \
+	  -out bin/images/tenant-registry.tar $(IMAGE_FLAGS)
+	$(GO) run ./cmd/image -package ./cmd/migrate -tag tenant-registry-migrate:$(IMAGE_TAG) \
+	  -out bin/images/tenant-registry-migrate.tar $(IMAGE_FLAGS)
+
+## manifests: the Kubernetes deployment rendered from deploy/k8s (kustomize) into
+## bin/k8s/tenant-registry.yaml, images tagged IMAGE_TAG
+manifests:
+	$(GO) run ./cmd/manifests -dir deploy/k8s -tag $(IMAGE_TAG) -out bin/k8s/tenant-registry.yaml
 
 ## test: the whole suite with the race detector, PostgreSQL included (a throwaway cluster, or TEST_DATABASE_URL)
 test: web/node_modules
@@ -55,6 +78,7 @@ check-generated: generate
 
 ## lint: go vet, gofmt, buf lint, redocly lint of the committed OpenAPI document,
 ## and cmd/server not linking the development-only migration tools (internal/devdb)
+## nor go-containerregistry, kustomize or k8s.io (cmd/image, cmd/manifests)
 ## (recommended rules, redocly.yaml; @redocly/cli from web/package-lock.json)
 lint: web/node_modules
 	$(GO) vet $(PKGS)
@@ -62,6 +86,7 @@ lint: web/node_modules
 	$(GO) tool buf lint
 	web/node_modules/.bin/redocly lint gen/openapi/openapi.yaml
 	@! $(GO) list -deps ./cmd/server | grep -q 'internal/devdb$$' || { echo "cmd/server links internal/devdb (the development-only migration tools)" >&2; exit 1; }
+	@! $(GO) list -deps ./cmd/server | grep -qE '^(github.com/google/go-containerregistry|sigs.k8s.io/kustomize|k8s.io)/' || { echo "cmd/server links the image or manifest tools' dependencies" >&2; exit 1; }
 
 ## bench: one table on PostgreSQL (a throwaway cluster, or BENCH_DATABASE_URL): verify,
 ## GetTenantBySlug, ResolveClaims, CreateTenant, AppendEvent, ListEvents page 1 vs 1000 —
