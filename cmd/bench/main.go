@@ -63,6 +63,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
@@ -110,6 +111,7 @@ type options struct {
 	fleetKeys    int
 	listTenants  int
 	churnRate    int
+	serverEnv    string
 }
 
 func main() {
@@ -130,6 +132,7 @@ func main() {
 	flag.IntVar(&o.fleetKeys, "fleet-keys", 100_000, "API keys of the fleet (at least 40,000)")
 	flag.IntVar(&o.listTenants, "list-tenants", 1_000_000, "tenants in the database for the ListTenants rows")
 	flag.IntVar(&o.churnRate, "churn", 20, "entitlement changes per second of other tenants in the churn row")
+	flag.StringVar(&o.serverEnv, "server-env", "", "more of the server's environment, comma-separated K=V (e.g. GOGC=200,GOMEMLIMIT=80MiB)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, o)
@@ -232,7 +235,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	srv, err := startProcess(ctx, o.server, nil, []string{
+	serverEnv := []string{
 		"APP_ENV=stage", "ADDR=" + srvAddr, "DATABASE_URL=" + dbURL, "LOG_LEVEL=warn",
 		"API_KEY_SECRET=" + apiKeySecret,
 		"KEYCLOAK_ISSUER=" + issuer.URL(), "KEYCLOAK_AUDIENCE=" + audience,
@@ -241,7 +244,11 @@ func run(ctx context.Context, o options) error {
 		"OTEL_METRICS_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=http/protobuf",
 		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=" + sink.url, "OTEL_METRIC_EXPORT_INTERVAL=500",
 		"OTEL_TRACES_EXPORTER=none",
-	}, filepath.Join(tmp, "server.log"))
+	}
+	if o.serverEnv != "" {
+		serverEnv = append(serverEnv, strings.Split(o.serverEnv, ",")...)
+	}
+	srv, err := startProcess(ctx, o.server, nil, serverEnv, filepath.Join(tmp, "server.log"))
 	if err != nil {
 		return err
 	}
@@ -443,11 +450,17 @@ func run(ctx context.Context, o options) error {
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM tenants").Scan(&have); err != nil {
 		return err
 	}
-	prefix := fmt.Sprintf("list-%s-12345", runID)
+	// The prefixes: a tenant's slug and name from a third of the way in,
+	// without their last character (a handful of matches).
+	var slug, tname string
+	if err := db.QueryRowContext(ctx, "SELECT slug, name FROM tenants ORDER BY created_at, id OFFSET $1 LIMIT 1", have/3).Scan(&slug, &tname); err != nil {
+		return err
+	}
+	slugPrefix, namePrefix := slug[:len(slug)-1], tname[:len(tname)-1]
 	lists := []struct{ name, query string }{
 		{"ListTenants page 1", ""},
-		{"  ?query=<slug prefix> (" + prefix + ")", "query=" + url.QueryEscape(prefix)},
-		{"  ?query=<name prefix> (List tenant 4242)", "query=" + url.QueryEscape("List tenant 4242")},
+		{"  ?query=<slug prefix> (" + slugPrefix + ")", "query=" + url.QueryEscape(slugPrefix)},
+		{"  ?query=<name prefix> (" + namePrefix + ")", "query=" + url.QueryEscape(namePrefix)},
 		{"  ?status=frozen", "status=frozen"},
 		{"  ?plan=enterprise", "plan=enterprise"},
 		{"  ?status=trial&plan=starter", "status=trial&plan=starter"},
@@ -471,7 +484,7 @@ func run(ctx context.Context, o options) error {
 	base := bare.res.rps()
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Printf("tenant-registry make bench — %s\n", machine)
-	fmt.Printf("PostgreSQL %s (%s); server: its own process, APP_ENV=stage, bearer tokens verified (RS256, in-process OIDC issuer), metrics exported over OTLP every 500ms, tracing off;\n", pgVersion, dbNote)
+	fmt.Printf("PostgreSQL %s (%s); server: its own process, APP_ENV=stage, bearer tokens verified (RS256, in-process OIDC issuer), metrics exported over OTLP every 500ms, tracing off%s;\n", pgVersion, dbNote, strings.TrimSuffix(", "+o.serverEnv, ", "))
 	fmt.Printf("load: %d keep-alive connections, %v per row after %v warm-up, loopback; fleet: %d keys of %d tenants\n\n", o.conns, o.duration, o.warmup, len(fl.keys), o.fleetTenants)
 	width := 0
 	for _, r := range rows {
@@ -539,8 +552,9 @@ func run(ctx context.Context, o options) error {
 }
 
 // churner changes other tenants' entitlements through the API at rate per
-// second while a row runs: a grant of "privacy", then its revoke, tenant
-// after tenant.
+// second while a row runs, each change in its own goroutine so that a slow
+// answer does not lower the rate: a grant of "privacy" to each tenant in
+// turn, then (on the next pass) its revoke.
 type churner struct {
 	api     *apiClient
 	svc     string
@@ -553,6 +567,7 @@ type churner struct {
 
 func (c *churner) start(ctx context.Context) (stop func() string) {
 	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
 	done := make(chan int)
 	go func() {
 		n := 0
@@ -565,17 +580,16 @@ func (c *churner) start(ctx context.Context) (stop func() string) {
 				return
 			case <-tick.C:
 			}
-			tenant := c.tenants[(n/2)%len(c.tenants)]
-			verb := "grant"
-			if n%2 == 1 {
+			tenant, verb := c.tenants[n%len(c.tenants)], "grant"
+			if (n/len(c.tenants))%2 == 1 {
 				verb = "revoke"
 			}
-			err := c.api.call("POST", c.svc+"/v1/entitlements/"+verb, fmt.Sprintf(`{"tenant_id":%q,"product":"privacy"}`, tenant), nil)
-			if err != nil && ctx.Err() == nil {
-				if c.failures.Add(1) == 1 {
+			wg.Go(func() {
+				err := c.api.call("POST", c.svc+"/v1/entitlements/"+verb, fmt.Sprintf(`{"tenant_id":%q,"product":"privacy"}`, tenant), nil)
+				if err != nil && ctx.Err() == nil && c.failures.Add(1) == 1 {
 					c.firstErr.Store(err.Error())
 				}
-			}
+			})
 			n++
 		}
 	}()
@@ -583,6 +597,8 @@ func (c *churner) start(ctx context.Context) (stop func() string) {
 	return func() string {
 		cancel()
 		n := <-done
-		return fmt.Sprintf("%d entitlement changes of other tenants (%.1f/s)", n, float64(n)/time.Since(start).Seconds())
+		elapsed := time.Since(start)
+		wg.Wait()
+		return fmt.Sprintf("%d entitlement changes of other tenants (%.1f/s)", n, float64(n)/elapsed.Seconds())
 	}
 }
