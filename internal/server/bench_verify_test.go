@@ -20,7 +20,7 @@ import (
 //
 //	baseline     a bare net/http handler returning a constant JSON body
 //	verify       POST /v1/internal/api-keys/verify with a hot (cached) key
-//	by-slug      GET /v1/tenants/by-slug/acme (a database read per request)
+//	by-slug      GET /v1/tenants/by-slug/acme (the tenant read cache)
 //
 // and logs each one's req/s as a ratio of the baseline's.
 //
