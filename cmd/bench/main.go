@@ -176,7 +176,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	srv, err := startProcess(ctx, o.server, nil, []string{
-		"APP_ENV=dev", "ADDR=" + srvAddr, "DATABASE_URL=" + dbURL, "LOG_LEVEL=warn",
+		"APP_ENV=dev", "ADDR=" + srvAddr, "DATABASE_URL=" + dbURL, "LOG_LEVEL=warn", "SHUTDOWN_DELAY=0",
 	}, filepath.Join(tmp, "server.log"))
 	if err != nil {
 		return err
