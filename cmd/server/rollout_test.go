@@ -454,6 +454,11 @@ func TestRollingRestart(t *testing.T) {
 			}
 		}
 		r.start()
+		if i == 0 { // before the revoke: the restarted replica caches the key too
+			if got, err := verdict("http://"+r.addr, revokedKey); err != nil || got != "valid" {
+				t.Fatalf("replica %s after its restart, before the revoke: %s %v, want valid", r.addr, got, err)
+			}
+		}
 		lb.waitStatus(t, name, "UP", 10*time.Second)
 		t.Logf("replica %d (%s): exit 0 %v after SIGTERM, back in rotation %v after", i, r.addr,
 			stoppedIn.Round(time.Millisecond), time.Since(stopAt).Round(time.Millisecond))
