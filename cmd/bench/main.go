@@ -236,7 +236,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	serverEnv := []string{
-		"APP_ENV=stage", "ADDR=" + srvAddr, "DATABASE_URL=" + dbURL, "LOG_LEVEL=warn",
+		"APP_ENV=stage", "ADDR=" + srvAddr, "DATABASE_URL=" + dbURL, "LOG_LEVEL=warn", "SHUTDOWN_DELAY=0",
 		"API_KEY_SECRET=" + apiKeySecret,
 		"KEYCLOAK_ISSUER=" + issuer.URL(), "KEYCLOAK_AUDIENCE=" + audience,
 		"KEYCLOAK_ADMIN_URL=" + kc.URL(), "KEYCLOAK_REALM=" + keycloakRealm,

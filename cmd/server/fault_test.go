@@ -95,7 +95,8 @@ func postJSON(client *http.Client, method, url, body string) (int, map[string]an
 // each waits on a slow Keycloak, a real slow path — and sends SIGTERM
 // while all of them are being served. Every one of them must complete with
 // 200 and be stored, new connections must be refused while they drain, and
-// the process must exit 0 within SHUTDOWN_TIMEOUT.
+// the process must exit 0 within SHUTDOWN_TIMEOUT. (SHUTDOWN_DELAY=0: the
+// drain before it is TestDrainOnShutdown's and TestRollingRestart's.)
 func TestFaultSIGTERMInFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: builds and runs the server binary")
@@ -131,7 +132,7 @@ func TestFaultSIGTERMInFlight(t *testing.T) {
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
 		"APP_ENV=dev", "ADDR="+addr, "SQLITE_PATH="+dbPath, "DATABASE_URL=",
-		"SHUTDOWN_TIMEOUT="+shutdownTimeout.String(), "LOG_LEVEL=warn",
+		"SHUTDOWN_TIMEOUT="+shutdownTimeout.String(), "SHUTDOWN_DELAY=0", "LOG_LEVEL=warn",
 		"KEYCLOAK_ADMIN_URL="+fake.URL(), "KEYCLOAK_REALM=platform",
 		"KEYCLOAK_CLIENT_ID=tenant-registry", "KEYCLOAK_CLIENT_SECRET=fault-secret")
 	logs := &logtest.Buffer{}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,7 +34,17 @@ func main() {
 }
 
 // run starts the service and serves until ctx is done, then shuts down
-// gracefully: in-flight requests finish, new ones are refused.
+// gracefully, each phase logged once:
+//
+//  1. draining: /readyz answers 503 (gRPC health NOT_SERVING) at once, and
+//     for SHUTDOWN_DELAY every request is still served — with
+//     Connection: close, so that keep-alive connections end — while load
+//     balancers notice and stop sending new ones;
+//  2. shutting down: the listener closes, idle connections too, and
+//     in-flight requests finish within SHUTDOWN_TIMEOUT;
+//  3. the background workers stop (a provisioning job they were running is
+//     handed back, its lease released) and the last usage flush runs;
+//  4. stopped.
 func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -91,11 +102,17 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	}
 	log.Info("tenant-registry listening", "addr", ln.Addr().String(), "env", cfg.Env, "store", st.Dialect)
 
-	// Background work stops when run returns, before the store is closed.
-	workCtx, stopWork := context.WithCancel(ctx)
+	// Background work stops once the server has drained, before the store
+	// is closed.
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workersDone := make(chan struct{})
 	go func() { a.Run(workCtx); close(workersDone) }()
-	defer func() { stopWork(); <-workersDone }()
+	stopWorkers := sync.OnceFunc(func() {
+		stopWork()
+		<-workersDone
+		log.Info("background jobs stopped")
+	})
+	defer stopWorkers()
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -104,7 +121,18 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "grace", cfg.ShutdownTimeout.String())
+
+	a.Drain.Begin()
+	log.Info("draining: readiness answers 503, still serving", "delay", cfg.ShutdownDelay.String())
+	delay := time.NewTimer(cfg.ShutdownDelay)
+	select {
+	case err := <-serveErr:
+		delay.Stop()
+		return err
+	case <-delay.C:
+	}
+
+	log.Info("shutting down: no new connections, in-flight requests drain", "grace", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -113,6 +141,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	stopWorkers()
 	log.Info("stopped")
 	return nil
 }

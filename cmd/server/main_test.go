@@ -28,6 +28,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // startServer calls run with env on a free port, waits for /healthz, and
 // returns the base URL. The server is stopped (as by SIGTERM) at cleanup,
 // and run must then return nil; its log is shown when the test failed.
+// Unless env sets SHUTDOWN_DELAY, it is 0: nothing balances these servers.
 func startServer(t *testing.T, env map[string]string) string {
 	t.Helper()
 	base, _ := startReplica(t, env)
@@ -39,6 +40,9 @@ func startReplica(t *testing.T, env map[string]string) (string, *logtest.Buffer)
 	t.Helper()
 	addr := freeAddr(t)
 	env["ADDR"] = addr
+	if _, ok := env["SHUTDOWN_DELAY"]; !ok {
+		env["SHUTDOWN_DELAY"] = "0"
+	}
 	getenv := func(k string) string { return env[k] }
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &logtest.Buffer{}
@@ -330,7 +334,7 @@ func TestBadConfigNamesVariable(t *testing.T) {
 
 func TestGracefulShutdown(t *testing.T) {
 	addr := freeAddr(t)
-	env := map[string]string{"ADDR": addr}
+	env := map[string]string{"ADDR": addr, "SHUTDOWN_DELAY": "0"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard) }()

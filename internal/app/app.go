@@ -50,7 +50,11 @@ type Deps struct {
 // App is the wired service.
 type App struct {
 	// Handler serves the whole HTTP surface (internal/server).
-	Handler      http.Handler
+	Handler http.Handler
+	// Drain takes the replica out of rotation when a graceful shutdown
+	// begins: Handler's readiness answers 503 from then on, while it goes
+	// on serving (cmd/server begins it on SIGTERM).
+	Drain        *server.Drain
 	Tenants      *tenant.Service
 	Entitlements *entitlement.Service
 	Audit        *audit.Service
@@ -101,7 +105,7 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Catalog: products, cfg: cfg, store: st, log: log}
+	a := &App{Catalog: products, Drain: &server.Drain{}, cfg: cfg, store: st, log: log}
 	if a.APIKeys, err = apikey.NewService(apikey.Deps{
 		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, Secret: []byte(cfg.APIKeySecret),
 		Postgres: st.Postgres(), Logger: log,
@@ -151,6 +155,7 @@ func New(ctx context.Context, o Deps) (*App, error) {
 		Auth:               newAuthenticator(cfg, clock, log),
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		TracerProvider:     o.TracerProvider, MeterProvider: o.MeterProvider, RPCTimeout: cfg.RPCTimeout,
+		Drain: a.Drain,
 	})
 	if err != nil {
 		return nil, err
@@ -161,7 +166,9 @@ func New(ctx context.Context, o Deps) (*App, error) {
 // Run runs the background jobs — Keycloak provisioning, the trial sweeper,
 // the verify cache's listener and the last_used_at flusher, and audit
 // retention when RETENTION_DAYS is set — until ctx is done, and returns once
-// they all stopped.
+// they all stopped. A provisioning job in Keycloak when ctx ends is
+// abandoned and its lease released, so another replica takes it over at
+// once (tenant.Service.ProcessDue); the last usage flush runs after ctx.
 func (a *App) Run(ctx context.Context) {
 	listenURL := a.cfg.DatabaseListenURL // a direct connection when the pool goes through PgBouncer
 	if listenURL == "" {

@@ -43,7 +43,11 @@ type Config struct {
 	CORSAllowedOrigins []string // CORS_ALLOWED_ORIGINS: comma-separated origins
 	LogLevel           string   // LOG_LEVEL: debug, info, warn, error
 
-	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: grace period for in-flight requests
+	// ShutdownDelay (SHUTDOWN_DELAY, default 5s, ≥ 0) is how long a replica
+	// keeps serving after SIGTERM with /readyz answering 503, so that load
+	// balancers stop sending it requests before it stops accepting them.
+	ShutdownDelay   time.Duration
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: grace period for in-flight requests, after SHUTDOWN_DELAY
 	RPCTimeout      time.Duration // RPC_TIMEOUT: default deadline of a unary RPC (default 10s; a client may ask for less)
 
 	CatalogFile   string        // CATALOG_FILE: product catalog JSON; empty → the embedded default
@@ -145,6 +149,9 @@ func Load(getenv func(string) string) (Config, error) {
 	default:
 		return c, fmt.Errorf("LOG_LEVEL: must be debug, info, warn or error, got %q", c.LogLevel)
 	}
+	if c.ShutdownDelay, err = delayVar(getenv, "SHUTDOWN_DELAY", 5*time.Second); err != nil {
+		return c, err
+	}
 	if c.ShutdownTimeout, err = durationVar(getenv, "SHUTDOWN_TIMEOUT", 20*time.Second); err != nil {
 		return c, err
 	}
@@ -211,6 +218,19 @@ func durationVar(getenv func(string) string, name string, def time.Duration) (ti
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("%s: want a positive duration such as 20s, got %q", name, s)
+	}
+	return d, nil
+}
+
+// delayVar is durationVar where 0 is allowed (no delay).
+func delayVar(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	s := getenv(name)
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s: want a duration of 0 or more such as 5s, got %q", name, s)
 	}
 	return d, nil
 }

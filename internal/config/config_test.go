@@ -31,6 +31,26 @@ func TestDefaults(t *testing.T) {
 		c.APIKeySecret != config.DevAPIKeySecret || c.SweepInterval != time.Minute || c.RetentionDays != 0 {
 		t.Errorf("defaults = %+v", c)
 	}
+	if got, want := c.ShutdownDelay, 5*time.Second; got != want {
+		t.Errorf("SHUTDOWN_DELAY default = %v, want %v", got, want)
+	}
+	if got, want := c.ShutdownTimeout, 20*time.Second; got != want {
+		t.Errorf("SHUTDOWN_TIMEOUT default = %v, want %v", got, want)
+	}
+	for _, tc := range []struct {
+		value string
+		want  time.Duration
+	}{
+		{"0", 0}, // no delay: stop accepting at once
+		{"0s", 0},
+		{"2s", 2 * time.Second},
+		{"1500ms", 1500 * time.Millisecond},
+	} {
+		c, err := config.Load(env("SHUTDOWN_DELAY", tc.value))
+		if got := c.ShutdownDelay; err != nil || got != tc.want {
+			t.Errorf("SHUTDOWN_DELAY=%s: %v %v, want %v", tc.value, got, err, tc.want)
+		}
+	}
 	if _, err := config.Load(env(prod...)); err != nil {
 		t.Errorf("a complete prod environment: %v", err)
 	}
@@ -76,6 +96,10 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{[]string{"CORS_ALLOWED_ORIGINS", "https://portal.example/path"}, "CORS_ALLOWED_ORIGINS"},
 		{[]string{"LOG_LEVEL", "verbose"}, "LOG_LEVEL"},
 		{[]string{"SHUTDOWN_TIMEOUT", "-1s"}, "SHUTDOWN_TIMEOUT"},
+		{[]string{"SHUTDOWN_TIMEOUT", "0"}, "SHUTDOWN_TIMEOUT"},
+		{[]string{"SHUTDOWN_DELAY", "-1s"}, "SHUTDOWN_DELAY"},
+		{[]string{"SHUTDOWN_DELAY", "soon"}, "SHUTDOWN_DELAY"},
+		{[]string{"SHUTDOWN_DELAY", "5"}, "SHUTDOWN_DELAY"},
 		{[]string{"SWEEP_INTERVAL", "often"}, "SWEEP_INTERVAL"},
 		{[]string{"RPC_TIMEOUT", "soon"}, "RPC_TIMEOUT"},
 		{[]string{"RPC_TIMEOUT", "1ms"}, "RPC_TIMEOUT"},

@@ -14,11 +14,13 @@ import (
 )
 
 // healthChecker answers gRPC health as /readyz does: SERVING while the
-// database answers a ping, NOT_SERVING while it does not — for the server
+// database answers a ping, NOT_SERVING while it does not or once the
+// replica drains (drain; nil never does) — for the server
 // ("") and for each of its services alike, since every one needs the
 // database. An unknown service is NOT_FOUND, as the protocol says.
 type healthChecker struct {
 	store    Pinger
+	drain    *Drain
 	log      *slog.Logger
 	services []string
 }
@@ -34,6 +36,9 @@ func (h *healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest)
 }
 
 func (h *healthChecker) status(ctx context.Context) grpchealth.Status {
+	if h.drain != nil && h.drain.Draining() {
+		return grpchealth.StatusNotServing
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := h.store.Ping(ctx); err != nil {

@@ -13,16 +13,16 @@ import (
 
 // addRoutes is the whole HTTP surface of tenant-registry:
 //
-//	GET  /healthz, /readyz                         plain HTTP probes
+//	GET  /healthz, /readyz                         plain HTTP probes (/readyz: 503 while draining)
 //	GET  /v1/audit/export                          plain HTTP: ExportEvents as NDJSON
 //	/tenantregistry.v1.<Service>/<Method>          Connect (proto and JSON), gRPC, gRPC-Web
-//	/grpc.health.v1.Health/Check, List (Watch)     gRPC health: the database's ping, as /readyz
+//	/grpc.health.v1.Health/Check, List (Watch)     gRPC health: the database's ping and the drain, as /readyz
 //	/grpc.reflection.v1(alpha).ServerReflection/…  gRPC reflection
 //	everything else                                the REST shim: the google.api.http
 //	                                               paths of the protos (the README's API table)
 func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error {
 	mux.HandleFunc("GET /healthz", handleHealthz)
-	mux.Handle("GET /readyz", handleReadyz(d.Store, d.Logger))
+	mux.Handle("GET /readyz", handleReadyz(d.Store, d.Drain, d.Logger))
 	// ExportEvents' REST form streams NDJSON: a plain handler, not the
 	// transcoder (see auditHandler.exportNDJSON).
 	auditH := &auditHandler{audit: d.Audit, log: d.Logger}
@@ -58,7 +58,7 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 			// ignored (restFront documents the rules for URLs).
 			vanguard.WithRESTUnmarshalOptions(vanguard.RESTUnmarshalOptions{DiscardUnknownQueryParams: true})))
 	}
-	healthHandlers(mux, &healthChecker{store: d.Store, log: d.Logger, services: names})
+	healthHandlers(mux, &healthChecker{store: d.Store, drain: d.Drain, log: d.Logger, services: names})
 	reflector := grpcreflect.NewStaticReflector(names...)
 	// Reflection's one procedure only (its handler would take any path
 	// under the service), and only where a bidi stream can run.

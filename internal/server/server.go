@@ -55,6 +55,10 @@ type Deps struct {
 	// RPCTimeout is the default deadline of a unary RPC (RPC_TIMEOUT); a
 	// client may ask for less. Zero means DefaultRPCTimeout.
 	RPCTimeout time.Duration
+	// Drain, once begun, turns readiness (/readyz, gRPC health) off and
+	// closes connections after their responses; nil means a replica that
+	// never drains (tests).
+	Drain *Drain
 }
 
 // DefaultRPCTimeout is a unary RPC's deadline when Deps.RPCTimeout is zero.
@@ -71,6 +75,9 @@ func NewServer(d Deps) (http.Handler, error) {
 	}
 	if d.RPCTimeout == 0 {
 		d.RPCTimeout = DefaultRPCTimeout
+	}
+	if d.Drain == nil {
+		d.Drain = &Drain{}
 	}
 	opts := []connect.HandlerOption{
 		connect.WithCodec(jsonCodec{}),
@@ -92,7 +99,7 @@ func NewServer(d Deps) (http.Handler, error) {
 	}
 	// The observer (request id, span, metrics, access log, recover) is
 	// outermost, so CORS preflights are seen too.
-	return newObserver(withCORS(normalizeContentType(mux), d.CORSAllowedOrigins), d.Logger, d.TracerProvider, d.MeterProvider)
+	return newObserver(d.Drain.closeWhileDraining(withCORS(normalizeContentType(mux), d.CORSAllowedOrigins)), d.Logger, d.TracerProvider, d.MeterProvider)
 }
 
 // withCORS lets the browser portal's origins call the API (Connect-Web and
@@ -115,8 +122,14 @@ func handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func handleReadyz(store Pinger, log *slog.Logger) http.Handler {
+// handleReadyz answers 200 while the database answers a ping, 503 while it
+// does not, and 503 at once (without a ping) once the replica drains.
+func handleReadyz(store Pinger, drain *Drain, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if drain.Draining() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "draining"})
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := store.Ping(ctx); err != nil {

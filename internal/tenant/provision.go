@@ -100,6 +100,12 @@ func enqueueProvisioning(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, no
 // ProcessDue runs the provisioning jobs that are due now, each claimed with
 // a lease so that concurrent workers (goroutines or replicas) never run the
 // same job at once. It returns how many jobs it attempted.
+//
+// ctx is the worker's: when it ends (the replica stops), ProcessDue claims
+// nothing more, and a job whose Keycloak call it cuts short is handed back
+// — its lease released, due at once, the attempt not counted — so that
+// another replica takes it over now rather than when the lease runs out.
+// A call that completed is recorded as usual.
 func (s *Service) ProcessDue(ctx context.Context) (int, error) {
 	now := s.clock()
 	jobs, err := s.client.Outbox.Query().
@@ -112,7 +118,10 @@ func (s *Service) ProcessDue(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, id := range jobs {
-		attempted, _, err := s.attempt(ctx, id, attemptTimeout)
+		if ctx.Err() != nil {
+			return n, nil // stopping: the rest stays due for another worker
+		}
+		attempted, _, err := s.attempt(ctx, id, attemptTimeout, true)
 		if err != nil {
 			return n, err
 		}
@@ -145,7 +154,7 @@ func (s *Service) RetryProvisioning(ctx context.Context, id string) (*Tenant, er
 		if b < minBudget {
 			return nil, errs.Errorf(errs.Invalid, "deadline: too short for a provisioning attempt (want at least %s)", minBudget)
 		}
-		attempted, _, err := s.attempt(ctx, job.ID, b)
+		attempted, _, err := s.attempt(ctx, job.ID, b, false)
 		if err != nil {
 			return nil, err
 		}
@@ -167,8 +176,11 @@ func (s *Service) RetryProvisioning(ctx context.Context, id string) (*Tenant, er
 // its outcome refused (errLeaseLost) rather than overwriting the newer
 // holder's. Everything after the claim runs detached from ctx (each step
 // with its own timeout), so a request that ends mid-attempt leaves the
-// outcome recorded, not a lease to wait out.
-func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Duration) (attempted bool, res keycloak.ProvisionResult, err error) {
+// outcome recorded, not a lease to wait out — except, with handBack (the
+// worker's attempts), the Keycloak call: ctx's end cuts it short, and a
+// call cut short hands the job back (handBack) instead of recording a
+// failure.
+func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Duration, handBack bool) (attempted bool, res keycloak.ProvisionResult, err error) {
 	token := uuid.New()
 	now := s.clock()
 	claimed, err := s.client.Outbox.Update().
@@ -196,9 +208,16 @@ func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Durati
 	if t.KeycloakOrgID != nil {
 		req.OrgID = *t.KeycloakOrgID
 	}
-	callCtx, cancel := context.WithTimeout(dctx, timeout)
+	callParent := dctx
+	if handBack {
+		callParent = ctx
+	}
+	callCtx, cancel := context.WithTimeout(callParent, timeout)
 	res, perr := s.provisioner.Provision(callCtx, req)
 	cancel()
+	if handBack && perr != nil && ctx.Err() != nil {
+		return true, keycloak.ProvisionResult{}, s.handBack(dctx, id, token, t.Slug)
+	}
 
 	sys := principal.System
 	ev := audit.Entry{TenantID: t.ID, TenantName: t.Name, Target: target(t), Actor: &sys, CRUD: "u"}
@@ -275,6 +294,31 @@ func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Durati
 	return true, res, nil
 }
 
+// handBack releases the lease token holds on job id without an outcome:
+// the job is due at once and the cut-short attempt is not counted, so the
+// next worker (on another replica) runs it as this one would have.
+func (s *Service) handBack(ctx context.Context, id, token uuid.UUID, slug string) error {
+	ctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	defer cancel()
+	now := s.clock()
+	n, err := s.client.Outbox.Update().
+		Where(outbox.ID(id), outbox.LeaseToken(token), outbox.DoneAtIsNil()).
+		ClearLockedUntil().ClearLeaseToken().AddAttempts(-1).SetNextAttemptAt(now).SetUpdatedAt(now).
+		Save(ctx)
+	if err != nil {
+		// The worker is stopping and logs nothing more: say it here.
+		s.log.WarnContext(ctx, "keycloak provisioning: stopping; could not release the lease (another worker takes the job over when it runs out)",
+			"tenant", slug, "error", err)
+		return fmt.Errorf("release provisioning lease: %w", err)
+	}
+	if n == 0 {
+		// The lease ran out and another worker holds the job: nothing to hand back.
+		return nil
+	}
+	s.log.InfoContext(ctx, "keycloak provisioning: stopping; job handed back, lease released for another worker", "tenant", slug)
+	return nil
+}
+
 // errLeaseLost: the outcome's write found another lease holder's token.
 var errLeaseLost = errors.New("provisioning lease lost")
 
@@ -325,7 +369,7 @@ func (s *Service) provisionNow(ctx context.Context, tenantID uuid.UUID) (inviteU
 	if b < minBudget {
 		return "" // too little time left in the RPC: the worker will do it
 	}
-	_, res, err := s.attempt(ctx, job, b)
+	_, res, err := s.attempt(ctx, job, b, false)
 	if err != nil {
 		// The job stays in the outbox; the worker retries it.
 		s.log.ErrorContext(ctx, "provisioning attempt", "error", err)
