@@ -40,9 +40,13 @@ image:
 manifests:
 	$(GO) run ./cmd/manifests -dir deploy/k8s -tag $(IMAGE_TAG) -out bin/k8s/tenant-registry.yaml
 
-## test: the whole suite with the race detector, PostgreSQL included (a throwaway cluster, or TEST_DATABASE_URL)
+## test: the whole suite with the race detector, PostgreSQL included (a throwaway cluster, or TEST_DATABASE_URL);
+## the rolling restart behind HAProxy runs last, verbose, so that its request count shows
 test: web/node_modules
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m -skip '^TestRollingRestart$$' $(PKGS)
+	@set -o pipefail; $(GO) test -race -count=1 -timeout 5m -run '^TestRollingRestart$$' -v ./cmd/server \
+	  | grep -E '^(rolling restart|--- |ok|FAIL|panic)|_test.go:'
+
 
 ## test-short: the suite without PostgreSQL
 test-short:

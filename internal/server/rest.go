@@ -45,14 +45,11 @@ func (w *errorWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-func (w *errorWriter) Flush() {
-	if w.status != 0 {
-		return
-	}
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
+// Flush does nothing: every RPC behind the transcoder is unary (the one
+// stream, ExportEvents, has its own NDJSON handler), so its answer goes out
+// whole when the handler returns — one write with a Content-Length, instead
+// of the transcoder's flush forcing a chunked answer and a second write.
+func (w *errorWriter) Flush() {}
 
 func (w *errorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
