@@ -327,6 +327,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	deepURL := listURL + "&cursor=" + url.QueryEscape(deepCursor)
+	if err := settle(ctx, db); err != nil {
+		return err
+	}
 
 	// Requests.
 	verifyProto := func(key string) []byte {
@@ -420,7 +423,8 @@ func run(ctx context.Context, o options) error {
 	// fleet's keys are used (the flush of 100,000 keys' last_used_at is not
 	// part of their latency), and all keys cached before the rows with big
 	// answers (whose heap would count in that row's peak RSS).
-	rows := []*row{bare, hot, hotREST, bareFixed, hotFixed, bySlug, claims, random, randomChurn, cold, allKeys, create, appendEvent, page1, pageDeep}
+	bareAgain := &row{name: "bare net/http baseline, again", proc: bl, want: `"valid":true`, req: bare.req}
+	rows := []*row{bare, hot, hotREST, bareFixed, hotFixed, bySlug, claims, random, randomChurn, cold, allKeys, create, appendEvent, page1, pageDeep, bareAgain}
 	lg := newLoadGen(o.conns)
 	for _, r := range rows {
 		if err := lg.measure(ctx, r, o.duration, o.warmup, sink); err != nil {
@@ -477,15 +481,22 @@ func run(ctx context.Context, o options) error {
 		}
 		listReqs = append(listReqs, check.req)
 	}
+	if err := settle(ctx, db); err != nil {
+		return err
+	}
 	logf("ListTenants on %d tenants: page 1 and %d filters, one connection, in turn", have, len(lists)-1)
 	listRes := serial.alternate(ctx, 2*o.duration, listReqs...)
 
 	// The table.
-	base := bare.res.rps()
+	// The baseline is measured first and last; rows are compared with the
+	// mean of the two, and the drift between them is printed.
+	base := (bare.res.rps() + bareAgain.res.rps()) / 2
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Printf("tenant-registry make bench — %s\n", machine)
 	fmt.Printf("PostgreSQL %s (%s); server: its own process, APP_ENV=stage, bearer tokens verified (RS256, in-process OIDC issuer), metrics exported over OTLP every 500ms, tracing off%s;\n", pgVersion, dbNote, strings.TrimSuffix(", "+o.serverEnv, ", "))
-	fmt.Printf("load: %d keep-alive connections, %v per row after %v warm-up, loopback; fleet: %d keys of %d tenants\n\n", o.conns, o.duration, o.warmup, len(fl.keys), o.fleetTenants)
+	fmt.Printf("load: %d keep-alive connections, %v per row after %v warm-up, loopback; fleet: %d keys of %d tenants\n", o.conns, o.duration, o.warmup, len(fl.keys), o.fleetTenants)
+	fmt.Printf("baseline: %.0f req/s first, %.0f last (%+.0f%%); \"vs baseline\" is against their mean, %.0f\n\n",
+		bare.res.rps(), bareAgain.res.rps(), 100*(bareAgain.res.rps()/bare.res.rps()-1), base)
 	width := 0
 	for _, r := range rows {
 		width = max(width, len([]rune(r.name))+len(" (fixed rate)"))
@@ -601,4 +612,29 @@ func (c *churner) start(ctx context.Context) (stop func() string) {
 		wg.Wait()
 		return fmt.Sprintf("%d entitlement changes of other tenants (%.1f/s)", n, float64(n)/elapsed.Seconds())
 	}
+}
+
+// settle waits for PostgreSQL to be done with the fixtures: a VACUUM
+// (ANALYZE) of the filled tables and a CHECKPOINT now, instead of
+// autovacuum and the checkpointer taking the cores during the rows, then
+// until no autovacuum worker runs (at most a minute).
+func settle(ctx context.Context, db *sql.DB) error {
+	logf("settling PostgreSQL: VACUUM (ANALYZE), CHECKPOINT")
+	start := time.Now()
+	for _, q := range []string{"VACUUM (ANALYZE) audit_log, api_keys, tenants, tenant_products", "CHECKPOINT"} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'").Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	logf("settled in %v", time.Since(start).Round(time.Millisecond))
+	return nil
 }
