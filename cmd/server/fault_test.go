@@ -67,9 +67,18 @@ func buildServer(t *testing.T) string {
 
 // postJSON sends a JSON request with client and decodes a JSON answer.
 func postJSON(client *http.Client, method, url, body string) (int, map[string]any, error) {
+	return apiCall(client, "", method, url, body)
+}
+
+// apiCall is one JSON request, with a bearer token unless token is empty;
+// it answers the status and the decoded JSON body.
+func apiCall(client *http.Client, token, method, url, body string) (int, map[string]any, error) {
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		return 0, nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")

@@ -6,9 +6,7 @@ package main
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -211,33 +209,6 @@ func (h *haproxy) waitStatus(t *testing.T, name, want string, within time.Durati
 		}
 	}
 	t.Fatalf("haproxy: %s not %s within %v: %v %v", name, want, within, last, err)
-}
-
-// apiCall is one request with a bearer token; it answers the status and
-// the decoded JSON body.
-func apiCall(client *http.Client, token, method, url, body string) (int, map[string]any, error) {
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return res.StatusCode, nil, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return res.StatusCode, nil, fmt.Errorf("status %d, not JSON: %q", res.StatusCode, raw)
-	}
-	return res.StatusCode, m, nil
 }
 
 // TestRollingRestart runs three replicas of the built binary (APP_ENV=stage:
