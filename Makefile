@@ -95,9 +95,10 @@ lint: web/node_modules
 	@! $(GO) list -deps ./cmd/server | grep -q 'internal/devdb$$' || { echo "cmd/server links internal/devdb (the development-only migration tools)" >&2; exit 1; }
 	@! $(GO) list -deps ./cmd/server | grep -qE '^(github.com/google/go-containerregistry|sigs.k8s.io/kustomize|k8s.io)/' || { echo "cmd/server links the image or manifest tools' dependencies" >&2; exit 1; }
 
-## bench: one table on PostgreSQL (a throwaway cluster, or BENCH_DATABASE_URL): verify,
-## GetTenantBySlug, ResolveClaims, CreateTenant, AppendEvent, ListEvents page 1 vs 1000 —
-## req/s, p50, p99, peak RSS and the ratio to a bare net/http baseline of the same run
+## bench: the production path (APP_ENV=stage, verified tokens) on PostgreSQL (a throwaway
+## cluster, or BENCH_DATABASE_URL): verify (hot key, 10,000 random keys, churn, cold, 100,000
+## cached), GetTenantBySlug, ResolveClaims, CreateTenant, AppendEvent, ListEvents, ListTenants
+## at 1,000,000 tenants — req/s, p50, p99, peak RSS, cache hit ratio, ratio to a bare baseline
 bench:
 	$(GO) build -o bin/tenant-registry ./cmd/server
 	$(GO) run ./cmd/bench -server bin/tenant-registry $(BENCH_FLAGS)
