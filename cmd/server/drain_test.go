@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -165,20 +162,9 @@ func TestDrainOnShutdown(t *testing.T) {
 
 	// After the delay: new connections are refused while the slow one drains.
 	time.Sleep(time.Until(signalled.Add(delay + 100*time.Millisecond)))
-	var refusedAfter time.Duration
-	for time.Since(signalled) < keycloakDelay-100*time.Millisecond {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			refusedAfter = time.Since(signalled)
-			break
-		}
-		if err == nil {
-			c.Close()
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	refusedAfter, lastErr := dialUntilRefused(addr, signalled, keycloakDelay-100*time.Millisecond)
 	if refusedAfter == 0 {
-		t.Errorf("new connections still accepted %v after SIGTERM (SHUTDOWN_DELAY %v) with a request in flight", keycloakDelay-100*time.Millisecond, delay)
+		t.Errorf("new connections still accepted %v after SIGTERM (SHUTDOWN_DELAY %v) with a request in flight (last dial: %v)", keycloakDelay-100*time.Millisecond, delay, lastErr)
 	}
 	r := <-slow
 	if r.err != nil || r.status != http.StatusOK {

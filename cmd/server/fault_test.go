@@ -99,6 +99,26 @@ func apiCall(client *http.Client, token, method, url, body string) (int, map[str
 	return res.StatusCode, m, nil
 }
 
+// dialUntilRefused dials addr every 10 ms until a connection is refused or
+// until has passed since since, and answers when (after since) it was
+// refused — 0 if never — and the last other dial result. A dial may still
+// land in the accept queue just before the listener closes, or time out on
+// a busy machine: only a refusal counts.
+func dialUntilRefused(addr string, since time.Time, until time.Duration) (refusedAfter time.Duration, lastErr error) {
+	for time.Since(since) < until {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return time.Since(since), nil
+		}
+		if err == nil {
+			c.Close()
+		}
+		lastErr = err
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0, lastErr
+}
+
 // TestFaultSIGTERMInFlight runs the built server binary (SQLite file),
 // holds a burst of CreateTenant calls in flight on keep-alive connections —
 // each waits on a slow Keycloak, a real slow path — and sends SIGTERM
@@ -222,20 +242,7 @@ func TestFaultSIGTERMInFlight(t *testing.T) {
 	// New connections are refused while the accepted requests drain.
 	// (A dial may still land in the accept queue just before the listener
 	// closes, or time out on a busy machine: keep dialling until refused.)
-	var refusedAfter time.Duration
-	var lastErr error
-	for time.Since(signalled) < keycloakDelay*3/4 {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			refusedAfter = time.Since(signalled)
-			break
-		}
-		if err == nil {
-			c.Close()
-		}
-		lastErr = err
-		time.Sleep(10 * time.Millisecond)
-	}
+	refusedAfter, lastErr := dialUntilRefused(addr, signalled, keycloakDelay*3/4)
 	select {
 	case <-exited:
 		t.Errorf("the process exited %v after SIGTERM, before its in-flight requests could drain", exitedAt.Sub(signalled))
