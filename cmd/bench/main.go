@@ -217,6 +217,7 @@ func run(ctx context.Context, o options) error {
 	var secretRaw [48]byte
 	_, _ = crand.Read(secretRaw[:])
 	apiKeySecret := base64.StdEncoding.EncodeToString(secretRaw[:])
+	idpSecretKey := base64.StdEncoding.EncodeToString(secretRaw[:32])
 
 	// The processes: the service and the baseline.
 	tmp, err := os.MkdirTemp("", "tenant-registry-bench-")
@@ -237,7 +238,7 @@ func run(ctx context.Context, o options) error {
 	}
 	serverEnv := []string{
 		"APP_ENV=stage", "ADDR=" + srvAddr, "DATABASE_URL=" + dbURL, "LOG_LEVEL=warn", "SHUTDOWN_DELAY=0",
-		"API_KEY_SECRET=" + apiKeySecret,
+		"API_KEY_SECRET=" + apiKeySecret, "IDP_SECRET_KEY=" + idpSecretKey,
 		"KEYCLOAK_ISSUER=" + issuer.URL(), "KEYCLOAK_AUDIENCE=" + audience,
 		"KEYCLOAK_ADMIN_URL=" + kc.URL(), "KEYCLOAK_REALM=" + keycloakRealm,
 		"KEYCLOAK_CLIENT_ID=" + keycloakClient, "KEYCLOAK_CLIENT_SECRET=" + kcSecret,

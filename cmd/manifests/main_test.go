@@ -412,7 +412,7 @@ func TestConfigLoads(t *testing.T) {
 		"database-direct-url":    "postgres://app@postgres:5432/registry",
 		"api-key-secret":         strings.Repeat("k", 48),
 		"keycloak-client-secret": "client-secret",
-		"idp-secret-key":         "idp",
+		"idp-secret-key":         "cHJvZHVjdGlvbi1pZHAta2V5LWZvci10aGUtdGVzdHM=",
 	}
 	for _, e := range c.Env {
 		switch {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/platform/tenant-registry/internal/secret"
 )
 
 // Environments.
@@ -58,7 +60,30 @@ type Config struct {
 	// stored; at least 32 bytes. Required in stage and prod; in dev an
 	// empty value means DevAPIKeySecret.
 	APIKeySecret string
+
+	// IDPSecretKey (IDP_SECRET_KEY: base64 of 32 bytes) seals secrets
+	// stored by the registry (IdP client secrets, webhook signing secrets)
+	// with AES-256-GCM (package secret). Required in stage and prod; in dev
+	// an empty value means DevIDPSecretKey.
+	IDPSecretKey []byte
+
+	// DeletionGrace (DELETION_GRACE, default 720h) is how long an
+	// offboarded tenant can be restored before the sweeper purges it.
+	DeletionGrace time.Duration
+
+	// WebhookRetryBase (WEBHOOK_RETRY_BASE, default 5s) is the first retry
+	// delay of a failed webhook delivery; each retry doubles it.
+	WebhookRetryBase time.Duration
+	// WebhookAllowPrivate (WEBHOOK_ALLOW_PRIVATE: true or false; default
+	// true in dev, false in stage and prod) lets webhook targets be http
+	// URLs and resolve to loopback, private, link-local or metadata
+	// addresses.
+	WebhookAllowPrivate bool
 }
+
+// DevIDPSecretKey is the documented IDP_SECRET_KEY used in APP_ENV=dev when
+// none is set (base64 of 32 bytes). It is public: stage and prod refuse it.
+const DevIDPSecretKey = "ZGV2LW9ubHktaWRwLXNlY3JldC1rZXktMzItYnl0ZXM="
 
 // DevAPIKeySecret is the documented API_KEY_SECRET used in APP_ENV=dev when
 // none is set. It is public: stage and prod refuse it and refuse to start
@@ -187,6 +212,34 @@ func Load(getenv func(string) string) (Config, error) {
 		if c.KeycloakAdminURL == "" {
 			return c, fmt.Errorf("KEYCLOAK_ADMIN_URL: required when APP_ENV=%s (the mock Keycloak adapter is for dev only)", c.Env)
 		}
+	}
+	switch raw := getenv("IDP_SECRET_KEY"); {
+	case raw == "" && c.Env == Dev:
+		raw = DevIDPSecretKey
+		fallthrough
+	case raw != "":
+		if c.Env != Dev && raw == DevIDPSecretKey {
+			return c, fmt.Errorf("IDP_SECRET_KEY: the public dev default is not allowed when APP_ENV=%s", c.Env)
+		}
+		if c.IDPSecretKey, err = secret.ParseKey(raw); err != nil {
+			return c, fmt.Errorf("IDP_SECRET_KEY: %w", err)
+		}
+	default:
+		return c, fmt.Errorf("IDP_SECRET_KEY: required when APP_ENV=%s (base64 of 32 bytes, e.g. from openssl rand -base64 32)", c.Env)
+	}
+	if c.DeletionGrace, err = delayVar(getenv, "DELETION_GRACE", 720*time.Hour); err != nil {
+		return c, err
+	}
+	if c.WebhookRetryBase, err = durationVar(getenv, "WEBHOOK_RETRY_BASE", 5*time.Second); err != nil {
+		return c, err
+	}
+	switch v := getenv("WEBHOOK_ALLOW_PRIVATE"); v {
+	case "":
+		c.WebhookAllowPrivate = c.Env == Dev
+	case "true", "false":
+		c.WebhookAllowPrivate = v == "true"
+	default:
+		return c, fmt.Errorf("WEBHOOK_ALLOW_PRIVATE: must be true or false, got %q", v)
 	}
 	return c, nil
 }

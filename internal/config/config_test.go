@@ -20,6 +20,7 @@ func env(kv ...string) func(string) string {
 var prod = []string{
 	"APP_ENV", "prod", "DATABASE_URL", "postgres://u@db/registry", "KEYCLOAK_ISSUER", "https://sso.example/realms/platform",
 	"KEYCLOAK_ADMIN_URL", "https://sso.example", "KEYCLOAK_CLIENT_SECRET", "x", "API_KEY_SECRET", strings.Repeat("s", 40),
+	"IDP_SECRET_KEY", "cHJvZHVjdGlvbi1pZHAta2V5LWZvci10aGUtdGVzdHM=",
 }
 
 func TestDefaults(t *testing.T) {
@@ -30,6 +31,21 @@ func TestDefaults(t *testing.T) {
 	if c.Env != config.Dev || c.Addr != ":8090" || c.DatabaseURL != "" || c.DBMaxConns != 20 ||
 		c.APIKeySecret != config.DevAPIKeySecret || c.SweepInterval != time.Minute || c.RetentionDays != 0 {
 		t.Errorf("defaults = %+v", c)
+	}
+	if got, want := string(c.IDPSecretKey), "dev-only-idp-secret-key-32-bytes"; got != want {
+		t.Errorf("IDP_SECRET_KEY default = %q, want %q", got, want)
+	}
+	if got, want := c.DeletionGrace, 720*time.Hour; got != want {
+		t.Errorf("DELETION_GRACE default = %v, want %v", got, want)
+	}
+	if got, want := c.WebhookRetryBase, 5*time.Second; got != want {
+		t.Errorf("WEBHOOK_RETRY_BASE default = %v, want %v", got, want)
+	}
+	if !c.WebhookAllowPrivate {
+		t.Errorf("WEBHOOK_ALLOW_PRIVATE default in dev = false, want true")
+	}
+	if c, err := config.Load(env(prod...)); err != nil || c.WebhookAllowPrivate {
+		t.Errorf("WEBHOOK_ALLOW_PRIVATE default in prod = %v (%v), want false", c.WebhookAllowPrivate, err)
 	}
 	if got, want := c.ShutdownDelay, 5*time.Second; got != want {
 		t.Errorf("SHUTDOWN_DELAY default = %v, want %v", got, want)
@@ -107,6 +123,13 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{[]string{"API_KEY_SECRET", "short"}, "API_KEY_SECRET"},
 		{without("API_KEY_SECRET"), "API_KEY_SECRET"},
 		{append(without("API_KEY_SECRET"), "API_KEY_SECRET", config.DevAPIKeySecret), "API_KEY_SECRET"},
+		{without("IDP_SECRET_KEY"), "IDP_SECRET_KEY"},
+		{append(without("IDP_SECRET_KEY"), "IDP_SECRET_KEY", config.DevIDPSecretKey), "IDP_SECRET_KEY"},
+		{[]string{"IDP_SECRET_KEY", "c2hvcnQ="}, "IDP_SECRET_KEY"},
+		{[]string{"IDP_SECRET_KEY", "not base64!"}, "IDP_SECRET_KEY"},
+		{[]string{"DELETION_GRACE", "-1h"}, "DELETION_GRACE"},
+		{[]string{"WEBHOOK_RETRY_BASE", "0"}, "WEBHOOK_RETRY_BASE"},
+		{[]string{"WEBHOOK_ALLOW_PRIVATE", "yes"}, "WEBHOOK_ALLOW_PRIVATE"},
 		{without("KEYCLOAK_ISSUER"), "KEYCLOAK_ISSUER"},
 		{without("DATABASE_URL"), "DATABASE_URL"},
 		{without("KEYCLOAK_ADMIN_URL"), "KEYCLOAK_ADMIN_URL"},
