@@ -62,8 +62,10 @@ func (r *OfflineReport) OK() bool { return len(r.Findings) == 0 }
 type OfflineVerifier struct {
 	rep     OfflineReport
 	digests []*Digest
-	byLast  map[int64]*Digest
-	group   string
+	// signed are the digests whose signature verified, in chain order.
+	signed []*Digest
+	byLast map[int64]*Digest
+	group  string
 
 	started, broken bool
 	next            int64
@@ -110,6 +112,7 @@ func NewOfflineVerifier(digests []*Digest, keys []PublicKey) *OfflineVerifier {
 		}
 		ev := d.Evidence()
 		k, ok := known[d.KeyID]
+		valid := false
 		switch {
 		case !ok:
 			find("%s: signed by unknown key %s (not among the public keys)", name, d.KeyID)
@@ -117,6 +120,8 @@ func NewOfflineVerifier(digests []*Digest, keys []PublicKey) *OfflineVerifier {
 			find("%s: the signature does not verify under key %s (the digest was altered or forged)", name, d.KeyID)
 		case d.CreatedAt.Before(k.NotBefore) || (k.NotAfter != nil && d.CreatedAt.After(*k.NotAfter)):
 			find("%s: signed at %s, outside key %s's validity", name, d.CreatedAt.UTC().Format(time.RFC3339Nano), d.KeyID)
+		default:
+			valid = true
 		}
 		if d.DigestHash != ev.Hash() {
 			find("%s: digest_hash is not the hash of its signed encoding", name)
@@ -127,7 +132,11 @@ func NewOfflineVerifier(digests []*Digest, keys []PublicKey) *OfflineVerifier {
 		case prev != nil && (d.FirstSeq != prev.LastSeq+1 || d.PrevDigestHash != prev.Evidence().Hash()):
 			find("%s: does not follow digest %s (chain_seq %d-%d): a digest was removed, inserted or replaced", name, prev.ID, prev.FirstSeq, prev.LastSeq)
 		}
-		v.byLast[d.LastSeq] = d
+		if valid {
+			// Only what a known key signed vouches for the events.
+			v.byLast[d.LastSeq] = d
+			v.signed = append(v.signed, d)
+		}
 		prev = d
 	}
 	v.rep.GroupID = v.group
@@ -175,7 +184,7 @@ func (v *OfflineVerifier) Event(e ExportedEvent) {
 			v.broken = true
 			return
 		case seq > 1:
-			v.rep.Notes = append(v.rep.Notes, fmt.Sprintf("chain_seq 1-%d are not in the export (deleted by retention, or outside its time range); the chain is checked from %s's prev_hash", seq-1, name))
+			v.rep.Notes = append(v.rep.Notes, fmt.Sprintf("chain_seq %s not in the export (deleted by retention, or outside its time range); the chain is checked from %s's prev_hash", seqRange(1, seq-1), name))
 			if d := v.byLast[seq-1]; d != nil {
 				if d.HeadHash != e.PrevHash {
 					v.find("rewritten: %s: its prev_hash %s is not the head %s signed by digest %s (chain_seq %d)", name, e.PrevHash, d.HeadHash, d.ID, d.LastSeq)
@@ -216,21 +225,29 @@ func (v *OfflineVerifier) Event(e ExportedEvent) {
 // Finish reports what was found.
 func (v *OfflineVerifier) Finish() OfflineReport {
 	if v.gapEvent != "" {
-		v.find("deleted: chain_seq %d-%d are missing before event %s (chain_seq %d)", v.gapFrom, v.gapTo, v.gapEvent, v.gapTo+1)
+		v.find("deleted: chain_seq %s missing before event %s (chain_seq %d)", seqRange(v.gapFrom, v.gapTo), v.gapEvent, v.gapTo+1)
 		v.gapEvent = ""
 	}
-	if n := len(v.digests); n > 0 {
-		last := v.digests[n-1]
+	if n := len(v.signed); n > 0 {
+		last := v.signed[n-1]
 		switch {
 		case v.rep.Events == 0:
 			v.find("truncated: the export holds no events, but digest %s covers chain_seq %d-%d", last.ID, last.FirstSeq, last.LastSeq)
 		case v.rep.LastSeq < last.LastSeq:
-			v.find("truncated: chain_seq %d-%d, covered by digest %s, are missing at the end of the export", v.rep.LastSeq+1, last.LastSeq, last.ID)
+			v.find("truncated: chain_seq %s, covered by digest %s, missing at the end of the export", seqRange(v.rep.LastSeq+1, last.LastSeq), last.ID)
 		}
 	}
 	if v.rep.OK() && v.rep.LastSeq > v.rep.SignedThrough && v.rep.Events > 0 {
 		from := max(v.rep.SignedThrough+1, v.rep.FirstSeq)
-		v.rep.Notes = append(v.rep.Notes, fmt.Sprintf("chain_seq %d-%d are not signed by a digest yet (the chain holds together; the next digest covers them)", from, v.rep.LastSeq))
+		v.rep.Notes = append(v.rep.Notes, fmt.Sprintf("chain_seq %s not signed by a digest yet (the chain holds together; the next digest covers it)", seqRange(from, v.rep.LastSeq)))
 	}
 	return v.rep
+}
+
+// seqRange is "5" or "5-9".
+func seqRange(from, to int64) string {
+	if from == to {
+		return fmt.Sprint(from)
+	}
+	return fmt.Sprintf("%d-%d", from, to)
 }

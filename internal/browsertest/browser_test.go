@@ -257,8 +257,8 @@ func startAPI(t *testing.T, issuer, allowedOrigin string) *apiServer {
 	svc, err := app.New(ctx, app.Deps{
 		Config: config.Config{
 			Env: config.Stage, KeycloakIssuer: issuer, KeycloakAudience: audience,
-			CORSAllowedOrigins: []string{allowedOrigin},
-			APIKeySecret:       "browsertest-secret-0123456789abcdef",
+			CORSAllowedOrigins:  []string{allowedOrigin},
+			APIKeySecret:        "browsertest-secret-0123456789abcdef",
 			AuditSigningKeyFile: signingKeyFile(t),
 		},
 		Store: st, Logger: log, Clock: clock.System,
