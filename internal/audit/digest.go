@@ -203,17 +203,27 @@ func (s *Service) DigestAll(ctx context.Context) error {
 }
 
 // digestGroup signs a digest of the group's chain when it moved since its
-// last digest, in one transaction holding the chain's lock (PostgreSQL), so
-// the head cannot move while it is read and two replicas queue up: the
-// second finds the first one's digest. The new segment is verified from the
-// last digest's head (or the retention checkpoint after it) before it is
-// signed: a tampered chain is never signed. Answers the last digest, and
-// whether it is new; nil when the chain has no events.
+// last digest. The new segment is verified from the last digest's head (or
+// the retention checkpoint after it) before it is signed, so a tampered
+// chain is never signed. The long walk runs first, outside any lock; then,
+// in one transaction holding the chain's lock (PostgreSQL) — the head cannot
+// move, and two replicas queue up, the second finding the first one's
+// digest — only what came since is walked, from the last event the first
+// walk verified (whose hash is checked again), and the digest is written.
+// Answers the last digest, and whether it is new; nil when the chain has no
+// events.
 func (s *Service) digestGroup(ctx context.Context, groupID string) (*Digest, bool, error) {
 	k := s.opts.Signer
+	pre, err := digestStart(ctx, s.client, groupID)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := pre.walk(ctx, s.client, groupID); err != nil {
+		return nil, false, err
+	}
 	var out *ent.AuditDigest
 	created := false
-	err := store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
+	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
 		if s.postgres() {
 			if err := lockChain(ctx, tx, groupID); err != nil {
 				return err
@@ -228,51 +238,35 @@ func (s *Service) digestGroup(ctx context.Context, groupID string) (*Digest, boo
 		case key.NotAfter != nil:
 			return ErrKeyRetired
 		}
-		last, err := tx.AuditDigest.Query().Where(auditdigest.GroupID(groupID)).
-			Order(ent.Desc(auditdigest.FieldLastSeq)).First(ctx)
-		if err != nil && !ent.IsNotFound(err) {
-			return fmt.Errorf("read audit digests: %w", err)
-		}
-		from, fromHash, prevDigest := int64(0), "", ""
-		if last != nil {
-			out = last
-			from, fromHash, prevDigest = last.LastSeq, last.HeadHash, last.DigestHash
-		}
 		client := tx.Client()
-		cpSeq, cpHash, err := latestCheckpoint(ctx, client, groupID)
+		cur, err := digestStart(ctx, client, groupID)
 		if err != nil {
 			return err
 		}
-		switch {
-		case cpSeq > from:
-			// Retention deleted past the last digest; it verified what it
-			// deleted, so the walk starts at its checkpoint.
-			from, fromHash = cpSeq, cpHash
-		case cpSeq == from && cpSeq > 0 && cpHash != fromHash:
-			return brokenChainError{id: "checkpoint", reason: "the retention checkpoint's hash is not the last digest's head"}
-		}
-		link := chainLink{next: from + 1, prevHash: fromHash}
-		for {
-			rows, err := chainPage(ctx, client, groupID, link.next-1, VerifyBatch)
-			if err != nil {
-				return err
+		out = cur.last
+		if cur.sameStart(pre) && pre.link.next-1 > cur.from {
+			// Go on from where the first walk got, if that event is
+			// still the one it verified.
+			seq := pre.link.next - 1
+			row, err := client.AuditLog.Query().Where(auditlog.GroupID(groupID), auditlog.ChainSeq(seq)).
+				Select(auditlog.FieldHash).Only(ctx)
+			if err != nil && !ent.IsNotFound(err) {
+				return fmt.Errorf("read audit chain: %w", err)
 			}
-			for _, r := range rows {
-				if reason := link.check(r); reason != "" {
-					return brokenChainError{id: r.ID.String(), reason: reason}
-				}
-			}
-			if len(rows) < VerifyBatch {
-				break
+			if err == nil && row.Hash == pre.link.prevHash {
+				cur.link = pre.link
 			}
 		}
-		headSeq, headHash := link.next-1, link.prevHash
-		if headSeq == 0 || (last != nil && headSeq <= last.LastSeq) {
+		if err := cur.walk(ctx, client, groupID); err != nil {
+			return err
+		}
+		headSeq, headHash := cur.link.next-1, cur.link.prevHash
+		if headSeq == 0 || (cur.last != nil && headSeq <= cur.last.LastSeq) {
 			return nil // nothing (new) to digest
 		}
-		first := int64(1)
-		if last != nil {
-			first = last.LastSeq + 1
+		first, prevDigest := int64(1), ""
+		if cur.last != nil {
+			first, prevDigest = cur.last.LastSeq+1, cur.last.DigestHash
 		}
 		d := evidence.Digest{
 			GroupID: groupID, FirstSeq: first, LastSeq: headSeq, HeadHash: headHash,
@@ -300,6 +294,67 @@ func (s *Service) digestGroup(ctx context.Context, groupID string) (*Digest, boo
 		return nil, false, nil
 	}
 	return digestOf(out), created, nil
+}
+
+// digestWalk is where the next digest of a group starts (its last digest,
+// and the chain position after it: the digest's head, or the retention
+// checkpoint past it) and how far a walk from there got.
+type digestWalk struct {
+	last *ent.AuditDigest
+	from int64
+	link chainLink
+}
+
+func digestStart(ctx context.Context, client *ent.Client, groupID string) (*digestWalk, error) {
+	last, err := client.AuditDigest.Query().Where(auditdigest.GroupID(groupID)).
+		Order(ent.Desc(auditdigest.FieldLastSeq)).First(ctx)
+	if err != nil && !ent.IsNotFound(err) {
+		return nil, fmt.Errorf("read audit digests: %w", err)
+	}
+	w := &digestWalk{}
+	from, fromHash := int64(0), ""
+	if last != nil {
+		w.last = last
+		from, fromHash = last.LastSeq, last.HeadHash
+	}
+	cpSeq, cpHash, err := latestCheckpoint(ctx, client, groupID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cpSeq > from:
+		// Retention deleted past the last digest; it verified what it
+		// deleted, so the walk starts at its checkpoint.
+		from, fromHash = cpSeq, cpHash
+	case cpSeq == from && cpSeq > 0 && cpHash != fromHash:
+		return nil, brokenChainError{id: "checkpoint", reason: "the retention checkpoint's hash is not the last digest's head"}
+	}
+	w.from, w.link = from, chainLink{next: from + 1, prevHash: fromHash}
+	return w, nil
+}
+
+// sameStart: w and o start from the same digest and chain position.
+func (w *digestWalk) sameStart(o *digestWalk) bool {
+	sameDigest := (w.last == nil) == (o.last == nil) && (w.last == nil || w.last.ID == o.last.ID)
+	return sameDigest && w.from == o.from
+}
+
+// walk verifies the chain from w.link to its head, advancing w.link.
+func (w *digestWalk) walk(ctx context.Context, client *ent.Client, groupID string) error {
+	for {
+		rows, err := chainPage(ctx, client, groupID, w.link.next-1, VerifyBatch)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if reason := w.link.check(r); reason != "" {
+				return brokenChainError{id: r.ID.String(), reason: reason}
+			}
+		}
+		if len(rows) < VerifyBatch {
+			return nil
+		}
+	}
 }
 
 // ListDigestsInput pages a tenant's digests.
