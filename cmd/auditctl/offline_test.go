@@ -28,6 +28,7 @@ import (
 	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/evidence"
+	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/storetest"
 )
@@ -57,6 +58,15 @@ func keyFile(t *testing.T) string {
 
 func startReplica(t *testing.T, st *store.Store, clk clock.Clock, mutate func(*config.Config)) *replica {
 	t.Helper()
+	r, err := newReplica(t, st, clk, mutate, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func newReplica(t *testing.T, st *store.Store, clk clock.Clock, mutate func(*config.Config), log *slog.Logger) (*replica, error) {
+	t.Helper()
 	cfg, err := config.Load(func(k string) string {
 		if k == "API_KEY_SECRET" {
 			return "auditctl-test-secret-0123456789abcdef"
@@ -69,13 +79,13 @@ func startReplica(t *testing.T, st *store.Store, clk clock.Clock, mutate func(*c
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	a, err := app.New(context.Background(), app.Deps{Config: cfg, Store: st, Logger: slog.New(slog.DiscardHandler), Clock: clk})
+	a, err := app.New(context.Background(), app.Deps{Config: cfg, Store: st, Logger: log, Clock: clk})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(srv.Close)
-	return &replica{url: srv.URL, app: a}
+	return &replica{url: srv.URL, app: a}, nil
 }
 
 func (r *replica) do(t *testing.T, method, path, body string) []byte {
@@ -550,3 +560,59 @@ func TestDigestReplicas(t *testing.T) {
 }
 
 func ctx0() context.Context { return context.Background() }
+
+// TestSigningKeyRotation: a dev replica without AUDIT_SIGNING_KEY_FILE
+// generates its key and says so; a replica started with a new key records
+// it and closes the old one, whose replicas then sign nothing and which no
+// replica may start with again; digests of both keys verify offline with
+// the public keys the registry answers.
+func TestSigningKeyRotation(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		logs := &logtest.Buffer{}
+		dev, err := newReplica(t, st, clock.System, nil, slog.New(slog.NewJSONHandler(logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys struct {
+			Keys []struct {
+				KeyID    string  `json:"key_id"`
+				NotAfter *string `json:"not_after"`
+			} `json:"keys"`
+		}
+		if err := json.Unmarshal(dev.do(t, "GET", "/v1/audit/public-keys", ""), &keys); err != nil || len(keys.Keys) != 1 {
+			t.Fatalf("public keys = %+v (%v), want the generated one", keys, err)
+		}
+		if want := "AUDIT_SIGNING_KEY_FILE is not set; audit digests are signed with a key generated at start"; !strings.Contains(logs.String(), want) ||
+			!strings.Contains(logs.String(), keys.Keys[0].KeyID) {
+			t.Errorf("log %q, want %q naming key %s", logs.String(), want, keys.Keys[0].KeyID)
+		}
+
+		file1, file2 := keyFile(t), keyFile(t)
+		one := func(c *config.Config) { c.AuditSigningKeyFile = file1 }
+		a := startReplica(t, st, clock.System, one)
+		a.appendEvents(t, 2)
+		a.digest(t)
+		b := startReplica(t, st, clock.System, func(c *config.Config) { c.AuditSigningKeyFile = file2 })
+		a.appendEvents(t, 2)
+		if _, _, err := a.app.Audit.CreateDigest(storetest.SystemContext(), acme); errs.CodeOf(err) != errs.Unavailable {
+			t.Errorf("CreateDigest with the superseded key: %v, want unavailable", err)
+		}
+		b.digest(t)
+		if _, err := newReplica(t, st, clock.System, one, slog.New(slog.DiscardHandler)); err == nil ||
+			!strings.Contains(err.Error(), "AUDIT_SIGNING_KEY_FILE") || !strings.Contains(err.Error(), "superseded") {
+			t.Errorf("start with the superseded key: %v, want an AUDIT_SIGNING_KEY_FILE error saying it was superseded", err)
+		}
+		if err := json.Unmarshal(b.do(t, "GET", "/v1/audit/public-keys", ""), &keys); err != nil || len(keys.Keys) != 3 {
+			t.Fatalf("public keys = %+v (%v), want 3", keys, err)
+		}
+		for i, k := range keys.Keys { // newest first: only the newest is open
+			if got, want := k.NotAfter == nil, i == 0; got != want {
+				t.Errorf("key %d (%s): open %v, want %v", i, k.KeyID, got, want)
+			}
+		}
+		out, err := verifyOfflineRun(b.download(t))
+		if err != nil || !strings.Contains(out, "verified against 2 digests") {
+			t.Errorf("run: %v\n%s\nwant both keys' digests verified", err, out)
+		}
+	})
+}
