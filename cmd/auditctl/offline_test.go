@@ -404,6 +404,27 @@ func TestVerifyOfflineDatabaseTampering(t *testing.T) {
 			t.Errorf("run: %v\n%s\nwant errBroken and %q", err, out, want)
 		}
 	})
+	t.Run("digests and keys are append-only", func(t *testing.T) {
+		st := storetest.Postgres(t)
+		c := buildChain(t, st)
+		for _, tc := range []struct {
+			q       string
+			refused bool
+		}{
+			{"UPDATE audit_digests SET head_hash = repeat('0', 64) WHERE id = '" + c.d2 + "'", true},
+			{"DELETE FROM audit_digests WHERE id = '" + c.d2 + "'", true},
+			{"TRUNCATE audit_digests", true},
+			{"UPDATE audit_signing_keys SET public_key_pem = 'x'", true},
+			{"DELETE FROM audit_signing_keys", true},
+			{"UPDATE audit_signing_keys SET not_after = now()", false}, // closing a key
+			{"UPDATE audit_signing_keys SET not_after = NULL", true},   // and never reopening it
+		} {
+			_, err := st.DB.ExecContext(ctx, tc.q)
+			if got := err != nil; got != tc.refused {
+				t.Errorf("%s: error %v, want refused %v", tc.q, err, tc.refused)
+			}
+		}
+	})
 	t.Run("rewritten", func(t *testing.T) {
 		st := storetest.Postgres(t)
 		c := buildChain(t, st)
