@@ -637,3 +637,37 @@ func TestSigningKeyRotation(t *testing.T) {
 		}
 	})
 }
+
+// TestVerifyOfflineInput: a usage or file problem is no finding (exit 2,
+// not errBroken), and an export that ended with its error line is
+// incomplete (errBroken).
+func TestVerifyOfflineInput(t *testing.T) {
+	c := buildChain(t, storetest.SQLite(t))
+	missing := filepath.Join(t.TempDir(), "nope.json")
+	for name, args := range map[string][]string{
+		"no flags":     {"verify-offline"},
+		"no keys":      {"verify-offline", "--events", c.files.events, "--digests", c.files.digests},
+		"stray arg":    {"verify-offline", "--events", c.files.events, "--digests", c.files.digests, "--public-keys", c.files.keys, "x"},
+		"missing file": {"verify-offline", "--events", c.files.events, "--digests", missing, "--public-keys", c.files.keys},
+		"not JSON":     {"verify-offline", "--events", c.files.events, "--digests", c.files.events + "x", "--public-keys", c.files.keys},
+	} {
+		err := run(context.Background(), args, func(string) string { return "" }, io.Discard)
+		if err == nil || errors.Is(err, errBroken) {
+			t.Errorf("%s: %v, want a usage or file error", name, err)
+		}
+	}
+	f := c.files
+	b, err := os.ReadFile(f.events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.events = filepath.Join(t.TempDir(), "events.ndjson")
+	b = append(b, `{"error":{"code":"deadline_exceeded","message":"deadline exceeded"}}`+"\n"...)
+	if err := os.WriteFile(f.events, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := verifyOfflineRun(f)
+	if want := "BROKEN: incomplete: the export ended with an error (deadline_exceeded: deadline exceeded)"; !errors.Is(err, errBroken) || !strings.Contains(out, want) {
+		t.Errorf("run: %v\n%s\nwant errBroken and %q", err, out, want)
+	}
+}
