@@ -1,7 +1,6 @@
 package tenant_test
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -400,11 +399,17 @@ func TestPurge(t *testing.T) {
 			t.Errorf("organisations after the purge = %d, want the bystander's only", len(fake.Orgs()))
 		}
 		counts := map[string]func(uuid.UUID) (int, error){
-			"tenant_projects":   func(id uuid.UUID) (int, error) { return st.Client.TenantProject.Query().Where(tenantproject.TenantID(id)).Count(ctx) },
-			"api_keys":          func(id uuid.UUID) (int, error) { return st.Client.APIKey.Query().Where(apikey.TenantID(id)).Count(ctx) },
-			"tenant_products":   func(id uuid.UUID) (int, error) { return st.Client.TenantProduct.Query().Where(tenantproduct.TenantID(id)).Count(ctx) },
-			"tenant_idp_config": func(id uuid.UUID) (int, error) { return st.Client.TenantIdpConfig.Query().Where(tenantidpconfig.TenantID(id)).Count(ctx) },
-			"outbox":            func(id uuid.UUID) (int, error) { return st.Client.Outbox.Query().Where(outbox.TenantID(id)).Count(ctx) },
+			"tenant_projects": func(id uuid.UUID) (int, error) {
+				return st.Client.TenantProject.Query().Where(tenantproject.TenantID(id)).Count(ctx)
+			},
+			"api_keys": func(id uuid.UUID) (int, error) { return st.Client.APIKey.Query().Where(apikey.TenantID(id)).Count(ctx) },
+			"tenant_products": func(id uuid.UUID) (int, error) {
+				return st.Client.TenantProduct.Query().Where(tenantproduct.TenantID(id)).Count(ctx)
+			},
+			"tenant_idp_config": func(id uuid.UUID) (int, error) {
+				return st.Client.TenantIdpConfig.Query().Where(tenantidpconfig.TenantID(id)).Count(ctx)
+			},
+			"outbox": func(id uuid.UUID) (int, error) { return st.Client.Outbox.Query().Where(outbox.TenantID(id)).Count(ctx) },
 		}
 		for table, count := range counts {
 			if n, err := count(tn.ID); err != nil || n != 0 {
@@ -488,5 +493,3 @@ func TestPurgeOrganisationAlreadyGone(t *testing.T) {
 		t.Errorf("tenant.deleted events = %d, want 1", n)
 	}
 }
-
-var _ = context.Background
