@@ -342,6 +342,32 @@ func TestContract(t *testing.T) {
 	c.call("DELETE", "/v1/api-keys/"+newKeyID, "", OK, false)
 	c.call("DELETE", "/v1/api-keys/"+unknown, "", missing, false)
 
+	// Changing a tenant; offboarding a frozen one and restoring it.
+	c.call("PATCH", "/v1/tenants/"+id, `{"name":"Contract Company","plan":"professional"}`, OK, false)
+	c.call("PATCH", "/v1/tenants/"+id, `{}`, bad, false)
+	c.call("DELETE", "/v1/tenants/"+id, "", clash, false) // active: not deletable
+	c.call("POST", "/v1/tenants/"+id+"/restore", `{}`, clash, false)
+	c.call("POST", "/v1/tenants/"+id+"/cancel", `{}`, OK, false)
+	if got := c.call("DELETE", "/v1/tenants/"+id, "", OK, false); got["tenant"] == nil {
+		t.Errorf("DELETE /v1/tenants/{id} answers no tenant: %v", got)
+	}
+	c.call("POST", "/v1/tenants/"+id+"/restore", `{}`, OK, false)
+
+	// Projects (acme's).
+	projects := "/v1/tenants/" + acme + "/projects"
+	proj := c.call("POST", projects, `{"slug":"contract","name":"Contract"}`, OK, false)
+	projID := jsonStr(t, proj, "project", "id")
+	c.call("POST", projects, `{"slug":"contract","name":"Again"}`, clash, false)
+	c.call("GET", projects+"?page_size=10", "", OK, false)
+	c.call("GET", "/v1/tenants/"+unknown+"/projects", "", missing, false)
+	c.call("GET", projects+"/"+projID, "", OK, false)
+	c.call("GET", projects+"/"+unknown, "", missing, false)
+	c.call("PATCH", projects+"/"+projID, `{"name":"Contract 2"}`, OK, false)
+	c.call("PATCH", projects+"/"+projID, `{"slug":"Not A Slug"}`, bad, false)
+	c.call("POST", "/v1/api-keys", `{"tenant_id":"`+acme+`","name":"proj","project_id":"`+projID+`"}`, OK, false)
+	c.call("DELETE", projects+"/"+projID, "", OK, false)
+	c.call("DELETE", projects+"/"+projID, "", missing, false)
+
 	// Claims.
 	c.call("POST", "/v1/internal/keycloak/claims", `{"slug":"acme"}`, OK, false)
 	c.call("POST", "/v1/internal/keycloak/claims", `{"slug":"no-such-tenant"}`, missing, false)

@@ -17,10 +17,6 @@ import (
 	"github.com/platform/tenant-registry/internal/text"
 )
 
-// DefaultDeletionGrace is DELETION_GRACE's default: how long a deleted
-// tenant can still be restored before the sweeper purges it.
-const DefaultDeletionGrace = 720 * time.Hour
-
 // UpdateInput is what UpdateTenant takes: a nil field keeps its value.
 type UpdateInput struct {
 	ID         string

@@ -97,7 +97,8 @@ func enqueueProvisioning(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, no
 	return nil
 }
 
-// ProcessDue runs the provisioning jobs that are due now, each claimed with
+// ProcessDue runs the provisioning jobs that are due now, then the due
+// organisation renames (kindRenameOrg), each claimed with
 // a lease so that concurrent workers (goroutines or replicas) never run the
 // same job at once. It returns how many jobs it attempted.
 //

@@ -82,7 +82,8 @@ type Deps struct {
 	// from Keycloak (single sign-on); nil: tenants have none to delete.
 	IdentityProviders IdentityProviderPurger
 	// DeletionGrace is how long after DeleteTenant the purge runs
-	// (DELETION_GRACE); zero means DefaultDeletionGrace.
+	// (DELETION_GRACE, default 720h); zero purges at the
+	// next sweep.
 	DeletionGrace time.Duration
 	// HideInviteURLs discards invite URLs from create responses (prod).
 	HideInviteURLs bool
@@ -112,12 +113,9 @@ func NewService(d Deps) (*Service, error) {
 	}
 	if err := deps.Require("tenant",
 		deps.Of("a Keycloak organisation adapter (Organizations, or a Provisioner that is one)", d.Organizations != nil),
-		deps.Of("a positive deletion grace", d.DeletionGrace >= 0),
+		deps.Of("a deletion grace of 0 or more", d.DeletionGrace >= 0),
 	); err != nil {
 		return nil, err
-	}
-	if d.DeletionGrace == 0 {
-		d.DeletionGrace = DefaultDeletionGrace
 	}
 	d.Logger = deps.Logger(d.Logger)
 	return &Service{
