@@ -1,6 +1,7 @@
 package tenant_test
 
 import (
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -492,4 +493,51 @@ func TestPurgeOrganisationAlreadyGone(t *testing.T) {
 	if n := len(events(t, st, tn.ID, "tenant.deleted")); n != 1 {
 		t.Errorf("tenant.deleted events = %d, want 1", n)
 	}
+}
+
+// TestRenameOvertaken: renamed again while the first rename is in
+// Keycloak, the first attempt's outcome is not recorded as done: the job
+// runs again with the newer name, which is what Keycloak ends with, and
+// keycloak.org_renamed is recorded once, for it.
+func TestRenameOvertaken(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := storetest.SystemContext()
+		clock := storetest.NewClock(time.Now())
+		fake := keycloaktest.New(t, "platform", "tenant-registry", "s3cret")
+		svc := lifecycleService(t, st, clock, fake, time.Hour)
+		tn, err := svc.Create(ctx, tenant.CreateInput{Slug: "endframe", Name: "Endframe"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var once sync.Once
+		fake.SetHook(func(r *http.Request) {
+			if r.Method != http.MethodPut {
+				return
+			}
+			once.Do(func() {
+				// The job's lease is held by the attempt in flight: this
+				// update queues the newer name without running it.
+				if _, err := svc.Update(ctx, tenant.UpdateInput{ID: tn.ID.String(), Name: ptr("Endframe Two")}); err != nil {
+					t.Errorf("second update: %v", err)
+				}
+			})
+		})
+		if _, err := svc.Update(ctx, tenant.UpdateInput{ID: tn.ID.String(), Name: ptr("Endframe One")}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(events(t, st, tn.ID, "keycloak.org_renamed")); n != 0 {
+			t.Errorf("keycloak.org_renamed after the overtaken attempt = %d, want 0", n)
+		}
+		if n, err := svc.ProcessDue(ctx); err != nil || n != 1 {
+			t.Fatalf("ProcessDue = %d, %v; want the rename run again", n, err)
+		}
+		orgs := fake.Orgs()
+		if len(orgs) != 1 || orgs[0].Name != "Endframe Two" {
+			t.Errorf("organisations = %+v, want one named Endframe Two", orgs)
+		}
+		renamed := events(t, st, tn.ID, "keycloak.org_renamed")
+		if len(renamed) != 1 || renamed[0].Fields["name"] != "Endframe Two" {
+			t.Errorf("keycloak.org_renamed = %d events (%v), want one for Endframe Two", len(renamed), renamed)
+		}
+	})
 }
