@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/storetest"
 )
 
@@ -170,5 +172,54 @@ func TestTenantExportNDJSON(t *testing.T) {
 	res = do(t, s.srv, http.MethodPost, "/v1/tenants/"+acmeID+"/export", "{}", nil)
 	if res.status != 405 {
 		t.Errorf("POST on the export path: %d, want 405", res.status)
+	}
+}
+
+// TestPurgedTenantHistoryREST: after the purge (DELETION_GRACE=0: due at
+// once), the tenant is gone from the API, and a platform admin still lists,
+// exports and verifies its audit history by its id, tenant.deleted last.
+func TestPurgedTenantHistoryREST(t *testing.T) {
+	s := newStack(t, storetest.SQLite(t), withConfig(func(c *config.Config) { c.DeletionGrace = 0 }))
+	var created struct {
+		Tenant struct{ ID string } `json:"tenant"`
+	}
+	if status := call(t, s.srv, http.MethodPost, "/v1/tenants", `{"slug":"hooli","name":"Hooli"}`, &created); status != 200 {
+		t.Fatalf("create: %d", status)
+	}
+	id := created.Tenant.ID
+	var ignored map[string]any
+	for _, step := range []struct{ method, path string }{
+		{http.MethodPost, "/v1/tenants/" + id + "/cancel"}, {http.MethodDelete, "/v1/tenants/" + id},
+	} {
+		if status := call(t, s.srv, step.method, step.path, `{}`, &ignored); status != 200 {
+			t.Fatalf("%s %s: %d", step.method, step.path, status)
+		}
+	}
+	if n, err := s.tenants.PurgeDue(storetest.SystemContext()); err != nil || n != 1 {
+		t.Fatalf("PurgeDue = %d, %v", n, err)
+	}
+	if status := call(t, s.srv, http.MethodGet, "/v1/tenants/"+id, "", &ignored); status != 404 {
+		t.Errorf("GET the purged tenant: %d, want 404", status)
+	}
+	var events struct {
+		Events []struct{ Action string } `json:"events"`
+	}
+	if status := call(t, s.srv, http.MethodGet, "/v1/audit?tenant_id="+id, "", &events); status != 200 || len(events.Events) < 4 || events.Events[0].Action != "tenant.deleted" {
+		t.Errorf("ListEvents of the purged tenant: %d %+v, want its history, tenant.deleted newest", status, events)
+	}
+	var verify struct {
+		OK            bool   `json:"ok"`
+		EventsChecked string `json:"events_checked"`
+	}
+	if status := call(t, s.srv, http.MethodPost, "/v1/audit/verify", `{"tenant_id":"`+id+`"}`, &verify); status != 200 || !verify.OK || verify.EventsChecked != strconv.Itoa(len(events.Events)) {
+		t.Errorf("VerifyAuditChain of the purged tenant: %d %+v, want ok over %d events", status, verify, len(events.Events))
+	}
+	res := do(t, s.srv, http.MethodGet, "/v1/audit/export?tenant_id="+id, "", nil)
+	if lines := strings.Count(strings.TrimSpace(res.body), "\n") + 1; res.status != 200 || lines != len(events.Events) || !strings.Contains(res.body, "tenant.deleted") {
+		t.Errorf("ExportEvents of the purged tenant: %d, %d lines, want %d with tenant.deleted", res.status, lines, len(events.Events))
+	}
+	// The tenant export is for tenants that exist.
+	if res := do(t, s.srv, http.MethodGet, "/v1/tenants/"+id+"/export", "", nil); res.status != 404 {
+		t.Errorf("tenant export of the purged tenant: %d, want 404", res.status)
 	}
 }
