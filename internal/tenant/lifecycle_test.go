@@ -260,6 +260,10 @@ func TestDeleteAndRestore(t *testing.T) {
 		if len(ev) != 1 || ev[0].Fields["deletion_scheduled_at"] != want.Format(time.RFC3339Nano) || ev[0].Crud != "d" {
 			t.Fatalf("tenant.deletion_scheduled = %+v", ev)
 		}
+		// A purge months ahead is no backlog of Keycloak work.
+		if n, err := svc.ProvisioningBacklog(ctx); err != nil || n != 0 {
+			t.Errorf("outbox backlog with a purge scheduled = %d, %v; want 0", n, err)
+		}
 		// Again: the same schedule, no second event.
 		if again, err := svc.Delete(ctx, id); err != nil || !again.DeletionScheduledAt.Equal(want) {
 			t.Errorf("second Delete = %v, %v; want the same schedule", again, err)
