@@ -173,7 +173,7 @@ func (s *Service) runOrgJob(ctx context.Context, id uuid.UUID, timeout time.Dura
 			ev.Fields = map[string]string{"error": text.Truncate(perr.Error(), 1000), "attempt": fmt.Sprint(job.Attempts)}
 			if job.Kind == kindPurge {
 				ev.Action, ev.CRUD = "keycloak.org_delete_failed", "d"
-				ev.Description = fmt.Sprintf("purge of %s: deleting its Keycloak organisation failed (attempt %d); the tenant stays until it succeeds, retrying in %s", t.Slug, job.Attempts, backoff(job.Attempts))
+				ev.Description = fmt.Sprintf("purge of %s: deleting its Keycloak identity provider or organisation failed (attempt %d); the tenant stays until it succeeds, retrying in %s", t.Slug, job.Attempts, backoff(job.Attempts))
 			} else {
 				ev.Action = "keycloak.org_rename_failed"
 				ev.Description = fmt.Sprintf("renaming the Keycloak organisation of %s failed (attempt %d); retrying in %s", t.Slug, job.Attempts, backoff(job.Attempts))
