@@ -37,6 +37,14 @@ var surfacePaths = []string{
 	"/tenantregistry.v1.AuditService/ExportEvents", "/tenantregistry.v1.AuditService/VerifyAuditChain",
 	"/grpc.health.v1.Health/Check", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
 	"/", "/v1", "/v1/nothing", "/tenantregistry.v1.Nope/Nope",
+	// The tenant's life and its projects (appended: the seeds' indices stay).
+	"/v1/tenants/" + acmeID + "/restore", "/v1/tenants/" + acmeID + "/export", "/v1/tenants/by-slug/export",
+	"/v1/tenants/" + acmeID + "/projects", "/v1/tenants/" + acmeID + "/projects/" + acmeID,
+	"/tenantregistry.v1.TenantService/UpdateTenant", "/tenantregistry.v1.TenantService/DeleteTenant",
+	"/tenantregistry.v1.TenantService/RestoreTenant", "/tenantregistry.v1.TenantService/ExportTenant",
+	"/tenantregistry.v1.ProjectService/CreateProject", "/tenantregistry.v1.ProjectService/ListProjects",
+	"/tenantregistry.v1.ProjectService/GetProject", "/tenantregistry.v1.ProjectService/UpdateProject",
+	"/tenantregistry.v1.ProjectService/DeleteProject",
 }
 
 var surfaceMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodHead}
