@@ -126,6 +126,12 @@ func (r *replica) appendEvents(t *testing.T, n int) {
 // digest asks for a digest of acme now and answers its id and last_seq.
 func (r *replica) digest(t *testing.T) (id string, lastSeq string) {
 	t.Helper()
+	return r.digestOf(t, acme)
+}
+
+// digestOf asks for a digest of a tenant now.
+func (r *replica) digestOf(t *testing.T, tenantID string) (id string, lastSeq string) {
+	t.Helper()
 	var out struct {
 		Digest struct {
 			ID      string `json:"id"`
@@ -133,7 +139,7 @@ func (r *replica) digest(t *testing.T) (id string, lastSeq string) {
 		} `json:"digest"`
 		Created bool `json:"created"`
 	}
-	if err := json.Unmarshal(r.do(t, "POST", "/v1/audit/digests", `{"tenant_id":"`+acme+`"}`), &out); err != nil {
+	if err := json.Unmarshal(r.do(t, "POST", "/v1/audit/digests", `{"tenant_id":"`+tenantID+`"}`), &out); err != nil {
 		t.Fatal(err)
 	}
 	if !out.Created {
@@ -150,6 +156,11 @@ type evidenceFiles struct{ events, digests, keys string }
 // /v1/audit/public-keys answer.
 func (r *replica) download(t *testing.T) evidenceFiles {
 	t.Helper()
+	return r.downloadOf(t, acme)
+}
+
+func (r *replica) downloadOf(t *testing.T, tenantID string) evidenceFiles {
+	t.Helper()
 	dir := t.TempDir()
 	f := evidenceFiles{filepath.Join(dir, "events.ndjson"), filepath.Join(dir, "digests.json"), filepath.Join(dir, "keys.json")}
 	write := func(path string, b []byte) {
@@ -157,10 +168,10 @@ func (r *replica) download(t *testing.T) evidenceFiles {
 			t.Fatal(err)
 		}
 	}
-	write(f.events, r.do(t, "GET", "/v1/audit/export?tenant_id="+acme, ""))
+	write(f.events, r.do(t, "GET", "/v1/audit/export?tenant_id="+tenantID, ""))
 	var pages bytes.Buffer
 	for cursor := ""; ; {
-		b := r.do(t, "GET", "/v1/audit/digests?page_size=1&tenant_id="+acme+"&cursor="+url.QueryEscape(cursor), "")
+		b := r.do(t, "GET", "/v1/audit/digests?page_size=1&tenant_id="+tenantID+"&cursor="+url.QueryEscape(cursor), "")
 		pages.Write(b)
 		pages.WriteByte('\n')
 		var page struct {
@@ -670,4 +681,37 @@ func TestVerifyOfflineInput(t *testing.T) {
 	if want := "BROKEN: incomplete: the export ended with an error (deadline_exceeded: deadline exceeded)"; !errors.Is(err, errBroken) || !strings.Contains(out, want) {
 		t.Errorf("run: %v\n%s\nwant errBroken and %q", err, out, want)
 	}
+}
+
+// TestVerifyOfflinePurgedTenant: a tenant's digests outlive it as its
+// events do: after the purge (its last events, tenant.deleted among them,
+// signed by a digest taken after it) a platform admin downloads its
+// evidence by its id and it verifies.
+func TestVerifyOfflinePurgedTenant(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		r := startReplica(t, st, clock.System, func(c *config.Config) { c.DeletionGrace = 0 })
+		var created struct {
+			Tenant struct{ ID string } `json:"tenant"`
+		}
+		if err := json.Unmarshal(r.do(t, "POST", "/v1/tenants", `{"slug":"hooli","name":"Hooli"}`), &created); err != nil {
+			t.Fatal(err)
+		}
+		id := created.Tenant.ID
+		r.do(t, "POST", "/v1/tenants/"+id+"/cancel", `{}`)
+		r.digestOf(t, id)
+		r.do(t, "DELETE", "/v1/tenants/"+id, "")
+		if n, err := r.app.Tenants.PurgeDue(storetest.SystemContext()); err != nil || n != 1 {
+			t.Fatalf("PurgeDue = %d, %v; want the tenant purged", n, err)
+		}
+		_, last := r.digestOf(t, id)
+		f := r.downloadOf(t, id)
+		events := lines(t, f.events)
+		if got := events[len(events)-1]["action"]; got != "tenant.deleted" {
+			t.Errorf("last exported event %v, want tenant.deleted", got)
+		}
+		out, err := verifyOfflineRun(f)
+		if want := "ok: tenant " + id + ": " + fmt.Sprint(len(events)) + " events (chain_seq 1-" + last + ") verified against 2 digests, signed through chain_seq " + last; err != nil || !strings.Contains(out, want) {
+			t.Errorf("run: %v\n%s\nwant %q", err, out, want)
+		}
+	})
 }

@@ -37,7 +37,15 @@ var surfacePaths = []string{
 	"/tenantregistry.v1.AuditService/ExportEvents", "/tenantregistry.v1.AuditService/VerifyAuditChain",
 	"/grpc.health.v1.Health/Check", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
 	"/", "/v1", "/v1/nothing", "/tenantregistry.v1.Nope/Nope",
-	// Added later, at the end so that the seeds' route numbers stand.
+	// The tenant's life and its projects (appended: the seeds' indices stay).
+	"/v1/tenants/" + acmeID + "/restore", "/v1/tenants/" + acmeID + "/export", "/v1/tenants/by-slug/export",
+	"/v1/tenants/" + acmeID + "/projects", "/v1/tenants/" + acmeID + "/projects/" + acmeID,
+	"/tenantregistry.v1.TenantService/UpdateTenant", "/tenantregistry.v1.TenantService/DeleteTenant",
+	"/tenantregistry.v1.TenantService/RestoreTenant", "/tenantregistry.v1.TenantService/ExportTenant",
+	"/tenantregistry.v1.ProjectService/CreateProject", "/tenantregistry.v1.ProjectService/ListProjects",
+	"/tenantregistry.v1.ProjectService/GetProject", "/tenantregistry.v1.ProjectService/UpdateProject",
+	"/tenantregistry.v1.ProjectService/DeleteProject",
+	// Audit evidence (appended: the seeds' indices stay).
 	"/v1/audit/digests", "/v1/audit/public-keys",
 	"/tenantregistry.v1.AuditService/CreateDigest", "/tenantregistry.v1.AuditService/ListDigests",
 	"/tenantregistry.v1.AuditService/ListPublicKeys",
