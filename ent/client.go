@@ -18,7 +18,9 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/platform/tenant-registry/ent/apikey"
 	"github.com/platform/tenant-registry/ent/auditcheckpoint"
+	"github.com/platform/tenant-registry/ent/auditdigest"
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/ent/auditsigningkey"
 	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
@@ -37,8 +39,12 @@ type Client struct {
 	APIKey *APIKeyClient
 	// AuditCheckpoint is the client for interacting with the AuditCheckpoint builders.
 	AuditCheckpoint *AuditCheckpointClient
+	// AuditDigest is the client for interacting with the AuditDigest builders.
+	AuditDigest *AuditDigestClient
 	// AuditLog is the client for interacting with the AuditLog builders.
 	AuditLog *AuditLogClient
+	// AuditSigningKey is the client for interacting with the AuditSigningKey builders.
+	AuditSigningKey *AuditSigningKeyClient
 	// Outbox is the client for interacting with the Outbox builders.
 	Outbox *OutboxClient
 	// Tenant is the client for interacting with the Tenant builders.
@@ -62,7 +68,9 @@ func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
 	c.AuditCheckpoint = NewAuditCheckpointClient(c.config)
+	c.AuditDigest = NewAuditDigestClient(c.config)
 	c.AuditLog = NewAuditLogClient(c.config)
+	c.AuditSigningKey = NewAuditSigningKeyClient(c.config)
 	c.Outbox = NewOutboxClient(c.config)
 	c.Tenant = NewTenantClient(c.config)
 	c.TenantIdpConfig = NewTenantIdpConfigClient(c.config)
@@ -162,7 +170,9 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		config:          cfg,
 		APIKey:          NewAPIKeyClient(cfg),
 		AuditCheckpoint: NewAuditCheckpointClient(cfg),
+		AuditDigest:     NewAuditDigestClient(cfg),
 		AuditLog:        NewAuditLogClient(cfg),
+		AuditSigningKey: NewAuditSigningKeyClient(cfg),
 		Outbox:          NewOutboxClient(cfg),
 		Tenant:          NewTenantClient(cfg),
 		TenantIdpConfig: NewTenantIdpConfigClient(cfg),
@@ -189,7 +199,9 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		config:          cfg,
 		APIKey:          NewAPIKeyClient(cfg),
 		AuditCheckpoint: NewAuditCheckpointClient(cfg),
+		AuditDigest:     NewAuditDigestClient(cfg),
 		AuditLog:        NewAuditLogClient(cfg),
+		AuditSigningKey: NewAuditSigningKeyClient(cfg),
 		Outbox:          NewOutboxClient(cfg),
 		Tenant:          NewTenantClient(cfg),
 		TenantIdpConfig: NewTenantIdpConfigClient(cfg),
@@ -224,8 +236,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditCheckpoint, c.AuditLog, c.Outbox, c.Tenant, c.TenantIdpConfig,
-		c.TenantProduct, c.TenantProject,
+		c.APIKey, c.AuditCheckpoint, c.AuditDigest, c.AuditLog, c.AuditSigningKey,
+		c.Outbox, c.Tenant, c.TenantIdpConfig, c.TenantProduct, c.TenantProject,
 	} {
 		n.Use(hooks...)
 	}
@@ -235,8 +247,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditCheckpoint, c.AuditLog, c.Outbox, c.Tenant, c.TenantIdpConfig,
-		c.TenantProduct, c.TenantProject,
+		c.APIKey, c.AuditCheckpoint, c.AuditDigest, c.AuditLog, c.AuditSigningKey,
+		c.Outbox, c.Tenant, c.TenantIdpConfig, c.TenantProduct, c.TenantProject,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -249,8 +261,12 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.APIKey.mutate(ctx, m)
 	case *AuditCheckpointMutation:
 		return c.AuditCheckpoint.mutate(ctx, m)
+	case *AuditDigestMutation:
+		return c.AuditDigest.mutate(ctx, m)
 	case *AuditLogMutation:
 		return c.AuditLog.mutate(ctx, m)
+	case *AuditSigningKeyMutation:
+		return c.AuditSigningKey.mutate(ctx, m)
 	case *OutboxMutation:
 		return c.Outbox.mutate(ctx, m)
 	case *TenantMutation:
@@ -564,6 +580,139 @@ func (c *AuditCheckpointClient) mutate(ctx context.Context, m *AuditCheckpointMu
 	}
 }
 
+// AuditDigestClient is a client for the AuditDigest schema.
+type AuditDigestClient struct {
+	config
+}
+
+// NewAuditDigestClient returns a client for the AuditDigest from the given config.
+func NewAuditDigestClient(c config) *AuditDigestClient {
+	return &AuditDigestClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `auditdigest.Hooks(f(g(h())))`.
+func (c *AuditDigestClient) Use(hooks ...Hook) {
+	c.hooks.AuditDigest = append(c.hooks.AuditDigest, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `auditdigest.Intercept(f(g(h())))`.
+func (c *AuditDigestClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuditDigest = append(c.inters.AuditDigest, interceptors...)
+}
+
+// Create returns a builder for creating a AuditDigest entity.
+func (c *AuditDigestClient) Create() *AuditDigestCreate {
+	mutation := newAuditDigestMutation(c.config, OpCreate)
+	return &AuditDigestCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuditDigest entities.
+func (c *AuditDigestClient) CreateBulk(builders ...*AuditDigestCreate) *AuditDigestCreateBulk {
+	return &AuditDigestCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuditDigestClient) MapCreateBulk(slice any, setFunc func(*AuditDigestCreate, int)) *AuditDigestCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuditDigestCreateBulk{err: fmt.Errorf("calling to AuditDigestClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuditDigestCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuditDigestCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuditDigest.
+func (c *AuditDigestClient) Update() *AuditDigestUpdate {
+	mutation := newAuditDigestMutation(c.config, OpUpdate)
+	return &AuditDigestUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuditDigestClient) UpdateOne(_m *AuditDigest) *AuditDigestUpdateOne {
+	mutation := newAuditDigestMutation(c.config, OpUpdateOne, withAuditDigest(_m))
+	return &AuditDigestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuditDigestClient) UpdateOneID(id uuid.UUID) *AuditDigestUpdateOne {
+	mutation := newAuditDigestMutation(c.config, OpUpdateOne, withAuditDigestID(id))
+	return &AuditDigestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuditDigest.
+func (c *AuditDigestClient) Delete() *AuditDigestDelete {
+	mutation := newAuditDigestMutation(c.config, OpDelete)
+	return &AuditDigestDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuditDigestClient) DeleteOne(_m *AuditDigest) *AuditDigestDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuditDigestClient) DeleteOneID(id uuid.UUID) *AuditDigestDeleteOne {
+	builder := c.Delete().Where(auditdigest.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuditDigestDeleteOne{builder}
+}
+
+// Query returns a query builder for AuditDigest.
+func (c *AuditDigestClient) Query() *AuditDigestQuery {
+	return &AuditDigestQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuditDigest},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuditDigest entity by its id.
+func (c *AuditDigestClient) Get(ctx context.Context, id uuid.UUID) (*AuditDigest, error) {
+	return c.Query().Where(auditdigest.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuditDigestClient) GetX(ctx context.Context, id uuid.UUID) *AuditDigest {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AuditDigestClient) Hooks() []Hook {
+	return c.hooks.AuditDigest
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuditDigestClient) Interceptors() []Interceptor {
+	return c.inters.AuditDigest
+}
+
+func (c *AuditDigestClient) mutate(ctx context.Context, m *AuditDigestMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuditDigestCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuditDigestUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuditDigestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuditDigestDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuditDigest mutation op: %q", m.Op())
+	}
+}
+
 // AuditLogClient is a client for the AuditLog schema.
 type AuditLogClient struct {
 	config
@@ -710,6 +859,139 @@ func (c *AuditLogClient) mutate(ctx context.Context, m *AuditLogMutation) (Value
 		return (&AuditLogDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AuditLog mutation op: %q", m.Op())
+	}
+}
+
+// AuditSigningKeyClient is a client for the AuditSigningKey schema.
+type AuditSigningKeyClient struct {
+	config
+}
+
+// NewAuditSigningKeyClient returns a client for the AuditSigningKey from the given config.
+func NewAuditSigningKeyClient(c config) *AuditSigningKeyClient {
+	return &AuditSigningKeyClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `auditsigningkey.Hooks(f(g(h())))`.
+func (c *AuditSigningKeyClient) Use(hooks ...Hook) {
+	c.hooks.AuditSigningKey = append(c.hooks.AuditSigningKey, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `auditsigningkey.Intercept(f(g(h())))`.
+func (c *AuditSigningKeyClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuditSigningKey = append(c.inters.AuditSigningKey, interceptors...)
+}
+
+// Create returns a builder for creating a AuditSigningKey entity.
+func (c *AuditSigningKeyClient) Create() *AuditSigningKeyCreate {
+	mutation := newAuditSigningKeyMutation(c.config, OpCreate)
+	return &AuditSigningKeyCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuditSigningKey entities.
+func (c *AuditSigningKeyClient) CreateBulk(builders ...*AuditSigningKeyCreate) *AuditSigningKeyCreateBulk {
+	return &AuditSigningKeyCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuditSigningKeyClient) MapCreateBulk(slice any, setFunc func(*AuditSigningKeyCreate, int)) *AuditSigningKeyCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuditSigningKeyCreateBulk{err: fmt.Errorf("calling to AuditSigningKeyClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuditSigningKeyCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuditSigningKeyCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuditSigningKey.
+func (c *AuditSigningKeyClient) Update() *AuditSigningKeyUpdate {
+	mutation := newAuditSigningKeyMutation(c.config, OpUpdate)
+	return &AuditSigningKeyUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuditSigningKeyClient) UpdateOne(_m *AuditSigningKey) *AuditSigningKeyUpdateOne {
+	mutation := newAuditSigningKeyMutation(c.config, OpUpdateOne, withAuditSigningKey(_m))
+	return &AuditSigningKeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuditSigningKeyClient) UpdateOneID(id uuid.UUID) *AuditSigningKeyUpdateOne {
+	mutation := newAuditSigningKeyMutation(c.config, OpUpdateOne, withAuditSigningKeyID(id))
+	return &AuditSigningKeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuditSigningKey.
+func (c *AuditSigningKeyClient) Delete() *AuditSigningKeyDelete {
+	mutation := newAuditSigningKeyMutation(c.config, OpDelete)
+	return &AuditSigningKeyDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuditSigningKeyClient) DeleteOne(_m *AuditSigningKey) *AuditSigningKeyDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuditSigningKeyClient) DeleteOneID(id uuid.UUID) *AuditSigningKeyDeleteOne {
+	builder := c.Delete().Where(auditsigningkey.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuditSigningKeyDeleteOne{builder}
+}
+
+// Query returns a query builder for AuditSigningKey.
+func (c *AuditSigningKeyClient) Query() *AuditSigningKeyQuery {
+	return &AuditSigningKeyQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuditSigningKey},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuditSigningKey entity by its id.
+func (c *AuditSigningKeyClient) Get(ctx context.Context, id uuid.UUID) (*AuditSigningKey, error) {
+	return c.Query().Where(auditsigningkey.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuditSigningKeyClient) GetX(ctx context.Context, id uuid.UUID) *AuditSigningKey {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AuditSigningKeyClient) Hooks() []Hook {
+	return c.hooks.AuditSigningKey
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuditSigningKeyClient) Interceptors() []Interceptor {
+	return c.inters.AuditSigningKey
+}
+
+func (c *AuditSigningKeyClient) mutate(ctx context.Context, m *AuditSigningKeyMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuditSigningKeyCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuditSigningKeyUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuditSigningKeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuditSigningKeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuditSigningKey mutation op: %q", m.Op())
 	}
 }
 
@@ -1557,12 +1839,12 @@ func (c *TenantProjectClient) mutate(ctx context.Context, m *TenantProjectMutati
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditCheckpoint, AuditLog, Outbox, Tenant, TenantIdpConfig,
-		TenantProduct, TenantProject []ent.Hook
+		APIKey, AuditCheckpoint, AuditDigest, AuditLog, AuditSigningKey, Outbox, Tenant,
+		TenantIdpConfig, TenantProduct, TenantProject []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditCheckpoint, AuditLog, Outbox, Tenant, TenantIdpConfig,
-		TenantProduct, TenantProject []ent.Interceptor
+		APIKey, AuditCheckpoint, AuditDigest, AuditLog, AuditSigningKey, Outbox, Tenant,
+		TenantIdpConfig, TenantProduct, TenantProject []ent.Interceptor
 	}
 )
 

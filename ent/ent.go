@@ -14,7 +14,9 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/platform/tenant-registry/ent/apikey"
 	"github.com/platform/tenant-registry/ent/auditcheckpoint"
+	"github.com/platform/tenant-registry/ent/auditdigest"
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/ent/auditsigningkey"
 	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
@@ -82,7 +84,9 @@ func checkColumn(t, c string) error {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			apikey.Table:          apikey.ValidColumn,
 			auditcheckpoint.Table: auditcheckpoint.ValidColumn,
+			auditdigest.Table:     auditdigest.ValidColumn,
 			auditlog.Table:        auditlog.ValidColumn,
+			auditsigningkey.Table: auditsigningkey.ValidColumn,
 			outbox.Table:          outbox.ValidColumn,
 			tenant.Table:          tenant.ValidColumn,
 			tenantidpconfig.Table: tenantidpconfig.ValidColumn,

@@ -14,7 +14,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/platform/tenant-registry/ent/apikey"
 	"github.com/platform/tenant-registry/ent/auditcheckpoint"
+	"github.com/platform/tenant-registry/ent/auditdigest"
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/ent/auditsigningkey"
 	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/predicate"
 	"github.com/platform/tenant-registry/ent/tenant"
@@ -34,7 +36,9 @@ const (
 	// Node types.
 	TypeAPIKey          = "APIKey"
 	TypeAuditCheckpoint = "AuditCheckpoint"
+	TypeAuditDigest     = "AuditDigest"
 	TypeAuditLog        = "AuditLog"
+	TypeAuditSigningKey = "AuditSigningKey"
 	TypeOutbox          = "Outbox"
 	TypeTenant          = "Tenant"
 	TypeTenantIdpConfig = "TenantIdpConfig"
@@ -1871,6 +1875,839 @@ func (m *AuditCheckpointMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *AuditCheckpointMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown AuditCheckpoint edge %s", name)
+}
+
+// AuditDigestMutation represents an operation that mutates the AuditDigest nodes in the graph.
+type AuditDigestMutation struct {
+	config
+	op               Op
+	typ              string
+	id               *uuid.UUID
+	group_id         *string
+	first_seq        *int64
+	addfirst_seq     *int64
+	last_seq         *int64
+	addlast_seq      *int64
+	head_hash        *string
+	prev_digest_hash *string
+	digest_hash      *string
+	created_at       *time.Time
+	key_id           *string
+	signature        *string
+	clearedFields    map[string]struct{}
+	done             bool
+	oldValue         func(context.Context) (*AuditDigest, error)
+	predicates       []predicate.AuditDigest
+}
+
+var _ ent.Mutation = (*AuditDigestMutation)(nil)
+
+// auditdigestOption allows management of the mutation configuration using functional options.
+type auditdigestOption func(*AuditDigestMutation)
+
+// newAuditDigestMutation creates new mutation for the AuditDigest entity.
+func newAuditDigestMutation(c config, op Op, opts ...auditdigestOption) *AuditDigestMutation {
+	m := &AuditDigestMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAuditDigest,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAuditDigestID sets the ID field of the mutation.
+func withAuditDigestID(id uuid.UUID) auditdigestOption {
+	return func(m *AuditDigestMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AuditDigest
+		)
+		m.oldValue = func(ctx context.Context) (*AuditDigest, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AuditDigest.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAuditDigest sets the old AuditDigest of the mutation.
+func withAuditDigest(node *AuditDigest) auditdigestOption {
+	return func(m *AuditDigestMutation) {
+		m.oldValue = func(context.Context) (*AuditDigest, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AuditDigestMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AuditDigestMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of AuditDigest entities.
+func (m *AuditDigestMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AuditDigestMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AuditDigestMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AuditDigest.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetGroupID sets the "group_id" field.
+func (m *AuditDigestMutation) SetGroupID(s string) {
+	m.group_id = &s
+}
+
+// GroupID returns the value of the "group_id" field in the mutation.
+func (m *AuditDigestMutation) GroupID() (r string, exists bool) {
+	v := m.group_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGroupID returns the old "group_id" field's value of the AuditDigest entity.
+// If the AuditDigest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditDigestMutation) OldGroupID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGroupID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGroupID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGroupID: %w", err)
+	}
+	return oldValue.GroupID, nil
+}
+
+// ResetGroupID resets all changes to the "group_id" field.
+func (m *AuditDigestMutation) ResetGroupID() {
+	m.group_id = nil
+}
+
+// SetFirstSeq sets the "first_seq" field.
+func (m *AuditDigestMutation) SetFirstSeq(i int64) {
+	m.first_seq = &i
+	m.addfirst_seq = nil
+}
+
+// FirstSeq returns the value of the "first_seq" field in the mutation.
+func (m *AuditDigestMutation) FirstSeq() (r int64, exists bool) {
+	v := m.first_seq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFirstSeq returns the old "first_seq" field's value of the AuditDigest entity.
+// If the AuditDigest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditDigestMutation) OldFirstSeq(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFirstSeq is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFirstSeq requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFirstSeq: %w", err)
+	}
+	return oldValue.FirstSeq, nil
+}
+
+// AddFirstSeq adds i to the "first_seq" field.
+func (m *AuditDigestMutation) AddFirstSeq(i int64) {
+	if m.addfirst_seq != nil {
+		*m.addfirst_seq += i
+	} else {
+		m.addfirst_seq = &i
+	}
+}
+
+// AddedFirstSeq returns the value that was added to the "first_seq" field in this mutation.
+func (m *AuditDigestMutation) AddedFirstSeq() (r int64, exists bool) {
+	v := m.addfirst_seq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetFirstSeq resets all changes to the "first_seq" field.
+func (m *AuditDigestMutation) ResetFirstSeq() {
+	m.first_seq = nil
+	m.addfirst_seq = nil
+}
+
+// SetLastSeq sets the "last_seq" field.
+func (m *AuditDigestMutation) SetLastSeq(i int64) {
+	m.last_seq = &i
+	m.addlast_seq = nil
+}
+
+// LastSeq returns the value of the "last_seq" field in the mutation.
+func (m *AuditDigestMutation) LastSeq() (r int64, exists bool) {
+	v := m.last_seq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSeq returns the old "last_seq" field's value of the AuditDigest entity.
+// If the AuditDigest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditDigestMutation) OldLastSeq(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSeq is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSeq requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSeq: %w", err)
+	}
+	return oldValue.LastSeq, nil
+}
+
+// AddLastSeq adds i to the "last_seq" field.
+func (m *AuditDigestMutation) AddLastSeq(i int64) {
+	if m.addlast_seq != nil {
+		*m.addlast_seq += i
+	} else {
+		m.addlast_seq = &i
+	}
+}
+
+// AddedLastSeq returns the value that was added to the "last_seq" field in this mutation.
+func (m *AuditDigestMutation) AddedLastSeq() (r int64, exists bool) {
+	v := m.addlast_seq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLastSeq resets all changes to the "last_seq" field.
+func (m *AuditDigestMutation) ResetLastSeq() {
+	m.last_seq = nil
+	m.addlast_seq = nil
+}
+
+// SetHeadHash sets the "head_hash" field.
+func (m *AuditDigestMutation) SetHeadHash(s string) {
+	m.head_hash = &s
+}
+
+// HeadHash returns the value of the "head_hash" field in the mutation.
+func (m *AuditDigestMutation) HeadHash() (r string, exists bool) {
+	v := m.head_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHeadHash returns the old "head_hash" field's value of the AuditDigest entity.
+// If the AuditDigest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditDigestMutation) OldHeadHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHeadHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHeadHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHeadHash: %w", err)
+	}
+	return oldValue.HeadHash, nil
+}
+
+// ResetHeadHash resets all changes to the "head_hash" field.
+func (m *AuditDigestMutation) ResetHeadHash() {
+	m.head_hash = nil
+}
+
+// SetPrevDigestHash sets the "prev_digest_hash" field.
+func (m *AuditDigestMutation) SetPrevDigestHash(s string) {
+	m.prev_digest_hash = &s
+}
+
+// PrevDigestHash returns the value of the "prev_digest_hash" field in the mutation.
+func (m *AuditDigestMutation) PrevDigestHash() (r string, exists bool) {
+	v := m.prev_digest_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPrevDigestHash returns the old "prev_digest_hash" field's value of the AuditDigest entity.
+// If the AuditDigest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditDigestMutation) OldPrevDigestHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPrevDigestHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPrevDigestHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPrevDigestHash: %w", err)
+	}
+	return oldValue.PrevDigestHash, nil
+}
+
+// ResetPrevDigestHash resets all changes to the "prev_digest_hash" field.
+func (m *AuditDigestMutation) ResetPrevDigestHash() {
+	m.prev_digest_hash = nil
+}
+
+// SetDigestHash sets the "digest_hash" field.
+func (m *AuditDigestMutation) SetDigestHash(s string) {
+	m.digest_hash = &s
+}
+
+// DigestHash returns the value of the "digest_hash" field in the mutation.
+func (m *AuditDigestMutation) DigestHash() (r string, exists bool) {
+	v := m.digest_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDigestHash returns the old "digest_hash" field's value of the AuditDigest entity.
+// If the AuditDigest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditDigestMutation) OldDigestHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDigestHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDigestHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDigestHash: %w", err)
+	}
+	return oldValue.DigestHash, nil
+}
+
+// ResetDigestHash resets all changes to the "digest_hash" field.
+func (m *AuditDigestMutation) ResetDigestHash() {
+	m.digest_hash = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *AuditDigestMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *AuditDigestMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the AuditDigest entity.
+// If the AuditDigest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditDigestMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *AuditDigestMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetKeyID sets the "key_id" field.
+func (m *AuditDigestMutation) SetKeyID(s string) {
+	m.key_id = &s
+}
+
+// KeyID returns the value of the "key_id" field in the mutation.
+func (m *AuditDigestMutation) KeyID() (r string, exists bool) {
+	v := m.key_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKeyID returns the old "key_id" field's value of the AuditDigest entity.
+// If the AuditDigest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditDigestMutation) OldKeyID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKeyID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKeyID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKeyID: %w", err)
+	}
+	return oldValue.KeyID, nil
+}
+
+// ResetKeyID resets all changes to the "key_id" field.
+func (m *AuditDigestMutation) ResetKeyID() {
+	m.key_id = nil
+}
+
+// SetSignature sets the "signature" field.
+func (m *AuditDigestMutation) SetSignature(s string) {
+	m.signature = &s
+}
+
+// Signature returns the value of the "signature" field in the mutation.
+func (m *AuditDigestMutation) Signature() (r string, exists bool) {
+	v := m.signature
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSignature returns the old "signature" field's value of the AuditDigest entity.
+// If the AuditDigest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditDigestMutation) OldSignature(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSignature is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSignature requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSignature: %w", err)
+	}
+	return oldValue.Signature, nil
+}
+
+// ResetSignature resets all changes to the "signature" field.
+func (m *AuditDigestMutation) ResetSignature() {
+	m.signature = nil
+}
+
+// Where appends a list predicates to the AuditDigestMutation builder.
+func (m *AuditDigestMutation) Where(ps ...predicate.AuditDigest) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AuditDigestMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AuditDigestMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AuditDigest, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AuditDigestMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AuditDigestMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AuditDigest).
+func (m *AuditDigestMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AuditDigestMutation) Fields() []string {
+	fields := make([]string, 0, 9)
+	if m.group_id != nil {
+		fields = append(fields, auditdigest.FieldGroupID)
+	}
+	if m.first_seq != nil {
+		fields = append(fields, auditdigest.FieldFirstSeq)
+	}
+	if m.last_seq != nil {
+		fields = append(fields, auditdigest.FieldLastSeq)
+	}
+	if m.head_hash != nil {
+		fields = append(fields, auditdigest.FieldHeadHash)
+	}
+	if m.prev_digest_hash != nil {
+		fields = append(fields, auditdigest.FieldPrevDigestHash)
+	}
+	if m.digest_hash != nil {
+		fields = append(fields, auditdigest.FieldDigestHash)
+	}
+	if m.created_at != nil {
+		fields = append(fields, auditdigest.FieldCreatedAt)
+	}
+	if m.key_id != nil {
+		fields = append(fields, auditdigest.FieldKeyID)
+	}
+	if m.signature != nil {
+		fields = append(fields, auditdigest.FieldSignature)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AuditDigestMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case auditdigest.FieldGroupID:
+		return m.GroupID()
+	case auditdigest.FieldFirstSeq:
+		return m.FirstSeq()
+	case auditdigest.FieldLastSeq:
+		return m.LastSeq()
+	case auditdigest.FieldHeadHash:
+		return m.HeadHash()
+	case auditdigest.FieldPrevDigestHash:
+		return m.PrevDigestHash()
+	case auditdigest.FieldDigestHash:
+		return m.DigestHash()
+	case auditdigest.FieldCreatedAt:
+		return m.CreatedAt()
+	case auditdigest.FieldKeyID:
+		return m.KeyID()
+	case auditdigest.FieldSignature:
+		return m.Signature()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AuditDigestMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case auditdigest.FieldGroupID:
+		return m.OldGroupID(ctx)
+	case auditdigest.FieldFirstSeq:
+		return m.OldFirstSeq(ctx)
+	case auditdigest.FieldLastSeq:
+		return m.OldLastSeq(ctx)
+	case auditdigest.FieldHeadHash:
+		return m.OldHeadHash(ctx)
+	case auditdigest.FieldPrevDigestHash:
+		return m.OldPrevDigestHash(ctx)
+	case auditdigest.FieldDigestHash:
+		return m.OldDigestHash(ctx)
+	case auditdigest.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case auditdigest.FieldKeyID:
+		return m.OldKeyID(ctx)
+	case auditdigest.FieldSignature:
+		return m.OldSignature(ctx)
+	}
+	return nil, fmt.Errorf("unknown AuditDigest field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditDigestMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case auditdigest.FieldGroupID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGroupID(v)
+		return nil
+	case auditdigest.FieldFirstSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFirstSeq(v)
+		return nil
+	case auditdigest.FieldLastSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSeq(v)
+		return nil
+	case auditdigest.FieldHeadHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHeadHash(v)
+		return nil
+	case auditdigest.FieldPrevDigestHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPrevDigestHash(v)
+		return nil
+	case auditdigest.FieldDigestHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDigestHash(v)
+		return nil
+	case auditdigest.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case auditdigest.FieldKeyID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKeyID(v)
+		return nil
+	case auditdigest.FieldSignature:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSignature(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuditDigest field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AuditDigestMutation) AddedFields() []string {
+	var fields []string
+	if m.addfirst_seq != nil {
+		fields = append(fields, auditdigest.FieldFirstSeq)
+	}
+	if m.addlast_seq != nil {
+		fields = append(fields, auditdigest.FieldLastSeq)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AuditDigestMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case auditdigest.FieldFirstSeq:
+		return m.AddedFirstSeq()
+	case auditdigest.FieldLastSeq:
+		return m.AddedLastSeq()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditDigestMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case auditdigest.FieldFirstSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddFirstSeq(v)
+		return nil
+	case auditdigest.FieldLastSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLastSeq(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuditDigest numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AuditDigestMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AuditDigestMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AuditDigestMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown AuditDigest nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AuditDigestMutation) ResetField(name string) error {
+	switch name {
+	case auditdigest.FieldGroupID:
+		m.ResetGroupID()
+		return nil
+	case auditdigest.FieldFirstSeq:
+		m.ResetFirstSeq()
+		return nil
+	case auditdigest.FieldLastSeq:
+		m.ResetLastSeq()
+		return nil
+	case auditdigest.FieldHeadHash:
+		m.ResetHeadHash()
+		return nil
+	case auditdigest.FieldPrevDigestHash:
+		m.ResetPrevDigestHash()
+		return nil
+	case auditdigest.FieldDigestHash:
+		m.ResetDigestHash()
+		return nil
+	case auditdigest.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case auditdigest.FieldKeyID:
+		m.ResetKeyID()
+		return nil
+	case auditdigest.FieldSignature:
+		m.ResetSignature()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditDigest field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AuditDigestMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AuditDigestMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AuditDigestMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AuditDigestMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AuditDigestMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AuditDigestMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AuditDigestMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown AuditDigest unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AuditDigestMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown AuditDigest edge %s", name)
 }
 
 // AuditLogMutation represents an operation that mutates the AuditLog nodes in the graph.
@@ -3815,6 +4652,522 @@ func (m *AuditLogMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown AuditLog edge %s", name)
+}
+
+// AuditSigningKeyMutation represents an operation that mutates the AuditSigningKey nodes in the graph.
+type AuditSigningKeyMutation struct {
+	config
+	op             Op
+	typ            string
+	id             *uuid.UUID
+	key_id         *string
+	public_key_pem *string
+	not_before     *time.Time
+	not_after      *time.Time
+	clearedFields  map[string]struct{}
+	done           bool
+	oldValue       func(context.Context) (*AuditSigningKey, error)
+	predicates     []predicate.AuditSigningKey
+}
+
+var _ ent.Mutation = (*AuditSigningKeyMutation)(nil)
+
+// auditsigningkeyOption allows management of the mutation configuration using functional options.
+type auditsigningkeyOption func(*AuditSigningKeyMutation)
+
+// newAuditSigningKeyMutation creates new mutation for the AuditSigningKey entity.
+func newAuditSigningKeyMutation(c config, op Op, opts ...auditsigningkeyOption) *AuditSigningKeyMutation {
+	m := &AuditSigningKeyMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAuditSigningKey,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAuditSigningKeyID sets the ID field of the mutation.
+func withAuditSigningKeyID(id uuid.UUID) auditsigningkeyOption {
+	return func(m *AuditSigningKeyMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AuditSigningKey
+		)
+		m.oldValue = func(ctx context.Context) (*AuditSigningKey, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AuditSigningKey.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAuditSigningKey sets the old AuditSigningKey of the mutation.
+func withAuditSigningKey(node *AuditSigningKey) auditsigningkeyOption {
+	return func(m *AuditSigningKeyMutation) {
+		m.oldValue = func(context.Context) (*AuditSigningKey, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AuditSigningKeyMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AuditSigningKeyMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of AuditSigningKey entities.
+func (m *AuditSigningKeyMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AuditSigningKeyMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AuditSigningKeyMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AuditSigningKey.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetKeyID sets the "key_id" field.
+func (m *AuditSigningKeyMutation) SetKeyID(s string) {
+	m.key_id = &s
+}
+
+// KeyID returns the value of the "key_id" field in the mutation.
+func (m *AuditSigningKeyMutation) KeyID() (r string, exists bool) {
+	v := m.key_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKeyID returns the old "key_id" field's value of the AuditSigningKey entity.
+// If the AuditSigningKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditSigningKeyMutation) OldKeyID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKeyID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKeyID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKeyID: %w", err)
+	}
+	return oldValue.KeyID, nil
+}
+
+// ResetKeyID resets all changes to the "key_id" field.
+func (m *AuditSigningKeyMutation) ResetKeyID() {
+	m.key_id = nil
+}
+
+// SetPublicKeyPem sets the "public_key_pem" field.
+func (m *AuditSigningKeyMutation) SetPublicKeyPem(s string) {
+	m.public_key_pem = &s
+}
+
+// PublicKeyPem returns the value of the "public_key_pem" field in the mutation.
+func (m *AuditSigningKeyMutation) PublicKeyPem() (r string, exists bool) {
+	v := m.public_key_pem
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPublicKeyPem returns the old "public_key_pem" field's value of the AuditSigningKey entity.
+// If the AuditSigningKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditSigningKeyMutation) OldPublicKeyPem(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPublicKeyPem is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPublicKeyPem requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPublicKeyPem: %w", err)
+	}
+	return oldValue.PublicKeyPem, nil
+}
+
+// ResetPublicKeyPem resets all changes to the "public_key_pem" field.
+func (m *AuditSigningKeyMutation) ResetPublicKeyPem() {
+	m.public_key_pem = nil
+}
+
+// SetNotBefore sets the "not_before" field.
+func (m *AuditSigningKeyMutation) SetNotBefore(t time.Time) {
+	m.not_before = &t
+}
+
+// NotBefore returns the value of the "not_before" field in the mutation.
+func (m *AuditSigningKeyMutation) NotBefore() (r time.Time, exists bool) {
+	v := m.not_before
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNotBefore returns the old "not_before" field's value of the AuditSigningKey entity.
+// If the AuditSigningKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditSigningKeyMutation) OldNotBefore(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNotBefore is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNotBefore requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNotBefore: %w", err)
+	}
+	return oldValue.NotBefore, nil
+}
+
+// ResetNotBefore resets all changes to the "not_before" field.
+func (m *AuditSigningKeyMutation) ResetNotBefore() {
+	m.not_before = nil
+}
+
+// SetNotAfter sets the "not_after" field.
+func (m *AuditSigningKeyMutation) SetNotAfter(t time.Time) {
+	m.not_after = &t
+}
+
+// NotAfter returns the value of the "not_after" field in the mutation.
+func (m *AuditSigningKeyMutation) NotAfter() (r time.Time, exists bool) {
+	v := m.not_after
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNotAfter returns the old "not_after" field's value of the AuditSigningKey entity.
+// If the AuditSigningKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditSigningKeyMutation) OldNotAfter(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNotAfter is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNotAfter requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNotAfter: %w", err)
+	}
+	return oldValue.NotAfter, nil
+}
+
+// ClearNotAfter clears the value of the "not_after" field.
+func (m *AuditSigningKeyMutation) ClearNotAfter() {
+	m.not_after = nil
+	m.clearedFields[auditsigningkey.FieldNotAfter] = struct{}{}
+}
+
+// NotAfterCleared returns if the "not_after" field was cleared in this mutation.
+func (m *AuditSigningKeyMutation) NotAfterCleared() bool {
+	_, ok := m.clearedFields[auditsigningkey.FieldNotAfter]
+	return ok
+}
+
+// ResetNotAfter resets all changes to the "not_after" field.
+func (m *AuditSigningKeyMutation) ResetNotAfter() {
+	m.not_after = nil
+	delete(m.clearedFields, auditsigningkey.FieldNotAfter)
+}
+
+// Where appends a list predicates to the AuditSigningKeyMutation builder.
+func (m *AuditSigningKeyMutation) Where(ps ...predicate.AuditSigningKey) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AuditSigningKeyMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AuditSigningKeyMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AuditSigningKey, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AuditSigningKeyMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AuditSigningKeyMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AuditSigningKey).
+func (m *AuditSigningKeyMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AuditSigningKeyMutation) Fields() []string {
+	fields := make([]string, 0, 4)
+	if m.key_id != nil {
+		fields = append(fields, auditsigningkey.FieldKeyID)
+	}
+	if m.public_key_pem != nil {
+		fields = append(fields, auditsigningkey.FieldPublicKeyPem)
+	}
+	if m.not_before != nil {
+		fields = append(fields, auditsigningkey.FieldNotBefore)
+	}
+	if m.not_after != nil {
+		fields = append(fields, auditsigningkey.FieldNotAfter)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AuditSigningKeyMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case auditsigningkey.FieldKeyID:
+		return m.KeyID()
+	case auditsigningkey.FieldPublicKeyPem:
+		return m.PublicKeyPem()
+	case auditsigningkey.FieldNotBefore:
+		return m.NotBefore()
+	case auditsigningkey.FieldNotAfter:
+		return m.NotAfter()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AuditSigningKeyMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case auditsigningkey.FieldKeyID:
+		return m.OldKeyID(ctx)
+	case auditsigningkey.FieldPublicKeyPem:
+		return m.OldPublicKeyPem(ctx)
+	case auditsigningkey.FieldNotBefore:
+		return m.OldNotBefore(ctx)
+	case auditsigningkey.FieldNotAfter:
+		return m.OldNotAfter(ctx)
+	}
+	return nil, fmt.Errorf("unknown AuditSigningKey field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditSigningKeyMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case auditsigningkey.FieldKeyID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKeyID(v)
+		return nil
+	case auditsigningkey.FieldPublicKeyPem:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPublicKeyPem(v)
+		return nil
+	case auditsigningkey.FieldNotBefore:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNotBefore(v)
+		return nil
+	case auditsigningkey.FieldNotAfter:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNotAfter(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuditSigningKey field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AuditSigningKeyMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AuditSigningKeyMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditSigningKeyMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown AuditSigningKey numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AuditSigningKeyMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(auditsigningkey.FieldNotAfter) {
+		fields = append(fields, auditsigningkey.FieldNotAfter)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AuditSigningKeyMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AuditSigningKeyMutation) ClearField(name string) error {
+	switch name {
+	case auditsigningkey.FieldNotAfter:
+		m.ClearNotAfter()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditSigningKey nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AuditSigningKeyMutation) ResetField(name string) error {
+	switch name {
+	case auditsigningkey.FieldKeyID:
+		m.ResetKeyID()
+		return nil
+	case auditsigningkey.FieldPublicKeyPem:
+		m.ResetPublicKeyPem()
+		return nil
+	case auditsigningkey.FieldNotBefore:
+		m.ResetNotBefore()
+		return nil
+	case auditsigningkey.FieldNotAfter:
+		m.ResetNotAfter()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditSigningKey field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AuditSigningKeyMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AuditSigningKeyMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AuditSigningKeyMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AuditSigningKeyMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AuditSigningKeyMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AuditSigningKeyMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AuditSigningKeyMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown AuditSigningKey unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AuditSigningKeyMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown AuditSigningKey edge %s", name)
 }
 
 // OutboxMutation represents an operation that mutates the Outbox nodes in the graph.

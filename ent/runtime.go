@@ -8,7 +8,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/platform/tenant-registry/ent/apikey"
 	"github.com/platform/tenant-registry/ent/auditcheckpoint"
+	"github.com/platform/tenant-registry/ent/auditdigest"
 	"github.com/platform/tenant-registry/ent/auditlog"
+	"github.com/platform/tenant-registry/ent/auditsigningkey"
 	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/schema"
 	"github.com/platform/tenant-registry/ent/tenant"
@@ -103,6 +105,39 @@ func init() {
 	auditcheckpointDescID := auditcheckpointMixinFields0[0].Descriptor()
 	// auditcheckpoint.DefaultID holds the default value on creation for the id field.
 	auditcheckpoint.DefaultID = auditcheckpointDescID.Default.(func() uuid.UUID)
+	auditdigestMixin := schema.AuditDigest{}.Mixin()
+	auditdigestMixinFields0 := auditdigestMixin[0].Fields()
+	_ = auditdigestMixinFields0
+	auditdigestFields := schema.AuditDigest{}.Fields()
+	_ = auditdigestFields
+	// auditdigestDescGroupID is the schema descriptor for group_id field.
+	auditdigestDescGroupID := auditdigestFields[0].Descriptor()
+	// auditdigest.GroupIDValidator is a validator for the "group_id" field. It is called by the builders before save.
+	auditdigest.GroupIDValidator = auditdigestDescGroupID.Validators[0].(func(string) error)
+	// auditdigestDescHeadHash is the schema descriptor for head_hash field.
+	auditdigestDescHeadHash := auditdigestFields[3].Descriptor()
+	// auditdigest.HeadHashValidator is a validator for the "head_hash" field. It is called by the builders before save.
+	auditdigest.HeadHashValidator = auditdigestDescHeadHash.Validators[0].(func(string) error)
+	// auditdigestDescPrevDigestHash is the schema descriptor for prev_digest_hash field.
+	auditdigestDescPrevDigestHash := auditdigestFields[4].Descriptor()
+	// auditdigest.PrevDigestHashValidator is a validator for the "prev_digest_hash" field. It is called by the builders before save.
+	auditdigest.PrevDigestHashValidator = auditdigestDescPrevDigestHash.Validators[0].(func(string) error)
+	// auditdigestDescDigestHash is the schema descriptor for digest_hash field.
+	auditdigestDescDigestHash := auditdigestFields[5].Descriptor()
+	// auditdigest.DigestHashValidator is a validator for the "digest_hash" field. It is called by the builders before save.
+	auditdigest.DigestHashValidator = auditdigestDescDigestHash.Validators[0].(func(string) error)
+	// auditdigestDescKeyID is the schema descriptor for key_id field.
+	auditdigestDescKeyID := auditdigestFields[7].Descriptor()
+	// auditdigest.KeyIDValidator is a validator for the "key_id" field. It is called by the builders before save.
+	auditdigest.KeyIDValidator = auditdigestDescKeyID.Validators[0].(func(string) error)
+	// auditdigestDescSignature is the schema descriptor for signature field.
+	auditdigestDescSignature := auditdigestFields[8].Descriptor()
+	// auditdigest.SignatureValidator is a validator for the "signature" field. It is called by the builders before save.
+	auditdigest.SignatureValidator = auditdigestDescSignature.Validators[0].(func(string) error)
+	// auditdigestDescID is the schema descriptor for id field.
+	auditdigestDescID := auditdigestMixinFields0[0].Descriptor()
+	// auditdigest.DefaultID holds the default value on creation for the id field.
+	auditdigest.DefaultID = auditdigestDescID.Default.(func() uuid.UUID)
 	auditlogMixin := schema.AuditLog{}.Mixin()
 	auditlogMixinFields0 := auditlogMixin[0].Fields()
 	_ = auditlogMixinFields0
@@ -248,6 +283,23 @@ func init() {
 	auditlogDescID := auditlogMixinFields0[0].Descriptor()
 	// auditlog.DefaultID holds the default value on creation for the id field.
 	auditlog.DefaultID = auditlogDescID.Default.(func() uuid.UUID)
+	auditsigningkeyMixin := schema.AuditSigningKey{}.Mixin()
+	auditsigningkeyMixinFields0 := auditsigningkeyMixin[0].Fields()
+	_ = auditsigningkeyMixinFields0
+	auditsigningkeyFields := schema.AuditSigningKey{}.Fields()
+	_ = auditsigningkeyFields
+	// auditsigningkeyDescKeyID is the schema descriptor for key_id field.
+	auditsigningkeyDescKeyID := auditsigningkeyFields[0].Descriptor()
+	// auditsigningkey.KeyIDValidator is a validator for the "key_id" field. It is called by the builders before save.
+	auditsigningkey.KeyIDValidator = auditsigningkeyDescKeyID.Validators[0].(func(string) error)
+	// auditsigningkeyDescPublicKeyPem is the schema descriptor for public_key_pem field.
+	auditsigningkeyDescPublicKeyPem := auditsigningkeyFields[1].Descriptor()
+	// auditsigningkey.PublicKeyPemValidator is a validator for the "public_key_pem" field. It is called by the builders before save.
+	auditsigningkey.PublicKeyPemValidator = auditsigningkeyDescPublicKeyPem.Validators[0].(func(string) error)
+	// auditsigningkeyDescID is the schema descriptor for id field.
+	auditsigningkeyDescID := auditsigningkeyMixinFields0[0].Descriptor()
+	// auditsigningkey.DefaultID holds the default value on creation for the id field.
+	auditsigningkey.DefaultID = auditsigningkeyDescID.Default.(func() uuid.UUID)
 	outboxMixin := schema.Outbox{}.Mixin()
 	outboxMixinFields0 := outboxMixin[0].Fields()
 	_ = outboxMixinFields0

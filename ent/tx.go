@@ -18,8 +18,12 @@ type Tx struct {
 	APIKey *APIKeyClient
 	// AuditCheckpoint is the client for interacting with the AuditCheckpoint builders.
 	AuditCheckpoint *AuditCheckpointClient
+	// AuditDigest is the client for interacting with the AuditDigest builders.
+	AuditDigest *AuditDigestClient
 	// AuditLog is the client for interacting with the AuditLog builders.
 	AuditLog *AuditLogClient
+	// AuditSigningKey is the client for interacting with the AuditSigningKey builders.
+	AuditSigningKey *AuditSigningKeyClient
 	// Outbox is the client for interacting with the Outbox builders.
 	Outbox *OutboxClient
 	// Tenant is the client for interacting with the Tenant builders.
@@ -163,7 +167,9 @@ func (tx *Tx) Client() *Client {
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.AuditCheckpoint = NewAuditCheckpointClient(tx.config)
+	tx.AuditDigest = NewAuditDigestClient(tx.config)
 	tx.AuditLog = NewAuditLogClient(tx.config)
+	tx.AuditSigningKey = NewAuditSigningKeyClient(tx.config)
 	tx.Outbox = NewOutboxClient(tx.config)
 	tx.Tenant = NewTenantClient(tx.config)
 	tx.TenantIdpConfig = NewTenantIdpConfigClient(tx.config)

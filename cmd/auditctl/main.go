@@ -5,9 +5,18 @@
 //	                            first broken link; TENANT_ID in any case.
 //	                            An empty chain says so ("no events")
 //
-// Environment: DATABASE_URL (PostgreSQL, migrated to this binary's version).
-// Exit status: 0 when the chain verifies, 1 when it is broken, 2 on a usage
-// or connection error.
+//	auditctl verify-offline --events EXPORT.ndjson --digests DIGESTS.json --public-keys KEYS.json
+//	                            check an export against the signed digests
+//	                            and the public keys, without a database or
+//	                            the service: the files are what
+//	                            GET /v1/audit/export, GET /v1/audit/digests
+//	                            and GET /v1/audit/public-keys answer (a
+//	                            list's pages as one answer, a JSON array of
+//	                            answers, or one answer per line)
+//
+// Environment (verify): DATABASE_URL (PostgreSQL, migrated to this binary's
+// version). Exit status: 0 when the chain (and its evidence) verifies, 1
+// when it is broken, 2 on a usage, file or connection error.
 package main
 
 import (
@@ -27,7 +36,8 @@ import (
 	"github.com/platform/tenant-registry/internal/store"
 )
 
-const usage = "usage: auditctl verify TENANT_ID   (DATABASE_URL names the database)"
+const usage = "usage: auditctl verify TENANT_ID   (DATABASE_URL names the database)\n" +
+	"       auditctl verify-offline --events EXPORT.ndjson --digests DIGESTS.json --public-keys KEYS.json"
 
 // errBroken is returned when a chain does not verify.
 var errBroken = errors.New("audit chain broken")
@@ -47,6 +57,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "verify-offline" {
+		return verifyOffline(args[1:], stdout)
+	}
 	if len(args) != 2 || args[0] != "verify" {
 		return errors.New(usage)
 	}

@@ -379,6 +379,12 @@ func TestContract(t *testing.T) {
 	c.call("GET", "/v1/audit?tenant_id="+acme+"&cursor=bm90LWEtY3Vyc29y", "", bad, false)
 	c.call("POST", "/v1/audit/verify", `{"tenant_id":"`+acme+`"}`, OK, false)
 	c.call("POST", "/v1/audit/verify", `{"tenant_id":"not-a-uuid"}`, bad, false)
+	c.call("POST", "/v1/audit/digests", `{"tenant_id":"`+acme+`"}`, OK, false)
+	c.call("POST", "/v1/audit/digests", `{"tenant_id":"`+unknown+`"}`, missing, false)
+	c.call("GET", "/v1/audit/digests?tenant_id="+acme, "", OK, false)
+	c.call("GET", "/v1/audit/digests?tenant_id="+acme+"&cursor=nope", "", bad, false)
+	c.call("GET", "/v1/audit/public-keys", "", OK, false)
+	c.call("GET", "/v1/audit/public-keys?page_size=-1", "", bad, false)
 
 	// Every documented operation had both.
 	var ops []string

@@ -240,6 +240,7 @@ func TestRollingRestart(t *testing.T) {
 		"KEYCLOAK_CLIENT_ID=tenant-registry", "KEYCLOAK_CLIENT_SECRET=rollout-secret",
 		"API_KEY_SECRET=rollout-test-secret-0123456789abcdef",
 		"IDP_SECRET_KEY=cm9sbG91dC10ZXN0LWlkcC1rZXktMzItYnl0ZXMhISE=",
+		"AUDIT_SIGNING_KEY_FILE=" + signingKeyFile(t),
 		"SHUTDOWN_DELAY=" + shutdownDelay.String(), "SHUTDOWN_TIMEOUT=10s",
 		"OTEL_SDK_DISABLED=true",
 	}

@@ -33,6 +33,18 @@ func (f AuditCheckpointFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Va
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuditCheckpointMutation", m)
 }
 
+// The AuditDigestFunc type is an adapter to allow the use of ordinary
+// function as AuditDigest mutator.
+type AuditDigestFunc func(context.Context, *ent.AuditDigestMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuditDigestFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AuditDigestMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuditDigestMutation", m)
+}
+
 // The AuditLogFunc type is an adapter to allow the use of ordinary
 // function as AuditLog mutator.
 type AuditLogFunc func(context.Context, *ent.AuditLogMutation) (ent.Value, error)
@@ -43,6 +55,18 @@ func (f AuditLogFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, er
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuditLogMutation", m)
+}
+
+// The AuditSigningKeyFunc type is an adapter to allow the use of ordinary
+// function as AuditSigningKey mutator.
+type AuditSigningKeyFunc func(context.Context, *ent.AuditSigningKeyMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuditSigningKeyFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AuditSigningKeyMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuditSigningKeyMutation", m)
 }
 
 // The OutboxFunc type is an adapter to allow the use of ordinary

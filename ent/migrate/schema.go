@@ -80,6 +80,42 @@ var (
 			},
 		},
 	}
+	// AuditDigestsColumns holds the columns for the "audit_digests" table.
+	AuditDigestsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "group_id", Type: field.TypeString, Size: 64, SchemaType: map[string]string{"postgres": "varchar(64)"}},
+		{Name: "first_seq", Type: field.TypeInt64},
+		{Name: "last_seq", Type: field.TypeInt64},
+		{Name: "head_hash", Type: field.TypeString, Size: 64, SchemaType: map[string]string{"postgres": "varchar(64)"}},
+		{Name: "prev_digest_hash", Type: field.TypeString, Size: 64, SchemaType: map[string]string{"postgres": "varchar(64)"}},
+		{Name: "digest_hash", Type: field.TypeString, Size: 64, SchemaType: map[string]string{"postgres": "varchar(64)"}},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "key_id", Type: field.TypeString, Size: 64, SchemaType: map[string]string{"postgres": "varchar(64)"}},
+		{Name: "signature", Type: field.TypeString, Size: 128, SchemaType: map[string]string{"postgres": "varchar(128)"}},
+	}
+	// AuditDigestsTable holds the schema information for the "audit_digests" table.
+	AuditDigestsTable = &schema.Table{
+		Name:       "audit_digests",
+		Columns:    AuditDigestsColumns,
+		PrimaryKey: []*schema.Column{AuditDigestsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "auditdigest_group_id_last_seq",
+				Unique:  true,
+				Columns: []*schema.Column{AuditDigestsColumns[1], AuditDigestsColumns[3]},
+			},
+			{
+				Name:    "auditdigest_group_id_first_seq",
+				Unique:  true,
+				Columns: []*schema.Column{AuditDigestsColumns[1], AuditDigestsColumns[2]},
+			},
+			{
+				Name:    "auditdigest_group_id_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{AuditDigestsColumns[1], AuditDigestsColumns[7], AuditDigestsColumns[0]},
+			},
+		},
+	}
 	// AuditLogColumns holds the columns for the "audit_log" table.
 	AuditLogColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -152,6 +188,32 @@ var (
 				Name:    "auditlog_tenant_id",
 				Unique:  false,
 				Columns: []*schema.Column{AuditLogColumns[25]},
+			},
+		},
+	}
+	// AuditSigningKeysColumns holds the columns for the "audit_signing_keys" table.
+	AuditSigningKeysColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "key_id", Type: field.TypeString, Size: 64, SchemaType: map[string]string{"postgres": "varchar(64)"}},
+		{Name: "public_key_pem", Type: field.TypeString, Size: 1024, SchemaType: map[string]string{"postgres": "varchar(1024)"}},
+		{Name: "not_before", Type: field.TypeTime},
+		{Name: "not_after", Type: field.TypeTime, Nullable: true},
+	}
+	// AuditSigningKeysTable holds the schema information for the "audit_signing_keys" table.
+	AuditSigningKeysTable = &schema.Table{
+		Name:       "audit_signing_keys",
+		Columns:    AuditSigningKeysColumns,
+		PrimaryKey: []*schema.Column{AuditSigningKeysColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "auditsigningkey_key_id",
+				Unique:  true,
+				Columns: []*schema.Column{AuditSigningKeysColumns[1]},
+			},
+			{
+				Name:    "auditsigningkey_not_before_id",
+				Unique:  false,
+				Columns: []*schema.Column{AuditSigningKeysColumns[3], AuditSigningKeysColumns[0]},
 			},
 		},
 	}
@@ -354,7 +416,9 @@ var (
 	Tables = []*schema.Table{
 		APIKeysTable,
 		AuditCheckpointsTable,
+		AuditDigestsTable,
 		AuditLogTable,
+		AuditSigningKeysTable,
 		OutboxTable,
 		TenantsTable,
 		TenantIdpConfigTable,
@@ -372,6 +436,13 @@ func init() {
 	AuditCheckpointsTable.Annotation = &entsql.Annotation{
 		Table: "audit_checkpoints",
 	}
+	AuditDigestsTable.Annotation = &entsql.Annotation{
+		Table: "audit_digests",
+	}
+	AuditDigestsTable.Annotation.Checks = map[string]string{
+		"audit_digests_hash": "length(head_hash) = 64 AND length(digest_hash) = 64",
+		"audit_digests_seq":  "first_seq >= 1 AND last_seq >= first_seq",
+	}
 	AuditLogTable.ForeignKeys[0].RefTable = TenantsTable
 	AuditLogTable.Annotation = &entsql.Annotation{
 		Table: "audit_log",
@@ -385,6 +456,9 @@ func init() {
 		"audit_log_hash":             "length(hash) = 64",
 		"audit_log_hash_version":     "hash_version IN (1, 2)",
 		"audit_log_tenant_group":     "tenant_id IS NULL OR CAST(tenant_id AS TEXT) = group_id",
+	}
+	AuditSigningKeysTable.Annotation = &entsql.Annotation{
+		Table: "audit_signing_keys",
 	}
 	OutboxTable.ForeignKeys[0].RefTable = TenantsTable
 	OutboxTable.Annotation = &entsql.Annotation{

@@ -12,8 +12,14 @@ type APIKey func(*sql.Selector)
 // AuditCheckpoint is the predicate function for auditcheckpoint builders.
 type AuditCheckpoint func(*sql.Selector)
 
+// AuditDigest is the predicate function for auditdigest builders.
+type AuditDigest func(*sql.Selector)
+
 // AuditLog is the predicate function for auditlog builders.
 type AuditLog func(*sql.Selector)
+
+// AuditSigningKey is the predicate function for auditsigningkey builders.
+type AuditSigningKey func(*sql.Selector)
 
 // Outbox is the predicate function for outbox builders.
 type Outbox func(*sql.Selector)

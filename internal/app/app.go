@@ -24,6 +24,7 @@ import (
 	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/cursor"
 	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/evidence"
 	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/project"
 	"github.com/platform/tenant-registry/internal/server"
@@ -147,10 +148,18 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	if a.Projects, err = project.NewService(project.Deps{Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager}); err != nil {
 		return nil, err
 	}
+	signer, err := signingKey(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	if a.Audit, err = audit.NewService(audit.Deps{
 		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, RetentionDays: cfg.RetentionDays, Logger: log,
+		Signer: signer,
 	}); err != nil {
 		return nil, err
+	}
+	if err := a.Audit.RegisterSigningKey(ctx); err != nil {
+		return nil, fmt.Errorf("AUDIT_SIGNING_KEY_FILE: %w", err)
 	}
 	if err := telemetry.RegisterGauges(o.MeterProvider, telemetry.Gauges{
 		OutboxBacklog: a.Tenants.ProvisioningBacklog,
@@ -182,7 +191,8 @@ func New(ctx context.Context, o Deps) (*App, error) {
 
 // Run runs the background jobs — Keycloak provisioning (and organisation
 // renames), the trial sweeper, the purge of tenants whose deletion is due,
-// the verify cache's listener and the last_used_at flusher, and audit
+// the verify cache's listener and the last_used_at flusher, the audit
+// digests, and audit
 // retention when RETENTION_DAYS is set — until ctx is done, and returns once
 // they all stopped. A provisioning job in Keycloak when ctx ends is
 // abandoned and its lease released, so another replica takes it over at
@@ -209,6 +219,8 @@ func (a *App) Run(ctx context.Context) {
 			Run:   func(ctx context.Context) error { return a.APIKeys.FlushUsage(ctx, false) },
 			Final: func(ctx context.Context) error { return a.APIKeys.FlushUsage(ctx, true) }},
 	}
+	// Every replica digests; they write one digest per head between them.
+	jobs = append(jobs, worker.Job{Name: "audit digests", Every: a.cfg.AuditDigestInterval, Run: a.Audit.DigestAll})
 	if a.cfg.RetentionDays > 0 {
 		jobs = append(jobs, worker.Job{Name: "audit retention", Every: auditRetentionInterval, Run: a.Audit.EnforceRetention})
 	}
@@ -226,6 +238,28 @@ const (
 	// counts.
 	outboxBacklogEvery = 30 * time.Second
 )
+
+// signingKey is the audit digests' signing key: AUDIT_SIGNING_KEY_FILE's
+// (config requires it outside dev), or in dev without one a key generated
+// now, which the log says.
+func signingKey(cfg config.Config, log *slog.Logger) (*evidence.SigningKey, error) {
+	if cfg.AuditSigningKeyFile == "" {
+		if cfg.Env != config.Dev {
+			return nil, fmt.Errorf("AUDIT_SIGNING_KEY_FILE: required when APP_ENV=%s", cfg.Env)
+		}
+		k, err := evidence.GenerateSigningKey()
+		if err != nil {
+			return nil, fmt.Errorf("AUDIT_SIGNING_KEY_FILE: %w", err)
+		}
+		log.Warn("APP_ENV=dev: AUDIT_SIGNING_KEY_FILE is not set; audit digests are signed with a key generated at start", "key_id", k.ID())
+		return k, nil
+	}
+	k, err := evidence.LoadSigningKeyFile(cfg.AuditSigningKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("AUDIT_SIGNING_KEY_FILE: %w", err)
+	}
+	return k, nil
+}
 
 // newAuthenticator verifies bearer tokens from KEYCLOAK_ISSUER (discovery is
 // lazy, so the service starts while Keycloak is still booting); in dev a

@@ -9,6 +9,7 @@ import (
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/errs"
+	"github.com/platform/tenant-registry/internal/evidence"
 	"github.com/platform/tenant-registry/internal/ids"
 	"github.com/platform/tenant-registry/internal/principal"
 )
@@ -35,6 +36,10 @@ type Deps struct {
 	RetentionDays int
 	// Logger reports the retention sweeper's work; nil discards it.
 	Logger *slog.Logger
+	// Signer signs digests (AUDIT_SIGNING_KEY_FILE); nil: CreateDigest and
+	// the digest job refuse (a reading service such as auditctl's needs
+	// none). Call RegisterSigningKey before the first digest.
+	Signer *evidence.SigningKey
 }
 
 // NewService returns a Service writing through the recorder (whose dialect

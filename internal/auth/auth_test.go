@@ -201,6 +201,9 @@ var whoMay = map[string]string{
 	"/tenantregistry.v1.AuditService/ListEvents":              "it_admin",
 	"/tenantregistry.v1.AuditService/ExportEvents":            "it_admin",
 	"/tenantregistry.v1.AuditService/VerifyAuditChain":        "it_admin",
+	"/tenantregistry.v1.AuditService/CreateDigest":            "it_admin",
+	"/tenantregistry.v1.AuditService/ListDigests":             "it_admin",
+	"/tenantregistry.v1.AuditService/ListPublicKeys":          "it_admin",
 }
 
 func TestAuthorize(t *testing.T) {

@@ -75,6 +75,9 @@ var Rules = map[string]Rule{
 	c.AuditServiceListEventsProcedure:       {TenantAdmin, "tenant_id"},
 	c.AuditServiceExportEventsProcedure:     {TenantAdmin, "tenant_id"},
 	c.AuditServiceVerifyAuditChainProcedure: {TenantAdmin, "tenant_id"},
+	c.AuditServiceCreateDigestProcedure:     {TenantAdmin, "tenant_id"},
+	c.AuditServiceListDigestsProcedure:      {TenantAdmin, "tenant_id"},
+	c.AuditServiceListPublicKeysProcedure:   {TenantAdmin, ""}, // public keys: no tenant's
 }
 
 // Authorize decides whether p may call procedure. Denials are

@@ -38,6 +38,7 @@ import (
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
 	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/config"
+	"github.com/platform/tenant-registry/internal/evidence"
 	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/store"
 )
@@ -227,6 +228,20 @@ type apiServer struct {
 	seen []string // "origin METHOD path"
 }
 
+// signingKeyFile writes a new audit signing key (AUDIT_SIGNING_KEY_FILE,
+// which stage requires) and returns its path.
+func signingKeyFile(t *testing.T) string {
+	k, err := evidence.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "signing.key")
+	if err := os.WriteFile(path, k.PrivateKeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func startAPI(t *testing.T, issuer, allowedOrigin string) *apiServer {
 	t.Helper()
 	ctx := context.Background()
@@ -242,8 +257,9 @@ func startAPI(t *testing.T, issuer, allowedOrigin string) *apiServer {
 	svc, err := app.New(ctx, app.Deps{
 		Config: config.Config{
 			Env: config.Stage, KeycloakIssuer: issuer, KeycloakAudience: audience,
-			CORSAllowedOrigins: []string{allowedOrigin},
-			APIKeySecret:       "browsertest-secret-0123456789abcdef",
+			CORSAllowedOrigins:  []string{allowedOrigin},
+			APIKeySecret:        "browsertest-secret-0123456789abcdef",
+			AuditSigningKeyFile: signingKeyFile(t),
 		},
 		Store: st, Logger: log, Clock: clock.System,
 	})

@@ -79,6 +79,16 @@ type Config struct {
 	// URLs and resolve to loopback, private, link-local or metadata
 	// addresses.
 	WebhookAllowPrivate bool
+
+	// AuditSigningKeyFile (AUDIT_SIGNING_KEY_FILE) names the Ed25519
+	// private key (PKCS#8 PEM) that signs audit digests. Required in stage
+	// and prod (app.New reads it, and refuses a file that is unreadable or
+	// not an Ed25519 key); in dev an empty value means a key generated at
+	// start.
+	AuditSigningKeyFile string
+	// AuditDigestInterval (AUDIT_DIGEST_INTERVAL, default 1h) is how often
+	// every replica signs digests of the chains that moved.
+	AuditDigestInterval time.Duration
 }
 
 // DevIDPSecretKey is the documented IDP_SECRET_KEY used in APP_ENV=dev when
@@ -112,6 +122,7 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:             or(getenv("LOG_LEVEL"), "info"),
 		CatalogFile:          getenv("CATALOG_FILE"),
 		APIKeySecret:         getenv("API_KEY_SECRET"),
+		AuditSigningKeyFile:  getenv("AUDIT_SIGNING_KEY_FILE"),
 	}
 	var err error
 	switch c.Env {
@@ -240,6 +251,12 @@ func Load(getenv func(string) string) (Config, error) {
 		c.WebhookAllowPrivate = v == "true"
 	default:
 		return c, fmt.Errorf("WEBHOOK_ALLOW_PRIVATE: must be true or false, got %q", v)
+	}
+	if c.AuditSigningKeyFile == "" && c.Env != Dev {
+		return c, fmt.Errorf("AUDIT_SIGNING_KEY_FILE: required when APP_ENV=%s (a PKCS#8 PEM Ed25519 private key, e.g. from openssl genpkey -algorithm ed25519)", c.Env)
+	}
+	if c.AuditDigestInterval, err = durationVar(getenv, "AUDIT_DIGEST_INTERVAL", time.Hour); err != nil {
+		return c, err
 	}
 	return c, nil
 }

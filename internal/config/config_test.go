@@ -21,6 +21,7 @@ var prod = []string{
 	"APP_ENV", "prod", "DATABASE_URL", "postgres://u@db/registry", "KEYCLOAK_ISSUER", "https://sso.example/realms/platform",
 	"KEYCLOAK_ADMIN_URL", "https://sso.example", "KEYCLOAK_CLIENT_SECRET", "x", "API_KEY_SECRET", strings.Repeat("s", 40),
 	"IDP_SECRET_KEY", "cHJvZHVjdGlvbi1pZHAta2V5LWZvci10aGUtdGVzdHM=",
+	"AUDIT_SIGNING_KEY_FILE", "/etc/tenant-registry/audit/signing.key",
 }
 
 func TestDefaults(t *testing.T) {
@@ -43,6 +44,12 @@ func TestDefaults(t *testing.T) {
 	}
 	if !c.WebhookAllowPrivate {
 		t.Errorf("WEBHOOK_ALLOW_PRIVATE default in dev = false, want true")
+	}
+	if got, want := c.AuditDigestInterval, time.Hour; got != want {
+		t.Errorf("AUDIT_DIGEST_INTERVAL default = %v, want %v", got, want)
+	}
+	if c.AuditSigningKeyFile != "" {
+		t.Errorf("AUDIT_SIGNING_KEY_FILE default = %q, want empty (dev generates a key)", c.AuditSigningKeyFile)
 	}
 	if c, err := config.Load(env(prod...)); err != nil || c.WebhookAllowPrivate {
 		t.Errorf("WEBHOOK_ALLOW_PRIVATE default in prod = %v (%v), want false", c.WebhookAllowPrivate, err)
@@ -133,6 +140,9 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{without("KEYCLOAK_ISSUER"), "KEYCLOAK_ISSUER"},
 		{without("DATABASE_URL"), "DATABASE_URL"},
 		{without("KEYCLOAK_ADMIN_URL"), "KEYCLOAK_ADMIN_URL"},
+		{without("AUDIT_SIGNING_KEY_FILE"), "AUDIT_SIGNING_KEY_FILE"},
+		{[]string{"AUDIT_DIGEST_INTERVAL", "hourly"}, "AUDIT_DIGEST_INTERVAL"},
+		{[]string{"AUDIT_DIGEST_INTERVAL", "0"}, "AUDIT_DIGEST_INTERVAL"},
 	}
 	for _, c := range cases {
 		_, err := config.Load(env(c.env...))

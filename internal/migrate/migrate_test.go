@@ -26,7 +26,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 var (
-	ourTables = []string{"api_keys", "audit_log", "tenant_idp_config", "tenant_products", "tenant_projects", "tenants"}
+	ourTables = []string{"api_keys", "audit_digests", "audit_log", "audit_signing_keys", "tenant_idp_config", "tenant_products", "tenant_projects", "tenants"}
 	ourTypes  = []string{"entitlement_status", "idp_protocol", "tenant_plan", "tenant_status"}
 )
 
@@ -94,7 +94,7 @@ func TestUpDownRoundTrip(t *testing.T) {
 		if got := enumTypes(t, db); !slices.Equal(got, ourTypes) {
 			t.Errorf("round %d: enum types after up = %v, want %v", round, got, ourTypes)
 		}
-		if got, want := functions(t, db), []string{"api_key_verdict", "audit_log_refuse_update", "notify_invalidate", "set_updated_at"}; !slices.Equal(got, want) {
+		if got, want := functions(t, db), []string{"api_key_verdict", "audit_digests_refuse_change", "audit_log_refuse_update", "audit_signing_keys_refuse_change", "notify_invalidate", "set_updated_at"}; !slices.Equal(got, want) {
 			t.Errorf("round %d: functions after up = %v, want %v", round, got, want)
 		}
 		if got, _ := migrate.Up(ctx, db); len(got) != 0 {

@@ -97,6 +97,55 @@ func (h *auditHandler) VerifyAuditChain(ctx context.Context, req *connect.Reques
 	}), nil
 }
 
+func (h *auditHandler) CreateDigest(ctx context.Context, req *connect.Request[v1.CreateDigestRequest]) (*connect.Response[v1.CreateDigestResponse], error) {
+	d, created, err := h.audit.CreateDigest(ctx, req.Msg.TenantId)
+	if err != nil {
+		return nil, err
+	}
+	out := &v1.CreateDigestResponse{Created: created}
+	if d != nil {
+		out.Digest = auditDigestPB(d)
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (h *auditHandler) ListDigests(ctx context.Context, req *connect.Request[v1.ListDigestsRequest]) (*connect.Response[v1.ListDigestsResponse], error) {
+	m := req.Msg
+	rows, next, err := h.audit.ListDigests(ctx, audit.ListDigestsInput{TenantID: m.TenantId, PageSize: m.PageSize, Cursor: m.Cursor})
+	if err != nil {
+		return nil, err
+	}
+	out := &v1.ListDigestsResponse{Digests: make([]*v1.AuditDigest, len(rows)), NextCursor: next}
+	for i, d := range rows {
+		out.Digests[i] = auditDigestPB(d)
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (h *auditHandler) ListPublicKeys(ctx context.Context, req *connect.Request[v1.ListPublicKeysRequest]) (*connect.Response[v1.ListPublicKeysResponse], error) {
+	m := req.Msg
+	rows, next, err := h.audit.ListPublicKeys(ctx, audit.ListPublicKeysInput{PageSize: m.PageSize, Cursor: m.Cursor})
+	if err != nil {
+		return nil, err
+	}
+	out := &v1.ListPublicKeysResponse{Keys: make([]*v1.SigningKey, len(rows)), NextCursor: next}
+	for i, k := range rows {
+		out.Keys[i] = &v1.SigningKey{KeyId: k.KeyID, PublicKeyPem: k.PublicKeyPEM, NotBefore: timestamppb.New(k.NotBefore)}
+		if k.NotAfter != nil {
+			out.Keys[i].NotAfter = timestamppb.New(*k.NotAfter)
+		}
+	}
+	return connect.NewResponse(out), nil
+}
+
+func auditDigestPB(d *audit.Digest) *v1.AuditDigest {
+	return &v1.AuditDigest{
+		Id: d.ID.String(), TenantId: d.GroupID, FirstSeq: d.FirstSeq, LastSeq: d.LastSeq,
+		HeadHash: d.HeadHash, PrevDigestHash: d.PrevDigestHash, DigestHash: d.DigestHash,
+		CreatedAt: timestamppb.New(d.CreatedAt), KeyId: d.KeyID, Signature: d.Signature,
+	}
+}
+
 // exportNDJSON is the REST form of ExportEvents:
 //
 //	GET /v1/audit/export?tenant_id=…&created_after=…&created_before=…
@@ -180,7 +229,7 @@ func auditEventPB(r *audit.Event) *v1.AuditEvent {
 	if fields == nil {
 		fields = map[string]string{}
 	}
-	return &v1.AuditEvent{
+	ev := &v1.AuditEvent{
 		Id:          r.ID.String(),
 		CreatedAt:   timestamppb.New(r.CreatedAt),
 		Action:      r.Action,
@@ -196,5 +245,11 @@ func auditEventPB(r *audit.Event) *v1.AuditEvent {
 		Hash:        r.Hash,
 		AppendedBy:  &v1.Appender{Id: r.AppendedByID, Type: r.AppendedByType, TenantId: r.AppendedByTenant},
 		ChainSeq:    r.ChainSeq,
+		PrevHash:    r.PrevHash,
+		HashVersion: int32(r.HashVersion),
 	}
+	if r.IdempotencyKey != nil {
+		ev.IdempotencyKey = *r.IdempotencyKey
+	}
+	return ev
 }

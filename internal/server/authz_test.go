@@ -129,6 +129,9 @@ var allowed = map[string][]string{
 	c.AuditServiceListEventsProcedure:              tenantAdmins,
 	c.AuditServiceExportEventsProcedure:            tenantAdmins,
 	c.AuditServiceVerifyAuditChainProcedure:        tenantAdmins,
+	c.AuditServiceCreateDigestProcedure:            tenantAdmins,
+	c.AuditServiceListDigestsProcedure:             tenantAdmins,
+	c.AuditServiceListPublicKeysProcedure:          tenantAdmins,
 }
 
 // mayCall is the expectation: platform admins call everything.
@@ -290,6 +293,8 @@ func testTenantIsolation(t *testing.T, s *authStack, tok string) {
 		{c.ApiKeyServiceRevokeApiKeyProcedure, `{"id":"` + s.acmeKey + `"}`, `{"id":"` + s.globeKey + `"}`},
 		{c.AuditServiceListEventsProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
 		{c.AuditServiceVerifyAuditChainProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
+		{c.AuditServiceCreateDigestProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
+		{c.AuditServiceListDigestsProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
 		{c.AuditServiceAppendEventProcedure, `{"tenant_id":"` + acmeID + `","action":"doc.viewed","crud":"r","actor":{"id":"u"}}`,
 			`{"tenant_id":"` + s.globexID + `","action":"doc.viewed","crud":"r","actor":{"id":"u"}}`},
 		// Projects: another tenant's, named by its tenant or through one's own.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"go.opentelemetry.io/otel/metric"
@@ -15,6 +17,7 @@ import (
 	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/evidence"
 	"github.com/platform/tenant-registry/internal/project"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/tenant"
@@ -66,6 +69,21 @@ func withTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) stackOption
 // deadline) before app.New.
 func withConfig(f func(*config.Config)) stackOption { return func(c *stackConfig) { c.mutate = f } }
 
+// signingKeyFile writes a new Ed25519 key as AUDIT_SIGNING_KEY_FILE holds
+// it and returns its path.
+func signingKeyFile(t testing.TB) string {
+	t.Helper()
+	k, err := evidence.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "signing.key")
+	if err := os.WriteFile(path, k.PrivateKeyPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func newStack(t testing.TB, st *store.Store, opts ...stackOption) *stack {
 	t.Helper()
 	cfg, err := config.Load(func(k string) string {
@@ -83,6 +101,9 @@ func newStack(t testing.TB, st *store.Store, opts ...stackOption) *stack {
 	}
 	if c.mutate != nil {
 		c.mutate(&cfg)
+	}
+	if cfg.Env != config.Dev && cfg.AuditSigningKeyFile == "" {
+		cfg.AuditSigningKeyFile = signingKeyFile(t) // stage and prod need one
 	}
 	c.opts.Config = cfg
 	a, err := app.New(context.Background(), c.opts)

@@ -45,6 +45,10 @@ var surfacePaths = []string{
 	"/tenantregistry.v1.ProjectService/CreateProject", "/tenantregistry.v1.ProjectService/ListProjects",
 	"/tenantregistry.v1.ProjectService/GetProject", "/tenantregistry.v1.ProjectService/UpdateProject",
 	"/tenantregistry.v1.ProjectService/DeleteProject",
+	// Audit evidence (appended: the seeds' indices stay).
+	"/v1/audit/digests", "/v1/audit/public-keys",
+	"/tenantregistry.v1.AuditService/CreateDigest", "/tenantregistry.v1.AuditService/ListDigests",
+	"/tenantregistry.v1.AuditService/ListPublicKeys",
 }
 
 var surfaceMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodHead}

@@ -1,5 +1,5 @@
 // Package worker runs the service's background jobs (Keycloak provisioning,
-// trial expiry, audit retention, API-key usage): each in its own goroutine
+// trial expiry, audit retention and digests, API-key usage): each in its own goroutine
 // as the system principal, at once and then every interval, a failure
 // logged once and the loop going on, until the context is done.
 package worker

@@ -291,9 +291,16 @@ type AuditEvent struct {
 	// before appenders were recorded (canonical form version 1).
 	AppendedBy *Appender `protobuf:"bytes,14,opt,name=appended_by,json=appendedBy,proto3" json:"appended_by,omitempty"`
 	// The event's position in its tenant's hash chain: 1, 2, …
-	ChainSeq      int64 `protobuf:"varint,15,opt,name=chain_seq,json=chainSeq,proto3" json:"chain_seq,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ChainSeq int64 `protobuf:"varint,15,opt,name=chain_seq,json=chainSeq,proto3" json:"chain_seq,omitempty"`
+	// The previous event's hash ("" for the chain's first event): with the
+	// fields above, what an offline verifier recomputes hash from.
+	PrevHash string `protobuf:"bytes,16,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
+	// The version of the canonical form hash covers (1 or 2).
+	HashVersion int32 `protobuf:"varint,17,opt,name=hash_version,json=hashVersion,proto3" json:"hash_version,omitempty"`
+	// The appender's idempotency key, if any (covered by the hash).
+	IdempotencyKey string `protobuf:"bytes,18,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AuditEvent) Reset() {
@@ -429,6 +436,27 @@ func (x *AuditEvent) GetChainSeq() int64 {
 		return x.ChainSeq
 	}
 	return 0
+}
+
+func (x *AuditEvent) GetPrevHash() string {
+	if x != nil {
+		return x.PrevHash
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetHashVersion() int32 {
+	if x != nil {
+		return x.HashVersion
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 type AppendEventRequest struct {
@@ -1014,6 +1042,520 @@ func (x *VerifyAuditChainResponse) GetCheckpointSeq() int64 {
 	return 0
 }
 
+type CreateDigestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant; a tenant caller's own by default.
+	TenantId      string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDigestRequest) Reset() {
+	*x = CreateDigestRequest{}
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDigestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDigestRequest) ProtoMessage() {}
+
+func (x *CreateDigestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDigestRequest.ProtoReflect.Descriptor instead.
+func (*CreateDigestRequest) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreateDigestRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+type CreateDigestResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant's latest digest; unset when its chain has no events.
+	Digest *AuditDigest `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	// True when this call signed it.
+	Created       bool `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDigestResponse) Reset() {
+	*x = CreateDigestResponse{}
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDigestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDigestResponse) ProtoMessage() {}
+
+func (x *CreateDigestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDigestResponse.ProtoReflect.Descriptor instead.
+func (*CreateDigestResponse) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CreateDigestResponse) GetDigest() *AuditDigest {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *CreateDigestResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+// AuditDigest is a signed statement of a tenant's chain head: events
+// first_seq..last_seq exist and the one at last_seq has hash head_hash. The
+// signature covers an encoding documented in the README (Audit evidence).
+type AuditDigest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The tenant (its events' group id): digests outlive a purged tenant.
+	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	FirstSeq int64  `protobuf:"varint,3,opt,name=first_seq,json=firstSeq,proto3" json:"first_seq,omitempty"`
+	LastSeq  int64  `protobuf:"varint,4,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	HeadHash string `protobuf:"bytes,5,opt,name=head_hash,json=headHash,proto3" json:"head_hash,omitempty"`
+	// The previous digest's digest_hash; "" for the tenant's first digest.
+	PrevDigestHash string `protobuf:"bytes,6,opt,name=prev_digest_hash,json=prevDigestHash,proto3" json:"prev_digest_hash,omitempty"`
+	// hex(SHA-256(the signed encoding)).
+	DigestHash string                 `protobuf:"bytes,7,opt,name=digest_hash,json=digestHash,proto3" json:"digest_hash,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The signing key (ListPublicKeys).
+	KeyId string `protobuf:"bytes,9,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Ed25519 signature of the encoding, standard base64.
+	Signature     string `protobuf:"bytes,10,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditDigest) Reset() {
+	*x = AuditDigest{}
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditDigest) ProtoMessage() {}
+
+func (x *AuditDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditDigest.ProtoReflect.Descriptor instead.
+func (*AuditDigest) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AuditDigest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditDigest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AuditDigest) GetFirstSeq() int64 {
+	if x != nil {
+		return x.FirstSeq
+	}
+	return 0
+}
+
+func (x *AuditDigest) GetLastSeq() int64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
+func (x *AuditDigest) GetHeadHash() string {
+	if x != nil {
+		return x.HeadHash
+	}
+	return ""
+}
+
+func (x *AuditDigest) GetPrevDigestHash() string {
+	if x != nil {
+		return x.PrevDigestHash
+	}
+	return ""
+}
+
+func (x *AuditDigest) GetDigestHash() string {
+	if x != nil {
+		return x.DigestHash
+	}
+	return ""
+}
+
+func (x *AuditDigest) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *AuditDigest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *AuditDigest) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+type ListDigestsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Default 50, at most 500.
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	Cursor        string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDigestsRequest) Reset() {
+	*x = ListDigestsRequest{}
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDigestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDigestsRequest) ProtoMessage() {}
+
+func (x *ListDigestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDigestsRequest.ProtoReflect.Descriptor instead.
+func (*ListDigestsRequest) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListDigestsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListDigestsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDigestsRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type ListDigestsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Digests       []*AuditDigest         `protobuf:"bytes,1,rep,name=digests,proto3" json:"digests,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDigestsResponse) Reset() {
+	*x = ListDigestsResponse{}
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDigestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDigestsResponse) ProtoMessage() {}
+
+func (x *ListDigestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDigestsResponse.ProtoReflect.Descriptor instead.
+func (*ListDigestsResponse) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListDigestsResponse) GetDigests() []*AuditDigest {
+	if x != nil {
+		return x.Digests
+	}
+	return nil
+}
+
+func (x *ListDigestsResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+// SigningKey is the public half of a digest signing key.
+type SigningKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// hex(SHA-256(the PKIX DER of the public key)).
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// "PUBLIC KEY" PEM (Ed25519).
+	PublicKeyPem string `protobuf:"bytes,2,opt,name=public_key_pem,json=publicKeyPem,proto3" json:"public_key_pem,omitempty"`
+	// The key signs digests from not_before until not_after (unset while it
+	// is the current key).
+	NotBefore     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
+	NotAfter      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningKey) Reset() {
+	*x = SigningKey{}
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningKey) ProtoMessage() {}
+
+func (x *SigningKey) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
+func (*SigningKey) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SigningKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *SigningKey) GetPublicKeyPem() string {
+	if x != nil {
+		return x.PublicKeyPem
+	}
+	return ""
+}
+
+func (x *SigningKey) GetNotBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotBefore
+	}
+	return nil
+}
+
+func (x *SigningKey) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
+type ListPublicKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Default 50, at most 500.
+	PageSize      int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	Cursor        string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPublicKeysRequest) Reset() {
+	*x = ListPublicKeysRequest{}
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPublicKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPublicKeysRequest) ProtoMessage() {}
+
+func (x *ListPublicKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPublicKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListPublicKeysRequest) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListPublicKeysRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPublicKeysRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+type ListPublicKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*SigningKey          `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPublicKeysResponse) Reset() {
+	*x = ListPublicKeysResponse{}
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPublicKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPublicKeysResponse) ProtoMessage() {}
+
+func (x *ListPublicKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_audit_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPublicKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListPublicKeysResponse) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_audit_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListPublicKeysResponse) GetKeys() []*SigningKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *ListPublicKeysResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
 var File_tenantregistry_v1_audit_proto protoreflect.FileDescriptor
 
 const file_tenantregistry_v1_audit_proto_rawDesc = "" +
@@ -1033,7 +1575,7 @@ const file_tenantregistry_v1_audit_proto_rawDesc = "" +
 	"\bAppender\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1b\n" +
-	"\ttenant_id\x18\x03 \x01(\tR\btenantId\"\x84\x05\n" +
+	"\ttenant_id\x18\x03 \x01(\tR\btenantId\"\xed\x05\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
@@ -1054,7 +1596,10 @@ const file_tenantregistry_v1_audit_proto_rawDesc = "" +
 	"\x04hash\x18\r \x01(\tR\x04hash\x12<\n" +
 	"\vappended_by\x18\x0e \x01(\v2\x1b.tenantregistry.v1.AppenderR\n" +
 	"appendedBy\x12\x1b\n" +
-	"\tchain_seq\x18\x0f \x01(\x03R\bchainSeq\x1a9\n" +
+	"\tchain_seq\x18\x0f \x01(\x03R\bchainSeq\x12\x1b\n" +
+	"\tprev_hash\x18\x10 \x01(\tR\bprevHash\x12!\n" +
+	"\fhash_version\x18\x11 \x01(\x05R\vhashVersion\x12'\n" +
+	"\x0fidempotency_key\x18\x12 \x01(\tR\x0eidempotencyKey\x1a9\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf0\x03\n" +
@@ -1108,13 +1653,57 @@ const file_tenantregistry_v1_audit_proto_rawDesc = "" +
 	"\x15first_broken_event_id\x18\x03 \x01(\tR\x12firstBrokenEventId\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05empty\x18\x05 \x01(\bR\x05empty\x12%\n" +
-	"\x0echeckpoint_seq\x18\x06 \x01(\x03R\rcheckpointSeq2\xe9\x03\n" +
+	"\x0echeckpoint_seq\x18\x06 \x01(\x03R\rcheckpointSeq\"2\n" +
+	"\x13CreateDigestRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"h\n" +
+	"\x14CreateDigestResponse\x126\n" +
+	"\x06digest\x18\x01 \x01(\v2\x1e.tenantregistry.v1.AuditDigestR\x06digest\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\"\xca\x02\n" +
+	"\vAuditDigest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tfirst_seq\x18\x03 \x01(\x03R\bfirstSeq\x12\x19\n" +
+	"\blast_seq\x18\x04 \x01(\x03R\alastSeq\x12\x1b\n" +
+	"\thead_hash\x18\x05 \x01(\tR\bheadHash\x12(\n" +
+	"\x10prev_digest_hash\x18\x06 \x01(\tR\x0eprevDigestHash\x12\x1f\n" +
+	"\vdigest_hash\x18\a \x01(\tR\n" +
+	"digestHash\x129\n" +
+	"\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x15\n" +
+	"\x06key_id\x18\t \x01(\tR\x05keyId\x12\x1c\n" +
+	"\tsignature\x18\n" +
+	" \x01(\tR\tsignature\"f\n" +
+	"\x12ListDigestsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"p\n" +
+	"\x13ListDigestsResponse\x128\n" +
+	"\adigests\x18\x01 \x03(\v2\x1e.tenantregistry.v1.AuditDigestR\adigests\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor\"\xbd\x01\n" +
+	"\n" +
+	"SigningKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12$\n" +
+	"\x0epublic_key_pem\x18\x02 \x01(\tR\fpublicKeyPem\x129\n" +
+	"\n" +
+	"not_before\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
+	"\tnot_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"L\n" +
+	"\x15ListPublicKeysRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"l\n" +
+	"\x16ListPublicKeysResponse\x121\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1d.tenantregistry.v1.SigningKeyR\x04keys\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor2\xee\x06\n" +
 	"\fAuditService\x12r\n" +
 	"\vAppendEvent\x12%.tenantregistry.v1.AppendEventRequest\x1a&.tenantregistry.v1.AppendEventResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/audit\x12o\n" +
 	"\n" +
 	"ListEvents\x12$.tenantregistry.v1.ListEventsRequest\x1a%.tenantregistry.v1.ListEventsResponse\"\x14\x82\xd3\xe4\x93\x02\v\x12\t/v1/audit\x90\x02\x01\x12f\n" +
 	"\fExportEvents\x12&.tenantregistry.v1.ExportEventsRequest\x1a'.tenantregistry.v1.ExportEventsResponse\"\x03\x90\x02\x010\x01\x12\x8b\x01\n" +
-	"\x10VerifyAuditChain\x12*.tenantregistry.v1.VerifyAuditChainRequest\x1a+.tenantregistry.v1.VerifyAuditChainResponse\"\x1e\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/audit/verify\x90\x02\x01BLZJgithub.com/platform/tenant-registry/gen/tenantregistry/v1;tenantregistryv1b\x06proto3"
+	"\x10VerifyAuditChain\x12*.tenantregistry.v1.VerifyAuditChainRequest\x1a+.tenantregistry.v1.VerifyAuditChainResponse\"\x1e\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/audit/verify\x90\x02\x01\x12}\n" +
+	"\fCreateDigest\x12&.tenantregistry.v1.CreateDigestRequest\x1a'.tenantregistry.v1.CreateDigestResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/audit/digests\x12z\n" +
+	"\vListDigests\x12%.tenantregistry.v1.ListDigestsRequest\x1a&.tenantregistry.v1.ListDigestsResponse\"\x1c\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/audit/digests\x90\x02\x01\x12\x87\x01\n" +
+	"\x0eListPublicKeys\x12(.tenantregistry.v1.ListPublicKeysRequest\x1a).tenantregistry.v1.ListPublicKeysResponse\" \x82\xd3\xe4\x93\x02\x17\x12\x15/v1/audit/public-keys\x90\x02\x01BLZJgithub.com/platform/tenant-registry/gen/tenantregistry/v1;tenantregistryv1b\x06proto3"
 
 var (
 	file_tenantregistry_v1_audit_proto_rawDescOnce sync.Once
@@ -1128,7 +1717,7 @@ func file_tenantregistry_v1_audit_proto_rawDescGZIP() []byte {
 	return file_tenantregistry_v1_audit_proto_rawDescData
 }
 
-var file_tenantregistry_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_tenantregistry_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_tenantregistry_v1_audit_proto_goTypes = []any{
 	(*Actor)(nil),                    // 0: tenantregistry.v1.Actor
 	(*Target)(nil),                   // 1: tenantregistry.v1.Target
@@ -1143,40 +1732,60 @@ var file_tenantregistry_v1_audit_proto_goTypes = []any{
 	(*ExportEventsResponse)(nil),     // 10: tenantregistry.v1.ExportEventsResponse
 	(*VerifyAuditChainRequest)(nil),  // 11: tenantregistry.v1.VerifyAuditChainRequest
 	(*VerifyAuditChainResponse)(nil), // 12: tenantregistry.v1.VerifyAuditChainResponse
-	nil,                              // 13: tenantregistry.v1.AuditEvent.FieldsEntry
-	nil,                              // 14: tenantregistry.v1.AppendEventRequest.FieldsEntry
-	(*timestamppb.Timestamp)(nil),    // 15: google.protobuf.Timestamp
+	(*CreateDigestRequest)(nil),      // 13: tenantregistry.v1.CreateDigestRequest
+	(*CreateDigestResponse)(nil),     // 14: tenantregistry.v1.CreateDigestResponse
+	(*AuditDigest)(nil),              // 15: tenantregistry.v1.AuditDigest
+	(*ListDigestsRequest)(nil),       // 16: tenantregistry.v1.ListDigestsRequest
+	(*ListDigestsResponse)(nil),      // 17: tenantregistry.v1.ListDigestsResponse
+	(*SigningKey)(nil),               // 18: tenantregistry.v1.SigningKey
+	(*ListPublicKeysRequest)(nil),    // 19: tenantregistry.v1.ListPublicKeysRequest
+	(*ListPublicKeysResponse)(nil),   // 20: tenantregistry.v1.ListPublicKeysResponse
+	nil,                              // 21: tenantregistry.v1.AuditEvent.FieldsEntry
+	nil,                              // 22: tenantregistry.v1.AppendEventRequest.FieldsEntry
+	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
 }
 var file_tenantregistry_v1_audit_proto_depIdxs = []int32{
-	15, // 0: tenantregistry.v1.AuditEvent.created_at:type_name -> google.protobuf.Timestamp
+	23, // 0: tenantregistry.v1.AuditEvent.created_at:type_name -> google.protobuf.Timestamp
 	2,  // 1: tenantregistry.v1.AuditEvent.group:type_name -> tenantregistry.v1.Group
 	0,  // 2: tenantregistry.v1.AuditEvent.actor:type_name -> tenantregistry.v1.Actor
 	1,  // 3: tenantregistry.v1.AuditEvent.target:type_name -> tenantregistry.v1.Target
-	13, // 4: tenantregistry.v1.AuditEvent.fields:type_name -> tenantregistry.v1.AuditEvent.FieldsEntry
+	21, // 4: tenantregistry.v1.AuditEvent.fields:type_name -> tenantregistry.v1.AuditEvent.FieldsEntry
 	3,  // 5: tenantregistry.v1.AuditEvent.appended_by:type_name -> tenantregistry.v1.Appender
 	0,  // 6: tenantregistry.v1.AppendEventRequest.actor:type_name -> tenantregistry.v1.Actor
 	1,  // 7: tenantregistry.v1.AppendEventRequest.target:type_name -> tenantregistry.v1.Target
-	14, // 8: tenantregistry.v1.AppendEventRequest.fields:type_name -> tenantregistry.v1.AppendEventRequest.FieldsEntry
+	22, // 8: tenantregistry.v1.AppendEventRequest.fields:type_name -> tenantregistry.v1.AppendEventRequest.FieldsEntry
 	4,  // 9: tenantregistry.v1.AppendEventResponse.event:type_name -> tenantregistry.v1.AuditEvent
-	15, // 10: tenantregistry.v1.ListEventsRequest.created_after:type_name -> google.protobuf.Timestamp
-	15, // 11: tenantregistry.v1.ListEventsRequest.created_before:type_name -> google.protobuf.Timestamp
+	23, // 10: tenantregistry.v1.ListEventsRequest.created_after:type_name -> google.protobuf.Timestamp
+	23, // 11: tenantregistry.v1.ListEventsRequest.created_before:type_name -> google.protobuf.Timestamp
 	4,  // 12: tenantregistry.v1.ListEventsResponse.events:type_name -> tenantregistry.v1.AuditEvent
-	15, // 13: tenantregistry.v1.ExportEventsRequest.created_after:type_name -> google.protobuf.Timestamp
-	15, // 14: tenantregistry.v1.ExportEventsRequest.created_before:type_name -> google.protobuf.Timestamp
+	23, // 13: tenantregistry.v1.ExportEventsRequest.created_after:type_name -> google.protobuf.Timestamp
+	23, // 14: tenantregistry.v1.ExportEventsRequest.created_before:type_name -> google.protobuf.Timestamp
 	4,  // 15: tenantregistry.v1.ExportEventsResponse.event:type_name -> tenantregistry.v1.AuditEvent
-	5,  // 16: tenantregistry.v1.AuditService.AppendEvent:input_type -> tenantregistry.v1.AppendEventRequest
-	7,  // 17: tenantregistry.v1.AuditService.ListEvents:input_type -> tenantregistry.v1.ListEventsRequest
-	9,  // 18: tenantregistry.v1.AuditService.ExportEvents:input_type -> tenantregistry.v1.ExportEventsRequest
-	11, // 19: tenantregistry.v1.AuditService.VerifyAuditChain:input_type -> tenantregistry.v1.VerifyAuditChainRequest
-	6,  // 20: tenantregistry.v1.AuditService.AppendEvent:output_type -> tenantregistry.v1.AppendEventResponse
-	8,  // 21: tenantregistry.v1.AuditService.ListEvents:output_type -> tenantregistry.v1.ListEventsResponse
-	10, // 22: tenantregistry.v1.AuditService.ExportEvents:output_type -> tenantregistry.v1.ExportEventsResponse
-	12, // 23: tenantregistry.v1.AuditService.VerifyAuditChain:output_type -> tenantregistry.v1.VerifyAuditChainResponse
-	20, // [20:24] is the sub-list for method output_type
-	16, // [16:20] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	15, // 16: tenantregistry.v1.CreateDigestResponse.digest:type_name -> tenantregistry.v1.AuditDigest
+	23, // 17: tenantregistry.v1.AuditDigest.created_at:type_name -> google.protobuf.Timestamp
+	15, // 18: tenantregistry.v1.ListDigestsResponse.digests:type_name -> tenantregistry.v1.AuditDigest
+	23, // 19: tenantregistry.v1.SigningKey.not_before:type_name -> google.protobuf.Timestamp
+	23, // 20: tenantregistry.v1.SigningKey.not_after:type_name -> google.protobuf.Timestamp
+	18, // 21: tenantregistry.v1.ListPublicKeysResponse.keys:type_name -> tenantregistry.v1.SigningKey
+	5,  // 22: tenantregistry.v1.AuditService.AppendEvent:input_type -> tenantregistry.v1.AppendEventRequest
+	7,  // 23: tenantregistry.v1.AuditService.ListEvents:input_type -> tenantregistry.v1.ListEventsRequest
+	9,  // 24: tenantregistry.v1.AuditService.ExportEvents:input_type -> tenantregistry.v1.ExportEventsRequest
+	11, // 25: tenantregistry.v1.AuditService.VerifyAuditChain:input_type -> tenantregistry.v1.VerifyAuditChainRequest
+	13, // 26: tenantregistry.v1.AuditService.CreateDigest:input_type -> tenantregistry.v1.CreateDigestRequest
+	16, // 27: tenantregistry.v1.AuditService.ListDigests:input_type -> tenantregistry.v1.ListDigestsRequest
+	19, // 28: tenantregistry.v1.AuditService.ListPublicKeys:input_type -> tenantregistry.v1.ListPublicKeysRequest
+	6,  // 29: tenantregistry.v1.AuditService.AppendEvent:output_type -> tenantregistry.v1.AppendEventResponse
+	8,  // 30: tenantregistry.v1.AuditService.ListEvents:output_type -> tenantregistry.v1.ListEventsResponse
+	10, // 31: tenantregistry.v1.AuditService.ExportEvents:output_type -> tenantregistry.v1.ExportEventsResponse
+	12, // 32: tenantregistry.v1.AuditService.VerifyAuditChain:output_type -> tenantregistry.v1.VerifyAuditChainResponse
+	14, // 33: tenantregistry.v1.AuditService.CreateDigest:output_type -> tenantregistry.v1.CreateDigestResponse
+	17, // 34: tenantregistry.v1.AuditService.ListDigests:output_type -> tenantregistry.v1.ListDigestsResponse
+	20, // 35: tenantregistry.v1.AuditService.ListPublicKeys:output_type -> tenantregistry.v1.ListPublicKeysResponse
+	29, // [29:36] is the sub-list for method output_type
+	22, // [22:29] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_tenantregistry_v1_audit_proto_init() }
@@ -1190,7 +1799,7 @@ func file_tenantregistry_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tenantregistry_v1_audit_proto_rawDesc), len(file_tenantregistry_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -44,6 +44,15 @@ const (
 	// AuditServiceVerifyAuditChainProcedure is the fully-qualified name of the AuditService's
 	// VerifyAuditChain RPC.
 	AuditServiceVerifyAuditChainProcedure = "/tenantregistry.v1.AuditService/VerifyAuditChain"
+	// AuditServiceCreateDigestProcedure is the fully-qualified name of the AuditService's CreateDigest
+	// RPC.
+	AuditServiceCreateDigestProcedure = "/tenantregistry.v1.AuditService/CreateDigest"
+	// AuditServiceListDigestsProcedure is the fully-qualified name of the AuditService's ListDigests
+	// RPC.
+	AuditServiceListDigestsProcedure = "/tenantregistry.v1.AuditService/ListDigests"
+	// AuditServiceListPublicKeysProcedure is the fully-qualified name of the AuditService's
+	// ListPublicKeys RPC.
+	AuditServiceListPublicKeysProcedure = "/tenantregistry.v1.AuditService/ListPublicKeys"
 )
 
 // AuditServiceClient is a client for the tenantregistry.v1.AuditService service.
@@ -60,6 +69,17 @@ type AuditServiceClient interface {
 	// link. Any spelling (case) of the tenant id verifies the same chain; an
 	// empty chain answers ok with empty true.
 	VerifyAuditChain(context.Context, *connect.Request[v1.VerifyAuditChainRequest]) (*connect.Response[v1.VerifyAuditChainResponse], error)
+	// CreateDigest signs a digest of a tenant's chain now: when the chain
+	// moved since the tenant's last digest, a new digest covering the new
+	// events (created true); otherwise the last digest. A chain without events
+	// answers no digest. A chain that does not verify is not signed
+	// (failed_precondition).
+	CreateDigest(context.Context, *connect.Request[v1.CreateDigestRequest]) (*connect.Response[v1.CreateDigestResponse], error)
+	// ListDigests pages through a tenant's signed digests, newest first.
+	ListDigests(context.Context, *connect.Request[v1.ListDigestsRequest]) (*connect.Response[v1.ListDigestsResponse], error)
+	// ListPublicKeys pages through every key configured to sign digests,
+	// newest first: the public halves only.
+	ListPublicKeys(context.Context, *connect.Request[v1.ListPublicKeysRequest]) (*connect.Response[v1.ListPublicKeysResponse], error)
 }
 
 // NewAuditServiceClient constructs a client for the tenantregistry.v1.AuditService service. By
@@ -100,6 +120,26 @@ func NewAuditServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		createDigest: connect.NewClient[v1.CreateDigestRequest, v1.CreateDigestResponse](
+			httpClient,
+			baseURL+AuditServiceCreateDigestProcedure,
+			connect.WithSchema(auditServiceMethods.ByName("CreateDigest")),
+			connect.WithClientOptions(opts...),
+		),
+		listDigests: connect.NewClient[v1.ListDigestsRequest, v1.ListDigestsResponse](
+			httpClient,
+			baseURL+AuditServiceListDigestsProcedure,
+			connect.WithSchema(auditServiceMethods.ByName("ListDigests")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listPublicKeys: connect.NewClient[v1.ListPublicKeysRequest, v1.ListPublicKeysResponse](
+			httpClient,
+			baseURL+AuditServiceListPublicKeysProcedure,
+			connect.WithSchema(auditServiceMethods.ByName("ListPublicKeys")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -109,6 +149,9 @@ type auditServiceClient struct {
 	listEvents       *connect.Client[v1.ListEventsRequest, v1.ListEventsResponse]
 	exportEvents     *connect.Client[v1.ExportEventsRequest, v1.ExportEventsResponse]
 	verifyAuditChain *connect.Client[v1.VerifyAuditChainRequest, v1.VerifyAuditChainResponse]
+	createDigest     *connect.Client[v1.CreateDigestRequest, v1.CreateDigestResponse]
+	listDigests      *connect.Client[v1.ListDigestsRequest, v1.ListDigestsResponse]
+	listPublicKeys   *connect.Client[v1.ListPublicKeysRequest, v1.ListPublicKeysResponse]
 }
 
 // AppendEvent calls tenantregistry.v1.AuditService.AppendEvent.
@@ -131,6 +174,21 @@ func (c *auditServiceClient) VerifyAuditChain(ctx context.Context, req *connect.
 	return c.verifyAuditChain.CallUnary(ctx, req)
 }
 
+// CreateDigest calls tenantregistry.v1.AuditService.CreateDigest.
+func (c *auditServiceClient) CreateDigest(ctx context.Context, req *connect.Request[v1.CreateDigestRequest]) (*connect.Response[v1.CreateDigestResponse], error) {
+	return c.createDigest.CallUnary(ctx, req)
+}
+
+// ListDigests calls tenantregistry.v1.AuditService.ListDigests.
+func (c *auditServiceClient) ListDigests(ctx context.Context, req *connect.Request[v1.ListDigestsRequest]) (*connect.Response[v1.ListDigestsResponse], error) {
+	return c.listDigests.CallUnary(ctx, req)
+}
+
+// ListPublicKeys calls tenantregistry.v1.AuditService.ListPublicKeys.
+func (c *auditServiceClient) ListPublicKeys(ctx context.Context, req *connect.Request[v1.ListPublicKeysRequest]) (*connect.Response[v1.ListPublicKeysResponse], error) {
+	return c.listPublicKeys.CallUnary(ctx, req)
+}
+
 // AuditServiceHandler is an implementation of the tenantregistry.v1.AuditService service.
 type AuditServiceHandler interface {
 	// AppendEvent appends a product's own event.
@@ -145,6 +203,17 @@ type AuditServiceHandler interface {
 	// link. Any spelling (case) of the tenant id verifies the same chain; an
 	// empty chain answers ok with empty true.
 	VerifyAuditChain(context.Context, *connect.Request[v1.VerifyAuditChainRequest]) (*connect.Response[v1.VerifyAuditChainResponse], error)
+	// CreateDigest signs a digest of a tenant's chain now: when the chain
+	// moved since the tenant's last digest, a new digest covering the new
+	// events (created true); otherwise the last digest. A chain without events
+	// answers no digest. A chain that does not verify is not signed
+	// (failed_precondition).
+	CreateDigest(context.Context, *connect.Request[v1.CreateDigestRequest]) (*connect.Response[v1.CreateDigestResponse], error)
+	// ListDigests pages through a tenant's signed digests, newest first.
+	ListDigests(context.Context, *connect.Request[v1.ListDigestsRequest]) (*connect.Response[v1.ListDigestsResponse], error)
+	// ListPublicKeys pages through every key configured to sign digests,
+	// newest first: the public halves only.
+	ListPublicKeys(context.Context, *connect.Request[v1.ListPublicKeysRequest]) (*connect.Response[v1.ListPublicKeysResponse], error)
 }
 
 // NewAuditServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -181,6 +250,26 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	auditServiceCreateDigestHandler := connect.NewUnaryHandler(
+		AuditServiceCreateDigestProcedure,
+		svc.CreateDigest,
+		connect.WithSchema(auditServiceMethods.ByName("CreateDigest")),
+		connect.WithHandlerOptions(opts...),
+	)
+	auditServiceListDigestsHandler := connect.NewUnaryHandler(
+		AuditServiceListDigestsProcedure,
+		svc.ListDigests,
+		connect.WithSchema(auditServiceMethods.ByName("ListDigests")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	auditServiceListPublicKeysHandler := connect.NewUnaryHandler(
+		AuditServiceListPublicKeysProcedure,
+		svc.ListPublicKeys,
+		connect.WithSchema(auditServiceMethods.ByName("ListPublicKeys")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tenantregistry.v1.AuditService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AuditServiceAppendEventProcedure:
@@ -191,6 +280,12 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 			auditServiceExportEventsHandler.ServeHTTP(w, r)
 		case AuditServiceVerifyAuditChainProcedure:
 			auditServiceVerifyAuditChainHandler.ServeHTTP(w, r)
+		case AuditServiceCreateDigestProcedure:
+			auditServiceCreateDigestHandler.ServeHTTP(w, r)
+		case AuditServiceListDigestsProcedure:
+			auditServiceListDigestsHandler.ServeHTTP(w, r)
+		case AuditServiceListPublicKeysProcedure:
+			auditServiceListPublicKeysHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -214,4 +309,16 @@ func (UnimplementedAuditServiceHandler) ExportEvents(context.Context, *connect.R
 
 func (UnimplementedAuditServiceHandler) VerifyAuditChain(context.Context, *connect.Request[v1.VerifyAuditChainRequest]) (*connect.Response[v1.VerifyAuditChainResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tenantregistry.v1.AuditService.VerifyAuditChain is not implemented"))
+}
+
+func (UnimplementedAuditServiceHandler) CreateDigest(context.Context, *connect.Request[v1.CreateDigestRequest]) (*connect.Response[v1.CreateDigestResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tenantregistry.v1.AuditService.CreateDigest is not implemented"))
+}
+
+func (UnimplementedAuditServiceHandler) ListDigests(context.Context, *connect.Request[v1.ListDigestsRequest]) (*connect.Response[v1.ListDigestsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tenantregistry.v1.AuditService.ListDigests is not implemented"))
+}
+
+func (UnimplementedAuditServiceHandler) ListPublicKeys(context.Context, *connect.Request[v1.ListPublicKeysRequest]) (*connect.Response[v1.ListPublicKeysResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tenantregistry.v1.AuditService.ListPublicKeys is not implemented"))
 }

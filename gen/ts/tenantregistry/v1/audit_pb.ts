@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tenantregistry/v1/audit.proto.
  */
 export const file_tenantregistry_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("Ch10ZW5hbnRyZWdpc3RyeS92MS9hdWRpdC5wcm90bxIRdGVuYW50cmVnaXN0cnkudjEiLwoFQWN0b3ISCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgR0eXBlGAMgASgJIjAKBlRhcmdldBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBHR5cGUYAyABKAkiIQoFR3JvdXASCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCSI3CghBcHBlbmRlchIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCSLyAwoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhY3Rpb24YAyABKAkSDAoEY3J1ZBgEIAEoCRInCgVncm91cBgFIAEoCzIYLnRlbmFudHJlZ2lzdHJ5LnYxLkdyb3VwEicKBWFjdG9yGAYgASgLMhgudGVuYW50cmVnaXN0cnkudjEuQWN0b3ISKQoGdGFyZ2V0GAcgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGFyZ2V0EhEKCXNvdXJjZV9pcBgIIAEoCRITCgtkZXNjcmlwdGlvbhgJIAEoCRISCgppc19mYWlsdXJlGAogASgIEhQKDGlzX2Fub255bW91cxgLIAEoCBI5CgZmaWVsZHMYDCADKAsyKS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50LkZpZWxkc0VudHJ5EgwKBGhhc2gYDSABKAkSMAoLYXBwZW5kZWRfYnkYDiABKAsyGy50ZW5hbnRyZWdpc3RyeS52MS5BcHBlbmRlchIRCgljaGFpbl9zZXEYDyABKAMaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL2AgoSQXBwZW5kRXZlbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZhY3Rpb24YAiABKAkSDAoEY3J1ZBgDIAEoCRInCgVhY3RvchgEIAEoCzIYLnRlbmFudHJlZ2lzdHJ5LnYxLkFjdG9yEikKBnRhcmdldBgFIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRhcmdldBITCgtkZXNjcmlwdGlvbhgGIAEoCRJBCgZmaWVsZHMYByADKAsyMS50ZW5hbnRyZWdpc3RyeS52MS5BcHBlbmRFdmVudFJlcXVlc3QuRmllbGRzRW50cnkSEQoJc291cmNlX2lwGAggASgJEhIKCmlzX2ZhaWx1cmUYCSABKAgSFAoMaXNfYW5vbnltb3VzGAogASgIEhcKD2lkZW1wb3RlbmN5X2tleRgLIAEoCRotCgtGaWVsZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkMKE0FwcGVuZEV2ZW50UmVzcG9uc2USLAoFZXZlbnQYASABKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50IogCChFMaXN0RXZlbnRzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGYWN0aW9uGAIgASgJEhAKCGFjdG9yX2lkGAMgASgJEhEKCXRhcmdldF9pZBgEIAEoCRITCgt0YXJnZXRfdHlwZRgFIAEoCRIMCgRjcnVkGAYgASgJEjEKDWNyZWF0ZWRfYWZ0ZXIYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCSABKAUSDgoGY3Vyc29yGAogASgJIlgKEkxpc3RFdmVudHNSZXNwb25zZRItCgZldmVudHMYASADKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50EhMKC25leHRfY3Vyc29yGAIgASgJIo8BChNFeHBvcnRFdmVudHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIxCg1jcmVhdGVkX2FmdGVyGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRAoURXhwb3J0RXZlbnRzUmVzcG9uc2USLAoFZXZlbnQYASABKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50IiwKF1ZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSKUAQoYVmVyaWZ5QXVkaXRDaGFpblJlc3BvbnNlEgoKAm9rGAEgASgIEhYKDmV2ZW50c19jaGVja2VkGAIgASgDEh0KFWZpcnN0X2Jyb2tlbl9ldmVudF9pZBgDIAEoCRIOCgZyZWFzb24YBCABKAkSDQoFZW1wdHkYBSABKAgSFgoOY2hlY2twb2ludF9zZXEYBiABKAMy6QMKDEF1ZGl0U2VydmljZRJyCgtBcHBlbmRFdmVudBIlLnRlbmFudHJlZ2lzdHJ5LnYxLkFwcGVuZEV2ZW50UmVxdWVzdBomLnRlbmFudHJlZ2lzdHJ5LnYxLkFwcGVuZEV2ZW50UmVzcG9uc2UiFILT5JMCDjoBKiIJL3YxL2F1ZGl0Em8KCkxpc3RFdmVudHMSJC50ZW5hbnRyZWdpc3RyeS52MS5MaXN0RXZlbnRzUmVxdWVzdBolLnRlbmFudHJlZ2lzdHJ5LnYxLkxpc3RFdmVudHNSZXNwb25zZSIUkAIBgtPkkwILEgkvdjEvYXVkaXQSZgoMRXhwb3J0RXZlbnRzEiYudGVuYW50cmVnaXN0cnkudjEuRXhwb3J0RXZlbnRzUmVxdWVzdBonLnRlbmFudHJlZ2lzdHJ5LnYxLkV4cG9ydEV2ZW50c1Jlc3BvbnNlIgOQAgEwARKLAQoQVmVyaWZ5QXVkaXRDaGFpbhIqLnRlbmFudHJlZ2lzdHJ5LnYxLlZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0GisudGVuYW50cmVnaXN0cnkudjEuVmVyaWZ5QXVkaXRDaGFpblJlc3BvbnNlIh6QAgGC0+STAhU6ASoiEC92MS9hdWRpdC92ZXJpZnlCTFpKZ2l0aHViLmNvbS9wbGF0Zm9ybS90ZW5hbnQtcmVnaXN0cnkvZ2VuL3RlbmFudHJlZ2lzdHJ5L3YxO3RlbmFudHJlZ2lzdHJ5djFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch10ZW5hbnRyZWdpc3RyeS92MS9hdWRpdC5wcm90bxIRdGVuYW50cmVnaXN0cnkudjEiLwoFQWN0b3ISCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgR0eXBlGAMgASgJIjAKBlRhcmdldBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBHR5cGUYAyABKAkiIQoFR3JvdXASCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCSI3CghBcHBlbmRlchIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCSK0BAoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhY3Rpb24YAyABKAkSDAoEY3J1ZBgEIAEoCRInCgVncm91cBgFIAEoCzIYLnRlbmFudHJlZ2lzdHJ5LnYxLkdyb3VwEicKBWFjdG9yGAYgASgLMhgudGVuYW50cmVnaXN0cnkudjEuQWN0b3ISKQoGdGFyZ2V0GAcgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGFyZ2V0EhEKCXNvdXJjZV9pcBgIIAEoCRITCgtkZXNjcmlwdGlvbhgJIAEoCRISCgppc19mYWlsdXJlGAogASgIEhQKDGlzX2Fub255bW91cxgLIAEoCBI5CgZmaWVsZHMYDCADKAsyKS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50LkZpZWxkc0VudHJ5EgwKBGhhc2gYDSABKAkSMAoLYXBwZW5kZWRfYnkYDiABKAsyGy50ZW5hbnRyZWdpc3RyeS52MS5BcHBlbmRlchIRCgljaGFpbl9zZXEYDyABKAMSEQoJcHJldl9oYXNoGBAgASgJEhQKDGhhc2hfdmVyc2lvbhgRIAEoBRIXCg9pZGVtcG90ZW5jeV9rZXkYEiABKAkaLQoLRmllbGRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL2AgoSQXBwZW5kRXZlbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZhY3Rpb24YAiABKAkSDAoEY3J1ZBgDIAEoCRInCgVhY3RvchgEIAEoCzIYLnRlbmFudHJlZ2lzdHJ5LnYxLkFjdG9yEikKBnRhcmdldBgFIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRhcmdldBITCgtkZXNjcmlwdGlvbhgGIAEoCRJBCgZmaWVsZHMYByADKAsyMS50ZW5hbnRyZWdpc3RyeS52MS5BcHBlbmRFdmVudFJlcXVlc3QuRmllbGRzRW50cnkSEQoJc291cmNlX2lwGAggASgJEhIKCmlzX2ZhaWx1cmUYCSABKAgSFAoMaXNfYW5vbnltb3VzGAogASgIEhcKD2lkZW1wb3RlbmN5X2tleRgLIAEoCRotCgtGaWVsZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkMKE0FwcGVuZEV2ZW50UmVzcG9uc2USLAoFZXZlbnQYASABKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50IogCChFMaXN0RXZlbnRzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGYWN0aW9uGAIgASgJEhAKCGFjdG9yX2lkGAMgASgJEhEKCXRhcmdldF9pZBgEIAEoCRITCgt0YXJnZXRfdHlwZRgFIAEoCRIMCgRjcnVkGAYgASgJEjEKDWNyZWF0ZWRfYWZ0ZXIYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCSABKAUSDgoGY3Vyc29yGAogASgJIlgKEkxpc3RFdmVudHNSZXNwb25zZRItCgZldmVudHMYASADKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50EhMKC25leHRfY3Vyc29yGAIgASgJIo8BChNFeHBvcnRFdmVudHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIxCg1jcmVhdGVkX2FmdGVyGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRAoURXhwb3J0RXZlbnRzUmVzcG9uc2USLAoFZXZlbnQYASABKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdEV2ZW50IiwKF1ZlcmlmeUF1ZGl0Q2hhaW5SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSKUAQoYVmVyaWZ5QXVkaXRDaGFpblJlc3BvbnNlEgoKAm9rGAEgASgIEhYKDmV2ZW50c19jaGVja2VkGAIgASgDEh0KFWZpcnN0X2Jyb2tlbl9ldmVudF9pZBgDIAEoCRIOCgZyZWFzb24YBCABKAkSDQoFZW1wdHkYBSABKAgSFgoOY2hlY2twb2ludF9zZXEYBiABKAMiKAoTQ3JlYXRlRGlnZXN0UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiVwoUQ3JlYXRlRGlnZXN0UmVzcG9uc2USLgoGZGlnZXN0GAEgASgLMh4udGVuYW50cmVnaXN0cnkudjEuQXVkaXREaWdlc3QSDwoHY3JlYXRlZBgCIAEoCCLmAQoLQXVkaXREaWdlc3QSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhEKCWZpcnN0X3NlcRgDIAEoAxIQCghsYXN0X3NlcRgEIAEoAxIRCgloZWFkX2hhc2gYBSABKAkSGAoQcHJldl9kaWdlc3RfaGFzaBgGIAEoCRITCgtkaWdlc3RfaGFzaBgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZrZXlfaWQYCSABKAkSEQoJc2lnbmF0dXJlGAogASgJIkoKEkxpc3REaWdlc3RzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEg4KBmN1cnNvchgDIAEoCSJbChNMaXN0RGlnZXN0c1Jlc3BvbnNlEi8KB2RpZ2VzdHMYASADKAsyHi50ZW5hbnRyZWdpc3RyeS52MS5BdWRpdERpZ2VzdBITCgtuZXh0X2N1cnNvchgCIAEoCSKTAQoKU2lnbmluZ0tleRIOCgZrZXlfaWQYASABKAkSFgoOcHVibGljX2tleV9wZW0YAiABKAkSLgoKbm90X2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJbm90X2FmdGVyGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI6ChVMaXN0UHVibGljS2V5c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEg4KBmN1cnNvchgCIAEoCSJaChZMaXN0UHVibGljS2V5c1Jlc3BvbnNlEisKBGtleXMYASADKAsyHS50ZW5hbnRyZWdpc3RyeS52MS5TaWduaW5nS2V5EhMKC25leHRfY3Vyc29yGAIgASgJMu4GCgxBdWRpdFNlcnZpY2UScgoLQXBwZW5kRXZlbnQSJS50ZW5hbnRyZWdpc3RyeS52MS5BcHBlbmRFdmVudFJlcXVlc3QaJi50ZW5hbnRyZWdpc3RyeS52MS5BcHBlbmRFdmVudFJlc3BvbnNlIhSC0+STAg46ASoiCS92MS9hdWRpdBJvCgpMaXN0RXZlbnRzEiQudGVuYW50cmVnaXN0cnkudjEuTGlzdEV2ZW50c1JlcXVlc3QaJS50ZW5hbnRyZWdpc3RyeS52MS5MaXN0RXZlbnRzUmVzcG9uc2UiFJACAYLT5JMCCxIJL3YxL2F1ZGl0EmYKDEV4cG9ydEV2ZW50cxImLnRlbmFudHJlZ2lzdHJ5LnYxLkV4cG9ydEV2ZW50c1JlcXVlc3QaJy50ZW5hbnRyZWdpc3RyeS52MS5FeHBvcnRFdmVudHNSZXNwb25zZSIDkAIBMAESiwEKEFZlcmlmeUF1ZGl0Q2hhaW4SKi50ZW5hbnRyZWdpc3RyeS52MS5WZXJpZnlBdWRpdENoYWluUmVxdWVzdBorLnRlbmFudHJlZ2lzdHJ5LnYxLlZlcmlmeUF1ZGl0Q2hhaW5SZXNwb25zZSIekAIBgtPkkwIVOgEqIhAvdjEvYXVkaXQvdmVyaWZ5En0KDENyZWF0ZURpZ2VzdBImLnRlbmFudHJlZ2lzdHJ5LnYxLkNyZWF0ZURpZ2VzdFJlcXVlc3QaJy50ZW5hbnRyZWdpc3RyeS52MS5DcmVhdGVEaWdlc3RSZXNwb25zZSIcgtPkkwIWOgEqIhEvdjEvYXVkaXQvZGlnZXN0cxJ6CgtMaXN0RGlnZXN0cxIlLnRlbmFudHJlZ2lzdHJ5LnYxLkxpc3REaWdlc3RzUmVxdWVzdBomLnRlbmFudHJlZ2lzdHJ5LnYxLkxpc3REaWdlc3RzUmVzcG9uc2UiHJACAYLT5JMCExIRL3YxL2F1ZGl0L2RpZ2VzdHMShwEKDkxpc3RQdWJsaWNLZXlzEigudGVuYW50cmVnaXN0cnkudjEuTGlzdFB1YmxpY0tleXNSZXF1ZXN0GikudGVuYW50cmVnaXN0cnkudjEuTGlzdFB1YmxpY0tleXNSZXNwb25zZSIgkAIBgtPkkwIXEhUvdjEvYXVkaXQvcHVibGljLWtleXNCTFpKZ2l0aHViLmNvbS9wbGF0Zm9ybS90ZW5hbnQtcmVnaXN0cnkvZ2VuL3RlbmFudHJlZ2lzdHJ5L3YxO3RlbmFudHJlZ2lzdHJ5djFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * Actor is who did it.
@@ -230,6 +230,28 @@ export type AuditEvent = Message<"tenantregistry.v1.AuditEvent"> & {
    * @generated from field: int64 chain_seq = 15;
    */
   chainSeq: bigint;
+
+  /**
+   * The previous event's hash ("" for the chain's first event): with the
+   * fields above, what an offline verifier recomputes hash from.
+   *
+   * @generated from field: string prev_hash = 16;
+   */
+  prevHash: string;
+
+  /**
+   * The version of the canonical form hash covers (1 or 2).
+   *
+   * @generated from field: int32 hash_version = 17;
+   */
+  hashVersion: number;
+
+  /**
+   * The appender's idempotency key, if any (covered by the hash).
+   *
+   * @generated from field: string idempotency_key = 18;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -535,6 +557,265 @@ export const VerifyAuditChainResponseSchema: GenMessage<VerifyAuditChainResponse
   messageDesc(file_tenantregistry_v1_audit, 12);
 
 /**
+ * @generated from message tenantregistry.v1.CreateDigestRequest
+ */
+export type CreateDigestRequest = Message<"tenantregistry.v1.CreateDigestRequest"> & {
+  /**
+   * The tenant; a tenant caller's own by default.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message tenantregistry.v1.CreateDigestRequest.
+ * Use `create(CreateDigestRequestSchema)` to create a new message.
+ */
+export const CreateDigestRequestSchema: GenMessage<CreateDigestRequest> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_audit, 13);
+
+/**
+ * @generated from message tenantregistry.v1.CreateDigestResponse
+ */
+export type CreateDigestResponse = Message<"tenantregistry.v1.CreateDigestResponse"> & {
+  /**
+   * The tenant's latest digest; unset when its chain has no events.
+   *
+   * @generated from field: tenantregistry.v1.AuditDigest digest = 1;
+   */
+  digest?: AuditDigest | undefined;
+
+  /**
+   * True when this call signed it.
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message tenantregistry.v1.CreateDigestResponse.
+ * Use `create(CreateDigestResponseSchema)` to create a new message.
+ */
+export const CreateDigestResponseSchema: GenMessage<CreateDigestResponse> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_audit, 14);
+
+/**
+ * AuditDigest is a signed statement of a tenant's chain head: events
+ * first_seq..last_seq exist and the one at last_seq has hash head_hash. The
+ * signature covers an encoding documented in the README (Audit evidence).
+ *
+ * @generated from message tenantregistry.v1.AuditDigest
+ */
+export type AuditDigest = Message<"tenantregistry.v1.AuditDigest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The tenant (its events' group id): digests outlive a purged tenant.
+   *
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: int64 first_seq = 3;
+   */
+  firstSeq: bigint;
+
+  /**
+   * @generated from field: int64 last_seq = 4;
+   */
+  lastSeq: bigint;
+
+  /**
+   * @generated from field: string head_hash = 5;
+   */
+  headHash: string;
+
+  /**
+   * The previous digest's digest_hash; "" for the tenant's first digest.
+   *
+   * @generated from field: string prev_digest_hash = 6;
+   */
+  prevDigestHash: string;
+
+  /**
+   * hex(SHA-256(the signed encoding)).
+   *
+   * @generated from field: string digest_hash = 7;
+   */
+  digestHash: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 8;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * The signing key (ListPublicKeys).
+   *
+   * @generated from field: string key_id = 9;
+   */
+  keyId: string;
+
+  /**
+   * Ed25519 signature of the encoding, standard base64.
+   *
+   * @generated from field: string signature = 10;
+   */
+  signature: string;
+};
+
+/**
+ * Describes the message tenantregistry.v1.AuditDigest.
+ * Use `create(AuditDigestSchema)` to create a new message.
+ */
+export const AuditDigestSchema: GenMessage<AuditDigest> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_audit, 15);
+
+/**
+ * @generated from message tenantregistry.v1.ListDigestsRequest
+ */
+export type ListDigestsRequest = Message<"tenantregistry.v1.ListDigestsRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Default 50, at most 500.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message tenantregistry.v1.ListDigestsRequest.
+ * Use `create(ListDigestsRequestSchema)` to create a new message.
+ */
+export const ListDigestsRequestSchema: GenMessage<ListDigestsRequest> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_audit, 16);
+
+/**
+ * @generated from message tenantregistry.v1.ListDigestsResponse
+ */
+export type ListDigestsResponse = Message<"tenantregistry.v1.ListDigestsResponse"> & {
+  /**
+   * @generated from field: repeated tenantregistry.v1.AuditDigest digests = 1;
+   */
+  digests: AuditDigest[];
+
+  /**
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message tenantregistry.v1.ListDigestsResponse.
+ * Use `create(ListDigestsResponseSchema)` to create a new message.
+ */
+export const ListDigestsResponseSchema: GenMessage<ListDigestsResponse> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_audit, 17);
+
+/**
+ * SigningKey is the public half of a digest signing key.
+ *
+ * @generated from message tenantregistry.v1.SigningKey
+ */
+export type SigningKey = Message<"tenantregistry.v1.SigningKey"> & {
+  /**
+   * hex(SHA-256(the PKIX DER of the public key)).
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * "PUBLIC KEY" PEM (Ed25519).
+   *
+   * @generated from field: string public_key_pem = 2;
+   */
+  publicKeyPem: string;
+
+  /**
+   * The key signs digests from not_before until not_after (unset while it
+   * is the current key).
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 3;
+   */
+  notBefore?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp not_after = 4;
+   */
+  notAfter?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tenantregistry.v1.SigningKey.
+ * Use `create(SigningKeySchema)` to create a new message.
+ */
+export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_audit, 18);
+
+/**
+ * @generated from message tenantregistry.v1.ListPublicKeysRequest
+ */
+export type ListPublicKeysRequest = Message<"tenantregistry.v1.ListPublicKeysRequest"> & {
+  /**
+   * Default 50, at most 500.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message tenantregistry.v1.ListPublicKeysRequest.
+ * Use `create(ListPublicKeysRequestSchema)` to create a new message.
+ */
+export const ListPublicKeysRequestSchema: GenMessage<ListPublicKeysRequest> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_audit, 19);
+
+/**
+ * @generated from message tenantregistry.v1.ListPublicKeysResponse
+ */
+export type ListPublicKeysResponse = Message<"tenantregistry.v1.ListPublicKeysResponse"> & {
+  /**
+   * @generated from field: repeated tenantregistry.v1.SigningKey keys = 1;
+   */
+  keys: SigningKey[];
+
+  /**
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message tenantregistry.v1.ListPublicKeysResponse.
+ * Use `create(ListPublicKeysResponseSchema)` to create a new message.
+ */
+export const ListPublicKeysResponseSchema: GenMessage<ListPublicKeysResponse> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_audit, 20);
+
+/**
  * AuditService is the Retraced-shaped audit log: every change to a tenant
  * leaves an event, and products append their own.
  *
@@ -584,6 +865,41 @@ export const AuditService: GenService<{
     methodKind: "unary";
     input: typeof VerifyAuditChainRequestSchema;
     output: typeof VerifyAuditChainResponseSchema;
+  },
+  /**
+   * CreateDigest signs a digest of a tenant's chain now: when the chain
+   * moved since the tenant's last digest, a new digest covering the new
+   * events (created true); otherwise the last digest. A chain without events
+   * answers no digest. A chain that does not verify is not signed
+   * (failed_precondition).
+   *
+   * @generated from rpc tenantregistry.v1.AuditService.CreateDigest
+   */
+  createDigest: {
+    methodKind: "unary";
+    input: typeof CreateDigestRequestSchema;
+    output: typeof CreateDigestResponseSchema;
+  },
+  /**
+   * ListDigests pages through a tenant's signed digests, newest first.
+   *
+   * @generated from rpc tenantregistry.v1.AuditService.ListDigests
+   */
+  listDigests: {
+    methodKind: "unary";
+    input: typeof ListDigestsRequestSchema;
+    output: typeof ListDigestsResponseSchema;
+  },
+  /**
+   * ListPublicKeys pages through every key configured to sign digests,
+   * newest first: the public halves only.
+   *
+   * @generated from rpc tenantregistry.v1.AuditService.ListPublicKeys
+   */
+  listPublicKeys: {
+    methodKind: "unary";
+    input: typeof ListPublicKeysRequestSchema;
+    output: typeof ListPublicKeysResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tenantregistry_v1_audit, 0);
