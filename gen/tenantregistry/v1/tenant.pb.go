@@ -856,6 +856,149 @@ func (x *RetryProvisioningResponse) GetTenant() *Tenant {
 	return nil
 }
 
+type InviteUserRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Email    string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// Display name ("Ada Lovelace"); optional.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// "member" (default) or "IT_ADMIN".
+	Role          string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InviteUserRequest) Reset() {
+	*x = InviteUserRequest{}
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InviteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InviteUserRequest) ProtoMessage() {}
+
+func (x *InviteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InviteUserRequest.ProtoReflect.Descriptor instead.
+func (*InviteUserRequest) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_tenant_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *InviteUserRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *InviteUserRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *InviteUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *InviteUserRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type InviteUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The invited address, lower case.
+	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	Role  string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// "sent" when Keycloak took the invitation during the call, "pending"
+	// when the background worker will (Keycloak unreachable).
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// Where the invited user sets up their account; empty until sent, and
+	// always empty in prod.
+	InviteUrl     *string `protobuf:"bytes,4,opt,name=invite_url,json=inviteUrl,proto3,oneof" json:"invite_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InviteUserResponse) Reset() {
+	*x = InviteUserResponse{}
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InviteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InviteUserResponse) ProtoMessage() {}
+
+func (x *InviteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InviteUserResponse.ProtoReflect.Descriptor instead.
+func (*InviteUserResponse) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_tenant_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *InviteUserResponse) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *InviteUserResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *InviteUserResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *InviteUserResponse) GetInviteUrl() string {
+	if x != nil && x.InviteUrl != nil {
+		return *x.InviteUrl
+	}
+	return ""
+}
+
 var File_tenantregistry_v1_tenant_proto protoreflect.FileDescriptor
 
 const file_tenantregistry_v1_tenant_proto_rawDesc = "" +
@@ -917,7 +1060,19 @@ const file_tenantregistry_v1_tenant_proto_rawDesc = "" +
 	"\x18RetryProvisioningRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"N\n" +
 	"\x19RetryProvisioningResponse\x121\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x19.tenantregistry.v1.TenantR\x06tenant2\xca\a\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x19.tenantregistry.v1.TenantR\x06tenant\"n\n" +
+	"\x11InviteUserRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\"\x87\x01\n" +
+	"\x12InviteUserResponse\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\"\n" +
+	"\n" +
+	"invite_url\x18\x04 \x01(\tH\x00R\tinviteUrl\x88\x01\x01B\r\n" +
+	"\v_invite_url2\xd6\b\n" +
 	"\rTenantService\x12w\n" +
 	"\fCreateTenant\x12&.tenantregistry.v1.CreateTenantRequest\x1a'.tenantregistry.v1.CreateTenantResponse\"\x16\x82\xd3\xe4\x93\x02\x10:\x01*\"\v/v1/tenants\x12{\n" +
 	"\tGetTenant\x12#.tenantregistry.v1.GetTenantRequest\x1a$.tenantregistry.v1.GetTenantResponse\"#\x82\xd3\xe4\x93\x02\x1ab\x06tenant\x12\x10/v1/tenants/{id}\x90\x02\x01\x12\x97\x01\n" +
@@ -925,7 +1080,9 @@ const file_tenantregistry_v1_tenant_proto_rawDesc = "" +
 	"\vListTenants\x12%.tenantregistry.v1.ListTenantsRequest\x1a&.tenantregistry.v1.ListTenantsResponse\"\x16\x82\xd3\xe4\x93\x02\r\x12\v/v1/tenants\x90\x02\x01\x12\x8b\x01\n" +
 	"\x0eActivateTenant\x12(.tenantregistry.v1.ActivateTenantRequest\x1a).tenantregistry.v1.ActivateTenantResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/tenants/{id}/activate\x12\x83\x01\n" +
 	"\fCancelTenant\x12&.tenantregistry.v1.CancelTenantRequest\x1a'.tenantregistry.v1.CancelTenantResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/tenants/{id}/cancel\x12\x9e\x01\n" +
-	"\x11RetryProvisioning\x12+.tenantregistry.v1.RetryProvisioningRequest\x1a,.tenantregistry.v1.RetryProvisioningResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/tenants/{id}/retry-provisioningBLZJgithub.com/platform/tenant-registry/gen/tenantregistry/v1;tenantregistryv1b\x06proto3"
+	"\x11RetryProvisioning\x12+.tenantregistry.v1.RetryProvisioningRequest\x1a,.tenantregistry.v1.RetryProvisioningResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/tenants/{id}/retry-provisioning\x12\x89\x01\n" +
+	"\n" +
+	"InviteUser\x12$.tenantregistry.v1.InviteUserRequest\x1a%.tenantregistry.v1.InviteUserResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/tenants/{tenant_id}/invitationsBLZJgithub.com/platform/tenant-registry/gen/tenantregistry/v1;tenantregistryv1b\x06proto3"
 
 var (
 	file_tenantregistry_v1_tenant_proto_rawDescOnce sync.Once
@@ -939,7 +1096,7 @@ func file_tenantregistry_v1_tenant_proto_rawDescGZIP() []byte {
 	return file_tenantregistry_v1_tenant_proto_rawDescData
 }
 
-var file_tenantregistry_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_tenantregistry_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_tenantregistry_v1_tenant_proto_goTypes = []any{
 	(*Tenant)(nil),                    // 0: tenantregistry.v1.Tenant
 	(*CreateTenantRequest)(nil),       // 1: tenantregistry.v1.CreateTenantRequest
@@ -956,11 +1113,13 @@ var file_tenantregistry_v1_tenant_proto_goTypes = []any{
 	(*CancelTenantResponse)(nil),      // 12: tenantregistry.v1.CancelTenantResponse
 	(*RetryProvisioningRequest)(nil),  // 13: tenantregistry.v1.RetryProvisioningRequest
 	(*RetryProvisioningResponse)(nil), // 14: tenantregistry.v1.RetryProvisioningResponse
-	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
+	(*InviteUserRequest)(nil),         // 15: tenantregistry.v1.InviteUserRequest
+	(*InviteUserResponse)(nil),        // 16: tenantregistry.v1.InviteUserResponse
+	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
 }
 var file_tenantregistry_v1_tenant_proto_depIdxs = []int32{
-	15, // 0: tenantregistry.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
-	15, // 1: tenantregistry.v1.Tenant.updated_at:type_name -> google.protobuf.Timestamp
+	17, // 0: tenantregistry.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
+	17, // 1: tenantregistry.v1.Tenant.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: tenantregistry.v1.CreateTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
 	0,  // 3: tenantregistry.v1.GetTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
 	0,  // 4: tenantregistry.v1.GetTenantBySlugResponse.tenant:type_name -> tenantregistry.v1.Tenant
@@ -975,15 +1134,17 @@ var file_tenantregistry_v1_tenant_proto_depIdxs = []int32{
 	9,  // 13: tenantregistry.v1.TenantService.ActivateTenant:input_type -> tenantregistry.v1.ActivateTenantRequest
 	11, // 14: tenantregistry.v1.TenantService.CancelTenant:input_type -> tenantregistry.v1.CancelTenantRequest
 	13, // 15: tenantregistry.v1.TenantService.RetryProvisioning:input_type -> tenantregistry.v1.RetryProvisioningRequest
-	2,  // 16: tenantregistry.v1.TenantService.CreateTenant:output_type -> tenantregistry.v1.CreateTenantResponse
-	4,  // 17: tenantregistry.v1.TenantService.GetTenant:output_type -> tenantregistry.v1.GetTenantResponse
-	6,  // 18: tenantregistry.v1.TenantService.GetTenantBySlug:output_type -> tenantregistry.v1.GetTenantBySlugResponse
-	8,  // 19: tenantregistry.v1.TenantService.ListTenants:output_type -> tenantregistry.v1.ListTenantsResponse
-	10, // 20: tenantregistry.v1.TenantService.ActivateTenant:output_type -> tenantregistry.v1.ActivateTenantResponse
-	12, // 21: tenantregistry.v1.TenantService.CancelTenant:output_type -> tenantregistry.v1.CancelTenantResponse
-	14, // 22: tenantregistry.v1.TenantService.RetryProvisioning:output_type -> tenantregistry.v1.RetryProvisioningResponse
-	16, // [16:23] is the sub-list for method output_type
-	9,  // [9:16] is the sub-list for method input_type
+	15, // 16: tenantregistry.v1.TenantService.InviteUser:input_type -> tenantregistry.v1.InviteUserRequest
+	2,  // 17: tenantregistry.v1.TenantService.CreateTenant:output_type -> tenantregistry.v1.CreateTenantResponse
+	4,  // 18: tenantregistry.v1.TenantService.GetTenant:output_type -> tenantregistry.v1.GetTenantResponse
+	6,  // 19: tenantregistry.v1.TenantService.GetTenantBySlug:output_type -> tenantregistry.v1.GetTenantBySlugResponse
+	8,  // 20: tenantregistry.v1.TenantService.ListTenants:output_type -> tenantregistry.v1.ListTenantsResponse
+	10, // 21: tenantregistry.v1.TenantService.ActivateTenant:output_type -> tenantregistry.v1.ActivateTenantResponse
+	12, // 22: tenantregistry.v1.TenantService.CancelTenant:output_type -> tenantregistry.v1.CancelTenantResponse
+	14, // 23: tenantregistry.v1.TenantService.RetryProvisioning:output_type -> tenantregistry.v1.RetryProvisioningResponse
+	16, // 24: tenantregistry.v1.TenantService.InviteUser:output_type -> tenantregistry.v1.InviteUserResponse
+	17, // [17:25] is the sub-list for method output_type
+	9,  // [9:17] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -995,13 +1156,14 @@ func file_tenantregistry_v1_tenant_proto_init() {
 		return
 	}
 	file_tenantregistry_v1_tenant_proto_msgTypes[2].OneofWrappers = []any{}
+	file_tenantregistry_v1_tenant_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tenantregistry_v1_tenant_proto_rawDesc), len(file_tenantregistry_v1_tenant_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tenantregistry/v1/tenant.proto.
  */
 export const file_tenantregistry_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("Ch50ZW5hbnRyZWdpc3RyeS92MS90ZW5hbnQucHJvdG8SEXRlbmFudHJlZ2lzdHJ5LnYxIvUBCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnN0YXR1cxgEIAEoCRIMCgRwbGFuGAUgASgJEhAKCHByb2R1Y3RzGAYgAygJEhcKD2tleWNsb2FrX29yZ19pZBgHIAEoCRIaChJwcm92aXNpb25pbmdfc3RhdGUYCCABKAkSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoTQ3JlYXRlVGVuYW50UmVxdWVzdBIMCgRzbHVnGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEcGxhbhgDIAEoCRITCgthZG1pbl9lbWFpbBgEIAEoCRISCgphZG1pbl9uYW1lGAUgASgJImkKFENyZWF0ZVRlbmFudFJlc3BvbnNlEikKBnRlbmFudBgBIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudBIXCgppbnZpdGVfdXJsGAIgASgJSACIAQFCDQoLX2ludml0ZV91cmwiHgoQR2V0VGVuYW50UmVxdWVzdBIKCgJpZBgBIAEoCSI+ChFHZXRUZW5hbnRSZXNwb25zZRIpCgZ0ZW5hbnQYASABKAsyGS50ZW5hbnRyZWdpc3RyeS52MS5UZW5hbnQiJgoWR2V0VGVuYW50QnlTbHVnUmVxdWVzdBIMCgRzbHVnGAEgASgJIkQKF0dldFRlbmFudEJ5U2x1Z1Jlc3BvbnNlEikKBnRlbmFudBgBIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudCJkChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEg4KBmN1cnNvchgCIAEoCRIOCgZzdGF0dXMYAyABKAkSDAoEcGxhbhgEIAEoCRINCgVxdWVyeRgFIAEoCSJWChNMaXN0VGVuYW50c1Jlc3BvbnNlEioKB3RlbmFudHMYASADKAsyGS50ZW5hbnRyZWdpc3RyeS52MS5UZW5hbnQSEwoLbmV4dF9jdXJzb3IYAiABKAkiIwoVQWN0aXZhdGVUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJIkMKFkFjdGl2YXRlVGVuYW50UmVzcG9uc2USKQoGdGVuYW50GAEgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGVuYW50IiEKE0NhbmNlbFRlbmFudFJlcXVlc3QSCgoCaWQYASABKAkiQQoUQ2FuY2VsVGVuYW50UmVzcG9uc2USKQoGdGVuYW50GAEgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGVuYW50IiYKGFJldHJ5UHJvdmlzaW9uaW5nUmVxdWVzdBIKCgJpZBgBIAEoCSJGChlSZXRyeVByb3Zpc2lvbmluZ1Jlc3BvbnNlEikKBnRlbmFudBgBIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudDLKBwoNVGVuYW50U2VydmljZRJ3CgxDcmVhdGVUZW5hbnQSJi50ZW5hbnRyZWdpc3RyeS52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GicudGVuYW50cmVnaXN0cnkudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2UiFoLT5JMCEDoBKiILL3YxL3RlbmFudHMSewoJR2V0VGVuYW50EiMudGVuYW50cmVnaXN0cnkudjEuR2V0VGVuYW50UmVxdWVzdBokLnRlbmFudHJlZ2lzdHJ5LnYxLkdldFRlbmFudFJlc3BvbnNlIiOQAgGC0+STAhpiBnRlbmFudBIQL3YxL3RlbmFudHMve2lkfRKXAQoPR2V0VGVuYW50QnlTbHVnEikudGVuYW50cmVnaXN0cnkudjEuR2V0VGVuYW50QnlTbHVnUmVxdWVzdBoqLnRlbmFudHJlZ2lzdHJ5LnYxLkdldFRlbmFudEJ5U2x1Z1Jlc3BvbnNlIi2QAgGC0+STAiRiBnRlbmFudBIaL3YxL3RlbmFudHMvYnktc2x1Zy97c2x1Z30SdAoLTGlzdFRlbmFudHMSJS50ZW5hbnRyZWdpc3RyeS52MS5MaXN0VGVuYW50c1JlcXVlc3QaJi50ZW5hbnRyZWdpc3RyeS52MS5MaXN0VGVuYW50c1Jlc3BvbnNlIhaQAgGC0+STAg0SCy92MS90ZW5hbnRzEosBCg5BY3RpdmF0ZVRlbmFudBIoLnRlbmFudHJlZ2lzdHJ5LnYxLkFjdGl2YXRlVGVuYW50UmVxdWVzdBopLnRlbmFudHJlZ2lzdHJ5LnYxLkFjdGl2YXRlVGVuYW50UmVzcG9uc2UiJILT5JMCHjoBKiIZL3YxL3RlbmFudHMve2lkfS9hY3RpdmF0ZRKDAQoMQ2FuY2VsVGVuYW50EiYudGVuYW50cmVnaXN0cnkudjEuQ2FuY2VsVGVuYW50UmVxdWVzdBonLnRlbmFudHJlZ2lzdHJ5LnYxLkNhbmNlbFRlbmFudFJlc3BvbnNlIiKC0+STAhw6ASoiFy92MS90ZW5hbnRzL3tpZH0vY2FuY2VsEp4BChFSZXRyeVByb3Zpc2lvbmluZxIrLnRlbmFudHJlZ2lzdHJ5LnYxLlJldHJ5UHJvdmlzaW9uaW5nUmVxdWVzdBosLnRlbmFudHJlZ2lzdHJ5LnYxLlJldHJ5UHJvdmlzaW9uaW5nUmVzcG9uc2UiLoLT5JMCKDoBKiIjL3YxL3RlbmFudHMve2lkfS9yZXRyeS1wcm92aXNpb25pbmdCTFpKZ2l0aHViLmNvbS9wbGF0Zm9ybS90ZW5hbnQtcmVnaXN0cnkvZ2VuL3RlbmFudHJlZ2lzdHJ5L3YxO3RlbmFudHJlZ2lzdHJ5djFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch50ZW5hbnRyZWdpc3RyeS92MS90ZW5hbnQucHJvdG8SEXRlbmFudHJlZ2lzdHJ5LnYxIvUBCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnN0YXR1cxgEIAEoCRIMCgRwbGFuGAUgASgJEhAKCHByb2R1Y3RzGAYgAygJEhcKD2tleWNsb2FrX29yZ19pZBgHIAEoCRIaChJwcm92aXNpb25pbmdfc3RhdGUYCCABKAkSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoTQ3JlYXRlVGVuYW50UmVxdWVzdBIMCgRzbHVnGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEcGxhbhgDIAEoCRITCgthZG1pbl9lbWFpbBgEIAEoCRISCgphZG1pbl9uYW1lGAUgASgJImkKFENyZWF0ZVRlbmFudFJlc3BvbnNlEikKBnRlbmFudBgBIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudBIXCgppbnZpdGVfdXJsGAIgASgJSACIAQFCDQoLX2ludml0ZV91cmwiHgoQR2V0VGVuYW50UmVxdWVzdBIKCgJpZBgBIAEoCSI+ChFHZXRUZW5hbnRSZXNwb25zZRIpCgZ0ZW5hbnQYASABKAsyGS50ZW5hbnRyZWdpc3RyeS52MS5UZW5hbnQiJgoWR2V0VGVuYW50QnlTbHVnUmVxdWVzdBIMCgRzbHVnGAEgASgJIkQKF0dldFRlbmFudEJ5U2x1Z1Jlc3BvbnNlEikKBnRlbmFudBgBIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudCJkChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEg4KBmN1cnNvchgCIAEoCRIOCgZzdGF0dXMYAyABKAkSDAoEcGxhbhgEIAEoCRINCgVxdWVyeRgFIAEoCSJWChNMaXN0VGVuYW50c1Jlc3BvbnNlEioKB3RlbmFudHMYASADKAsyGS50ZW5hbnRyZWdpc3RyeS52MS5UZW5hbnQSEwoLbmV4dF9jdXJzb3IYAiABKAkiIwoVQWN0aXZhdGVUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJIkMKFkFjdGl2YXRlVGVuYW50UmVzcG9uc2USKQoGdGVuYW50GAEgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGVuYW50IiEKE0NhbmNlbFRlbmFudFJlcXVlc3QSCgoCaWQYASABKAkiQQoUQ2FuY2VsVGVuYW50UmVzcG9uc2USKQoGdGVuYW50GAEgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGVuYW50IiYKGFJldHJ5UHJvdmlzaW9uaW5nUmVxdWVzdBIKCgJpZBgBIAEoCSJGChlSZXRyeVByb3Zpc2lvbmluZ1Jlc3BvbnNlEikKBnRlbmFudBgBIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudCJRChFJbnZpdGVVc2VyUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDQoFZW1haWwYAiABKAkSDAoEbmFtZRgDIAEoCRIMCgRyb2xlGAQgASgJImgKEkludml0ZVVzZXJSZXNwb25zZRINCgVlbWFpbBgBIAEoCRIMCgRyb2xlGAIgASgJEg0KBXN0YXRlGAMgASgJEhcKCmludml0ZV91cmwYBCABKAlIAIgBAUINCgtfaW52aXRlX3VybDLWCAoNVGVuYW50U2VydmljZRJ3CgxDcmVhdGVUZW5hbnQSJi50ZW5hbnRyZWdpc3RyeS52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GicudGVuYW50cmVnaXN0cnkudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2UiFoLT5JMCEDoBKiILL3YxL3RlbmFudHMSewoJR2V0VGVuYW50EiMudGVuYW50cmVnaXN0cnkudjEuR2V0VGVuYW50UmVxdWVzdBokLnRlbmFudHJlZ2lzdHJ5LnYxLkdldFRlbmFudFJlc3BvbnNlIiOQAgGC0+STAhpiBnRlbmFudBIQL3YxL3RlbmFudHMve2lkfRKXAQoPR2V0VGVuYW50QnlTbHVnEikudGVuYW50cmVnaXN0cnkudjEuR2V0VGVuYW50QnlTbHVnUmVxdWVzdBoqLnRlbmFudHJlZ2lzdHJ5LnYxLkdldFRlbmFudEJ5U2x1Z1Jlc3BvbnNlIi2QAgGC0+STAiRiBnRlbmFudBIaL3YxL3RlbmFudHMvYnktc2x1Zy97c2x1Z30SdAoLTGlzdFRlbmFudHMSJS50ZW5hbnRyZWdpc3RyeS52MS5MaXN0VGVuYW50c1JlcXVlc3QaJi50ZW5hbnRyZWdpc3RyeS52MS5MaXN0VGVuYW50c1Jlc3BvbnNlIhaQAgGC0+STAg0SCy92MS90ZW5hbnRzEosBCg5BY3RpdmF0ZVRlbmFudBIoLnRlbmFudHJlZ2lzdHJ5LnYxLkFjdGl2YXRlVGVuYW50UmVxdWVzdBopLnRlbmFudHJlZ2lzdHJ5LnYxLkFjdGl2YXRlVGVuYW50UmVzcG9uc2UiJILT5JMCHjoBKiIZL3YxL3RlbmFudHMve2lkfS9hY3RpdmF0ZRKDAQoMQ2FuY2VsVGVuYW50EiYudGVuYW50cmVnaXN0cnkudjEuQ2FuY2VsVGVuYW50UmVxdWVzdBonLnRlbmFudHJlZ2lzdHJ5LnYxLkNhbmNlbFRlbmFudFJlc3BvbnNlIiKC0+STAhw6ASoiFy92MS90ZW5hbnRzL3tpZH0vY2FuY2VsEp4BChFSZXRyeVByb3Zpc2lvbmluZxIrLnRlbmFudHJlZ2lzdHJ5LnYxLlJldHJ5UHJvdmlzaW9uaW5nUmVxdWVzdBosLnRlbmFudHJlZ2lzdHJ5LnYxLlJldHJ5UHJvdmlzaW9uaW5nUmVzcG9uc2UiLoLT5JMCKDoBKiIjL3YxL3RlbmFudHMve2lkfS9yZXRyeS1wcm92aXNpb25pbmcSiQEKCkludml0ZVVzZXISJC50ZW5hbnRyZWdpc3RyeS52MS5JbnZpdGVVc2VyUmVxdWVzdBolLnRlbmFudHJlZ2lzdHJ5LnYxLkludml0ZVVzZXJSZXNwb25zZSIugtPkkwIoOgEqIiMvdjEvdGVuYW50cy97dGVuYW50X2lkfS9pbnZpdGF0aW9uc0JMWkpnaXRodWIuY29tL3BsYXRmb3JtL3RlbmFudC1yZWdpc3RyeS9nZW4vdGVuYW50cmVnaXN0cnkvdjE7dGVuYW50cmVnaXN0cnl2MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * Tenant is a customer organisation.
@@ -405,6 +405,82 @@ export const RetryProvisioningResponseSchema: GenMessage<RetryProvisioningRespon
   messageDesc(file_tenantregistry_v1_tenant, 14);
 
 /**
+ * @generated from message tenantregistry.v1.InviteUserRequest
+ */
+export type InviteUserRequest = Message<"tenantregistry.v1.InviteUserRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string email = 2;
+   */
+  email: string;
+
+  /**
+   * Display name ("Ada Lovelace"); optional.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * "member" (default) or "IT_ADMIN".
+   *
+   * @generated from field: string role = 4;
+   */
+  role: string;
+};
+
+/**
+ * Describes the message tenantregistry.v1.InviteUserRequest.
+ * Use `create(InviteUserRequestSchema)` to create a new message.
+ */
+export const InviteUserRequestSchema: GenMessage<InviteUserRequest> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_tenant, 15);
+
+/**
+ * @generated from message tenantregistry.v1.InviteUserResponse
+ */
+export type InviteUserResponse = Message<"tenantregistry.v1.InviteUserResponse"> & {
+  /**
+   * The invited address, lower case.
+   *
+   * @generated from field: string email = 1;
+   */
+  email: string;
+
+  /**
+   * @generated from field: string role = 2;
+   */
+  role: string;
+
+  /**
+   * "sent" when Keycloak took the invitation during the call, "pending"
+   * when the background worker will (Keycloak unreachable).
+   *
+   * @generated from field: string state = 3;
+   */
+  state: string;
+
+  /**
+   * Where the invited user sets up their account; empty until sent, and
+   * always empty in prod.
+   *
+   * @generated from field: optional string invite_url = 4;
+   */
+  inviteUrl?: string | undefined;
+};
+
+/**
+ * Describes the message tenantregistry.v1.InviteUserResponse.
+ * Use `create(InviteUserResponseSchema)` to create a new message.
+ */
+export const InviteUserResponseSchema: GenMessage<InviteUserResponse> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_tenant, 16);
+
+/**
  * TenantService manages tenants (customer organisations) and their lifecycle:
  * trial -> active -> frozen (and frozen -> active, a reactivation).
  *
@@ -485,6 +561,19 @@ export const TenantService: GenService<{
     methodKind: "unary";
     input: typeof RetryProvisioningRequestSchema;
     output: typeof RetryProvisioningResponseSchema;
+  },
+  /**
+   * InviteUser invites a person to the tenant through Keycloak: finds or
+   * creates the user, makes them a member of the tenant's organisation,
+   * grants IT_ADMIN when asked, and sends the verify-email + set-password
+   * email (retried in the background until it lands).
+   *
+   * @generated from rpc tenantregistry.v1.TenantService.InviteUser
+   */
+  inviteUser: {
+    methodKind: "unary";
+    input: typeof InviteUserRequestSchema;
+    output: typeof InviteUserResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tenantregistry_v1_tenant, 0);
