@@ -91,6 +91,14 @@ func (a *HTTPAdapter) EnsureIdentityProvider(ctx context.Context, idp IdentityPr
 	if err != nil {
 		return err
 	}
+	if status == http.StatusOK && cur.ProviderID != idp.Protocol {
+		// Another protocol: a provider's type is fixed at creation, so the
+		// old one goes (unlinked first) and a new one is made.
+		if err := a.deleteIdentityProvider(ctx, idp.OrgID, idp.Alias); err != nil {
+			return err
+		}
+		status = http.StatusNotFound
+	}
 	if status == http.StatusNotFound {
 		// Created without the routing keys: they are checked once linked.
 		if _, err := a.call(ctx, "create identity provider", http.MethodPost, a.idpPath("instances"), rep, nil,
@@ -157,6 +165,18 @@ func (a *HTTPAdapter) RemoveIdentityProvider(ctx context.Context, orgID, alias s
 	if alias == "" {
 		return errors.New("keycloak: identity provider: alias is required")
 	}
+	if err := a.deleteIdentityProvider(ctx, orgID, alias); err != nil {
+		return err
+	}
+	if orgID == "" {
+		return nil
+	}
+	return a.setOrgSSODomains(ctx, orgID, nil)
+}
+
+// deleteIdentityProvider unlinks alias from orgID (when given) and deletes
+// it; 404s are success.
+func (a *HTTPAdapter) deleteIdentityProvider(ctx context.Context, orgID, alias string) error {
 	if orgID != "" {
 		if _, err := a.call(ctx, "unlink identity provider", http.MethodDelete, a.orgsPath(orgID, "identity-providers", alias), nil, nil,
 			http.StatusNoContent, http.StatusOK, http.StatusNotFound); err != nil {
@@ -167,10 +187,7 @@ func (a *HTTPAdapter) RemoveIdentityProvider(ctx context.Context, orgID, alias s
 		http.StatusNoContent, http.StatusOK, http.StatusNotFound); err != nil {
 		return err
 	}
-	if orgID == "" {
-		return nil
-	}
-	return a.setOrgSSODomains(ctx, orgID, nil)
+	return nil
 }
 
 // setOrgSSODomains makes domains the organisation's single sign-on domains:
