@@ -156,7 +156,12 @@ func TestIdentityProviderErrors(t *testing.T) {
 		idp  keycloak.IdentityProvider
 		want string
 	}{
-		{"unknown organisation", func() keycloak.IdentityProvider { p := saml; p.OrgID = "nope"; p.Domains = []string{"a.example"}; return p }(), "404"},
+		{"unknown organisation", func() keycloak.IdentityProvider {
+			p := saml
+			p.OrgID = "nope"
+			p.Domains = []string{"a.example"}
+			return p
+		}(), "404"},
 		{"domain of another organisation", func() keycloak.IdentityProvider { p := saml; p.Domains = []string{"globex.example"}; return p }(), "already linked to another organization"},
 		{"issuer without discovery", keycloak.IdentityProvider{OrgID: acmeOrg, Alias: "acme-oidc", Protocol: "oidc", Issuer: "http://127.0.0.1:1", ClientID: "c"}, "import identity provider config"},
 	}
