@@ -45,6 +45,11 @@ var Rules = map[string]Rule{
 	c.TenantServiceActivateTenantProcedure:    {AdminOnly, ""},
 	c.TenantServiceCancelTenantProcedure:      {AdminOnly, ""},
 	c.TenantServiceRetryProvisioningProcedure: {AdminOnly, ""},
+	c.TenantServiceInviteUserProcedure:        {TenantAdmin, "tenant_id"},
+	// Single sign-on: the tenant's IT_ADMIN.
+	c.SsoServiceSetIdpConfigProcedure:    {TenantAdmin, "tenant_id"},
+	c.SsoServiceGetIdpConfigProcedure:    {TenantAdmin, "tenant_id"},
+	c.SsoServiceDeleteIdpConfigProcedure: {TenantAdmin, "tenant_id"},
 	// Entitlements and the catalog.
 	c.EntitlementServiceListEntitlementsProcedure:  {TenantUser | TenantAdmin, "tenant_id"},
 	c.EntitlementServiceGrantEntitlementProcedure:  {AdminOnly, ""},

@@ -244,6 +244,7 @@ func startAPI(t *testing.T, issuer, allowedOrigin string) *apiServer {
 			Env: config.Stage, KeycloakIssuer: issuer, KeycloakAudience: audience,
 			CORSAllowedOrigins: []string{allowedOrigin},
 			APIKeySecret:       "browsertest-secret-0123456789abcdef",
+			IDPSecretKey:       []byte("browsertest-idp-key-0123456789ab"),
 		},
 		Store: st, Logger: log, Clock: clock.System,
 	})

@@ -92,6 +92,10 @@ var allowed = map[string][]string{
 	c.TenantServiceActivateTenantProcedure:         adminsOnly,
 	c.TenantServiceCancelTenantProcedure:           adminsOnly,
 	c.TenantServiceRetryProvisioningProcedure:      adminsOnly,
+	c.TenantServiceInviteUserProcedure:             tenantAdmins,
+	c.SsoServiceSetIdpConfigProcedure:              tenantAdmins,
+	c.SsoServiceGetIdpConfigProcedure:              tenantAdmins,
+	c.SsoServiceDeleteIdpConfigProcedure:           tenantAdmins,
 	c.EntitlementServiceListEntitlementsProcedure:  tenantUsers,
 	c.EntitlementServiceGrantEntitlementProcedure:  adminsOnly,
 	c.EntitlementServiceRevokeEntitlementProcedure: adminsOnly,
@@ -257,6 +261,12 @@ func testTenantIsolation(t *testing.T, s *authStack, tok string) {
 		{c.AuditServiceVerifyAuditChainProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
 		{c.AuditServiceAppendEventProcedure, `{"tenant_id":"` + acmeID + `","action":"doc.viewed","crud":"r","actor":{"id":"u"}}`,
 			`{"tenant_id":"` + s.globexID + `","action":"doc.viewed","crud":"r","actor":{"id":"u"}}`},
+		// Single sign-on and invitations (in this order: set, read, delete).
+		{c.SsoServiceSetIdpConfigProcedure, idpBody(acmeID, "acme.example"), idpBody(s.globexID, "globex.example")},
+		{c.SsoServiceGetIdpConfigProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
+		{c.SsoServiceDeleteIdpConfigProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
+		{c.TenantServiceInviteUserProcedure, `{"tenant_id":"` + acmeID + `","email":"new@acme.example","role":"member"}`,
+			`{"tenant_id":"` + s.globexID + `","email":"new@globex.example","role":"IT_ADMIN"}`},
 	}
 	for _, tc := range cases {
 		if status, code := s.post(t, tok, tc.proc, tc.foreign); status != http.StatusNotFound || code != "not_found" {
@@ -343,4 +353,10 @@ func TestAuditActorIsTheCaller(t *testing.T) {
 	if len(actors) == 0 || actors[0] != want {
 		t.Errorf("api_key.created actors (newest first) = %v, want %s first", actors, want)
 	}
+}
+
+// idpBody is a SetIdpConfig request for tenantID routing domain.
+func idpBody(tenantID, domain string) string {
+	return `{"tenant_id":"` + tenantID + `","protocol":"oidc","oidc":{"issuer":"https://login.` + domain +
+		`","client_id":"registry","client_secret":"s3cret"},"domains":["` + domain + `"]}`
 }

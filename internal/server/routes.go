@@ -30,12 +30,13 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 		tenantregistryv1connect.AuditServiceExportEventsProcedure, auditH.exportNDJSON)))
 
 	services := []service{
-		rpcService(tenantregistryv1connect.NewTenantServiceHandler(&tenantHandler{tenants: d.Tenants}, opts...)),
+		rpcService(tenantregistryv1connect.NewTenantServiceHandler(&tenantHandler{tenants: d.Tenants, sso: d.SSO}, opts...)),
 		rpcService(tenantregistryv1connect.NewEntitlementServiceHandler(&entitlementHandler{entitlements: d.Entitlements}, opts...)),
 		rpcService(tenantregistryv1connect.NewCatalogServiceHandler(&catalogHandler{catalog: d.Catalog, entitlements: d.Entitlements}, opts...)),
 		rpcService(tenantregistryv1connect.NewApiKeyServiceHandler(&apiKeyHandler{keys: d.APIKeys}, opts...)),
 		rpcService(tenantregistryv1connect.NewInternalServiceHandler(&internalHandler{tenants: d.Tenants, apiKeys: d.APIKeys}, opts...)),
 		rpcService(tenantregistryv1connect.NewAuditServiceHandler(auditH, opts...)),
+		rpcService(tenantregistryv1connect.NewSsoServiceHandler(&ssoHandler{sso: d.SSO}, opts...)),
 	}
 	names := make([]string, 0, len(services))
 	rest := make([]*vanguard.Service, 0, len(services))

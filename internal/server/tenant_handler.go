@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
+	"github.com/platform/tenant-registry/internal/sso"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
 
@@ -15,6 +16,7 @@ import (
 type tenantHandler struct {
 	tenantregistryv1connect.UnimplementedTenantServiceHandler
 	tenants *tenant.Service
+	sso     *sso.Service // InviteUser
 }
 
 var _ tenantregistryv1connect.TenantServiceHandler = (*tenantHandler)(nil)

@@ -131,11 +131,6 @@ func ourKinds() predicate.Outbox {
 	return outbox.Or(outbox.Kind(kindIdP), outbox.KindHasPrefix(kindInvitePrefix))
 }
 
-// Backlog counts this package's jobs not yet done.
-func (s *Service) Backlog(ctx context.Context) (int, error) {
-	return s.client.Outbox.Query().Where(ourKinds(), outbox.DoneAtIsNil()).Count(ctx)
-}
-
 // runNow makes a first attempt of the tenant's job of kind right after
 // the change that armed it, within the request's time; the result of an
 // invitation is answered (its invite URL).
