@@ -26,7 +26,9 @@ func newClient(t *testing.T) *client {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	var tok struct{ AccessToken string `json:"access_token"` }
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
 	if err := json.NewDecoder(res.Body).Decode(&tok); err != nil {
 		t.Fatal(err)
 	}
