@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
@@ -240,7 +241,7 @@ func (s *Service) validate(in SetInput) (valid, error) {
 // anyway.
 func lockTenant(ctx context.Context, tx *ent.Tx, id uuid.UUID) (*ent.Tenant, error) {
 	t, err := tx.Tenant.Query().Where(enttenant.ID(id), predicate.Tenant(func(s *entsql.Selector) {
-		if s.Dialect() == "postgres" {
+		if s.Dialect() == dialect.Postgres {
 			s.ForUpdate()
 		}
 	})).Only(ctx)
