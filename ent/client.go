@@ -24,6 +24,7 @@ import (
 	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
+	"github.com/platform/tenant-registry/ent/tenantidpdomain"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/ent/tenantproject"
 
@@ -51,6 +52,8 @@ type Client struct {
 	Tenant *TenantClient
 	// TenantIdpConfig is the client for interacting with the TenantIdpConfig builders.
 	TenantIdpConfig *TenantIdpConfigClient
+	// TenantIdpDomain is the client for interacting with the TenantIdpDomain builders.
+	TenantIdpDomain *TenantIdpDomainClient
 	// TenantProduct is the client for interacting with the TenantProduct builders.
 	TenantProduct *TenantProductClient
 	// TenantProject is the client for interacting with the TenantProject builders.
@@ -74,6 +77,7 @@ func (c *Client) init() {
 	c.Outbox = NewOutboxClient(c.config)
 	c.Tenant = NewTenantClient(c.config)
 	c.TenantIdpConfig = NewTenantIdpConfigClient(c.config)
+	c.TenantIdpDomain = NewTenantIdpDomainClient(c.config)
 	c.TenantProduct = NewTenantProductClient(c.config)
 	c.TenantProject = NewTenantProjectClient(c.config)
 }
@@ -176,6 +180,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Outbox:          NewOutboxClient(cfg),
 		Tenant:          NewTenantClient(cfg),
 		TenantIdpConfig: NewTenantIdpConfigClient(cfg),
+		TenantIdpDomain: NewTenantIdpDomainClient(cfg),
 		TenantProduct:   NewTenantProductClient(cfg),
 		TenantProject:   NewTenantProjectClient(cfg),
 	}, nil
@@ -205,6 +210,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Outbox:          NewOutboxClient(cfg),
 		Tenant:          NewTenantClient(cfg),
 		TenantIdpConfig: NewTenantIdpConfigClient(cfg),
+		TenantIdpDomain: NewTenantIdpDomainClient(cfg),
 		TenantProduct:   NewTenantProductClient(cfg),
 		TenantProject:   NewTenantProjectClient(cfg),
 	}, nil
@@ -237,7 +243,8 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AuditCheckpoint, c.AuditDigest, c.AuditLog, c.AuditSigningKey,
-		c.Outbox, c.Tenant, c.TenantIdpConfig, c.TenantProduct, c.TenantProject,
+		c.Outbox, c.Tenant, c.TenantIdpConfig, c.TenantIdpDomain, c.TenantProduct,
+		c.TenantProject,
 	} {
 		n.Use(hooks...)
 	}
@@ -248,7 +255,8 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AuditCheckpoint, c.AuditDigest, c.AuditLog, c.AuditSigningKey,
-		c.Outbox, c.Tenant, c.TenantIdpConfig, c.TenantProduct, c.TenantProject,
+		c.Outbox, c.Tenant, c.TenantIdpConfig, c.TenantIdpDomain, c.TenantProduct,
+		c.TenantProject,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -273,6 +281,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Tenant.mutate(ctx, m)
 	case *TenantIdpConfigMutation:
 		return c.TenantIdpConfig.mutate(ctx, m)
+	case *TenantIdpDomainMutation:
+		return c.TenantIdpDomain.mutate(ctx, m)
 	case *TenantProductMutation:
 		return c.TenantProduct.mutate(ctx, m)
 	case *TenantProjectMutation:
@@ -1497,6 +1507,22 @@ func (c *TenantIdpConfigClient) QueryTenant(_m *TenantIdpConfig) *TenantQuery {
 	return query
 }
 
+// QueryDomains queries the domains edge of a TenantIdpConfig.
+func (c *TenantIdpConfigClient) QueryDomains(_m *TenantIdpConfig) *TenantIdpDomainQuery {
+	query := (&TenantIdpDomainClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(tenantidpconfig.Table, tenantidpconfig.FieldID, id),
+			sqlgraph.To(tenantidpdomain.Table, tenantidpdomain.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, tenantidpconfig.DomainsTable, tenantidpconfig.DomainsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *TenantIdpConfigClient) Hooks() []Hook {
 	return c.hooks.TenantIdpConfig
@@ -1519,6 +1545,155 @@ func (c *TenantIdpConfigClient) mutate(ctx context.Context, m *TenantIdpConfigMu
 		return (&TenantIdpConfigDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown TenantIdpConfig mutation op: %q", m.Op())
+	}
+}
+
+// TenantIdpDomainClient is a client for the TenantIdpDomain schema.
+type TenantIdpDomainClient struct {
+	config
+}
+
+// NewTenantIdpDomainClient returns a client for the TenantIdpDomain from the given config.
+func NewTenantIdpDomainClient(c config) *TenantIdpDomainClient {
+	return &TenantIdpDomainClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `tenantidpdomain.Hooks(f(g(h())))`.
+func (c *TenantIdpDomainClient) Use(hooks ...Hook) {
+	c.hooks.TenantIdpDomain = append(c.hooks.TenantIdpDomain, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `tenantidpdomain.Intercept(f(g(h())))`.
+func (c *TenantIdpDomainClient) Intercept(interceptors ...Interceptor) {
+	c.inters.TenantIdpDomain = append(c.inters.TenantIdpDomain, interceptors...)
+}
+
+// Create returns a builder for creating a TenantIdpDomain entity.
+func (c *TenantIdpDomainClient) Create() *TenantIdpDomainCreate {
+	mutation := newTenantIdpDomainMutation(c.config, OpCreate)
+	return &TenantIdpDomainCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of TenantIdpDomain entities.
+func (c *TenantIdpDomainClient) CreateBulk(builders ...*TenantIdpDomainCreate) *TenantIdpDomainCreateBulk {
+	return &TenantIdpDomainCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *TenantIdpDomainClient) MapCreateBulk(slice any, setFunc func(*TenantIdpDomainCreate, int)) *TenantIdpDomainCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &TenantIdpDomainCreateBulk{err: fmt.Errorf("calling to TenantIdpDomainClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*TenantIdpDomainCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &TenantIdpDomainCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for TenantIdpDomain.
+func (c *TenantIdpDomainClient) Update() *TenantIdpDomainUpdate {
+	mutation := newTenantIdpDomainMutation(c.config, OpUpdate)
+	return &TenantIdpDomainUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *TenantIdpDomainClient) UpdateOne(_m *TenantIdpDomain) *TenantIdpDomainUpdateOne {
+	mutation := newTenantIdpDomainMutation(c.config, OpUpdateOne, withTenantIdpDomain(_m))
+	return &TenantIdpDomainUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *TenantIdpDomainClient) UpdateOneID(id uuid.UUID) *TenantIdpDomainUpdateOne {
+	mutation := newTenantIdpDomainMutation(c.config, OpUpdateOne, withTenantIdpDomainID(id))
+	return &TenantIdpDomainUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for TenantIdpDomain.
+func (c *TenantIdpDomainClient) Delete() *TenantIdpDomainDelete {
+	mutation := newTenantIdpDomainMutation(c.config, OpDelete)
+	return &TenantIdpDomainDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *TenantIdpDomainClient) DeleteOne(_m *TenantIdpDomain) *TenantIdpDomainDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *TenantIdpDomainClient) DeleteOneID(id uuid.UUID) *TenantIdpDomainDeleteOne {
+	builder := c.Delete().Where(tenantidpdomain.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &TenantIdpDomainDeleteOne{builder}
+}
+
+// Query returns a query builder for TenantIdpDomain.
+func (c *TenantIdpDomainClient) Query() *TenantIdpDomainQuery {
+	return &TenantIdpDomainQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeTenantIdpDomain},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a TenantIdpDomain entity by its id.
+func (c *TenantIdpDomainClient) Get(ctx context.Context, id uuid.UUID) (*TenantIdpDomain, error) {
+	return c.Query().Where(tenantidpdomain.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *TenantIdpDomainClient) GetX(ctx context.Context, id uuid.UUID) *TenantIdpDomain {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryConfig queries the config edge of a TenantIdpDomain.
+func (c *TenantIdpDomainClient) QueryConfig(_m *TenantIdpDomain) *TenantIdpConfigQuery {
+	query := (&TenantIdpConfigClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(tenantidpdomain.Table, tenantidpdomain.FieldID, id),
+			sqlgraph.To(tenantidpconfig.Table, tenantidpconfig.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, tenantidpdomain.ConfigTable, tenantidpdomain.ConfigColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *TenantIdpDomainClient) Hooks() []Hook {
+	return c.hooks.TenantIdpDomain
+}
+
+// Interceptors returns the client interceptors.
+func (c *TenantIdpDomainClient) Interceptors() []Interceptor {
+	return c.inters.TenantIdpDomain
+}
+
+func (c *TenantIdpDomainClient) mutate(ctx context.Context, m *TenantIdpDomainMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&TenantIdpDomainCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&TenantIdpDomainUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&TenantIdpDomainUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&TenantIdpDomainDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown TenantIdpDomain mutation op: %q", m.Op())
 	}
 }
 
@@ -1840,11 +2015,12 @@ func (c *TenantProjectClient) mutate(ctx context.Context, m *TenantProjectMutati
 type (
 	hooks struct {
 		APIKey, AuditCheckpoint, AuditDigest, AuditLog, AuditSigningKey, Outbox, Tenant,
-		TenantIdpConfig, TenantProduct, TenantProject []ent.Hook
+		TenantIdpConfig, TenantIdpDomain, TenantProduct, TenantProject []ent.Hook
 	}
 	inters struct {
 		APIKey, AuditCheckpoint, AuditDigest, AuditLog, AuditSigningKey, Outbox, Tenant,
-		TenantIdpConfig, TenantProduct, TenantProject []ent.Interceptor
+		TenantIdpConfig, TenantIdpDomain, TenantProduct,
+		TenantProject []ent.Interceptor
 	}
 )
 

@@ -20,6 +20,7 @@ import (
 	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
+	"github.com/platform/tenant-registry/ent/tenantidpdomain"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/ent/tenantproject"
 )
@@ -90,6 +91,7 @@ func checkColumn(t, c string) error {
 			outbox.Table:          outbox.ValidColumn,
 			tenant.Table:          tenant.ValidColumn,
 			tenantidpconfig.Table: tenantidpconfig.ValidColumn,
+			tenantidpdomain.Table: tenantidpdomain.ValidColumn,
 			tenantproduct.Table:   tenantproduct.ValidColumn,
 			tenantproject.Table:   tenantproject.ValidColumn,
 		})

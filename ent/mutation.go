@@ -21,6 +21,7 @@ import (
 	"github.com/platform/tenant-registry/ent/predicate"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
+	"github.com/platform/tenant-registry/ent/tenantidpdomain"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/ent/tenantproject"
 )
@@ -42,6 +43,7 @@ const (
 	TypeOutbox          = "Outbox"
 	TypeTenant          = "Tenant"
 	TypeTenantIdpConfig = "TenantIdpConfig"
+	TypeTenantIdpDomain = "TenantIdpDomain"
 	TypeTenantProduct   = "TenantProduct"
 	TypeTenantProject   = "TenantProject"
 )
@@ -7522,21 +7524,31 @@ func (m *TenantMutation) ResetEdge(name string) error {
 // TenantIdpConfigMutation represents an operation that mutates the TenantIdpConfig nodes in the graph.
 type TenantIdpConfigMutation struct {
 	config
-	op            Op
-	typ           string
-	id            *uuid.UUID
-	created_at    *time.Time
-	updated_at    *time.Time
-	protocol      *tenantidpconfig.Protocol
-	issuer_url    *string
-	client_id     *string
-	enabled       *bool
-	clearedFields map[string]struct{}
-	tenant        *uuid.UUID
-	clearedtenant bool
-	done          bool
-	oldValue      func(context.Context) (*TenantIdpConfig, error)
-	predicates    []predicate.TenantIdpConfig
+	op                       Op
+	typ                      string
+	id                       *uuid.UUID
+	created_at               *time.Time
+	updated_at               *time.Time
+	protocol                 *tenantidpconfig.Protocol
+	issuer_url               *string
+	client_id                *string
+	enabled                  *bool
+	client_secret_sealed     *[]byte
+	saml_entity_id           *string
+	saml_sso_url             *string
+	saml_signing_certificate *string
+	idp_state                *string
+	generation               *int64
+	addgeneration            *int64
+	clearedFields            map[string]struct{}
+	tenant                   *uuid.UUID
+	clearedtenant            bool
+	domains                  map[uuid.UUID]struct{}
+	removeddomains           map[uuid.UUID]struct{}
+	cleareddomains           bool
+	done                     bool
+	oldValue                 func(context.Context) (*TenantIdpConfig, error)
+	predicates               []predicate.TenantIdpConfig
 }
 
 var _ ent.Mutation = (*TenantIdpConfigMutation)(nil)
@@ -7908,6 +7920,294 @@ func (m *TenantIdpConfigMutation) ResetEnabled() {
 	m.enabled = nil
 }
 
+// SetClientSecretSealed sets the "client_secret_sealed" field.
+func (m *TenantIdpConfigMutation) SetClientSecretSealed(b []byte) {
+	m.client_secret_sealed = &b
+}
+
+// ClientSecretSealed returns the value of the "client_secret_sealed" field in the mutation.
+func (m *TenantIdpConfigMutation) ClientSecretSealed() (r []byte, exists bool) {
+	v := m.client_secret_sealed
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClientSecretSealed returns the old "client_secret_sealed" field's value of the TenantIdpConfig entity.
+// If the TenantIdpConfig object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantIdpConfigMutation) OldClientSecretSealed(ctx context.Context) (v *[]byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClientSecretSealed is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClientSecretSealed requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClientSecretSealed: %w", err)
+	}
+	return oldValue.ClientSecretSealed, nil
+}
+
+// ClearClientSecretSealed clears the value of the "client_secret_sealed" field.
+func (m *TenantIdpConfigMutation) ClearClientSecretSealed() {
+	m.client_secret_sealed = nil
+	m.clearedFields[tenantidpconfig.FieldClientSecretSealed] = struct{}{}
+}
+
+// ClientSecretSealedCleared returns if the "client_secret_sealed" field was cleared in this mutation.
+func (m *TenantIdpConfigMutation) ClientSecretSealedCleared() bool {
+	_, ok := m.clearedFields[tenantidpconfig.FieldClientSecretSealed]
+	return ok
+}
+
+// ResetClientSecretSealed resets all changes to the "client_secret_sealed" field.
+func (m *TenantIdpConfigMutation) ResetClientSecretSealed() {
+	m.client_secret_sealed = nil
+	delete(m.clearedFields, tenantidpconfig.FieldClientSecretSealed)
+}
+
+// SetSamlEntityID sets the "saml_entity_id" field.
+func (m *TenantIdpConfigMutation) SetSamlEntityID(s string) {
+	m.saml_entity_id = &s
+}
+
+// SamlEntityID returns the value of the "saml_entity_id" field in the mutation.
+func (m *TenantIdpConfigMutation) SamlEntityID() (r string, exists bool) {
+	v := m.saml_entity_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSamlEntityID returns the old "saml_entity_id" field's value of the TenantIdpConfig entity.
+// If the TenantIdpConfig object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantIdpConfigMutation) OldSamlEntityID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSamlEntityID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSamlEntityID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSamlEntityID: %w", err)
+	}
+	return oldValue.SamlEntityID, nil
+}
+
+// ClearSamlEntityID clears the value of the "saml_entity_id" field.
+func (m *TenantIdpConfigMutation) ClearSamlEntityID() {
+	m.saml_entity_id = nil
+	m.clearedFields[tenantidpconfig.FieldSamlEntityID] = struct{}{}
+}
+
+// SamlEntityIDCleared returns if the "saml_entity_id" field was cleared in this mutation.
+func (m *TenantIdpConfigMutation) SamlEntityIDCleared() bool {
+	_, ok := m.clearedFields[tenantidpconfig.FieldSamlEntityID]
+	return ok
+}
+
+// ResetSamlEntityID resets all changes to the "saml_entity_id" field.
+func (m *TenantIdpConfigMutation) ResetSamlEntityID() {
+	m.saml_entity_id = nil
+	delete(m.clearedFields, tenantidpconfig.FieldSamlEntityID)
+}
+
+// SetSamlSSOURL sets the "saml_sso_url" field.
+func (m *TenantIdpConfigMutation) SetSamlSSOURL(s string) {
+	m.saml_sso_url = &s
+}
+
+// SamlSSOURL returns the value of the "saml_sso_url" field in the mutation.
+func (m *TenantIdpConfigMutation) SamlSSOURL() (r string, exists bool) {
+	v := m.saml_sso_url
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSamlSSOURL returns the old "saml_sso_url" field's value of the TenantIdpConfig entity.
+// If the TenantIdpConfig object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantIdpConfigMutation) OldSamlSSOURL(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSamlSSOURL is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSamlSSOURL requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSamlSSOURL: %w", err)
+	}
+	return oldValue.SamlSSOURL, nil
+}
+
+// ClearSamlSSOURL clears the value of the "saml_sso_url" field.
+func (m *TenantIdpConfigMutation) ClearSamlSSOURL() {
+	m.saml_sso_url = nil
+	m.clearedFields[tenantidpconfig.FieldSamlSSOURL] = struct{}{}
+}
+
+// SamlSSOURLCleared returns if the "saml_sso_url" field was cleared in this mutation.
+func (m *TenantIdpConfigMutation) SamlSSOURLCleared() bool {
+	_, ok := m.clearedFields[tenantidpconfig.FieldSamlSSOURL]
+	return ok
+}
+
+// ResetSamlSSOURL resets all changes to the "saml_sso_url" field.
+func (m *TenantIdpConfigMutation) ResetSamlSSOURL() {
+	m.saml_sso_url = nil
+	delete(m.clearedFields, tenantidpconfig.FieldSamlSSOURL)
+}
+
+// SetSamlSigningCertificate sets the "saml_signing_certificate" field.
+func (m *TenantIdpConfigMutation) SetSamlSigningCertificate(s string) {
+	m.saml_signing_certificate = &s
+}
+
+// SamlSigningCertificate returns the value of the "saml_signing_certificate" field in the mutation.
+func (m *TenantIdpConfigMutation) SamlSigningCertificate() (r string, exists bool) {
+	v := m.saml_signing_certificate
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSamlSigningCertificate returns the old "saml_signing_certificate" field's value of the TenantIdpConfig entity.
+// If the TenantIdpConfig object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantIdpConfigMutation) OldSamlSigningCertificate(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSamlSigningCertificate is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSamlSigningCertificate requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSamlSigningCertificate: %w", err)
+	}
+	return oldValue.SamlSigningCertificate, nil
+}
+
+// ClearSamlSigningCertificate clears the value of the "saml_signing_certificate" field.
+func (m *TenantIdpConfigMutation) ClearSamlSigningCertificate() {
+	m.saml_signing_certificate = nil
+	m.clearedFields[tenantidpconfig.FieldSamlSigningCertificate] = struct{}{}
+}
+
+// SamlSigningCertificateCleared returns if the "saml_signing_certificate" field was cleared in this mutation.
+func (m *TenantIdpConfigMutation) SamlSigningCertificateCleared() bool {
+	_, ok := m.clearedFields[tenantidpconfig.FieldSamlSigningCertificate]
+	return ok
+}
+
+// ResetSamlSigningCertificate resets all changes to the "saml_signing_certificate" field.
+func (m *TenantIdpConfigMutation) ResetSamlSigningCertificate() {
+	m.saml_signing_certificate = nil
+	delete(m.clearedFields, tenantidpconfig.FieldSamlSigningCertificate)
+}
+
+// SetIdpState sets the "idp_state" field.
+func (m *TenantIdpConfigMutation) SetIdpState(s string) {
+	m.idp_state = &s
+}
+
+// IdpState returns the value of the "idp_state" field in the mutation.
+func (m *TenantIdpConfigMutation) IdpState() (r string, exists bool) {
+	v := m.idp_state
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIdpState returns the old "idp_state" field's value of the TenantIdpConfig entity.
+// If the TenantIdpConfig object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantIdpConfigMutation) OldIdpState(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIdpState is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIdpState requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIdpState: %w", err)
+	}
+	return oldValue.IdpState, nil
+}
+
+// ResetIdpState resets all changes to the "idp_state" field.
+func (m *TenantIdpConfigMutation) ResetIdpState() {
+	m.idp_state = nil
+}
+
+// SetGeneration sets the "generation" field.
+func (m *TenantIdpConfigMutation) SetGeneration(i int64) {
+	m.generation = &i
+	m.addgeneration = nil
+}
+
+// Generation returns the value of the "generation" field in the mutation.
+func (m *TenantIdpConfigMutation) Generation() (r int64, exists bool) {
+	v := m.generation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGeneration returns the old "generation" field's value of the TenantIdpConfig entity.
+// If the TenantIdpConfig object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantIdpConfigMutation) OldGeneration(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGeneration is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGeneration requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGeneration: %w", err)
+	}
+	return oldValue.Generation, nil
+}
+
+// AddGeneration adds i to the "generation" field.
+func (m *TenantIdpConfigMutation) AddGeneration(i int64) {
+	if m.addgeneration != nil {
+		*m.addgeneration += i
+	} else {
+		m.addgeneration = &i
+	}
+}
+
+// AddedGeneration returns the value that was added to the "generation" field in this mutation.
+func (m *TenantIdpConfigMutation) AddedGeneration() (r int64, exists bool) {
+	v := m.addgeneration
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetGeneration resets all changes to the "generation" field.
+func (m *TenantIdpConfigMutation) ResetGeneration() {
+	m.generation = nil
+	m.addgeneration = nil
+}
+
 // ClearTenant clears the "tenant" edge to the Tenant entity.
 func (m *TenantIdpConfigMutation) ClearTenant() {
 	m.clearedtenant = true
@@ -7933,6 +8233,60 @@ func (m *TenantIdpConfigMutation) TenantIDs() (ids []uuid.UUID) {
 func (m *TenantIdpConfigMutation) ResetTenant() {
 	m.tenant = nil
 	m.clearedtenant = false
+}
+
+// AddDomainIDs adds the "domains" edge to the TenantIdpDomain entity by ids.
+func (m *TenantIdpConfigMutation) AddDomainIDs(ids ...uuid.UUID) {
+	if m.domains == nil {
+		m.domains = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		m.domains[ids[i]] = struct{}{}
+	}
+}
+
+// ClearDomains clears the "domains" edge to the TenantIdpDomain entity.
+func (m *TenantIdpConfigMutation) ClearDomains() {
+	m.cleareddomains = true
+}
+
+// DomainsCleared reports if the "domains" edge to the TenantIdpDomain entity was cleared.
+func (m *TenantIdpConfigMutation) DomainsCleared() bool {
+	return m.cleareddomains
+}
+
+// RemoveDomainIDs removes the "domains" edge to the TenantIdpDomain entity by IDs.
+func (m *TenantIdpConfigMutation) RemoveDomainIDs(ids ...uuid.UUID) {
+	if m.removeddomains == nil {
+		m.removeddomains = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		delete(m.domains, ids[i])
+		m.removeddomains[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedDomains returns the removed IDs of the "domains" edge to the TenantIdpDomain entity.
+func (m *TenantIdpConfigMutation) RemovedDomainsIDs() (ids []uuid.UUID) {
+	for id := range m.removeddomains {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// DomainsIDs returns the "domains" edge IDs in the mutation.
+func (m *TenantIdpConfigMutation) DomainsIDs() (ids []uuid.UUID) {
+	for id := range m.domains {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetDomains resets all changes to the "domains" edge.
+func (m *TenantIdpConfigMutation) ResetDomains() {
+	m.domains = nil
+	m.cleareddomains = false
+	m.removeddomains = nil
 }
 
 // Where appends a list predicates to the TenantIdpConfigMutation builder.
@@ -7969,7 +8323,7 @@ func (m *TenantIdpConfigMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TenantIdpConfigMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 13)
 	if m.created_at != nil {
 		fields = append(fields, tenantidpconfig.FieldCreatedAt)
 	}
@@ -7990,6 +8344,24 @@ func (m *TenantIdpConfigMutation) Fields() []string {
 	}
 	if m.enabled != nil {
 		fields = append(fields, tenantidpconfig.FieldEnabled)
+	}
+	if m.client_secret_sealed != nil {
+		fields = append(fields, tenantidpconfig.FieldClientSecretSealed)
+	}
+	if m.saml_entity_id != nil {
+		fields = append(fields, tenantidpconfig.FieldSamlEntityID)
+	}
+	if m.saml_sso_url != nil {
+		fields = append(fields, tenantidpconfig.FieldSamlSSOURL)
+	}
+	if m.saml_signing_certificate != nil {
+		fields = append(fields, tenantidpconfig.FieldSamlSigningCertificate)
+	}
+	if m.idp_state != nil {
+		fields = append(fields, tenantidpconfig.FieldIdpState)
+	}
+	if m.generation != nil {
+		fields = append(fields, tenantidpconfig.FieldGeneration)
 	}
 	return fields
 }
@@ -8013,6 +8385,18 @@ func (m *TenantIdpConfigMutation) Field(name string) (ent.Value, bool) {
 		return m.ClientID()
 	case tenantidpconfig.FieldEnabled:
 		return m.Enabled()
+	case tenantidpconfig.FieldClientSecretSealed:
+		return m.ClientSecretSealed()
+	case tenantidpconfig.FieldSamlEntityID:
+		return m.SamlEntityID()
+	case tenantidpconfig.FieldSamlSSOURL:
+		return m.SamlSSOURL()
+	case tenantidpconfig.FieldSamlSigningCertificate:
+		return m.SamlSigningCertificate()
+	case tenantidpconfig.FieldIdpState:
+		return m.IdpState()
+	case tenantidpconfig.FieldGeneration:
+		return m.Generation()
 	}
 	return nil, false
 }
@@ -8036,6 +8420,18 @@ func (m *TenantIdpConfigMutation) OldField(ctx context.Context, name string) (en
 		return m.OldClientID(ctx)
 	case tenantidpconfig.FieldEnabled:
 		return m.OldEnabled(ctx)
+	case tenantidpconfig.FieldClientSecretSealed:
+		return m.OldClientSecretSealed(ctx)
+	case tenantidpconfig.FieldSamlEntityID:
+		return m.OldSamlEntityID(ctx)
+	case tenantidpconfig.FieldSamlSSOURL:
+		return m.OldSamlSSOURL(ctx)
+	case tenantidpconfig.FieldSamlSigningCertificate:
+		return m.OldSamlSigningCertificate(ctx)
+	case tenantidpconfig.FieldIdpState:
+		return m.OldIdpState(ctx)
+	case tenantidpconfig.FieldGeneration:
+		return m.OldGeneration(ctx)
 	}
 	return nil, fmt.Errorf("unknown TenantIdpConfig field %s", name)
 }
@@ -8094,6 +8490,48 @@ func (m *TenantIdpConfigMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetEnabled(v)
 		return nil
+	case tenantidpconfig.FieldClientSecretSealed:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClientSecretSealed(v)
+		return nil
+	case tenantidpconfig.FieldSamlEntityID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSamlEntityID(v)
+		return nil
+	case tenantidpconfig.FieldSamlSSOURL:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSamlSSOURL(v)
+		return nil
+	case tenantidpconfig.FieldSamlSigningCertificate:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSamlSigningCertificate(v)
+		return nil
+	case tenantidpconfig.FieldIdpState:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIdpState(v)
+		return nil
+	case tenantidpconfig.FieldGeneration:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGeneration(v)
+		return nil
 	}
 	return fmt.Errorf("unknown TenantIdpConfig field %s", name)
 }
@@ -8101,13 +8539,21 @@ func (m *TenantIdpConfigMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *TenantIdpConfigMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addgeneration != nil {
+		fields = append(fields, tenantidpconfig.FieldGeneration)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *TenantIdpConfigMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case tenantidpconfig.FieldGeneration:
+		return m.AddedGeneration()
+	}
 	return nil, false
 }
 
@@ -8116,6 +8562,13 @@ func (m *TenantIdpConfigMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *TenantIdpConfigMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case tenantidpconfig.FieldGeneration:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddGeneration(v)
+		return nil
 	}
 	return fmt.Errorf("unknown TenantIdpConfig numeric field %s", name)
 }
@@ -8126,6 +8579,18 @@ func (m *TenantIdpConfigMutation) ClearedFields() []string {
 	var fields []string
 	if m.FieldCleared(tenantidpconfig.FieldClientID) {
 		fields = append(fields, tenantidpconfig.FieldClientID)
+	}
+	if m.FieldCleared(tenantidpconfig.FieldClientSecretSealed) {
+		fields = append(fields, tenantidpconfig.FieldClientSecretSealed)
+	}
+	if m.FieldCleared(tenantidpconfig.FieldSamlEntityID) {
+		fields = append(fields, tenantidpconfig.FieldSamlEntityID)
+	}
+	if m.FieldCleared(tenantidpconfig.FieldSamlSSOURL) {
+		fields = append(fields, tenantidpconfig.FieldSamlSSOURL)
+	}
+	if m.FieldCleared(tenantidpconfig.FieldSamlSigningCertificate) {
+		fields = append(fields, tenantidpconfig.FieldSamlSigningCertificate)
 	}
 	return fields
 }
@@ -8143,6 +8608,18 @@ func (m *TenantIdpConfigMutation) ClearField(name string) error {
 	switch name {
 	case tenantidpconfig.FieldClientID:
 		m.ClearClientID()
+		return nil
+	case tenantidpconfig.FieldClientSecretSealed:
+		m.ClearClientSecretSealed()
+		return nil
+	case tenantidpconfig.FieldSamlEntityID:
+		m.ClearSamlEntityID()
+		return nil
+	case tenantidpconfig.FieldSamlSSOURL:
+		m.ClearSamlSSOURL()
+		return nil
+	case tenantidpconfig.FieldSamlSigningCertificate:
+		m.ClearSamlSigningCertificate()
 		return nil
 	}
 	return fmt.Errorf("unknown TenantIdpConfig nullable field %s", name)
@@ -8173,15 +8650,36 @@ func (m *TenantIdpConfigMutation) ResetField(name string) error {
 	case tenantidpconfig.FieldEnabled:
 		m.ResetEnabled()
 		return nil
+	case tenantidpconfig.FieldClientSecretSealed:
+		m.ResetClientSecretSealed()
+		return nil
+	case tenantidpconfig.FieldSamlEntityID:
+		m.ResetSamlEntityID()
+		return nil
+	case tenantidpconfig.FieldSamlSSOURL:
+		m.ResetSamlSSOURL()
+		return nil
+	case tenantidpconfig.FieldSamlSigningCertificate:
+		m.ResetSamlSigningCertificate()
+		return nil
+	case tenantidpconfig.FieldIdpState:
+		m.ResetIdpState()
+		return nil
+	case tenantidpconfig.FieldGeneration:
+		m.ResetGeneration()
+		return nil
 	}
 	return fmt.Errorf("unknown TenantIdpConfig field %s", name)
 }
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *TenantIdpConfigMutation) AddedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 2)
 	if m.tenant != nil {
 		edges = append(edges, tenantidpconfig.EdgeTenant)
+	}
+	if m.domains != nil {
+		edges = append(edges, tenantidpconfig.EdgeDomains)
 	}
 	return edges
 }
@@ -8194,27 +8692,47 @@ func (m *TenantIdpConfigMutation) AddedIDs(name string) []ent.Value {
 		if id := m.tenant; id != nil {
 			return []ent.Value{*id}
 		}
+	case tenantidpconfig.EdgeDomains:
+		ids := make([]ent.Value, 0, len(m.domains))
+		for id := range m.domains {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *TenantIdpConfigMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 2)
+	if m.removeddomains != nil {
+		edges = append(edges, tenantidpconfig.EdgeDomains)
+	}
 	return edges
 }
 
 // RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
 // the given name in this mutation.
 func (m *TenantIdpConfigMutation) RemovedIDs(name string) []ent.Value {
+	switch name {
+	case tenantidpconfig.EdgeDomains:
+		ids := make([]ent.Value, 0, len(m.removeddomains))
+		for id := range m.removeddomains {
+			ids = append(ids, id)
+		}
+		return ids
+	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *TenantIdpConfigMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 2)
 	if m.clearedtenant {
 		edges = append(edges, tenantidpconfig.EdgeTenant)
+	}
+	if m.cleareddomains {
+		edges = append(edges, tenantidpconfig.EdgeDomains)
 	}
 	return edges
 }
@@ -8225,6 +8743,8 @@ func (m *TenantIdpConfigMutation) EdgeCleared(name string) bool {
 	switch name {
 	case tenantidpconfig.EdgeTenant:
 		return m.clearedtenant
+	case tenantidpconfig.EdgeDomains:
+		return m.cleareddomains
 	}
 	return false
 }
@@ -8247,8 +8767,451 @@ func (m *TenantIdpConfigMutation) ResetEdge(name string) error {
 	case tenantidpconfig.EdgeTenant:
 		m.ResetTenant()
 		return nil
+	case tenantidpconfig.EdgeDomains:
+		m.ResetDomains()
+		return nil
 	}
 	return fmt.Errorf("unknown TenantIdpConfig edge %s", name)
+}
+
+// TenantIdpDomainMutation represents an operation that mutates the TenantIdpDomain nodes in the graph.
+type TenantIdpDomainMutation struct {
+	config
+	op             Op
+	typ            string
+	id             *uuid.UUID
+	domain         *string
+	clearedFields  map[string]struct{}
+	_config        *uuid.UUID
+	cleared_config bool
+	done           bool
+	oldValue       func(context.Context) (*TenantIdpDomain, error)
+	predicates     []predicate.TenantIdpDomain
+}
+
+var _ ent.Mutation = (*TenantIdpDomainMutation)(nil)
+
+// tenantidpdomainOption allows management of the mutation configuration using functional options.
+type tenantidpdomainOption func(*TenantIdpDomainMutation)
+
+// newTenantIdpDomainMutation creates new mutation for the TenantIdpDomain entity.
+func newTenantIdpDomainMutation(c config, op Op, opts ...tenantidpdomainOption) *TenantIdpDomainMutation {
+	m := &TenantIdpDomainMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeTenantIdpDomain,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withTenantIdpDomainID sets the ID field of the mutation.
+func withTenantIdpDomainID(id uuid.UUID) tenantidpdomainOption {
+	return func(m *TenantIdpDomainMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *TenantIdpDomain
+		)
+		m.oldValue = func(ctx context.Context) (*TenantIdpDomain, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().TenantIdpDomain.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withTenantIdpDomain sets the old TenantIdpDomain of the mutation.
+func withTenantIdpDomain(node *TenantIdpDomain) tenantidpdomainOption {
+	return func(m *TenantIdpDomainMutation) {
+		m.oldValue = func(context.Context) (*TenantIdpDomain, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m TenantIdpDomainMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m TenantIdpDomainMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of TenantIdpDomain entities.
+func (m *TenantIdpDomainMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *TenantIdpDomainMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *TenantIdpDomainMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().TenantIdpDomain.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetConfigID sets the "config_id" field.
+func (m *TenantIdpDomainMutation) SetConfigID(u uuid.UUID) {
+	m._config = &u
+}
+
+// ConfigID returns the value of the "config_id" field in the mutation.
+func (m *TenantIdpDomainMutation) ConfigID() (r uuid.UUID, exists bool) {
+	v := m._config
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldConfigID returns the old "config_id" field's value of the TenantIdpDomain entity.
+// If the TenantIdpDomain object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantIdpDomainMutation) OldConfigID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldConfigID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldConfigID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldConfigID: %w", err)
+	}
+	return oldValue.ConfigID, nil
+}
+
+// ResetConfigID resets all changes to the "config_id" field.
+func (m *TenantIdpDomainMutation) ResetConfigID() {
+	m._config = nil
+}
+
+// SetDomain sets the "domain" field.
+func (m *TenantIdpDomainMutation) SetDomain(s string) {
+	m.domain = &s
+}
+
+// Domain returns the value of the "domain" field in the mutation.
+func (m *TenantIdpDomainMutation) Domain() (r string, exists bool) {
+	v := m.domain
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDomain returns the old "domain" field's value of the TenantIdpDomain entity.
+// If the TenantIdpDomain object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantIdpDomainMutation) OldDomain(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDomain is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDomain requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDomain: %w", err)
+	}
+	return oldValue.Domain, nil
+}
+
+// ResetDomain resets all changes to the "domain" field.
+func (m *TenantIdpDomainMutation) ResetDomain() {
+	m.domain = nil
+}
+
+// ClearConfig clears the "config" edge to the TenantIdpConfig entity.
+func (m *TenantIdpDomainMutation) ClearConfig() {
+	m.cleared_config = true
+	m.clearedFields[tenantidpdomain.FieldConfigID] = struct{}{}
+}
+
+// ConfigCleared reports if the "config" edge to the TenantIdpConfig entity was cleared.
+func (m *TenantIdpDomainMutation) ConfigCleared() bool {
+	return m.cleared_config
+}
+
+// ConfigIDs returns the "config" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// ConfigID instead. It exists only for internal usage by the builders.
+func (m *TenantIdpDomainMutation) ConfigIDs() (ids []uuid.UUID) {
+	if id := m._config; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetConfig resets all changes to the "config" edge.
+func (m *TenantIdpDomainMutation) ResetConfig() {
+	m._config = nil
+	m.cleared_config = false
+}
+
+// Where appends a list predicates to the TenantIdpDomainMutation builder.
+func (m *TenantIdpDomainMutation) Where(ps ...predicate.TenantIdpDomain) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the TenantIdpDomainMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *TenantIdpDomainMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.TenantIdpDomain, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *TenantIdpDomainMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *TenantIdpDomainMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (TenantIdpDomain).
+func (m *TenantIdpDomainMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *TenantIdpDomainMutation) Fields() []string {
+	fields := make([]string, 0, 2)
+	if m._config != nil {
+		fields = append(fields, tenantidpdomain.FieldConfigID)
+	}
+	if m.domain != nil {
+		fields = append(fields, tenantidpdomain.FieldDomain)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *TenantIdpDomainMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case tenantidpdomain.FieldConfigID:
+		return m.ConfigID()
+	case tenantidpdomain.FieldDomain:
+		return m.Domain()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *TenantIdpDomainMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case tenantidpdomain.FieldConfigID:
+		return m.OldConfigID(ctx)
+	case tenantidpdomain.FieldDomain:
+		return m.OldDomain(ctx)
+	}
+	return nil, fmt.Errorf("unknown TenantIdpDomain field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *TenantIdpDomainMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case tenantidpdomain.FieldConfigID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetConfigID(v)
+		return nil
+	case tenantidpdomain.FieldDomain:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDomain(v)
+		return nil
+	}
+	return fmt.Errorf("unknown TenantIdpDomain field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *TenantIdpDomainMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *TenantIdpDomainMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *TenantIdpDomainMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown TenantIdpDomain numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *TenantIdpDomainMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *TenantIdpDomainMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *TenantIdpDomainMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown TenantIdpDomain nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *TenantIdpDomainMutation) ResetField(name string) error {
+	switch name {
+	case tenantidpdomain.FieldConfigID:
+		m.ResetConfigID()
+		return nil
+	case tenantidpdomain.FieldDomain:
+		m.ResetDomain()
+		return nil
+	}
+	return fmt.Errorf("unknown TenantIdpDomain field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *TenantIdpDomainMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m._config != nil {
+		edges = append(edges, tenantidpdomain.EdgeConfig)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *TenantIdpDomainMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case tenantidpdomain.EdgeConfig:
+		if id := m._config; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *TenantIdpDomainMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *TenantIdpDomainMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *TenantIdpDomainMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.cleared_config {
+		edges = append(edges, tenantidpdomain.EdgeConfig)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *TenantIdpDomainMutation) EdgeCleared(name string) bool {
+	switch name {
+	case tenantidpdomain.EdgeConfig:
+		return m.cleared_config
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *TenantIdpDomainMutation) ClearEdge(name string) error {
+	switch name {
+	case tenantidpdomain.EdgeConfig:
+		m.ClearConfig()
+		return nil
+	}
+	return fmt.Errorf("unknown TenantIdpDomain unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *TenantIdpDomainMutation) ResetEdge(name string) error {
+	switch name {
+	case tenantidpdomain.EdgeConfig:
+		m.ResetConfig()
+		return nil
+	}
+	return fmt.Errorf("unknown TenantIdpDomain edge %s", name)
 }
 
 // TenantProductMutation represents an operation that mutates the TenantProduct nodes in the graph.

@@ -15,6 +15,7 @@ import (
 	"github.com/platform/tenant-registry/ent/schema"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
+	"github.com/platform/tenant-registry/ent/tenantidpdomain"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/ent/tenantproject"
 )
@@ -441,10 +442,59 @@ func init() {
 	tenantidpconfigDescEnabled := tenantidpconfigFields[4].Descriptor()
 	// tenantidpconfig.DefaultEnabled holds the default value on creation for the enabled field.
 	tenantidpconfig.DefaultEnabled = tenantidpconfigDescEnabled.Default.(bool)
+	// tenantidpconfigDescSamlEntityID is the schema descriptor for saml_entity_id field.
+	tenantidpconfigDescSamlEntityID := tenantidpconfigFields[6].Descriptor()
+	// tenantidpconfig.SamlEntityIDValidator is a validator for the "saml_entity_id" field. It is called by the builders before save.
+	tenantidpconfig.SamlEntityIDValidator = tenantidpconfigDescSamlEntityID.Validators[0].(func(string) error)
+	// tenantidpconfigDescSamlSSOURL is the schema descriptor for saml_sso_url field.
+	tenantidpconfigDescSamlSSOURL := tenantidpconfigFields[7].Descriptor()
+	// tenantidpconfig.SamlSSOURLValidator is a validator for the "saml_sso_url" field. It is called by the builders before save.
+	tenantidpconfig.SamlSSOURLValidator = tenantidpconfigDescSamlSSOURL.Validators[0].(func(string) error)
+	// tenantidpconfigDescSamlSigningCertificate is the schema descriptor for saml_signing_certificate field.
+	tenantidpconfigDescSamlSigningCertificate := tenantidpconfigFields[8].Descriptor()
+	// tenantidpconfig.SamlSigningCertificateValidator is a validator for the "saml_signing_certificate" field. It is called by the builders before save.
+	tenantidpconfig.SamlSigningCertificateValidator = tenantidpconfigDescSamlSigningCertificate.Validators[0].(func(string) error)
+	// tenantidpconfigDescIdpState is the schema descriptor for idp_state field.
+	tenantidpconfigDescIdpState := tenantidpconfigFields[9].Descriptor()
+	// tenantidpconfig.DefaultIdpState holds the default value on creation for the idp_state field.
+	tenantidpconfig.DefaultIdpState = tenantidpconfigDescIdpState.Default.(string)
+	// tenantidpconfig.IdpStateValidator is a validator for the "idp_state" field. It is called by the builders before save.
+	tenantidpconfig.IdpStateValidator = tenantidpconfigDescIdpState.Validators[0].(func(string) error)
+	// tenantidpconfigDescGeneration is the schema descriptor for generation field.
+	tenantidpconfigDescGeneration := tenantidpconfigFields[10].Descriptor()
+	// tenantidpconfig.DefaultGeneration holds the default value on creation for the generation field.
+	tenantidpconfig.DefaultGeneration = tenantidpconfigDescGeneration.Default.(int64)
 	// tenantidpconfigDescID is the schema descriptor for id field.
 	tenantidpconfigDescID := tenantidpconfigMixinFields0[0].Descriptor()
 	// tenantidpconfig.DefaultID holds the default value on creation for the id field.
 	tenantidpconfig.DefaultID = tenantidpconfigDescID.Default.(func() uuid.UUID)
+	tenantidpdomainMixin := schema.TenantIdpDomain{}.Mixin()
+	tenantidpdomainMixinFields0 := tenantidpdomainMixin[0].Fields()
+	_ = tenantidpdomainMixinFields0
+	tenantidpdomainFields := schema.TenantIdpDomain{}.Fields()
+	_ = tenantidpdomainFields
+	// tenantidpdomainDescDomain is the schema descriptor for domain field.
+	tenantidpdomainDescDomain := tenantidpdomainFields[1].Descriptor()
+	// tenantidpdomain.DomainValidator is a validator for the "domain" field. It is called by the builders before save.
+	tenantidpdomain.DomainValidator = func() func(string) error {
+		validators := tenantidpdomainDescDomain.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(domain string) error {
+			for _, fn := range fns {
+				if err := fn(domain); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// tenantidpdomainDescID is the schema descriptor for id field.
+	tenantidpdomainDescID := tenantidpdomainMixinFields0[0].Descriptor()
+	// tenantidpdomain.DefaultID holds the default value on creation for the id field.
+	tenantidpdomain.DefaultID = tenantidpdomainDescID.Default.(func() uuid.UUID)
 	tenantproductMixin := schema.TenantProduct{}.Mixin()
 	tenantproductMixinFields0 := tenantproductMixin[0].Fields()
 	_ = tenantproductMixinFields0

@@ -33,6 +33,18 @@ type TenantIdpConfig struct {
 	ClientID string `json:"client_id,omitempty"`
 	// Enabled holds the value of the "enabled" field.
 	Enabled bool `json:"enabled,omitempty"`
+	// ClientSecretSealed holds the value of the "client_secret_sealed" field.
+	ClientSecretSealed *[]byte `json:"-"`
+	// SamlEntityID holds the value of the "saml_entity_id" field.
+	SamlEntityID string `json:"saml_entity_id,omitempty"`
+	// SamlSSOURL holds the value of the "saml_sso_url" field.
+	SamlSSOURL string `json:"saml_sso_url,omitempty"`
+	// SamlSigningCertificate holds the value of the "saml_signing_certificate" field.
+	SamlSigningCertificate string `json:"saml_signing_certificate,omitempty"`
+	// IdpState holds the value of the "idp_state" field.
+	IdpState string `json:"idp_state,omitempty"`
+	// Generation holds the value of the "generation" field.
+	Generation int64 `json:"generation,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the TenantIdpConfigQuery when eager-loading is set.
 	Edges        TenantIdpConfigEdges `json:"edges"`
@@ -43,9 +55,11 @@ type TenantIdpConfig struct {
 type TenantIdpConfigEdges struct {
 	// Tenant holds the value of the tenant edge.
 	Tenant *Tenant `json:"tenant,omitempty"`
+	// Domains holds the value of the domains edge.
+	Domains []*TenantIdpDomain `json:"domains,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [1]bool
+	loadedTypes [2]bool
 }
 
 // TenantOrErr returns the Tenant value or an error if the edge
@@ -59,14 +73,27 @@ func (e TenantIdpConfigEdges) TenantOrErr() (*Tenant, error) {
 	return nil, &NotLoadedError{edge: "tenant"}
 }
 
+// DomainsOrErr returns the Domains value or an error if the edge
+// was not loaded in eager-loading.
+func (e TenantIdpConfigEdges) DomainsOrErr() ([]*TenantIdpDomain, error) {
+	if e.loadedTypes[1] {
+		return e.Domains, nil
+	}
+	return nil, &NotLoadedError{edge: "domains"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*TenantIdpConfig) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case tenantidpconfig.FieldClientSecretSealed:
+			values[i] = new([]byte)
 		case tenantidpconfig.FieldEnabled:
 			values[i] = new(sql.NullBool)
-		case tenantidpconfig.FieldProtocol, tenantidpconfig.FieldIssuerURL, tenantidpconfig.FieldClientID:
+		case tenantidpconfig.FieldGeneration:
+			values[i] = new(sql.NullInt64)
+		case tenantidpconfig.FieldProtocol, tenantidpconfig.FieldIssuerURL, tenantidpconfig.FieldClientID, tenantidpconfig.FieldSamlEntityID, tenantidpconfig.FieldSamlSSOURL, tenantidpconfig.FieldSamlSigningCertificate, tenantidpconfig.FieldIdpState:
 			values[i] = new(sql.NullString)
 		case tenantidpconfig.FieldCreatedAt, tenantidpconfig.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -135,6 +162,42 @@ func (_m *TenantIdpConfig) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Enabled = value.Bool
 			}
+		case tenantidpconfig.FieldClientSecretSealed:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field client_secret_sealed", values[i])
+			} else if value != nil {
+				_m.ClientSecretSealed = value
+			}
+		case tenantidpconfig.FieldSamlEntityID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field saml_entity_id", values[i])
+			} else if value.Valid {
+				_m.SamlEntityID = value.String
+			}
+		case tenantidpconfig.FieldSamlSSOURL:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field saml_sso_url", values[i])
+			} else if value.Valid {
+				_m.SamlSSOURL = value.String
+			}
+		case tenantidpconfig.FieldSamlSigningCertificate:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field saml_signing_certificate", values[i])
+			} else if value.Valid {
+				_m.SamlSigningCertificate = value.String
+			}
+		case tenantidpconfig.FieldIdpState:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field idp_state", values[i])
+			} else if value.Valid {
+				_m.IdpState = value.String
+			}
+		case tenantidpconfig.FieldGeneration:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field generation", values[i])
+			} else if value.Valid {
+				_m.Generation = value.Int64
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -151,6 +214,11 @@ func (_m *TenantIdpConfig) Value(name string) (ent.Value, error) {
 // QueryTenant queries the "tenant" edge of the TenantIdpConfig entity.
 func (_m *TenantIdpConfig) QueryTenant() *TenantQuery {
 	return NewTenantIdpConfigClient(_m.config).QueryTenant(_m)
+}
+
+// QueryDomains queries the "domains" edge of the TenantIdpConfig entity.
+func (_m *TenantIdpConfig) QueryDomains() *TenantIdpDomainQuery {
+	return NewTenantIdpConfigClient(_m.config).QueryDomains(_m)
 }
 
 // Update returns a builder for updating this TenantIdpConfig.
@@ -196,6 +264,23 @@ func (_m *TenantIdpConfig) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("enabled=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Enabled))
+	builder.WriteString(", ")
+	builder.WriteString("client_secret_sealed=<sensitive>")
+	builder.WriteString(", ")
+	builder.WriteString("saml_entity_id=")
+	builder.WriteString(_m.SamlEntityID)
+	builder.WriteString(", ")
+	builder.WriteString("saml_sso_url=")
+	builder.WriteString(_m.SamlSSOURL)
+	builder.WriteString(", ")
+	builder.WriteString("saml_signing_certificate=")
+	builder.WriteString(_m.SamlSigningCertificate)
+	builder.WriteString(", ")
+	builder.WriteString("idp_state=")
+	builder.WriteString(_m.IdpState)
+	builder.WriteString(", ")
+	builder.WriteString("generation=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Generation))
 	builder.WriteByte(')')
 	return builder.String()
 }

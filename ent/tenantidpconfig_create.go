@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
+	"github.com/platform/tenant-registry/ent/tenantidpdomain"
 )
 
 // TenantIdpConfigCreate is the builder for creating a TenantIdpConfig entity.
@@ -99,6 +100,82 @@ func (_c *TenantIdpConfigCreate) SetNillableEnabled(v *bool) *TenantIdpConfigCre
 	return _c
 }
 
+// SetClientSecretSealed sets the "client_secret_sealed" field.
+func (_c *TenantIdpConfigCreate) SetClientSecretSealed(v []byte) *TenantIdpConfigCreate {
+	_c.mutation.SetClientSecretSealed(v)
+	return _c
+}
+
+// SetSamlEntityID sets the "saml_entity_id" field.
+func (_c *TenantIdpConfigCreate) SetSamlEntityID(v string) *TenantIdpConfigCreate {
+	_c.mutation.SetSamlEntityID(v)
+	return _c
+}
+
+// SetNillableSamlEntityID sets the "saml_entity_id" field if the given value is not nil.
+func (_c *TenantIdpConfigCreate) SetNillableSamlEntityID(v *string) *TenantIdpConfigCreate {
+	if v != nil {
+		_c.SetSamlEntityID(*v)
+	}
+	return _c
+}
+
+// SetSamlSSOURL sets the "saml_sso_url" field.
+func (_c *TenantIdpConfigCreate) SetSamlSSOURL(v string) *TenantIdpConfigCreate {
+	_c.mutation.SetSamlSSOURL(v)
+	return _c
+}
+
+// SetNillableSamlSSOURL sets the "saml_sso_url" field if the given value is not nil.
+func (_c *TenantIdpConfigCreate) SetNillableSamlSSOURL(v *string) *TenantIdpConfigCreate {
+	if v != nil {
+		_c.SetSamlSSOURL(*v)
+	}
+	return _c
+}
+
+// SetSamlSigningCertificate sets the "saml_signing_certificate" field.
+func (_c *TenantIdpConfigCreate) SetSamlSigningCertificate(v string) *TenantIdpConfigCreate {
+	_c.mutation.SetSamlSigningCertificate(v)
+	return _c
+}
+
+// SetNillableSamlSigningCertificate sets the "saml_signing_certificate" field if the given value is not nil.
+func (_c *TenantIdpConfigCreate) SetNillableSamlSigningCertificate(v *string) *TenantIdpConfigCreate {
+	if v != nil {
+		_c.SetSamlSigningCertificate(*v)
+	}
+	return _c
+}
+
+// SetIdpState sets the "idp_state" field.
+func (_c *TenantIdpConfigCreate) SetIdpState(v string) *TenantIdpConfigCreate {
+	_c.mutation.SetIdpState(v)
+	return _c
+}
+
+// SetNillableIdpState sets the "idp_state" field if the given value is not nil.
+func (_c *TenantIdpConfigCreate) SetNillableIdpState(v *string) *TenantIdpConfigCreate {
+	if v != nil {
+		_c.SetIdpState(*v)
+	}
+	return _c
+}
+
+// SetGeneration sets the "generation" field.
+func (_c *TenantIdpConfigCreate) SetGeneration(v int64) *TenantIdpConfigCreate {
+	_c.mutation.SetGeneration(v)
+	return _c
+}
+
+// SetNillableGeneration sets the "generation" field if the given value is not nil.
+func (_c *TenantIdpConfigCreate) SetNillableGeneration(v *int64) *TenantIdpConfigCreate {
+	if v != nil {
+		_c.SetGeneration(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *TenantIdpConfigCreate) SetID(v uuid.UUID) *TenantIdpConfigCreate {
 	_c.mutation.SetID(v)
@@ -116,6 +193,21 @@ func (_c *TenantIdpConfigCreate) SetNillableID(v *uuid.UUID) *TenantIdpConfigCre
 // SetTenant sets the "tenant" edge to the Tenant entity.
 func (_c *TenantIdpConfigCreate) SetTenant(v *Tenant) *TenantIdpConfigCreate {
 	return _c.SetTenantID(v.ID)
+}
+
+// AddDomainIDs adds the "domains" edge to the TenantIdpDomain entity by IDs.
+func (_c *TenantIdpConfigCreate) AddDomainIDs(ids ...uuid.UUID) *TenantIdpConfigCreate {
+	_c.mutation.AddDomainIDs(ids...)
+	return _c
+}
+
+// AddDomains adds the "domains" edges to the TenantIdpDomain entity.
+func (_c *TenantIdpConfigCreate) AddDomains(v ...*TenantIdpDomain) *TenantIdpConfigCreate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddDomainIDs(ids...)
 }
 
 // Mutation returns the TenantIdpConfigMutation object of the builder.
@@ -165,6 +257,14 @@ func (_c *TenantIdpConfigCreate) defaults() {
 		v := tenantidpconfig.DefaultEnabled
 		_c.mutation.SetEnabled(v)
 	}
+	if _, ok := _c.mutation.IdpState(); !ok {
+		v := tenantidpconfig.DefaultIdpState
+		_c.mutation.SetIdpState(v)
+	}
+	if _, ok := _c.mutation.Generation(); !ok {
+		v := tenantidpconfig.DefaultGeneration
+		_c.mutation.SetGeneration(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		v := tenantidpconfig.DefaultID()
 		_c.mutation.SetID(v)
@@ -205,6 +305,32 @@ func (_c *TenantIdpConfigCreate) check() error {
 	}
 	if _, ok := _c.mutation.Enabled(); !ok {
 		return &ValidationError{Name: "enabled", err: errors.New(`ent: missing required field "TenantIdpConfig.enabled"`)}
+	}
+	if v, ok := _c.mutation.SamlEntityID(); ok {
+		if err := tenantidpconfig.SamlEntityIDValidator(v); err != nil {
+			return &ValidationError{Name: "saml_entity_id", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.saml_entity_id": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.SamlSSOURL(); ok {
+		if err := tenantidpconfig.SamlSSOURLValidator(v); err != nil {
+			return &ValidationError{Name: "saml_sso_url", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.saml_sso_url": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.SamlSigningCertificate(); ok {
+		if err := tenantidpconfig.SamlSigningCertificateValidator(v); err != nil {
+			return &ValidationError{Name: "saml_signing_certificate", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.saml_signing_certificate": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.IdpState(); !ok {
+		return &ValidationError{Name: "idp_state", err: errors.New(`ent: missing required field "TenantIdpConfig.idp_state"`)}
+	}
+	if v, ok := _c.mutation.IdpState(); ok {
+		if err := tenantidpconfig.IdpStateValidator(v); err != nil {
+			return &ValidationError{Name: "idp_state", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.idp_state": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.Generation(); !ok {
+		return &ValidationError{Name: "generation", err: errors.New(`ent: missing required field "TenantIdpConfig.generation"`)}
 	}
 	if len(_c.mutation.TenantIDs()) == 0 {
 		return &ValidationError{Name: "tenant", err: errors.New(`ent: missing required edge "TenantIdpConfig.tenant"`)}
@@ -269,6 +395,30 @@ func (_c *TenantIdpConfigCreate) createSpec() (*TenantIdpConfig, *sqlgraph.Creat
 		_spec.SetField(tenantidpconfig.FieldEnabled, field.TypeBool, value)
 		_node.Enabled = value
 	}
+	if value, ok := _c.mutation.ClientSecretSealed(); ok {
+		_spec.SetField(tenantidpconfig.FieldClientSecretSealed, field.TypeBytes, value)
+		_node.ClientSecretSealed = &value
+	}
+	if value, ok := _c.mutation.SamlEntityID(); ok {
+		_spec.SetField(tenantidpconfig.FieldSamlEntityID, field.TypeString, value)
+		_node.SamlEntityID = value
+	}
+	if value, ok := _c.mutation.SamlSSOURL(); ok {
+		_spec.SetField(tenantidpconfig.FieldSamlSSOURL, field.TypeString, value)
+		_node.SamlSSOURL = value
+	}
+	if value, ok := _c.mutation.SamlSigningCertificate(); ok {
+		_spec.SetField(tenantidpconfig.FieldSamlSigningCertificate, field.TypeString, value)
+		_node.SamlSigningCertificate = value
+	}
+	if value, ok := _c.mutation.IdpState(); ok {
+		_spec.SetField(tenantidpconfig.FieldIdpState, field.TypeString, value)
+		_node.IdpState = value
+	}
+	if value, ok := _c.mutation.Generation(); ok {
+		_spec.SetField(tenantidpconfig.FieldGeneration, field.TypeInt64, value)
+		_node.Generation = value
+	}
 	if nodes := _c.mutation.TenantIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2O,
@@ -284,6 +434,22 @@ func (_c *TenantIdpConfigCreate) createSpec() (*TenantIdpConfig, *sqlgraph.Creat
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		_node.TenantID = nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.DomainsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantidpconfig.DomainsTable,
+			Columns: []string{tenantidpconfig.DomainsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(tenantidpdomain.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
 		_spec.Edges = append(_spec.Edges, edge)
 	}
 	return _node, _spec
@@ -401,6 +567,108 @@ func (u *TenantIdpConfigUpsert) SetEnabled(v bool) *TenantIdpConfigUpsert {
 // UpdateEnabled sets the "enabled" field to the value that was provided on create.
 func (u *TenantIdpConfigUpsert) UpdateEnabled() *TenantIdpConfigUpsert {
 	u.SetExcluded(tenantidpconfig.FieldEnabled)
+	return u
+}
+
+// SetClientSecretSealed sets the "client_secret_sealed" field.
+func (u *TenantIdpConfigUpsert) SetClientSecretSealed(v []byte) *TenantIdpConfigUpsert {
+	u.Set(tenantidpconfig.FieldClientSecretSealed, v)
+	return u
+}
+
+// UpdateClientSecretSealed sets the "client_secret_sealed" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsert) UpdateClientSecretSealed() *TenantIdpConfigUpsert {
+	u.SetExcluded(tenantidpconfig.FieldClientSecretSealed)
+	return u
+}
+
+// ClearClientSecretSealed clears the value of the "client_secret_sealed" field.
+func (u *TenantIdpConfigUpsert) ClearClientSecretSealed() *TenantIdpConfigUpsert {
+	u.SetNull(tenantidpconfig.FieldClientSecretSealed)
+	return u
+}
+
+// SetSamlEntityID sets the "saml_entity_id" field.
+func (u *TenantIdpConfigUpsert) SetSamlEntityID(v string) *TenantIdpConfigUpsert {
+	u.Set(tenantidpconfig.FieldSamlEntityID, v)
+	return u
+}
+
+// UpdateSamlEntityID sets the "saml_entity_id" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsert) UpdateSamlEntityID() *TenantIdpConfigUpsert {
+	u.SetExcluded(tenantidpconfig.FieldSamlEntityID)
+	return u
+}
+
+// ClearSamlEntityID clears the value of the "saml_entity_id" field.
+func (u *TenantIdpConfigUpsert) ClearSamlEntityID() *TenantIdpConfigUpsert {
+	u.SetNull(tenantidpconfig.FieldSamlEntityID)
+	return u
+}
+
+// SetSamlSSOURL sets the "saml_sso_url" field.
+func (u *TenantIdpConfigUpsert) SetSamlSSOURL(v string) *TenantIdpConfigUpsert {
+	u.Set(tenantidpconfig.FieldSamlSSOURL, v)
+	return u
+}
+
+// UpdateSamlSSOURL sets the "saml_sso_url" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsert) UpdateSamlSSOURL() *TenantIdpConfigUpsert {
+	u.SetExcluded(tenantidpconfig.FieldSamlSSOURL)
+	return u
+}
+
+// ClearSamlSSOURL clears the value of the "saml_sso_url" field.
+func (u *TenantIdpConfigUpsert) ClearSamlSSOURL() *TenantIdpConfigUpsert {
+	u.SetNull(tenantidpconfig.FieldSamlSSOURL)
+	return u
+}
+
+// SetSamlSigningCertificate sets the "saml_signing_certificate" field.
+func (u *TenantIdpConfigUpsert) SetSamlSigningCertificate(v string) *TenantIdpConfigUpsert {
+	u.Set(tenantidpconfig.FieldSamlSigningCertificate, v)
+	return u
+}
+
+// UpdateSamlSigningCertificate sets the "saml_signing_certificate" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsert) UpdateSamlSigningCertificate() *TenantIdpConfigUpsert {
+	u.SetExcluded(tenantidpconfig.FieldSamlSigningCertificate)
+	return u
+}
+
+// ClearSamlSigningCertificate clears the value of the "saml_signing_certificate" field.
+func (u *TenantIdpConfigUpsert) ClearSamlSigningCertificate() *TenantIdpConfigUpsert {
+	u.SetNull(tenantidpconfig.FieldSamlSigningCertificate)
+	return u
+}
+
+// SetIdpState sets the "idp_state" field.
+func (u *TenantIdpConfigUpsert) SetIdpState(v string) *TenantIdpConfigUpsert {
+	u.Set(tenantidpconfig.FieldIdpState, v)
+	return u
+}
+
+// UpdateIdpState sets the "idp_state" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsert) UpdateIdpState() *TenantIdpConfigUpsert {
+	u.SetExcluded(tenantidpconfig.FieldIdpState)
+	return u
+}
+
+// SetGeneration sets the "generation" field.
+func (u *TenantIdpConfigUpsert) SetGeneration(v int64) *TenantIdpConfigUpsert {
+	u.Set(tenantidpconfig.FieldGeneration, v)
+	return u
+}
+
+// UpdateGeneration sets the "generation" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsert) UpdateGeneration() *TenantIdpConfigUpsert {
+	u.SetExcluded(tenantidpconfig.FieldGeneration)
+	return u
+}
+
+// AddGeneration adds v to the "generation" field.
+func (u *TenantIdpConfigUpsert) AddGeneration(v int64) *TenantIdpConfigUpsert {
+	u.Add(tenantidpconfig.FieldGeneration, v)
 	return u
 }
 
@@ -532,6 +800,125 @@ func (u *TenantIdpConfigUpsertOne) SetEnabled(v bool) *TenantIdpConfigUpsertOne 
 func (u *TenantIdpConfigUpsertOne) UpdateEnabled() *TenantIdpConfigUpsertOne {
 	return u.Update(func(s *TenantIdpConfigUpsert) {
 		s.UpdateEnabled()
+	})
+}
+
+// SetClientSecretSealed sets the "client_secret_sealed" field.
+func (u *TenantIdpConfigUpsertOne) SetClientSecretSealed(v []byte) *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.SetClientSecretSealed(v)
+	})
+}
+
+// UpdateClientSecretSealed sets the "client_secret_sealed" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsertOne) UpdateClientSecretSealed() *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.UpdateClientSecretSealed()
+	})
+}
+
+// ClearClientSecretSealed clears the value of the "client_secret_sealed" field.
+func (u *TenantIdpConfigUpsertOne) ClearClientSecretSealed() *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.ClearClientSecretSealed()
+	})
+}
+
+// SetSamlEntityID sets the "saml_entity_id" field.
+func (u *TenantIdpConfigUpsertOne) SetSamlEntityID(v string) *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.SetSamlEntityID(v)
+	})
+}
+
+// UpdateSamlEntityID sets the "saml_entity_id" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsertOne) UpdateSamlEntityID() *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.UpdateSamlEntityID()
+	})
+}
+
+// ClearSamlEntityID clears the value of the "saml_entity_id" field.
+func (u *TenantIdpConfigUpsertOne) ClearSamlEntityID() *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.ClearSamlEntityID()
+	})
+}
+
+// SetSamlSSOURL sets the "saml_sso_url" field.
+func (u *TenantIdpConfigUpsertOne) SetSamlSSOURL(v string) *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.SetSamlSSOURL(v)
+	})
+}
+
+// UpdateSamlSSOURL sets the "saml_sso_url" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsertOne) UpdateSamlSSOURL() *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.UpdateSamlSSOURL()
+	})
+}
+
+// ClearSamlSSOURL clears the value of the "saml_sso_url" field.
+func (u *TenantIdpConfigUpsertOne) ClearSamlSSOURL() *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.ClearSamlSSOURL()
+	})
+}
+
+// SetSamlSigningCertificate sets the "saml_signing_certificate" field.
+func (u *TenantIdpConfigUpsertOne) SetSamlSigningCertificate(v string) *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.SetSamlSigningCertificate(v)
+	})
+}
+
+// UpdateSamlSigningCertificate sets the "saml_signing_certificate" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsertOne) UpdateSamlSigningCertificate() *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.UpdateSamlSigningCertificate()
+	})
+}
+
+// ClearSamlSigningCertificate clears the value of the "saml_signing_certificate" field.
+func (u *TenantIdpConfigUpsertOne) ClearSamlSigningCertificate() *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.ClearSamlSigningCertificate()
+	})
+}
+
+// SetIdpState sets the "idp_state" field.
+func (u *TenantIdpConfigUpsertOne) SetIdpState(v string) *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.SetIdpState(v)
+	})
+}
+
+// UpdateIdpState sets the "idp_state" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsertOne) UpdateIdpState() *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.UpdateIdpState()
+	})
+}
+
+// SetGeneration sets the "generation" field.
+func (u *TenantIdpConfigUpsertOne) SetGeneration(v int64) *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.SetGeneration(v)
+	})
+}
+
+// AddGeneration adds v to the "generation" field.
+func (u *TenantIdpConfigUpsertOne) AddGeneration(v int64) *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.AddGeneration(v)
+	})
+}
+
+// UpdateGeneration sets the "generation" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsertOne) UpdateGeneration() *TenantIdpConfigUpsertOne {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.UpdateGeneration()
 	})
 }
 
@@ -830,6 +1217,125 @@ func (u *TenantIdpConfigUpsertBulk) SetEnabled(v bool) *TenantIdpConfigUpsertBul
 func (u *TenantIdpConfigUpsertBulk) UpdateEnabled() *TenantIdpConfigUpsertBulk {
 	return u.Update(func(s *TenantIdpConfigUpsert) {
 		s.UpdateEnabled()
+	})
+}
+
+// SetClientSecretSealed sets the "client_secret_sealed" field.
+func (u *TenantIdpConfigUpsertBulk) SetClientSecretSealed(v []byte) *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.SetClientSecretSealed(v)
+	})
+}
+
+// UpdateClientSecretSealed sets the "client_secret_sealed" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsertBulk) UpdateClientSecretSealed() *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.UpdateClientSecretSealed()
+	})
+}
+
+// ClearClientSecretSealed clears the value of the "client_secret_sealed" field.
+func (u *TenantIdpConfigUpsertBulk) ClearClientSecretSealed() *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.ClearClientSecretSealed()
+	})
+}
+
+// SetSamlEntityID sets the "saml_entity_id" field.
+func (u *TenantIdpConfigUpsertBulk) SetSamlEntityID(v string) *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.SetSamlEntityID(v)
+	})
+}
+
+// UpdateSamlEntityID sets the "saml_entity_id" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsertBulk) UpdateSamlEntityID() *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.UpdateSamlEntityID()
+	})
+}
+
+// ClearSamlEntityID clears the value of the "saml_entity_id" field.
+func (u *TenantIdpConfigUpsertBulk) ClearSamlEntityID() *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.ClearSamlEntityID()
+	})
+}
+
+// SetSamlSSOURL sets the "saml_sso_url" field.
+func (u *TenantIdpConfigUpsertBulk) SetSamlSSOURL(v string) *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.SetSamlSSOURL(v)
+	})
+}
+
+// UpdateSamlSSOURL sets the "saml_sso_url" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsertBulk) UpdateSamlSSOURL() *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.UpdateSamlSSOURL()
+	})
+}
+
+// ClearSamlSSOURL clears the value of the "saml_sso_url" field.
+func (u *TenantIdpConfigUpsertBulk) ClearSamlSSOURL() *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.ClearSamlSSOURL()
+	})
+}
+
+// SetSamlSigningCertificate sets the "saml_signing_certificate" field.
+func (u *TenantIdpConfigUpsertBulk) SetSamlSigningCertificate(v string) *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.SetSamlSigningCertificate(v)
+	})
+}
+
+// UpdateSamlSigningCertificate sets the "saml_signing_certificate" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsertBulk) UpdateSamlSigningCertificate() *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.UpdateSamlSigningCertificate()
+	})
+}
+
+// ClearSamlSigningCertificate clears the value of the "saml_signing_certificate" field.
+func (u *TenantIdpConfigUpsertBulk) ClearSamlSigningCertificate() *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.ClearSamlSigningCertificate()
+	})
+}
+
+// SetIdpState sets the "idp_state" field.
+func (u *TenantIdpConfigUpsertBulk) SetIdpState(v string) *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.SetIdpState(v)
+	})
+}
+
+// UpdateIdpState sets the "idp_state" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsertBulk) UpdateIdpState() *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.UpdateIdpState()
+	})
+}
+
+// SetGeneration sets the "generation" field.
+func (u *TenantIdpConfigUpsertBulk) SetGeneration(v int64) *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.SetGeneration(v)
+	})
+}
+
+// AddGeneration adds v to the "generation" field.
+func (u *TenantIdpConfigUpsertBulk) AddGeneration(v int64) *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.AddGeneration(v)
+	})
+}
+
+// UpdateGeneration sets the "generation" field to the value that was provided on create.
+func (u *TenantIdpConfigUpsertBulk) UpdateGeneration() *TenantIdpConfigUpsertBulk {
+	return u.Update(func(s *TenantIdpConfigUpsert) {
+		s.UpdateGeneration()
 	})
 }
 

@@ -4,6 +4,7 @@ package ent
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"math"
 
@@ -16,17 +17,19 @@ import (
 	"github.com/platform/tenant-registry/ent/predicate"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
+	"github.com/platform/tenant-registry/ent/tenantidpdomain"
 )
 
 // TenantIdpConfigQuery is the builder for querying TenantIdpConfig entities.
 type TenantIdpConfigQuery struct {
 	config
-	ctx        *QueryContext
-	order      []tenantidpconfig.OrderOption
-	inters     []Interceptor
-	predicates []predicate.TenantIdpConfig
-	withTenant *TenantQuery
-	modifiers  []func(*sql.Selector)
+	ctx         *QueryContext
+	order       []tenantidpconfig.OrderOption
+	inters      []Interceptor
+	predicates  []predicate.TenantIdpConfig
+	withTenant  *TenantQuery
+	withDomains *TenantIdpDomainQuery
+	modifiers   []func(*sql.Selector)
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -78,6 +81,28 @@ func (_q *TenantIdpConfigQuery) QueryTenant() *TenantQuery {
 			sqlgraph.From(tenantidpconfig.Table, tenantidpconfig.FieldID, selector),
 			sqlgraph.To(tenant.Table, tenant.FieldID),
 			sqlgraph.Edge(sqlgraph.O2O, true, tenantidpconfig.TenantTable, tenantidpconfig.TenantColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryDomains chains the current query on the "domains" edge.
+func (_q *TenantIdpConfigQuery) QueryDomains() *TenantIdpDomainQuery {
+	query := (&TenantIdpDomainClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(tenantidpconfig.Table, tenantidpconfig.FieldID, selector),
+			sqlgraph.To(tenantidpdomain.Table, tenantidpdomain.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, tenantidpconfig.DomainsTable, tenantidpconfig.DomainsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -272,12 +297,13 @@ func (_q *TenantIdpConfigQuery) Clone() *TenantIdpConfigQuery {
 		return nil
 	}
 	return &TenantIdpConfigQuery{
-		config:     _q.config,
-		ctx:        _q.ctx.Clone(),
-		order:      append([]tenantidpconfig.OrderOption{}, _q.order...),
-		inters:     append([]Interceptor{}, _q.inters...),
-		predicates: append([]predicate.TenantIdpConfig{}, _q.predicates...),
-		withTenant: _q.withTenant.Clone(),
+		config:      _q.config,
+		ctx:         _q.ctx.Clone(),
+		order:       append([]tenantidpconfig.OrderOption{}, _q.order...),
+		inters:      append([]Interceptor{}, _q.inters...),
+		predicates:  append([]predicate.TenantIdpConfig{}, _q.predicates...),
+		withTenant:  _q.withTenant.Clone(),
+		withDomains: _q.withDomains.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -293,6 +319,17 @@ func (_q *TenantIdpConfigQuery) WithTenant(opts ...func(*TenantQuery)) *TenantId
 		opt(query)
 	}
 	_q.withTenant = query
+	return _q
+}
+
+// WithDomains tells the query-builder to eager-load the nodes that are connected to
+// the "domains" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *TenantIdpConfigQuery) WithDomains(opts ...func(*TenantIdpDomainQuery)) *TenantIdpConfigQuery {
+	query := (&TenantIdpDomainClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withDomains = query
 	return _q
 }
 
@@ -374,8 +411,9 @@ func (_q *TenantIdpConfigQuery) sqlAll(ctx context.Context, hooks ...queryHook) 
 	var (
 		nodes       = []*TenantIdpConfig{}
 		_spec       = _q.querySpec()
-		loadedTypes = [1]bool{
+		loadedTypes = [2]bool{
 			_q.withTenant != nil,
+			_q.withDomains != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -402,6 +440,13 @@ func (_q *TenantIdpConfigQuery) sqlAll(ctx context.Context, hooks ...queryHook) 
 	if query := _q.withTenant; query != nil {
 		if err := _q.loadTenant(ctx, query, nodes, nil,
 			func(n *TenantIdpConfig, e *Tenant) { n.Edges.Tenant = e }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withDomains; query != nil {
+		if err := _q.loadDomains(ctx, query, nodes,
+			func(n *TenantIdpConfig) { n.Edges.Domains = []*TenantIdpDomain{} },
+			func(n *TenantIdpConfig, e *TenantIdpDomain) { n.Edges.Domains = append(n.Edges.Domains, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -434,6 +479,36 @@ func (_q *TenantIdpConfigQuery) loadTenant(ctx context.Context, query *TenantQue
 		for i := range nodes {
 			assign(nodes[i], n)
 		}
+	}
+	return nil
+}
+func (_q *TenantIdpConfigQuery) loadDomains(ctx context.Context, query *TenantIdpDomainQuery, nodes []*TenantIdpConfig, init func(*TenantIdpConfig), assign func(*TenantIdpConfig, *TenantIdpDomain)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[uuid.UUID]*TenantIdpConfig)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(tenantidpdomain.FieldConfigID)
+	}
+	query.Where(predicate.TenantIdpDomain(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(tenantidpconfig.DomainsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.ConfigID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "config_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
 	}
 	return nil
 }

@@ -11,8 +11,10 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/google/uuid"
 	"github.com/platform/tenant-registry/ent/predicate"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
+	"github.com/platform/tenant-registry/ent/tenantidpdomain"
 )
 
 // TenantIdpConfigUpdate is the builder for updating TenantIdpConfig entities.
@@ -97,9 +99,152 @@ func (_u *TenantIdpConfigUpdate) SetNillableEnabled(v *bool) *TenantIdpConfigUpd
 	return _u
 }
 
+// SetClientSecretSealed sets the "client_secret_sealed" field.
+func (_u *TenantIdpConfigUpdate) SetClientSecretSealed(v []byte) *TenantIdpConfigUpdate {
+	_u.mutation.SetClientSecretSealed(v)
+	return _u
+}
+
+// ClearClientSecretSealed clears the value of the "client_secret_sealed" field.
+func (_u *TenantIdpConfigUpdate) ClearClientSecretSealed() *TenantIdpConfigUpdate {
+	_u.mutation.ClearClientSecretSealed()
+	return _u
+}
+
+// SetSamlEntityID sets the "saml_entity_id" field.
+func (_u *TenantIdpConfigUpdate) SetSamlEntityID(v string) *TenantIdpConfigUpdate {
+	_u.mutation.SetSamlEntityID(v)
+	return _u
+}
+
+// SetNillableSamlEntityID sets the "saml_entity_id" field if the given value is not nil.
+func (_u *TenantIdpConfigUpdate) SetNillableSamlEntityID(v *string) *TenantIdpConfigUpdate {
+	if v != nil {
+		_u.SetSamlEntityID(*v)
+	}
+	return _u
+}
+
+// ClearSamlEntityID clears the value of the "saml_entity_id" field.
+func (_u *TenantIdpConfigUpdate) ClearSamlEntityID() *TenantIdpConfigUpdate {
+	_u.mutation.ClearSamlEntityID()
+	return _u
+}
+
+// SetSamlSSOURL sets the "saml_sso_url" field.
+func (_u *TenantIdpConfigUpdate) SetSamlSSOURL(v string) *TenantIdpConfigUpdate {
+	_u.mutation.SetSamlSSOURL(v)
+	return _u
+}
+
+// SetNillableSamlSSOURL sets the "saml_sso_url" field if the given value is not nil.
+func (_u *TenantIdpConfigUpdate) SetNillableSamlSSOURL(v *string) *TenantIdpConfigUpdate {
+	if v != nil {
+		_u.SetSamlSSOURL(*v)
+	}
+	return _u
+}
+
+// ClearSamlSSOURL clears the value of the "saml_sso_url" field.
+func (_u *TenantIdpConfigUpdate) ClearSamlSSOURL() *TenantIdpConfigUpdate {
+	_u.mutation.ClearSamlSSOURL()
+	return _u
+}
+
+// SetSamlSigningCertificate sets the "saml_signing_certificate" field.
+func (_u *TenantIdpConfigUpdate) SetSamlSigningCertificate(v string) *TenantIdpConfigUpdate {
+	_u.mutation.SetSamlSigningCertificate(v)
+	return _u
+}
+
+// SetNillableSamlSigningCertificate sets the "saml_signing_certificate" field if the given value is not nil.
+func (_u *TenantIdpConfigUpdate) SetNillableSamlSigningCertificate(v *string) *TenantIdpConfigUpdate {
+	if v != nil {
+		_u.SetSamlSigningCertificate(*v)
+	}
+	return _u
+}
+
+// ClearSamlSigningCertificate clears the value of the "saml_signing_certificate" field.
+func (_u *TenantIdpConfigUpdate) ClearSamlSigningCertificate() *TenantIdpConfigUpdate {
+	_u.mutation.ClearSamlSigningCertificate()
+	return _u
+}
+
+// SetIdpState sets the "idp_state" field.
+func (_u *TenantIdpConfigUpdate) SetIdpState(v string) *TenantIdpConfigUpdate {
+	_u.mutation.SetIdpState(v)
+	return _u
+}
+
+// SetNillableIdpState sets the "idp_state" field if the given value is not nil.
+func (_u *TenantIdpConfigUpdate) SetNillableIdpState(v *string) *TenantIdpConfigUpdate {
+	if v != nil {
+		_u.SetIdpState(*v)
+	}
+	return _u
+}
+
+// SetGeneration sets the "generation" field.
+func (_u *TenantIdpConfigUpdate) SetGeneration(v int64) *TenantIdpConfigUpdate {
+	_u.mutation.ResetGeneration()
+	_u.mutation.SetGeneration(v)
+	return _u
+}
+
+// SetNillableGeneration sets the "generation" field if the given value is not nil.
+func (_u *TenantIdpConfigUpdate) SetNillableGeneration(v *int64) *TenantIdpConfigUpdate {
+	if v != nil {
+		_u.SetGeneration(*v)
+	}
+	return _u
+}
+
+// AddGeneration adds value to the "generation" field.
+func (_u *TenantIdpConfigUpdate) AddGeneration(v int64) *TenantIdpConfigUpdate {
+	_u.mutation.AddGeneration(v)
+	return _u
+}
+
+// AddDomainIDs adds the "domains" edge to the TenantIdpDomain entity by IDs.
+func (_u *TenantIdpConfigUpdate) AddDomainIDs(ids ...uuid.UUID) *TenantIdpConfigUpdate {
+	_u.mutation.AddDomainIDs(ids...)
+	return _u
+}
+
+// AddDomains adds the "domains" edges to the TenantIdpDomain entity.
+func (_u *TenantIdpConfigUpdate) AddDomains(v ...*TenantIdpDomain) *TenantIdpConfigUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddDomainIDs(ids...)
+}
+
 // Mutation returns the TenantIdpConfigMutation object of the builder.
 func (_u *TenantIdpConfigUpdate) Mutation() *TenantIdpConfigMutation {
 	return _u.mutation
+}
+
+// ClearDomains clears all "domains" edges to the TenantIdpDomain entity.
+func (_u *TenantIdpConfigUpdate) ClearDomains() *TenantIdpConfigUpdate {
+	_u.mutation.ClearDomains()
+	return _u
+}
+
+// RemoveDomainIDs removes the "domains" edge to TenantIdpDomain entities by IDs.
+func (_u *TenantIdpConfigUpdate) RemoveDomainIDs(ids ...uuid.UUID) *TenantIdpConfigUpdate {
+	_u.mutation.RemoveDomainIDs(ids...)
+	return _u
+}
+
+// RemoveDomains removes "domains" edges to TenantIdpDomain entities.
+func (_u *TenantIdpConfigUpdate) RemoveDomains(v ...*TenantIdpDomain) *TenantIdpConfigUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveDomainIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -155,6 +300,26 @@ func (_u *TenantIdpConfigUpdate) check() error {
 			return &ValidationError{Name: "client_id", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.client_id": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.SamlEntityID(); ok {
+		if err := tenantidpconfig.SamlEntityIDValidator(v); err != nil {
+			return &ValidationError{Name: "saml_entity_id", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.saml_entity_id": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.SamlSSOURL(); ok {
+		if err := tenantidpconfig.SamlSSOURLValidator(v); err != nil {
+			return &ValidationError{Name: "saml_sso_url", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.saml_sso_url": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.SamlSigningCertificate(); ok {
+		if err := tenantidpconfig.SamlSigningCertificateValidator(v); err != nil {
+			return &ValidationError{Name: "saml_signing_certificate", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.saml_signing_certificate": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.IdpState(); ok {
+		if err := tenantidpconfig.IdpStateValidator(v); err != nil {
+			return &ValidationError{Name: "idp_state", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.idp_state": %w`, err)}
+		}
+	}
 	if _u.mutation.TenantCleared() && len(_u.mutation.TenantIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "TenantIdpConfig.tenant"`)
 	}
@@ -196,6 +361,84 @@ func (_u *TenantIdpConfigUpdate) sqlSave(ctx context.Context) (_node int, err er
 	}
 	if value, ok := _u.mutation.Enabled(); ok {
 		_spec.SetField(tenantidpconfig.FieldEnabled, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.ClientSecretSealed(); ok {
+		_spec.SetField(tenantidpconfig.FieldClientSecretSealed, field.TypeBytes, value)
+	}
+	if _u.mutation.ClientSecretSealedCleared() {
+		_spec.ClearField(tenantidpconfig.FieldClientSecretSealed, field.TypeBytes)
+	}
+	if value, ok := _u.mutation.SamlEntityID(); ok {
+		_spec.SetField(tenantidpconfig.FieldSamlEntityID, field.TypeString, value)
+	}
+	if _u.mutation.SamlEntityIDCleared() {
+		_spec.ClearField(tenantidpconfig.FieldSamlEntityID, field.TypeString)
+	}
+	if value, ok := _u.mutation.SamlSSOURL(); ok {
+		_spec.SetField(tenantidpconfig.FieldSamlSSOURL, field.TypeString, value)
+	}
+	if _u.mutation.SamlSSOURLCleared() {
+		_spec.ClearField(tenantidpconfig.FieldSamlSSOURL, field.TypeString)
+	}
+	if value, ok := _u.mutation.SamlSigningCertificate(); ok {
+		_spec.SetField(tenantidpconfig.FieldSamlSigningCertificate, field.TypeString, value)
+	}
+	if _u.mutation.SamlSigningCertificateCleared() {
+		_spec.ClearField(tenantidpconfig.FieldSamlSigningCertificate, field.TypeString)
+	}
+	if value, ok := _u.mutation.IdpState(); ok {
+		_spec.SetField(tenantidpconfig.FieldIdpState, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Generation(); ok {
+		_spec.SetField(tenantidpconfig.FieldGeneration, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedGeneration(); ok {
+		_spec.AddField(tenantidpconfig.FieldGeneration, field.TypeInt64, value)
+	}
+	if _u.mutation.DomainsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantidpconfig.DomainsTable,
+			Columns: []string{tenantidpconfig.DomainsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(tenantidpdomain.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedDomainsIDs(); len(nodes) > 0 && !_u.mutation.DomainsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantidpconfig.DomainsTable,
+			Columns: []string{tenantidpconfig.DomainsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(tenantidpdomain.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.DomainsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantidpconfig.DomainsTable,
+			Columns: []string{tenantidpconfig.DomainsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(tenantidpdomain.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -287,9 +530,152 @@ func (_u *TenantIdpConfigUpdateOne) SetNillableEnabled(v *bool) *TenantIdpConfig
 	return _u
 }
 
+// SetClientSecretSealed sets the "client_secret_sealed" field.
+func (_u *TenantIdpConfigUpdateOne) SetClientSecretSealed(v []byte) *TenantIdpConfigUpdateOne {
+	_u.mutation.SetClientSecretSealed(v)
+	return _u
+}
+
+// ClearClientSecretSealed clears the value of the "client_secret_sealed" field.
+func (_u *TenantIdpConfigUpdateOne) ClearClientSecretSealed() *TenantIdpConfigUpdateOne {
+	_u.mutation.ClearClientSecretSealed()
+	return _u
+}
+
+// SetSamlEntityID sets the "saml_entity_id" field.
+func (_u *TenantIdpConfigUpdateOne) SetSamlEntityID(v string) *TenantIdpConfigUpdateOne {
+	_u.mutation.SetSamlEntityID(v)
+	return _u
+}
+
+// SetNillableSamlEntityID sets the "saml_entity_id" field if the given value is not nil.
+func (_u *TenantIdpConfigUpdateOne) SetNillableSamlEntityID(v *string) *TenantIdpConfigUpdateOne {
+	if v != nil {
+		_u.SetSamlEntityID(*v)
+	}
+	return _u
+}
+
+// ClearSamlEntityID clears the value of the "saml_entity_id" field.
+func (_u *TenantIdpConfigUpdateOne) ClearSamlEntityID() *TenantIdpConfigUpdateOne {
+	_u.mutation.ClearSamlEntityID()
+	return _u
+}
+
+// SetSamlSSOURL sets the "saml_sso_url" field.
+func (_u *TenantIdpConfigUpdateOne) SetSamlSSOURL(v string) *TenantIdpConfigUpdateOne {
+	_u.mutation.SetSamlSSOURL(v)
+	return _u
+}
+
+// SetNillableSamlSSOURL sets the "saml_sso_url" field if the given value is not nil.
+func (_u *TenantIdpConfigUpdateOne) SetNillableSamlSSOURL(v *string) *TenantIdpConfigUpdateOne {
+	if v != nil {
+		_u.SetSamlSSOURL(*v)
+	}
+	return _u
+}
+
+// ClearSamlSSOURL clears the value of the "saml_sso_url" field.
+func (_u *TenantIdpConfigUpdateOne) ClearSamlSSOURL() *TenantIdpConfigUpdateOne {
+	_u.mutation.ClearSamlSSOURL()
+	return _u
+}
+
+// SetSamlSigningCertificate sets the "saml_signing_certificate" field.
+func (_u *TenantIdpConfigUpdateOne) SetSamlSigningCertificate(v string) *TenantIdpConfigUpdateOne {
+	_u.mutation.SetSamlSigningCertificate(v)
+	return _u
+}
+
+// SetNillableSamlSigningCertificate sets the "saml_signing_certificate" field if the given value is not nil.
+func (_u *TenantIdpConfigUpdateOne) SetNillableSamlSigningCertificate(v *string) *TenantIdpConfigUpdateOne {
+	if v != nil {
+		_u.SetSamlSigningCertificate(*v)
+	}
+	return _u
+}
+
+// ClearSamlSigningCertificate clears the value of the "saml_signing_certificate" field.
+func (_u *TenantIdpConfigUpdateOne) ClearSamlSigningCertificate() *TenantIdpConfigUpdateOne {
+	_u.mutation.ClearSamlSigningCertificate()
+	return _u
+}
+
+// SetIdpState sets the "idp_state" field.
+func (_u *TenantIdpConfigUpdateOne) SetIdpState(v string) *TenantIdpConfigUpdateOne {
+	_u.mutation.SetIdpState(v)
+	return _u
+}
+
+// SetNillableIdpState sets the "idp_state" field if the given value is not nil.
+func (_u *TenantIdpConfigUpdateOne) SetNillableIdpState(v *string) *TenantIdpConfigUpdateOne {
+	if v != nil {
+		_u.SetIdpState(*v)
+	}
+	return _u
+}
+
+// SetGeneration sets the "generation" field.
+func (_u *TenantIdpConfigUpdateOne) SetGeneration(v int64) *TenantIdpConfigUpdateOne {
+	_u.mutation.ResetGeneration()
+	_u.mutation.SetGeneration(v)
+	return _u
+}
+
+// SetNillableGeneration sets the "generation" field if the given value is not nil.
+func (_u *TenantIdpConfigUpdateOne) SetNillableGeneration(v *int64) *TenantIdpConfigUpdateOne {
+	if v != nil {
+		_u.SetGeneration(*v)
+	}
+	return _u
+}
+
+// AddGeneration adds value to the "generation" field.
+func (_u *TenantIdpConfigUpdateOne) AddGeneration(v int64) *TenantIdpConfigUpdateOne {
+	_u.mutation.AddGeneration(v)
+	return _u
+}
+
+// AddDomainIDs adds the "domains" edge to the TenantIdpDomain entity by IDs.
+func (_u *TenantIdpConfigUpdateOne) AddDomainIDs(ids ...uuid.UUID) *TenantIdpConfigUpdateOne {
+	_u.mutation.AddDomainIDs(ids...)
+	return _u
+}
+
+// AddDomains adds the "domains" edges to the TenantIdpDomain entity.
+func (_u *TenantIdpConfigUpdateOne) AddDomains(v ...*TenantIdpDomain) *TenantIdpConfigUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddDomainIDs(ids...)
+}
+
 // Mutation returns the TenantIdpConfigMutation object of the builder.
 func (_u *TenantIdpConfigUpdateOne) Mutation() *TenantIdpConfigMutation {
 	return _u.mutation
+}
+
+// ClearDomains clears all "domains" edges to the TenantIdpDomain entity.
+func (_u *TenantIdpConfigUpdateOne) ClearDomains() *TenantIdpConfigUpdateOne {
+	_u.mutation.ClearDomains()
+	return _u
+}
+
+// RemoveDomainIDs removes the "domains" edge to TenantIdpDomain entities by IDs.
+func (_u *TenantIdpConfigUpdateOne) RemoveDomainIDs(ids ...uuid.UUID) *TenantIdpConfigUpdateOne {
+	_u.mutation.RemoveDomainIDs(ids...)
+	return _u
+}
+
+// RemoveDomains removes "domains" edges to TenantIdpDomain entities.
+func (_u *TenantIdpConfigUpdateOne) RemoveDomains(v ...*TenantIdpDomain) *TenantIdpConfigUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveDomainIDs(ids...)
 }
 
 // Where appends a list predicates to the TenantIdpConfigUpdate builder.
@@ -358,6 +744,26 @@ func (_u *TenantIdpConfigUpdateOne) check() error {
 			return &ValidationError{Name: "client_id", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.client_id": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.SamlEntityID(); ok {
+		if err := tenantidpconfig.SamlEntityIDValidator(v); err != nil {
+			return &ValidationError{Name: "saml_entity_id", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.saml_entity_id": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.SamlSSOURL(); ok {
+		if err := tenantidpconfig.SamlSSOURLValidator(v); err != nil {
+			return &ValidationError{Name: "saml_sso_url", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.saml_sso_url": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.SamlSigningCertificate(); ok {
+		if err := tenantidpconfig.SamlSigningCertificateValidator(v); err != nil {
+			return &ValidationError{Name: "saml_signing_certificate", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.saml_signing_certificate": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.IdpState(); ok {
+		if err := tenantidpconfig.IdpStateValidator(v); err != nil {
+			return &ValidationError{Name: "idp_state", err: fmt.Errorf(`ent: validator failed for field "TenantIdpConfig.idp_state": %w`, err)}
+		}
+	}
 	if _u.mutation.TenantCleared() && len(_u.mutation.TenantIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "TenantIdpConfig.tenant"`)
 	}
@@ -416,6 +822,84 @@ func (_u *TenantIdpConfigUpdateOne) sqlSave(ctx context.Context) (_node *TenantI
 	}
 	if value, ok := _u.mutation.Enabled(); ok {
 		_spec.SetField(tenantidpconfig.FieldEnabled, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.ClientSecretSealed(); ok {
+		_spec.SetField(tenantidpconfig.FieldClientSecretSealed, field.TypeBytes, value)
+	}
+	if _u.mutation.ClientSecretSealedCleared() {
+		_spec.ClearField(tenantidpconfig.FieldClientSecretSealed, field.TypeBytes)
+	}
+	if value, ok := _u.mutation.SamlEntityID(); ok {
+		_spec.SetField(tenantidpconfig.FieldSamlEntityID, field.TypeString, value)
+	}
+	if _u.mutation.SamlEntityIDCleared() {
+		_spec.ClearField(tenantidpconfig.FieldSamlEntityID, field.TypeString)
+	}
+	if value, ok := _u.mutation.SamlSSOURL(); ok {
+		_spec.SetField(tenantidpconfig.FieldSamlSSOURL, field.TypeString, value)
+	}
+	if _u.mutation.SamlSSOURLCleared() {
+		_spec.ClearField(tenantidpconfig.FieldSamlSSOURL, field.TypeString)
+	}
+	if value, ok := _u.mutation.SamlSigningCertificate(); ok {
+		_spec.SetField(tenantidpconfig.FieldSamlSigningCertificate, field.TypeString, value)
+	}
+	if _u.mutation.SamlSigningCertificateCleared() {
+		_spec.ClearField(tenantidpconfig.FieldSamlSigningCertificate, field.TypeString)
+	}
+	if value, ok := _u.mutation.IdpState(); ok {
+		_spec.SetField(tenantidpconfig.FieldIdpState, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Generation(); ok {
+		_spec.SetField(tenantidpconfig.FieldGeneration, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedGeneration(); ok {
+		_spec.AddField(tenantidpconfig.FieldGeneration, field.TypeInt64, value)
+	}
+	if _u.mutation.DomainsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantidpconfig.DomainsTable,
+			Columns: []string{tenantidpconfig.DomainsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(tenantidpdomain.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedDomainsIDs(); len(nodes) > 0 && !_u.mutation.DomainsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantidpconfig.DomainsTable,
+			Columns: []string{tenantidpconfig.DomainsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(tenantidpdomain.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.DomainsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantidpconfig.DomainsTable,
+			Columns: []string{tenantidpconfig.DomainsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(tenantidpdomain.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &TenantIdpConfig{config: _u.config}

@@ -30,6 +30,8 @@ type Tx struct {
 	Tenant *TenantClient
 	// TenantIdpConfig is the client for interacting with the TenantIdpConfig builders.
 	TenantIdpConfig *TenantIdpConfigClient
+	// TenantIdpDomain is the client for interacting with the TenantIdpDomain builders.
+	TenantIdpDomain *TenantIdpDomainClient
 	// TenantProduct is the client for interacting with the TenantProduct builders.
 	TenantProduct *TenantProductClient
 	// TenantProject is the client for interacting with the TenantProject builders.
@@ -173,6 +175,7 @@ func (tx *Tx) init() {
 	tx.Outbox = NewOutboxClient(tx.config)
 	tx.Tenant = NewTenantClient(tx.config)
 	tx.TenantIdpConfig = NewTenantIdpConfigClient(tx.config)
+	tx.TenantIdpDomain = NewTenantIdpDomainClient(tx.config)
 	tx.TenantProduct = NewTenantProductClient(tx.config)
 	tx.TenantProject = NewTenantProjectClient(tx.config)
 }

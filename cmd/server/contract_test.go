@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -385,6 +386,25 @@ func TestContract(t *testing.T) {
 	c.call("GET", "/v1/audit/digests?tenant_id="+acme+"&cursor=nope", "", bad, false)
 	c.call("GET", "/v1/audit/public-keys", "", OK, false)
 	c.call("GET", "/v1/audit/public-keys?page_size=-1", "", bad, false)
+
+	// Single sign-on and invitations (the dev mock Keycloak).
+	idp := c.call("PUT", "/v1/tenants/"+acme+"/idp", `{"protocol":"oidc","oidc":{"issuer":"https://login.acme.example","client_id":"registry","client_secret":"contract-idp-secret"},"domains":["acme.example"]}`, OK, false)
+	if idp["has_client_secret"] != true || idp["tenant_id"] != acme || strings.Contains(fmt.Sprint(idp), "contract-idp-secret") {
+		t.Errorf("PUT /v1/tenants/{tenant_id}/idp is not the bare configuration without the secret: %v", idp)
+	}
+	c.call("PUT", "/v1/tenants/"+acme+"/idp", `{"protocol":"ldap","domains":["acme.example"]}`, bad, false)
+	c.call("PUT", "/v1/tenants/"+id+"/idp", `{"protocol":"saml","saml":{"metadata_url":"https://idp.acme.example/md"},"domains":["ACME.example"]}`, clash, false)
+	if got := c.call("GET", "/v1/tenants/"+acme+"/idp", "", OK, false); got["protocol"] != "oidc" {
+		t.Errorf("GET /v1/tenants/{tenant_id}/idp: %v", got)
+	}
+	c.call("GET", "/v1/tenants/"+unknown+"/idp", "", missing, false)
+	c.call("DELETE", "/v1/tenants/"+acme+"/idp", "", OK, false)
+	c.call("DELETE", "/v1/tenants/"+acme+"/idp", "", missing, false)
+	invite := c.call("POST", "/v1/tenants/"+acme+"/invitations", `{"email":"new@acme.example","name":"New Person","role":"IT_ADMIN"}`, OK, false)
+	if invite["email"] != "new@acme.example" || invite["role"] != "IT_ADMIN" {
+		t.Errorf("POST /v1/tenants/{tenant_id}/invitations: %v", invite)
+	}
+	c.call("POST", "/v1/tenants/"+acme+"/invitations", `{"email":"not-an-address"}`, bad, false)
 
 	// Every documented operation had both.
 	var ops []string

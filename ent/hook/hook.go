@@ -105,6 +105,18 @@ func (f TenantIdpConfigFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Va
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.TenantIdpConfigMutation", m)
 }
 
+// The TenantIdpDomainFunc type is an adapter to allow the use of ordinary
+// function as TenantIdpDomain mutator.
+type TenantIdpDomainFunc func(context.Context, *ent.TenantIdpDomainMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f TenantIdpDomainFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.TenantIdpDomainMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.TenantIdpDomainMutation", m)
+}
+
 // The TenantProductFunc type is an adapter to allow the use of ordinary
 // function as TenantProduct mutator.
 type TenantProductFunc func(context.Context, *ent.TenantProductMutation) (ent.Value, error)

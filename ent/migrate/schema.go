@@ -322,6 +322,12 @@ var (
 		{Name: "issuer_url", Type: field.TypeString, Size: 2048, SchemaType: map[string]string{"postgres": "varchar(2048)"}},
 		{Name: "client_id", Type: field.TypeString, Nullable: true, Size: 255, SchemaType: map[string]string{"postgres": "varchar(255)"}},
 		{Name: "enabled", Type: field.TypeBool, Default: false},
+		{Name: "client_secret_sealed", Type: field.TypeBytes, Nullable: true},
+		{Name: "saml_entity_id", Type: field.TypeString, Nullable: true, Size: 2048, SchemaType: map[string]string{"postgres": "varchar(2048)"}},
+		{Name: "saml_sso_url", Type: field.TypeString, Nullable: true, Size: 2048, SchemaType: map[string]string{"postgres": "varchar(2048)"}},
+		{Name: "saml_signing_certificate", Type: field.TypeString, Nullable: true, Size: 16384},
+		{Name: "idp_state", Type: field.TypeString, Size: 16, Default: "pending", SchemaType: map[string]string{"postgres": "varchar(16)"}},
+		{Name: "generation", Type: field.TypeInt64, Default: 1},
 		{Name: "tenant_id", Type: field.TypeUUID, Unique: true},
 	}
 	// TenantIdpConfigTable holds the schema information for the "tenant_idp_config" table.
@@ -332,8 +338,28 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "tenant_idp_config_tenants_idp_config",
-				Columns:    []*schema.Column{TenantIdpConfigColumns[7]},
+				Columns:    []*schema.Column{TenantIdpConfigColumns[13]},
 				RefColumns: []*schema.Column{TenantsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+	}
+	// TenantIdpDomainsColumns holds the columns for the "tenant_idp_domains" table.
+	TenantIdpDomainsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "domain", Type: field.TypeString, Unique: true, Size: 253, SchemaType: map[string]string{"postgres": "varchar(253)"}},
+		{Name: "config_id", Type: field.TypeUUID},
+	}
+	// TenantIdpDomainsTable holds the schema information for the "tenant_idp_domains" table.
+	TenantIdpDomainsTable = &schema.Table{
+		Name:       "tenant_idp_domains",
+		Columns:    TenantIdpDomainsColumns,
+		PrimaryKey: []*schema.Column{TenantIdpDomainsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "tenant_idp_domains_tenant_idp_config_domains",
+				Columns:    []*schema.Column{TenantIdpDomainsColumns[2]},
+				RefColumns: []*schema.Column{TenantIdpConfigColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 		},
@@ -422,6 +448,7 @@ var (
 		OutboxTable,
 		TenantsTable,
 		TenantIdpConfigTable,
+		TenantIdpDomainsTable,
 		TenantProductsTable,
 		TenantProjectsTable,
 	}
@@ -474,6 +501,13 @@ func init() {
 	TenantIdpConfigTable.ForeignKeys[0].RefTable = TenantsTable
 	TenantIdpConfigTable.Annotation = &entsql.Annotation{
 		Table: "tenant_idp_config",
+	}
+	TenantIdpConfigTable.Annotation.Checks = map[string]string{
+		"tenant_idp_config_idp_state": "idp_state IN ('pending', 'provisioned', 'failed')",
+	}
+	TenantIdpDomainsTable.ForeignKeys[0].RefTable = TenantIdpConfigTable
+	TenantIdpDomainsTable.Annotation = &entsql.Annotation{
+		Table: "tenant_idp_domains",
 	}
 	TenantProductsTable.ForeignKeys[0].RefTable = TenantsTable
 	TenantProductsTable.Annotation = &entsql.Annotation{

@@ -30,6 +30,9 @@ type Tenant func(*sql.Selector)
 // TenantIdpConfig is the predicate function for tenantidpconfig builders.
 type TenantIdpConfig func(*sql.Selector)
 
+// TenantIdpDomain is the predicate function for tenantidpdomain builders.
+type TenantIdpDomain func(*sql.Selector)
+
 // TenantProduct is the predicate function for tenantproduct builders.
 type TenantProduct func(*sql.Selector)
 

@@ -30,8 +30,22 @@ const (
 	FieldClientID = "client_id"
 	// FieldEnabled holds the string denoting the enabled field in the database.
 	FieldEnabled = "enabled"
+	// FieldClientSecretSealed holds the string denoting the client_secret_sealed field in the database.
+	FieldClientSecretSealed = "client_secret_sealed"
+	// FieldSamlEntityID holds the string denoting the saml_entity_id field in the database.
+	FieldSamlEntityID = "saml_entity_id"
+	// FieldSamlSSOURL holds the string denoting the saml_sso_url field in the database.
+	FieldSamlSSOURL = "saml_sso_url"
+	// FieldSamlSigningCertificate holds the string denoting the saml_signing_certificate field in the database.
+	FieldSamlSigningCertificate = "saml_signing_certificate"
+	// FieldIdpState holds the string denoting the idp_state field in the database.
+	FieldIdpState = "idp_state"
+	// FieldGeneration holds the string denoting the generation field in the database.
+	FieldGeneration = "generation"
 	// EdgeTenant holds the string denoting the tenant edge name in mutations.
 	EdgeTenant = "tenant"
+	// EdgeDomains holds the string denoting the domains edge name in mutations.
+	EdgeDomains = "domains"
 	// Table holds the table name of the tenantidpconfig in the database.
 	Table = "tenant_idp_config"
 	// TenantTable is the table that holds the tenant relation/edge.
@@ -41,6 +55,13 @@ const (
 	TenantInverseTable = "tenants"
 	// TenantColumn is the table column denoting the tenant relation/edge.
 	TenantColumn = "tenant_id"
+	// DomainsTable is the table that holds the domains relation/edge.
+	DomainsTable = "tenant_idp_domains"
+	// DomainsInverseTable is the table name for the TenantIdpDomain entity.
+	// It exists in this package in order to avoid circular dependency with the "tenantidpdomain" package.
+	DomainsInverseTable = "tenant_idp_domains"
+	// DomainsColumn is the table column denoting the domains relation/edge.
+	DomainsColumn = "config_id"
 )
 
 // Columns holds all SQL columns for tenantidpconfig fields.
@@ -53,6 +74,12 @@ var Columns = []string{
 	FieldIssuerURL,
 	FieldClientID,
 	FieldEnabled,
+	FieldClientSecretSealed,
+	FieldSamlEntityID,
+	FieldSamlSSOURL,
+	FieldSamlSigningCertificate,
+	FieldIdpState,
+	FieldGeneration,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -78,6 +105,18 @@ var (
 	ClientIDValidator func(string) error
 	// DefaultEnabled holds the default value on creation for the "enabled" field.
 	DefaultEnabled bool
+	// SamlEntityIDValidator is a validator for the "saml_entity_id" field. It is called by the builders before save.
+	SamlEntityIDValidator func(string) error
+	// SamlSSOURLValidator is a validator for the "saml_sso_url" field. It is called by the builders before save.
+	SamlSSOURLValidator func(string) error
+	// SamlSigningCertificateValidator is a validator for the "saml_signing_certificate" field. It is called by the builders before save.
+	SamlSigningCertificateValidator func(string) error
+	// DefaultIdpState holds the default value on creation for the "idp_state" field.
+	DefaultIdpState string
+	// IdpStateValidator is a validator for the "idp_state" field. It is called by the builders before save.
+	IdpStateValidator func(string) error
+	// DefaultGeneration holds the default value on creation for the "generation" field.
+	DefaultGeneration int64
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -148,10 +187,49 @@ func ByEnabled(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldEnabled, opts...).ToFunc()
 }
 
+// BySamlEntityID orders the results by the saml_entity_id field.
+func BySamlEntityID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSamlEntityID, opts...).ToFunc()
+}
+
+// BySamlSSOURL orders the results by the saml_sso_url field.
+func BySamlSSOURL(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSamlSSOURL, opts...).ToFunc()
+}
+
+// BySamlSigningCertificate orders the results by the saml_signing_certificate field.
+func BySamlSigningCertificate(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSamlSigningCertificate, opts...).ToFunc()
+}
+
+// ByIdpState orders the results by the idp_state field.
+func ByIdpState(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldIdpState, opts...).ToFunc()
+}
+
+// ByGeneration orders the results by the generation field.
+func ByGeneration(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldGeneration, opts...).ToFunc()
+}
+
 // ByTenantField orders the results by tenant field.
 func ByTenantField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
 		sqlgraph.OrderByNeighborTerms(s, newTenantStep(), sql.OrderByField(field, opts...))
+	}
+}
+
+// ByDomainsCount orders the results by domains count.
+func ByDomainsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newDomainsStep(), opts...)
+	}
+}
+
+// ByDomains orders the results by domains terms.
+func ByDomains(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newDomainsStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
 func newTenantStep() *sqlgraph.Step {
@@ -159,5 +237,12 @@ func newTenantStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(TenantInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2O, true, TenantTable, TenantColumn),
+	)
+}
+func newDomainsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(DomainsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, DomainsTable, DomainsColumn),
 	)
 }

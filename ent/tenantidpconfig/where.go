@@ -86,6 +86,36 @@ func Enabled(v bool) predicate.TenantIdpConfig {
 	return predicate.TenantIdpConfig(sql.FieldEQ(FieldEnabled, v))
 }
 
+// ClientSecretSealed applies equality check predicate on the "client_secret_sealed" field. It's identical to ClientSecretSealedEQ.
+func ClientSecretSealed(v []byte) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEQ(FieldClientSecretSealed, v))
+}
+
+// SamlEntityID applies equality check predicate on the "saml_entity_id" field. It's identical to SamlEntityIDEQ.
+func SamlEntityID(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEQ(FieldSamlEntityID, v))
+}
+
+// SamlSSOURL applies equality check predicate on the "saml_sso_url" field. It's identical to SamlSSOURLEQ.
+func SamlSSOURL(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEQ(FieldSamlSSOURL, v))
+}
+
+// SamlSigningCertificate applies equality check predicate on the "saml_signing_certificate" field. It's identical to SamlSigningCertificateEQ.
+func SamlSigningCertificate(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEQ(FieldSamlSigningCertificate, v))
+}
+
+// IdpState applies equality check predicate on the "idp_state" field. It's identical to IdpStateEQ.
+func IdpState(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEQ(FieldIdpState, v))
+}
+
+// Generation applies equality check predicate on the "generation" field. It's identical to GenerationEQ.
+func Generation(v int64) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEQ(FieldGeneration, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.TenantIdpConfig {
 	return predicate.TenantIdpConfig(sql.FieldEQ(FieldCreatedAt, v))
@@ -356,6 +386,386 @@ func EnabledNEQ(v bool) predicate.TenantIdpConfig {
 	return predicate.TenantIdpConfig(sql.FieldNEQ(FieldEnabled, v))
 }
 
+// ClientSecretSealedEQ applies the EQ predicate on the "client_secret_sealed" field.
+func ClientSecretSealedEQ(v []byte) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEQ(FieldClientSecretSealed, v))
+}
+
+// ClientSecretSealedNEQ applies the NEQ predicate on the "client_secret_sealed" field.
+func ClientSecretSealedNEQ(v []byte) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNEQ(FieldClientSecretSealed, v))
+}
+
+// ClientSecretSealedIn applies the In predicate on the "client_secret_sealed" field.
+func ClientSecretSealedIn(vs ...[]byte) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldIn(FieldClientSecretSealed, vs...))
+}
+
+// ClientSecretSealedNotIn applies the NotIn predicate on the "client_secret_sealed" field.
+func ClientSecretSealedNotIn(vs ...[]byte) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNotIn(FieldClientSecretSealed, vs...))
+}
+
+// ClientSecretSealedGT applies the GT predicate on the "client_secret_sealed" field.
+func ClientSecretSealedGT(v []byte) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldGT(FieldClientSecretSealed, v))
+}
+
+// ClientSecretSealedGTE applies the GTE predicate on the "client_secret_sealed" field.
+func ClientSecretSealedGTE(v []byte) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldGTE(FieldClientSecretSealed, v))
+}
+
+// ClientSecretSealedLT applies the LT predicate on the "client_secret_sealed" field.
+func ClientSecretSealedLT(v []byte) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldLT(FieldClientSecretSealed, v))
+}
+
+// ClientSecretSealedLTE applies the LTE predicate on the "client_secret_sealed" field.
+func ClientSecretSealedLTE(v []byte) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldLTE(FieldClientSecretSealed, v))
+}
+
+// ClientSecretSealedIsNil applies the IsNil predicate on the "client_secret_sealed" field.
+func ClientSecretSealedIsNil() predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldIsNull(FieldClientSecretSealed))
+}
+
+// ClientSecretSealedNotNil applies the NotNil predicate on the "client_secret_sealed" field.
+func ClientSecretSealedNotNil() predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNotNull(FieldClientSecretSealed))
+}
+
+// SamlEntityIDEQ applies the EQ predicate on the "saml_entity_id" field.
+func SamlEntityIDEQ(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEQ(FieldSamlEntityID, v))
+}
+
+// SamlEntityIDNEQ applies the NEQ predicate on the "saml_entity_id" field.
+func SamlEntityIDNEQ(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNEQ(FieldSamlEntityID, v))
+}
+
+// SamlEntityIDIn applies the In predicate on the "saml_entity_id" field.
+func SamlEntityIDIn(vs ...string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldIn(FieldSamlEntityID, vs...))
+}
+
+// SamlEntityIDNotIn applies the NotIn predicate on the "saml_entity_id" field.
+func SamlEntityIDNotIn(vs ...string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNotIn(FieldSamlEntityID, vs...))
+}
+
+// SamlEntityIDGT applies the GT predicate on the "saml_entity_id" field.
+func SamlEntityIDGT(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldGT(FieldSamlEntityID, v))
+}
+
+// SamlEntityIDGTE applies the GTE predicate on the "saml_entity_id" field.
+func SamlEntityIDGTE(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldGTE(FieldSamlEntityID, v))
+}
+
+// SamlEntityIDLT applies the LT predicate on the "saml_entity_id" field.
+func SamlEntityIDLT(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldLT(FieldSamlEntityID, v))
+}
+
+// SamlEntityIDLTE applies the LTE predicate on the "saml_entity_id" field.
+func SamlEntityIDLTE(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldLTE(FieldSamlEntityID, v))
+}
+
+// SamlEntityIDContains applies the Contains predicate on the "saml_entity_id" field.
+func SamlEntityIDContains(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldContains(FieldSamlEntityID, v))
+}
+
+// SamlEntityIDHasPrefix applies the HasPrefix predicate on the "saml_entity_id" field.
+func SamlEntityIDHasPrefix(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldHasPrefix(FieldSamlEntityID, v))
+}
+
+// SamlEntityIDHasSuffix applies the HasSuffix predicate on the "saml_entity_id" field.
+func SamlEntityIDHasSuffix(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldHasSuffix(FieldSamlEntityID, v))
+}
+
+// SamlEntityIDIsNil applies the IsNil predicate on the "saml_entity_id" field.
+func SamlEntityIDIsNil() predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldIsNull(FieldSamlEntityID))
+}
+
+// SamlEntityIDNotNil applies the NotNil predicate on the "saml_entity_id" field.
+func SamlEntityIDNotNil() predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNotNull(FieldSamlEntityID))
+}
+
+// SamlEntityIDEqualFold applies the EqualFold predicate on the "saml_entity_id" field.
+func SamlEntityIDEqualFold(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEqualFold(FieldSamlEntityID, v))
+}
+
+// SamlEntityIDContainsFold applies the ContainsFold predicate on the "saml_entity_id" field.
+func SamlEntityIDContainsFold(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldContainsFold(FieldSamlEntityID, v))
+}
+
+// SamlSSOURLEQ applies the EQ predicate on the "saml_sso_url" field.
+func SamlSSOURLEQ(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEQ(FieldSamlSSOURL, v))
+}
+
+// SamlSSOURLNEQ applies the NEQ predicate on the "saml_sso_url" field.
+func SamlSSOURLNEQ(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNEQ(FieldSamlSSOURL, v))
+}
+
+// SamlSSOURLIn applies the In predicate on the "saml_sso_url" field.
+func SamlSSOURLIn(vs ...string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldIn(FieldSamlSSOURL, vs...))
+}
+
+// SamlSSOURLNotIn applies the NotIn predicate on the "saml_sso_url" field.
+func SamlSSOURLNotIn(vs ...string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNotIn(FieldSamlSSOURL, vs...))
+}
+
+// SamlSSOURLGT applies the GT predicate on the "saml_sso_url" field.
+func SamlSSOURLGT(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldGT(FieldSamlSSOURL, v))
+}
+
+// SamlSSOURLGTE applies the GTE predicate on the "saml_sso_url" field.
+func SamlSSOURLGTE(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldGTE(FieldSamlSSOURL, v))
+}
+
+// SamlSSOURLLT applies the LT predicate on the "saml_sso_url" field.
+func SamlSSOURLLT(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldLT(FieldSamlSSOURL, v))
+}
+
+// SamlSSOURLLTE applies the LTE predicate on the "saml_sso_url" field.
+func SamlSSOURLLTE(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldLTE(FieldSamlSSOURL, v))
+}
+
+// SamlSSOURLContains applies the Contains predicate on the "saml_sso_url" field.
+func SamlSSOURLContains(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldContains(FieldSamlSSOURL, v))
+}
+
+// SamlSSOURLHasPrefix applies the HasPrefix predicate on the "saml_sso_url" field.
+func SamlSSOURLHasPrefix(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldHasPrefix(FieldSamlSSOURL, v))
+}
+
+// SamlSSOURLHasSuffix applies the HasSuffix predicate on the "saml_sso_url" field.
+func SamlSSOURLHasSuffix(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldHasSuffix(FieldSamlSSOURL, v))
+}
+
+// SamlSSOURLIsNil applies the IsNil predicate on the "saml_sso_url" field.
+func SamlSSOURLIsNil() predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldIsNull(FieldSamlSSOURL))
+}
+
+// SamlSSOURLNotNil applies the NotNil predicate on the "saml_sso_url" field.
+func SamlSSOURLNotNil() predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNotNull(FieldSamlSSOURL))
+}
+
+// SamlSSOURLEqualFold applies the EqualFold predicate on the "saml_sso_url" field.
+func SamlSSOURLEqualFold(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEqualFold(FieldSamlSSOURL, v))
+}
+
+// SamlSSOURLContainsFold applies the ContainsFold predicate on the "saml_sso_url" field.
+func SamlSSOURLContainsFold(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldContainsFold(FieldSamlSSOURL, v))
+}
+
+// SamlSigningCertificateEQ applies the EQ predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateEQ(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEQ(FieldSamlSigningCertificate, v))
+}
+
+// SamlSigningCertificateNEQ applies the NEQ predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateNEQ(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNEQ(FieldSamlSigningCertificate, v))
+}
+
+// SamlSigningCertificateIn applies the In predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateIn(vs ...string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldIn(FieldSamlSigningCertificate, vs...))
+}
+
+// SamlSigningCertificateNotIn applies the NotIn predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateNotIn(vs ...string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNotIn(FieldSamlSigningCertificate, vs...))
+}
+
+// SamlSigningCertificateGT applies the GT predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateGT(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldGT(FieldSamlSigningCertificate, v))
+}
+
+// SamlSigningCertificateGTE applies the GTE predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateGTE(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldGTE(FieldSamlSigningCertificate, v))
+}
+
+// SamlSigningCertificateLT applies the LT predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateLT(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldLT(FieldSamlSigningCertificate, v))
+}
+
+// SamlSigningCertificateLTE applies the LTE predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateLTE(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldLTE(FieldSamlSigningCertificate, v))
+}
+
+// SamlSigningCertificateContains applies the Contains predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateContains(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldContains(FieldSamlSigningCertificate, v))
+}
+
+// SamlSigningCertificateHasPrefix applies the HasPrefix predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateHasPrefix(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldHasPrefix(FieldSamlSigningCertificate, v))
+}
+
+// SamlSigningCertificateHasSuffix applies the HasSuffix predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateHasSuffix(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldHasSuffix(FieldSamlSigningCertificate, v))
+}
+
+// SamlSigningCertificateIsNil applies the IsNil predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateIsNil() predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldIsNull(FieldSamlSigningCertificate))
+}
+
+// SamlSigningCertificateNotNil applies the NotNil predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateNotNil() predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNotNull(FieldSamlSigningCertificate))
+}
+
+// SamlSigningCertificateEqualFold applies the EqualFold predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateEqualFold(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEqualFold(FieldSamlSigningCertificate, v))
+}
+
+// SamlSigningCertificateContainsFold applies the ContainsFold predicate on the "saml_signing_certificate" field.
+func SamlSigningCertificateContainsFold(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldContainsFold(FieldSamlSigningCertificate, v))
+}
+
+// IdpStateEQ applies the EQ predicate on the "idp_state" field.
+func IdpStateEQ(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEQ(FieldIdpState, v))
+}
+
+// IdpStateNEQ applies the NEQ predicate on the "idp_state" field.
+func IdpStateNEQ(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNEQ(FieldIdpState, v))
+}
+
+// IdpStateIn applies the In predicate on the "idp_state" field.
+func IdpStateIn(vs ...string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldIn(FieldIdpState, vs...))
+}
+
+// IdpStateNotIn applies the NotIn predicate on the "idp_state" field.
+func IdpStateNotIn(vs ...string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNotIn(FieldIdpState, vs...))
+}
+
+// IdpStateGT applies the GT predicate on the "idp_state" field.
+func IdpStateGT(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldGT(FieldIdpState, v))
+}
+
+// IdpStateGTE applies the GTE predicate on the "idp_state" field.
+func IdpStateGTE(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldGTE(FieldIdpState, v))
+}
+
+// IdpStateLT applies the LT predicate on the "idp_state" field.
+func IdpStateLT(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldLT(FieldIdpState, v))
+}
+
+// IdpStateLTE applies the LTE predicate on the "idp_state" field.
+func IdpStateLTE(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldLTE(FieldIdpState, v))
+}
+
+// IdpStateContains applies the Contains predicate on the "idp_state" field.
+func IdpStateContains(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldContains(FieldIdpState, v))
+}
+
+// IdpStateHasPrefix applies the HasPrefix predicate on the "idp_state" field.
+func IdpStateHasPrefix(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldHasPrefix(FieldIdpState, v))
+}
+
+// IdpStateHasSuffix applies the HasSuffix predicate on the "idp_state" field.
+func IdpStateHasSuffix(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldHasSuffix(FieldIdpState, v))
+}
+
+// IdpStateEqualFold applies the EqualFold predicate on the "idp_state" field.
+func IdpStateEqualFold(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEqualFold(FieldIdpState, v))
+}
+
+// IdpStateContainsFold applies the ContainsFold predicate on the "idp_state" field.
+func IdpStateContainsFold(v string) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldContainsFold(FieldIdpState, v))
+}
+
+// GenerationEQ applies the EQ predicate on the "generation" field.
+func GenerationEQ(v int64) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldEQ(FieldGeneration, v))
+}
+
+// GenerationNEQ applies the NEQ predicate on the "generation" field.
+func GenerationNEQ(v int64) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNEQ(FieldGeneration, v))
+}
+
+// GenerationIn applies the In predicate on the "generation" field.
+func GenerationIn(vs ...int64) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldIn(FieldGeneration, vs...))
+}
+
+// GenerationNotIn applies the NotIn predicate on the "generation" field.
+func GenerationNotIn(vs ...int64) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldNotIn(FieldGeneration, vs...))
+}
+
+// GenerationGT applies the GT predicate on the "generation" field.
+func GenerationGT(v int64) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldGT(FieldGeneration, v))
+}
+
+// GenerationGTE applies the GTE predicate on the "generation" field.
+func GenerationGTE(v int64) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldGTE(FieldGeneration, v))
+}
+
+// GenerationLT applies the LT predicate on the "generation" field.
+func GenerationLT(v int64) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldLT(FieldGeneration, v))
+}
+
+// GenerationLTE applies the LTE predicate on the "generation" field.
+func GenerationLTE(v int64) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(sql.FieldLTE(FieldGeneration, v))
+}
+
 // HasTenant applies the HasEdge predicate on the "tenant" edge.
 func HasTenant() predicate.TenantIdpConfig {
 	return predicate.TenantIdpConfig(func(s *sql.Selector) {
@@ -371,6 +781,29 @@ func HasTenant() predicate.TenantIdpConfig {
 func HasTenantWith(preds ...predicate.Tenant) predicate.TenantIdpConfig {
 	return predicate.TenantIdpConfig(func(s *sql.Selector) {
 		step := newTenantStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasDomains applies the HasEdge predicate on the "domains" edge.
+func HasDomains() predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, DomainsTable, DomainsColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasDomainsWith applies the HasEdge predicate on the "domains" edge with a given conditions (other predicates).
+func HasDomainsWith(preds ...predicate.TenantIdpDomain) predicate.TenantIdpConfig {
+	return predicate.TenantIdpConfig(func(s *sql.Selector) {
+		step := newDomainsStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

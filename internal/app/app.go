@@ -27,7 +27,9 @@ import (
 	"github.com/platform/tenant-registry/internal/evidence"
 	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/project"
+	"github.com/platform/tenant-registry/internal/secret"
 	"github.com/platform/tenant-registry/internal/server"
+	"github.com/platform/tenant-registry/internal/sso"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/telemetry"
 	"github.com/platform/tenant-registry/internal/tenant"
@@ -43,6 +45,10 @@ type Deps struct {
 	// Provisioner replaces the Keycloak adapter Config names (tests that
 	// need a Keycloak that misbehaves); nil means Config's.
 	Provisioner tenant.Provisioner
+	// IdentityProviders and Inviter replace the Keycloak adapter Config
+	// names for single sign-on and invitations; nil means Config's.
+	IdentityProviders keycloak.IdentityProviders
+	Inviter           keycloak.Inviter
 	// TracerProvider and MeterProvider record spans and metrics; nil
 	// means the otel globals (no-ops unless set).
 	TracerProvider trace.TracerProvider
@@ -63,6 +69,8 @@ type App struct {
 	APIKeys      *apikey.Service
 	Catalog      *catalog.Catalog
 	Projects     *project.Service
+	// SSO serves SsoService and TenantService.InviteUser.
+	SSO *sso.Service
 
 	cfg   config.Config
 	store *store.Store
@@ -93,23 +101,34 @@ func New(ctx context.Context, o Deps) (*App, error) {
 			return nil, fmt.Errorf("CATALOG_FILE: %w", err)
 		}
 	}
-	provisioner := o.Provisioner
+	kc, err := newKeycloak(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	provisioner, idps, inviter := o.Provisioner, o.IdentityProviders, o.Inviter
 	if provisioner == nil {
-		var err error
-		if provisioner, err = newProvisioner(cfg, log); err != nil {
-			return nil, err
-		}
+		provisioner = kc
+	}
+	if idps == nil {
+		idps = kc
+	}
+	if inviter == nil {
+		inviter = kc
+	}
+	box, err := secret.NewBox(cfg.IDPSecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("IDP_SECRET_KEY: %w", err)
+	}
+	// A wrong key is a start-up error, not garbage handed to Keycloak later.
+	if err := sso.CheckKey(ctx, st.Client, box); err != nil {
+		return nil, err
 	}
 	// The organisation rename and delete go to the same Keycloak; a
 	// replacement Provisioner that does neither (a test's) gets the one
 	// Config names.
 	organizations, ok := provisioner.(keycloak.Organizations)
 	if !ok {
-		p, err := newProvisioner(cfg, log)
-		if err != nil {
-			return nil, err
-		}
-		organizations, _ = p.(keycloak.Organizations)
+		organizations = kc
 	}
 	pager, err := cursor.NewPager([]byte(cfg.APIKeySecret))
 	if err != nil {
@@ -135,11 +154,17 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	if a.Tenants, err = tenant.NewService(tenant.Deps{
 		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, Provisioner: provisioner,
 		HideInviteURLs: cfg.Env == config.Prod, Logger: log, CacheFresh: tenantCacheFresh,
-		Organizations: organizations, DeletionGrace: cfg.DeletionGrace,
+		Organizations: organizations, IdentityProviders: sso.Purger{IdentityProviders: idps}, DeletionGrace: cfg.DeletionGrace,
 	}); err != nil {
 		return nil, err
 	}
 	a.APIKeys.Follow(a.Tenants)
+	if a.SSO, err = sso.NewService(sso.Deps{
+		Client: st.Client, Recorder: recorder, Clock: clock, Box: box, IdentityProviders: idps, Inviter: inviter,
+		AllowHTTP: cfg.Env == config.Dev, HideInviteURLs: cfg.Env == config.Prod, Logger: log,
+	}); err != nil {
+		return nil, err
+	}
 	if a.Entitlements, err = entitlement.NewService(entitlement.Deps{
 		Client: st.Client, Recorder: recorder, Catalog: products, Clock: clock, Logger: log,
 	}); err != nil {
@@ -177,7 +202,7 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	}
 	a.Handler, err = server.NewServer(server.Deps{
 		Logger: log, Store: st, Tenants: a.Tenants, Entitlements: a.Entitlements, Catalog: products,
-		Audit: a.Audit, APIKeys: a.APIKeys, Projects: a.Projects,
+		Audit: a.Audit, APIKeys: a.APIKeys, Projects: a.Projects, SSO: a.SSO,
 		Auth:               newAuthenticator(cfg, clock, log),
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		TracerProvider:     o.TracerProvider, MeterProvider: o.MeterProvider, RPCTimeout: cfg.RPCTimeout,
@@ -205,6 +230,10 @@ func (a *App) Run(ctx context.Context) {
 	jobs := []worker.Job{
 		{Name: "keycloak provisioning", Every: provisioningInterval, Run: func(ctx context.Context) error {
 			_, err := a.Tenants.ProcessDue(ctx)
+			return err
+		}},
+		{Name: "keycloak sso and invitations", Every: provisioningInterval, Run: func(ctx context.Context) error {
+			_, err := a.SSO.ProcessDue(ctx)
 			return err
 		}},
 		{Name: "trial expiry sweep", Every: a.cfg.SweepInterval, Run: a.Entitlements.ExpireTrials},
@@ -276,10 +305,18 @@ func newAuthenticator(cfg config.Config, clock clock.Clock, log *slog.Logger) *a
 	return auth.NewAuthenticator(v, anonymous)
 }
 
-// newProvisioner returns the Keycloak adapter: the real Admin API when
+// keycloakAdmin is everything the service does in Keycloak.
+type keycloakAdmin interface {
+	tenant.Provisioner
+	keycloak.Organizations
+	keycloak.IdentityProviders
+	keycloak.Inviter
+}
+
+// newKeycloak returns the Keycloak adapter: the real Admin API when
 // KEYCLOAK_ADMIN_URL is set, else the dev mock (config refuses the mock
 // outside dev).
-func newProvisioner(cfg config.Config, log *slog.Logger) (tenant.Provisioner, error) {
+func newKeycloak(cfg config.Config, log *slog.Logger) (keycloakAdmin, error) {
 	if cfg.KeycloakAdminURL == "" {
 		log.Info("Keycloak: using the mock adapter (KEYCLOAK_ADMIN_URL is empty)")
 		return keycloak.Mock{}, nil

@@ -55,6 +55,11 @@ var Rules = map[string]Rule{
 	c.ProjectServiceGetProjectProcedure:    {TenantUser | TenantAdmin, "tenant_id"},
 	c.ProjectServiceUpdateProjectProcedure: {TenantAdmin, "tenant_id"},
 	c.ProjectServiceDeleteProjectProcedure: {TenantAdmin, "tenant_id"},
+	c.TenantServiceInviteUserProcedure:     {TenantAdmin, "tenant_id"},
+	// Single sign-on: the tenant's IT_ADMIN.
+	c.SsoServiceSetIdpConfigProcedure:    {TenantAdmin, "tenant_id"},
+	c.SsoServiceGetIdpConfigProcedure:    {TenantAdmin, "tenant_id"},
+	c.SsoServiceDeleteIdpConfigProcedure: {TenantAdmin, "tenant_id"},
 	// Entitlements and the catalog.
 	c.EntitlementServiceListEntitlementsProcedure:  {TenantUser | TenantAdmin, "tenant_id"},
 	c.EntitlementServiceGrantEntitlementProcedure:  {AdminOnly, ""},

@@ -260,6 +260,7 @@ func startAPI(t *testing.T, issuer, allowedOrigin string) *apiServer {
 			CORSAllowedOrigins:  []string{allowedOrigin},
 			APIKeySecret:        "browsertest-secret-0123456789abcdef",
 			AuditSigningKeyFile: signingKeyFile(t),
+			IDPSecretKey:        []byte("browsertest-idp-key-0123456789ab"),
 		},
 		Store: st, Logger: log, Clock: clock.System,
 	})

@@ -113,6 +113,10 @@ var allowed = map[string][]string{
 	c.ProjectServiceGetProjectProcedure:            tenantUsers,
 	c.ProjectServiceUpdateProjectProcedure:         tenantAdmins,
 	c.ProjectServiceDeleteProjectProcedure:         tenantAdmins,
+	c.TenantServiceInviteUserProcedure:             tenantAdmins,
+	c.SsoServiceSetIdpConfigProcedure:              tenantAdmins,
+	c.SsoServiceGetIdpConfigProcedure:              tenantAdmins,
+	c.SsoServiceDeleteIdpConfigProcedure:           tenantAdmins,
 	c.EntitlementServiceListEntitlementsProcedure:  tenantUsers,
 	c.EntitlementServiceGrantEntitlementProcedure:  adminsOnly,
 	c.EntitlementServiceRevokeEntitlementProcedure: adminsOnly,
@@ -307,6 +311,12 @@ func testTenantIsolation(t *testing.T, s *authStack, tok string) {
 		{c.ApiKeyServiceCreateApiKeyProcedure, `{"tenant_id":"` + acmeID + `","name":"p","project_id":"` + s.acmeProject + `"}`, `{"tenant_id":"` + acmeID + `","name":"p","project_id":"` + s.globexProject + `"}`},
 		// Last: deleting acme's project for real.
 		{c.ProjectServiceDeleteProjectProcedure, `{"tenant_id":"` + acmeID + `","id":"` + s.acmeProject + `"}`, `{"tenant_id":"` + acmeID + `","id":"` + s.globexProject + `"}`},
+		// Single sign-on and invitations (in this order: set, read, delete).
+		{c.SsoServiceSetIdpConfigProcedure, idpBody(acmeID, "acme.example"), idpBody(s.globexID, "globex.example")},
+		{c.SsoServiceGetIdpConfigProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
+		{c.SsoServiceDeleteIdpConfigProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
+		{c.TenantServiceInviteUserProcedure, `{"tenant_id":"` + acmeID + `","email":"new@acme.example","role":"member"}`,
+			`{"tenant_id":"` + s.globexID + `","email":"new@globex.example","role":"IT_ADMIN"}`},
 	}
 	for _, tc := range cases {
 		if status, code := s.post(t, tok, tc.proc, tc.foreign); status != http.StatusNotFound || code != "not_found" {
@@ -430,4 +440,10 @@ func TestAuditActorIsTheCaller(t *testing.T) {
 	if len(actors) == 0 || actors[0] != want {
 		t.Errorf("api_key.created actors (newest first) = %v, want %s first", actors, want)
 	}
+}
+
+// idpBody is a SetIdpConfig request for tenantID routing domain.
+func idpBody(tenantID, domain string) string {
+	return `{"tenant_id":"` + tenantID + `","protocol":"oidc","oidc":{"issuer":"https://login.` + domain +
+		`","client_id":"registry","client_secret":"s3cret"},"domains":["` + domain + `"]}`
 }

@@ -32,13 +32,14 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 
 	exporter := &tenantExporter{tenants: d.Tenants, entitlements: d.Entitlements, projects: d.Projects, keys: d.APIKeys, audit: d.Audit}
 	services := []service{
-		rpcService(tenantregistryv1connect.NewTenantServiceHandler(&tenantHandler{tenants: d.Tenants, export: exporter}, opts...)),
+		rpcService(tenantregistryv1connect.NewTenantServiceHandler(&tenantHandler{tenants: d.Tenants, export: exporter, sso: d.SSO}, opts...)),
 		rpcService(tenantregistryv1connect.NewProjectServiceHandler(&projectHandler{projects: d.Projects}, opts...)),
 		rpcService(tenantregistryv1connect.NewEntitlementServiceHandler(&entitlementHandler{entitlements: d.Entitlements}, opts...)),
 		rpcService(tenantregistryv1connect.NewCatalogServiceHandler(&catalogHandler{catalog: d.Catalog, entitlements: d.Entitlements}, opts...)),
 		rpcService(tenantregistryv1connect.NewApiKeyServiceHandler(&apiKeyHandler{keys: d.APIKeys}, opts...)),
 		rpcService(tenantregistryv1connect.NewInternalServiceHandler(&internalHandler{tenants: d.Tenants, apiKeys: d.APIKeys}, opts...)),
 		rpcService(tenantregistryv1connect.NewAuditServiceHandler(auditH, opts...)),
+		rpcService(tenantregistryv1connect.NewSsoServiceHandler(&ssoHandler{sso: d.SSO}, opts...)),
 	}
 	names := make([]string, 0, len(services))
 	rest := make([]*vanguard.Service, 0, len(services))

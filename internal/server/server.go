@@ -22,6 +22,7 @@ import (
 	"github.com/platform/tenant-registry/internal/catalog"
 	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/project"
+	"github.com/platform/tenant-registry/internal/sso"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
 
@@ -47,6 +48,8 @@ type Deps struct {
 	Audit *audit.Service
 	// APIKeys serves ApiKeyService and InternalService.VerifyApiKey.
 	APIKeys *apikey.Service
+	// SSO serves SsoService and TenantService.InviteUser.
+	SSO *sso.Service
 	// Auth authenticates callers (required: there is no default caller).
 	Auth *auth.Authenticator
 	// CORSAllowedOrigins are the browser origins allowed to call the API.

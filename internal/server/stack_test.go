@@ -18,7 +18,9 @@ import (
 	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/evidence"
+	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/project"
+	"github.com/platform/tenant-registry/internal/sso"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
@@ -38,6 +40,7 @@ type stack struct {
 	audit        *audit.Service
 	keys         *apikey.Service
 	projects     *project.Service
+	sso          *sso.Service
 }
 
 type stackConfig struct {
@@ -58,6 +61,14 @@ func withLogger(log *slog.Logger) stackOption { return func(c *stackConfig) { c.
 // withProvisioner replaces the Keycloak the configuration names.
 func withProvisioner(p tenant.Provisioner) stackOption {
 	return func(c *stackConfig) { c.opts.Provisioner = p }
+}
+
+// withKeycloak makes a (fake) Keycloak Admin API adapter the service's
+// Keycloak for provisioning, single sign-on and invitations.
+func withKeycloak(a *keycloak.HTTPAdapter) stackOption {
+	return func(c *stackConfig) {
+		c.opts.Provisioner, c.opts.IdentityProviders, c.opts.Inviter = a, a, a
+	}
 }
 
 // withTelemetry records spans and metrics.
@@ -115,7 +126,7 @@ func newStack(t testing.TB, st *store.Store, opts ...stackOption) *stack {
 			t.Fatal(err)
 		}
 	}
-	s := &stack{srv: httptest.NewServer(a.Handler), tenants: a.Tenants, entitlements: a.Entitlements, audit: a.Audit, keys: a.APIKeys, projects: a.Projects}
+	s := &stack{srv: httptest.NewServer(a.Handler), tenants: a.Tenants, entitlements: a.Entitlements, audit: a.Audit, keys: a.APIKeys, projects: a.Projects, sso: a.SSO}
 	t.Cleanup(s.srv.Close)
 	return s
 }

@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/platform/tenant-registry/gen/tenantregistry/v1"
 	"github.com/platform/tenant-registry/gen/tenantregistry/v1/tenantregistryv1connect"
+	"github.com/platform/tenant-registry/internal/sso"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
 
@@ -17,6 +18,7 @@ type tenantHandler struct {
 	tenants *tenant.Service
 	// export serves ExportTenant (tenant_export.go).
 	export *tenantExporter
+	sso    *sso.Service // InviteUser
 }
 
 var _ tenantregistryv1connect.TenantServiceHandler = (*tenantHandler)(nil)

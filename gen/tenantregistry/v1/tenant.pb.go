@@ -1352,6 +1352,149 @@ func (*ExportTenantResponse_IdpConfig) isExportTenantResponse_Record() {}
 
 func (*ExportTenantResponse_AuditEvent) isExportTenantResponse_Record() {}
 
+type InviteUserRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Email    string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// Display name ("Ada Lovelace"); optional.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// "member" (default) or "IT_ADMIN".
+	Role          string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InviteUserRequest) Reset() {
+	*x = InviteUserRequest{}
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InviteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InviteUserRequest) ProtoMessage() {}
+
+func (x *InviteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InviteUserRequest.ProtoReflect.Descriptor instead.
+func (*InviteUserRequest) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_tenant_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *InviteUserRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *InviteUserRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *InviteUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *InviteUserRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+type InviteUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The invited address, lower case.
+	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	Role  string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// "sent" when Keycloak took the invitation during the call, "pending"
+	// when the background worker will (Keycloak unreachable).
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// Where the invited user sets up their account; empty until sent, and
+	// always empty in prod.
+	InviteUrl     *string `protobuf:"bytes,4,opt,name=invite_url,json=inviteUrl,proto3,oneof" json:"invite_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InviteUserResponse) Reset() {
+	*x = InviteUserResponse{}
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InviteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InviteUserResponse) ProtoMessage() {}
+
+func (x *InviteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InviteUserResponse.ProtoReflect.Descriptor instead.
+func (*InviteUserResponse) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_tenant_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *InviteUserResponse) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *InviteUserResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *InviteUserResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *InviteUserResponse) GetInviteUrl() string {
+	if x != nil && x.InviteUrl != nil {
+		return *x.InviteUrl
+	}
+	return ""
+}
+
 var File_tenantregistry_v1_tenant_proto protoreflect.FileDescriptor
 
 const file_tenantregistry_v1_tenant_proto_rawDesc = "" +
@@ -1443,7 +1586,19 @@ const file_tenantregistry_v1_tenant_proto_rawDesc = "" +
 	"idp_config\x18\x06 \x01(\v2\x17.google.protobuf.StructH\x00R\tidpConfig\x12@\n" +
 	"\vaudit_event\x18\a \x01(\v2\x1d.tenantregistry.v1.AuditEventH\x00R\n" +
 	"auditEventB\b\n" +
-	"\x06record2\xb8\v\n" +
+	"\x06record\"n\n" +
+	"\x11InviteUserRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\"\x87\x01\n" +
+	"\x12InviteUserResponse\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\"\n" +
+	"\n" +
+	"invite_url\x18\x04 \x01(\tH\x00R\tinviteUrl\x88\x01\x01B\r\n" +
+	"\v_invite_url2\xc4\f\n" +
 	"\rTenantService\x12w\n" +
 	"\fCreateTenant\x12&.tenantregistry.v1.CreateTenantRequest\x1a'.tenantregistry.v1.CreateTenantResponse\"\x16\x82\xd3\xe4\x93\x02\x10:\x01*\"\v/v1/tenants\x12{\n" +
 	"\tGetTenant\x12#.tenantregistry.v1.GetTenantRequest\x1a$.tenantregistry.v1.GetTenantResponse\"#\x82\xd3\xe4\x93\x02\x1ab\x06tenant\x12\x10/v1/tenants/{id}\x90\x02\x01\x12\x97\x01\n" +
@@ -1455,7 +1610,9 @@ const file_tenantregistry_v1_tenant_proto_rawDesc = "" +
 	"\fDeleteTenant\x12&.tenantregistry.v1.DeleteTenantRequest\x1a'.tenantregistry.v1.DeleteTenantResponse\"\x1b\x82\xd3\xe4\x93\x02\x12*\x10/v1/tenants/{id}\x90\x02\x02\x12\x87\x01\n" +
 	"\rRestoreTenant\x12'.tenantregistry.v1.RestoreTenantRequest\x1a(.tenantregistry.v1.RestoreTenantResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/tenants/{id}/restore\x12f\n" +
 	"\fExportTenant\x12&.tenantregistry.v1.ExportTenantRequest\x1a'.tenantregistry.v1.ExportTenantResponse\"\x03\x90\x02\x010\x01\x12\x9e\x01\n" +
-	"\x11RetryProvisioning\x12+.tenantregistry.v1.RetryProvisioningRequest\x1a,.tenantregistry.v1.RetryProvisioningResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/tenants/{id}/retry-provisioningBLZJgithub.com/platform/tenant-registry/gen/tenantregistry/v1;tenantregistryv1b\x06proto3"
+	"\x11RetryProvisioning\x12+.tenantregistry.v1.RetryProvisioningRequest\x1a,.tenantregistry.v1.RetryProvisioningResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/tenants/{id}/retry-provisioning\x12\x89\x01\n" +
+	"\n" +
+	"InviteUser\x12$.tenantregistry.v1.InviteUserRequest\x1a%.tenantregistry.v1.InviteUserResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/tenants/{tenant_id}/invitationsBLZJgithub.com/platform/tenant-registry/gen/tenantregistry/v1;tenantregistryv1b\x06proto3"
 
 var (
 	file_tenantregistry_v1_tenant_proto_rawDescOnce sync.Once
@@ -1469,7 +1626,7 @@ func file_tenantregistry_v1_tenant_proto_rawDescGZIP() []byte {
 	return file_tenantregistry_v1_tenant_proto_rawDescData
 }
 
-var file_tenantregistry_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_tenantregistry_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_tenantregistry_v1_tenant_proto_goTypes = []any{
 	(*Tenant)(nil),                    // 0: tenantregistry.v1.Tenant
 	(*CreateTenantRequest)(nil),       // 1: tenantregistry.v1.CreateTenantRequest
@@ -1494,17 +1651,19 @@ var file_tenantregistry_v1_tenant_proto_goTypes = []any{
 	(*RestoreTenantResponse)(nil),     // 20: tenantregistry.v1.RestoreTenantResponse
 	(*ExportTenantRequest)(nil),       // 21: tenantregistry.v1.ExportTenantRequest
 	(*ExportTenantResponse)(nil),      // 22: tenantregistry.v1.ExportTenantResponse
-	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
-	(*Entitlement)(nil),               // 24: tenantregistry.v1.Entitlement
-	(*Project)(nil),                   // 25: tenantregistry.v1.Project
-	(*ApiKey)(nil),                    // 26: tenantregistry.v1.ApiKey
-	(*structpb.Struct)(nil),           // 27: google.protobuf.Struct
-	(*AuditEvent)(nil),                // 28: tenantregistry.v1.AuditEvent
+	(*InviteUserRequest)(nil),         // 23: tenantregistry.v1.InviteUserRequest
+	(*InviteUserResponse)(nil),        // 24: tenantregistry.v1.InviteUserResponse
+	(*timestamppb.Timestamp)(nil),     // 25: google.protobuf.Timestamp
+	(*Entitlement)(nil),               // 26: tenantregistry.v1.Entitlement
+	(*Project)(nil),                   // 27: tenantregistry.v1.Project
+	(*ApiKey)(nil),                    // 28: tenantregistry.v1.ApiKey
+	(*structpb.Struct)(nil),           // 29: google.protobuf.Struct
+	(*AuditEvent)(nil),                // 30: tenantregistry.v1.AuditEvent
 }
 var file_tenantregistry_v1_tenant_proto_depIdxs = []int32{
-	23, // 0: tenantregistry.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
-	23, // 1: tenantregistry.v1.Tenant.updated_at:type_name -> google.protobuf.Timestamp
-	23, // 2: tenantregistry.v1.Tenant.deletion_scheduled_at:type_name -> google.protobuf.Timestamp
+	25, // 0: tenantregistry.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
+	25, // 1: tenantregistry.v1.Tenant.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 2: tenantregistry.v1.Tenant.deletion_scheduled_at:type_name -> google.protobuf.Timestamp
 	0,  // 3: tenantregistry.v1.CreateTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
 	0,  // 4: tenantregistry.v1.GetTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
 	0,  // 5: tenantregistry.v1.GetTenantBySlugResponse.tenant:type_name -> tenantregistry.v1.Tenant
@@ -1516,11 +1675,11 @@ var file_tenantregistry_v1_tenant_proto_depIdxs = []int32{
 	0,  // 11: tenantregistry.v1.DeleteTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
 	0,  // 12: tenantregistry.v1.RestoreTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
 	0,  // 13: tenantregistry.v1.ExportTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
-	24, // 14: tenantregistry.v1.ExportTenantResponse.entitlement:type_name -> tenantregistry.v1.Entitlement
-	25, // 15: tenantregistry.v1.ExportTenantResponse.project:type_name -> tenantregistry.v1.Project
-	26, // 16: tenantregistry.v1.ExportTenantResponse.api_key:type_name -> tenantregistry.v1.ApiKey
-	27, // 17: tenantregistry.v1.ExportTenantResponse.idp_config:type_name -> google.protobuf.Struct
-	28, // 18: tenantregistry.v1.ExportTenantResponse.audit_event:type_name -> tenantregistry.v1.AuditEvent
+	26, // 14: tenantregistry.v1.ExportTenantResponse.entitlement:type_name -> tenantregistry.v1.Entitlement
+	27, // 15: tenantregistry.v1.ExportTenantResponse.project:type_name -> tenantregistry.v1.Project
+	28, // 16: tenantregistry.v1.ExportTenantResponse.api_key:type_name -> tenantregistry.v1.ApiKey
+	29, // 17: tenantregistry.v1.ExportTenantResponse.idp_config:type_name -> google.protobuf.Struct
+	30, // 18: tenantregistry.v1.ExportTenantResponse.audit_event:type_name -> tenantregistry.v1.AuditEvent
 	1,  // 19: tenantregistry.v1.TenantService.CreateTenant:input_type -> tenantregistry.v1.CreateTenantRequest
 	3,  // 20: tenantregistry.v1.TenantService.GetTenant:input_type -> tenantregistry.v1.GetTenantRequest
 	5,  // 21: tenantregistry.v1.TenantService.GetTenantBySlug:input_type -> tenantregistry.v1.GetTenantBySlugRequest
@@ -1532,19 +1691,21 @@ var file_tenantregistry_v1_tenant_proto_depIdxs = []int32{
 	19, // 27: tenantregistry.v1.TenantService.RestoreTenant:input_type -> tenantregistry.v1.RestoreTenantRequest
 	21, // 28: tenantregistry.v1.TenantService.ExportTenant:input_type -> tenantregistry.v1.ExportTenantRequest
 	13, // 29: tenantregistry.v1.TenantService.RetryProvisioning:input_type -> tenantregistry.v1.RetryProvisioningRequest
-	2,  // 30: tenantregistry.v1.TenantService.CreateTenant:output_type -> tenantregistry.v1.CreateTenantResponse
-	4,  // 31: tenantregistry.v1.TenantService.GetTenant:output_type -> tenantregistry.v1.GetTenantResponse
-	6,  // 32: tenantregistry.v1.TenantService.GetTenantBySlug:output_type -> tenantregistry.v1.GetTenantBySlugResponse
-	8,  // 33: tenantregistry.v1.TenantService.ListTenants:output_type -> tenantregistry.v1.ListTenantsResponse
-	10, // 34: tenantregistry.v1.TenantService.ActivateTenant:output_type -> tenantregistry.v1.ActivateTenantResponse
-	12, // 35: tenantregistry.v1.TenantService.CancelTenant:output_type -> tenantregistry.v1.CancelTenantResponse
-	16, // 36: tenantregistry.v1.TenantService.UpdateTenant:output_type -> tenantregistry.v1.UpdateTenantResponse
-	18, // 37: tenantregistry.v1.TenantService.DeleteTenant:output_type -> tenantregistry.v1.DeleteTenantResponse
-	20, // 38: tenantregistry.v1.TenantService.RestoreTenant:output_type -> tenantregistry.v1.RestoreTenantResponse
-	22, // 39: tenantregistry.v1.TenantService.ExportTenant:output_type -> tenantregistry.v1.ExportTenantResponse
-	14, // 40: tenantregistry.v1.TenantService.RetryProvisioning:output_type -> tenantregistry.v1.RetryProvisioningResponse
-	30, // [30:41] is the sub-list for method output_type
-	19, // [19:30] is the sub-list for method input_type
+	23, // 30: tenantregistry.v1.TenantService.InviteUser:input_type -> tenantregistry.v1.InviteUserRequest
+	2,  // 31: tenantregistry.v1.TenantService.CreateTenant:output_type -> tenantregistry.v1.CreateTenantResponse
+	4,  // 32: tenantregistry.v1.TenantService.GetTenant:output_type -> tenantregistry.v1.GetTenantResponse
+	6,  // 33: tenantregistry.v1.TenantService.GetTenantBySlug:output_type -> tenantregistry.v1.GetTenantBySlugResponse
+	8,  // 34: tenantregistry.v1.TenantService.ListTenants:output_type -> tenantregistry.v1.ListTenantsResponse
+	10, // 35: tenantregistry.v1.TenantService.ActivateTenant:output_type -> tenantregistry.v1.ActivateTenantResponse
+	12, // 36: tenantregistry.v1.TenantService.CancelTenant:output_type -> tenantregistry.v1.CancelTenantResponse
+	16, // 37: tenantregistry.v1.TenantService.UpdateTenant:output_type -> tenantregistry.v1.UpdateTenantResponse
+	18, // 38: tenantregistry.v1.TenantService.DeleteTenant:output_type -> tenantregistry.v1.DeleteTenantResponse
+	20, // 39: tenantregistry.v1.TenantService.RestoreTenant:output_type -> tenantregistry.v1.RestoreTenantResponse
+	22, // 40: tenantregistry.v1.TenantService.ExportTenant:output_type -> tenantregistry.v1.ExportTenantResponse
+	14, // 41: tenantregistry.v1.TenantService.RetryProvisioning:output_type -> tenantregistry.v1.RetryProvisioningResponse
+	24, // 42: tenantregistry.v1.TenantService.InviteUser:output_type -> tenantregistry.v1.InviteUserResponse
+	31, // [31:43] is the sub-list for method output_type
+	19, // [19:31] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -1569,13 +1730,14 @@ func file_tenantregistry_v1_tenant_proto_init() {
 		(*ExportTenantResponse_IdpConfig)(nil),
 		(*ExportTenantResponse_AuditEvent)(nil),
 	}
+	file_tenantregistry_v1_tenant_proto_msgTypes[24].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tenantregistry_v1_tenant_proto_rawDesc), len(file_tenantregistry_v1_tenant_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

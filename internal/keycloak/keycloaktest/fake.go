@@ -94,6 +94,8 @@ type Fake struct {
 	requireDom   bool
 	requests     []string
 	hook         func(*http.Request)
+	idps         map[string]*IdP // alias → identity provider (idp.go)
+	invitations  []Invitation
 }
 
 // New starts a Fake for realm, accepting client credentials clientID /
@@ -106,7 +108,7 @@ func New(t testing.TB, realm, clientID, clientSecret string) *Fake {
 		orgs: map[string]*Org{}, users: map[string]*User{}, members: map[string][]string{},
 		roles: map[string]role{}, mappings: map[string][]string{},
 		clients: map[string][]string{"account": {"*"}, clientID: {"*"}},
-		tokens:  map[string]bool{}, tokenTTL: 300,
+		tokens:  map[string]bool{}, tokenTTL: 300, idps: map[string]*IdP{},
 	}
 	f.AddRealmRole("IT_ADMIN")
 	f.srv = httptest.NewServer(f.handler())
@@ -292,6 +294,7 @@ func (f *Fake) handler() http.Handler {
 	admin("POST /users/{id}/role-mappings/realm", f.addRealmRoles)
 	admin("PUT /users/{id}/execute-actions-email", f.executeActionsEmail)
 	f.organizationRoutes(admin)
+	f.addIdPRoutes(admin)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Unable to find matching target resource method"})
 	})

@@ -65,6 +65,9 @@ const (
 	// TenantServiceRetryProvisioningProcedure is the fully-qualified name of the TenantService's
 	// RetryProvisioning RPC.
 	TenantServiceRetryProvisioningProcedure = "/tenantregistry.v1.TenantService/RetryProvisioning"
+	// TenantServiceInviteUserProcedure is the fully-qualified name of the TenantService's InviteUser
+	// RPC.
+	TenantServiceInviteUserProcedure = "/tenantregistry.v1.TenantService/InviteUser"
 )
 
 // TenantServiceClient is a client for the tenantregistry.v1.TenantService service.
@@ -105,6 +108,11 @@ type TenantServiceClient interface {
 	// RetryProvisioning runs the tenant's pending Keycloak provisioning now
 	// instead of waiting for the background worker's next attempt.
 	RetryProvisioning(context.Context, *connect.Request[v1.RetryProvisioningRequest]) (*connect.Response[v1.RetryProvisioningResponse], error)
+	// InviteUser invites a person to the tenant through Keycloak: finds or
+	// creates the user, makes them a member of the tenant's organisation,
+	// grants IT_ADMIN when asked, and sends the verify-email + set-password
+	// email (retried in the background until it lands).
+	InviteUser(context.Context, *connect.Request[v1.InviteUserRequest]) (*connect.Response[v1.InviteUserResponse], error)
 }
 
 // NewTenantServiceClient constructs a client for the tenantregistry.v1.TenantService service. By
@@ -189,6 +197,12 @@ func NewTenantServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(tenantServiceMethods.ByName("RetryProvisioning")),
 			connect.WithClientOptions(opts...),
 		),
+		inviteUser: connect.NewClient[v1.InviteUserRequest, v1.InviteUserResponse](
+			httpClient,
+			baseURL+TenantServiceInviteUserProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("InviteUser")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -205,6 +219,7 @@ type tenantServiceClient struct {
 	restoreTenant     *connect.Client[v1.RestoreTenantRequest, v1.RestoreTenantResponse]
 	exportTenant      *connect.Client[v1.ExportTenantRequest, v1.ExportTenantResponse]
 	retryProvisioning *connect.Client[v1.RetryProvisioningRequest, v1.RetryProvisioningResponse]
+	inviteUser        *connect.Client[v1.InviteUserRequest, v1.InviteUserResponse]
 }
 
 // CreateTenant calls tenantregistry.v1.TenantService.CreateTenant.
@@ -262,6 +277,11 @@ func (c *tenantServiceClient) RetryProvisioning(ctx context.Context, req *connec
 	return c.retryProvisioning.CallUnary(ctx, req)
 }
 
+// InviteUser calls tenantregistry.v1.TenantService.InviteUser.
+func (c *tenantServiceClient) InviteUser(ctx context.Context, req *connect.Request[v1.InviteUserRequest]) (*connect.Response[v1.InviteUserResponse], error) {
+	return c.inviteUser.CallUnary(ctx, req)
+}
+
 // TenantServiceHandler is an implementation of the tenantregistry.v1.TenantService service.
 type TenantServiceHandler interface {
 	// CreateTenant creates a tenant in status "trial" and provisions its
@@ -300,6 +320,11 @@ type TenantServiceHandler interface {
 	// RetryProvisioning runs the tenant's pending Keycloak provisioning now
 	// instead of waiting for the background worker's next attempt.
 	RetryProvisioning(context.Context, *connect.Request[v1.RetryProvisioningRequest]) (*connect.Response[v1.RetryProvisioningResponse], error)
+	// InviteUser invites a person to the tenant through Keycloak: finds or
+	// creates the user, makes them a member of the tenant's organisation,
+	// grants IT_ADMIN when asked, and sends the verify-email + set-password
+	// email (retried in the background until it lands).
+	InviteUser(context.Context, *connect.Request[v1.InviteUserRequest]) (*connect.Response[v1.InviteUserResponse], error)
 }
 
 // NewTenantServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -380,6 +405,12 @@ func NewTenantServiceHandler(svc TenantServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(tenantServiceMethods.ByName("RetryProvisioning")),
 		connect.WithHandlerOptions(opts...),
 	)
+	tenantServiceInviteUserHandler := connect.NewUnaryHandler(
+		TenantServiceInviteUserProcedure,
+		svc.InviteUser,
+		connect.WithSchema(tenantServiceMethods.ByName("InviteUser")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tenantregistry.v1.TenantService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case TenantServiceCreateTenantProcedure:
@@ -404,6 +435,8 @@ func NewTenantServiceHandler(svc TenantServiceHandler, opts ...connect.HandlerOp
 			tenantServiceExportTenantHandler.ServeHTTP(w, r)
 		case TenantServiceRetryProvisioningProcedure:
 			tenantServiceRetryProvisioningHandler.ServeHTTP(w, r)
+		case TenantServiceInviteUserProcedure:
+			tenantServiceInviteUserHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -455,4 +488,8 @@ func (UnimplementedTenantServiceHandler) ExportTenant(context.Context, *connect.
 
 func (UnimplementedTenantServiceHandler) RetryProvisioning(context.Context, *connect.Request[v1.RetryProvisioningRequest]) (*connect.Response[v1.RetryProvisioningResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tenantregistry.v1.TenantService.RetryProvisioning is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) InviteUser(context.Context, *connect.Request[v1.InviteUserRequest]) (*connect.Response[v1.InviteUserResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tenantregistry.v1.TenantService.InviteUser is not implemented"))
 }
