@@ -20,6 +20,8 @@ import (
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/ent/tenantproject"
+	"github.com/platform/tenant-registry/ent/webhookendpoint"
+	"github.com/platform/tenant-registry/ent/webhookmessage"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -88,6 +90,8 @@ func checkColumn(t, c string) error {
 			tenantidpconfig.Table: tenantidpconfig.ValidColumn,
 			tenantproduct.Table:   tenantproduct.ValidColumn,
 			tenantproject.Table:   tenantproject.ValidColumn,
+			webhookendpoint.Table: webhookendpoint.ValidColumn,
+			webhookmessage.Table:  webhookmessage.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -30,6 +30,10 @@ type Tx struct {
 	TenantProduct *TenantProductClient
 	// TenantProject is the client for interacting with the TenantProject builders.
 	TenantProject *TenantProjectClient
+	// WebhookEndpoint is the client for interacting with the WebhookEndpoint builders.
+	WebhookEndpoint *WebhookEndpointClient
+	// WebhookMessage is the client for interacting with the WebhookMessage builders.
+	WebhookMessage *WebhookMessageClient
 
 	// lazily loaded.
 	client     *Client
@@ -169,6 +173,8 @@ func (tx *Tx) init() {
 	tx.TenantIdpConfig = NewTenantIdpConfigClient(tx.config)
 	tx.TenantProduct = NewTenantProductClient(tx.config)
 	tx.TenantProject = NewTenantProjectClient(tx.config)
+	tx.WebhookEndpoint = NewWebhookEndpointClient(tx.config)
+	tx.WebhookMessage = NewWebhookMessageClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.
