@@ -25,10 +25,12 @@ import (
 	"github.com/platform/tenant-registry/internal/cursor"
 	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/keycloak"
+	"github.com/platform/tenant-registry/internal/secret"
 	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/telemetry"
 	"github.com/platform/tenant-registry/internal/tenant"
+	"github.com/platform/tenant-registry/internal/webhook"
 	"github.com/platform/tenant-registry/internal/worker"
 )
 
@@ -60,6 +62,7 @@ type App struct {
 	Audit        *audit.Service
 	APIKeys      *apikey.Service
 	Catalog      *catalog.Catalog
+	Webhooks     *webhook.Service
 
 	cfg   config.Config
 	store *store.Store
@@ -101,9 +104,27 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API_KEY_SECRET: %w", err)
 	}
-	recorder, err := audit.NewRecorder(audit.RecorderDeps{Clock: clock, Postgres: st.Postgres()})
+	// Every change the recorder records is also enqueued as webhook
+	// messages, in the change's transaction.
+	outbox, err := webhook.NewOutbox(webhook.OutboxDeps{Clock: clock})
 	if err != nil {
 		return nil, err
+	}
+	recorder, err := audit.NewRecorder(audit.RecorderDeps{Clock: clock, Postgres: st.Postgres(), Events: outbox})
+	if err != nil {
+		return nil, err
+	}
+	idpKey := cfg.IDPSecretKey
+	if len(idpKey) == 0 {
+		// A Config made by hand (tests): config.Load always sets the key,
+		// and refuses the dev key outside dev.
+		if idpKey, err = secret.ParseKey(config.DevIDPSecretKey); err != nil {
+			return nil, err
+		}
+	}
+	box, err := secret.NewBox(idpKey)
+	if err != nil {
+		return nil, fmt.Errorf("IDP_SECRET_KEY: %w", err)
 	}
 	a := &App{Catalog: products, Drain: &server.Drain{}, cfg: cfg, store: st, log: log}
 	if a.APIKeys, err = apikey.NewService(apikey.Deps{
@@ -135,6 +156,13 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if a.Webhooks, err = webhook.NewService(webhook.Deps{
+		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, Box: box,
+		RetryBase: cfg.WebhookRetryBase, AllowPrivate: cfg.WebhookAllowPrivate, Postgres: st.Postgres(), Logger: log,
+		TracerProvider: o.TracerProvider, MeterProvider: o.MeterProvider,
+	}); err != nil {
+		return nil, err
+	}
 	if err := telemetry.RegisterGauges(o.MeterProvider, telemetry.Gauges{
 		OutboxBacklog: a.Tenants.ProvisioningBacklog,
 		BacklogEvery:  outboxBacklogEvery,
@@ -151,7 +179,7 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	}
 	a.Handler, err = server.NewServer(server.Deps{
 		Logger: log, Store: st, Tenants: a.Tenants, Entitlements: a.Entitlements, Catalog: products,
-		Audit: a.Audit, APIKeys: a.APIKeys,
+		Audit: a.Audit, APIKeys: a.APIKeys, Webhooks: a.Webhooks,
 		Auth:               newAuthenticator(cfg, clock, log),
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		TracerProvider:     o.TracerProvider, MeterProvider: o.MeterProvider, RPCTimeout: cfg.RPCTimeout,
@@ -163,7 +191,7 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	return a, nil
 }
 
-// Run runs the background jobs — Keycloak provisioning, the trial sweeper,
+// Run runs the background jobs — Keycloak provisioning, webhook delivery, the trial sweeper,
 // the verify cache's listener and the last_used_at flusher, and audit
 // retention when RETENTION_DAYS is set — until ctx is done, and returns once
 // they all stopped. A provisioning job in Keycloak when ctx ends is
@@ -177,6 +205,11 @@ func (a *App) Run(ctx context.Context) {
 	jobs := []worker.Job{
 		{Name: "keycloak provisioning", Every: provisioningInterval, Run: func(ctx context.Context) error {
 			_, err := a.Tenants.ProcessDue(ctx)
+			return err
+		}},
+		// Returns once nothing is due; runs again every interval.
+		{Name: "webhook delivery", Every: webhookInterval, Run: func(ctx context.Context) error {
+			_, err := a.Webhooks.ProcessDue(ctx)
 			return err
 		}},
 		{Name: "trial expiry sweep", Every: a.cfg.SweepInterval, Run: a.Entitlements.ExpireTrials},
@@ -196,6 +229,9 @@ const (
 	// provisioningInterval is how often the outbox worker looks for due
 	// Keycloak provisioning jobs.
 	provisioningInterval = 5 * time.Second
+	// webhookInterval is how often the webhook worker looks for due
+	// messages when it found none (it delivers all that are due each time).
+	webhookInterval = 500 * time.Millisecond
 	// auditRetentionInterval is how often the audit retention sweeper
 	// runs (when RETENTION_DAYS > 0).
 	auditRetentionInterval = time.Hour

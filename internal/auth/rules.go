@@ -65,6 +65,14 @@ var Rules = map[string]Rule{
 	c.AuditServiceListEventsProcedure:       {TenantAdmin, "tenant_id"},
 	c.AuditServiceExportEventsProcedure:     {TenantAdmin, "tenant_id"},
 	c.AuditServiceVerifyAuditChainProcedure: {TenantAdmin, "tenant_id"},
+	// Webhooks: platform admins only.
+	c.WebhookServiceCreateEndpointProcedure:       {AdminOnly, ""},
+	c.WebhookServiceListEndpointsProcedure:        {AdminOnly, ""},
+	c.WebhookServiceGetEndpointProcedure:          {AdminOnly, ""},
+	c.WebhookServiceDeleteEndpointProcedure:       {AdminOnly, ""},
+	c.WebhookServiceRotateEndpointSecretProcedure: {AdminOnly, ""},
+	c.WebhookServiceListDeliveriesProcedure:       {AdminOnly, ""},
+	c.WebhookServiceRetryDeliveryProcedure:        {AdminOnly, ""},
 }
 
 // Authorize decides whether p may call procedure. Denials are

@@ -108,6 +108,13 @@ var allowed = map[string][]string{
 	c.AuditServiceListEventsProcedure:              tenantAdmins,
 	c.AuditServiceExportEventsProcedure:            tenantAdmins,
 	c.AuditServiceVerifyAuditChainProcedure:        tenantAdmins,
+	c.WebhookServiceCreateEndpointProcedure:        adminsOnly,
+	c.WebhookServiceListEndpointsProcedure:         adminsOnly,
+	c.WebhookServiceGetEndpointProcedure:           adminsOnly,
+	c.WebhookServiceDeleteEndpointProcedure:        adminsOnly,
+	c.WebhookServiceRotateEndpointSecretProcedure:  adminsOnly,
+	c.WebhookServiceListDeliveriesProcedure:        adminsOnly,
+	c.WebhookServiceRetryDeliveryProcedure:         adminsOnly,
 }
 
 // mayCall is the expectation: platform admins call everything.

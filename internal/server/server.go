@@ -22,6 +22,7 @@ import (
 	"github.com/platform/tenant-registry/internal/catalog"
 	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/tenant"
+	"github.com/platform/tenant-registry/internal/webhook"
 )
 
 // Pinger is what readiness needs of the store.
@@ -44,6 +45,8 @@ type Deps struct {
 	Audit *audit.Service
 	// APIKeys serves ApiKeyService and InternalService.VerifyApiKey.
 	APIKeys *apikey.Service
+	// Webhooks serves WebhookService.
+	Webhooks *webhook.Service
 	// Auth authenticates callers (required: there is no default caller).
 	Auth *auth.Authenticator
 	// CORSAllowedOrigins are the browser origins allowed to call the API.
