@@ -37,6 +37,12 @@ var surfacePaths = []string{
 	"/tenantregistry.v1.AuditService/ExportEvents", "/tenantregistry.v1.AuditService/VerifyAuditChain",
 	"/grpc.health.v1.Health/Check", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
 	"/", "/v1", "/v1/nothing", "/tenantregistry.v1.Nope/Nope",
+	"/v1/webhooks", "/v1/webhooks/" + acmeID, "/v1/webhooks/" + acmeID + "/rotate-secret",
+	"/v1/webhooks/" + acmeID + "/deliveries", "/v1/webhooks/" + acmeID + "/deliveries/" + acmeID + "/retry",
+	"/tenantregistry.v1.WebhookService/CreateEndpoint", "/tenantregistry.v1.WebhookService/ListEndpoints",
+	"/tenantregistry.v1.WebhookService/GetEndpoint", "/tenantregistry.v1.WebhookService/DeleteEndpoint",
+	"/tenantregistry.v1.WebhookService/RotateEndpointSecret", "/tenantregistry.v1.WebhookService/ListDeliveries",
+	"/tenantregistry.v1.WebhookService/RetryDelivery",
 }
 
 var surfaceMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodHead}
