@@ -474,4 +474,7 @@ func init() {
 	WebhookMessagesTable.Annotation = &entsql.Annotation{
 		Table: "webhook_messages",
 	}
+	WebhookMessagesTable.Annotation.Checks = map[string]string{
+		"webhook_messages_status": "status IN ('pending', 'delivered', 'failed')",
+	}
 }

@@ -107,5 +107,10 @@ func (WebhookMessage) Indexes() []ent.Index {
 }
 
 func (WebhookMessage) Annotations() []schema.Annotation {
-	return []schema.Annotation{entsql.Table("webhook_messages")}
+	return []schema.Annotation{
+		entsql.Table("webhook_messages"),
+		entsql.Checks(map[string]string{
+			"webhook_messages_status": "status IN ('pending', 'delivered', 'failed')",
+		}),
+	}
 }

@@ -192,6 +192,13 @@ var whoMay = map[string]string{
 	"/tenantregistry.v1.AuditService/ListEvents":              "it_admin",
 	"/tenantregistry.v1.AuditService/ExportEvents":            "it_admin",
 	"/tenantregistry.v1.AuditService/VerifyAuditChain":        "it_admin",
+	"/tenantregistry.v1.WebhookService/CreateEndpoint":        "",
+	"/tenantregistry.v1.WebhookService/ListEndpoints":         "",
+	"/tenantregistry.v1.WebhookService/GetEndpoint":           "",
+	"/tenantregistry.v1.WebhookService/DeleteEndpoint":        "",
+	"/tenantregistry.v1.WebhookService/RotateEndpointSecret":  "",
+	"/tenantregistry.v1.WebhookService/ListDeliveries":        "",
+	"/tenantregistry.v1.WebhookService/RetryDelivery":         "",
 }
 
 func TestAuthorize(t *testing.T) {
