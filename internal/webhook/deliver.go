@@ -32,8 +32,8 @@ const (
 	// attempt and the writing of its outcome, so no two workers deliver
 	// one message at once; a crashed worker's message is retried after it.
 	leaseFor = 30 * time.Second
-	// batchSize is how many queue heads one round claims at most, and
-	// parallel how many of them are posted at once.
+	// batchSize is how many queue heads one round claims at most (with one
+	// statement), and parallel how many of them are posted at once.
 	batchSize = 64
 	parallel  = 16
 	// maxDelay caps one retry's delay.
@@ -83,38 +83,42 @@ func (s *Service) round(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("scan webhook messages: %w", err)
 	}
-	var (
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, parallel)
-		mu   sync.Mutex
-		n    int
-		errs []error
-	)
-	for _, id := range heads {
-		if ctx.Err() != nil {
-			break // stopping: the rest stays due for another worker
-		}
-		token, ok, err := s.claim(ctx, id, now)
-		if err != nil {
-			errs = append(errs, err)
-			break
-		}
-		if !ok {
-			continue // another worker has it
-		}
-		n++
+	if len(heads) == 0 || ctx.Err() != nil {
+		return 0, nil
+	}
+	// One claim for the round: every head still free gets the lease and
+	// this round's fencing token (a head another worker claimed meanwhile
+	// is no longer free, and stays theirs).
+	token := uuid.New()
+	n, err := s.client.WebhookMessage.Update().
+		Where(webhookmessage.IDIn(heads...), webhookmessage.Status(StatusPending), leaseFree(now)).
+		SetLeaseToken(token).
+		Modify(setLease(now)).
+		Save(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("claim webhook messages: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	claimed, err := s.client.WebhookMessage.Query().Where(webhookmessage.LeaseToken(token)).WithEndpoint().All(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read webhook messages: %w", err)
+	}
+	outcomes := make([]outcome, len(claimed))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, parallel)
+	for i, m := range claimed {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := s.attempt(ctx, id, token); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
+			outcomes[i] = s.attempt(ctx, m)
 		})
 	}
 	wg.Wait()
-	return n, errors.Join(errs...)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	return len(claimed), s.recordAll(rctx, claimed, outcomes, token, ctx.Err() != nil)
 }
 
 // queueHead: no earlier message of the same endpoint and group is pending.
@@ -130,31 +134,15 @@ func queueHead() predicate.WebhookMessage {
 	}
 }
 
-// claim takes the lease of a due message with a new fencing token.
-func (s *Service) claim(ctx context.Context, id uuid.UUID, now time.Time) (uuid.UUID, bool, error) {
-	token := uuid.New()
-	n, err := s.client.WebhookMessage.Update().
-		Where(webhookmessage.ID(id), webhookmessage.Status(StatusPending), leaseFree(now)).
-		SetLeaseToken(token).
-		Modify(setLease(now)).
-		Save(ctx)
-	if err != nil {
-		return uuid.Nil, false, fmt.Errorf("claim webhook message: %w", err)
-	}
-	return token, n == 1, nil
+// outcome is what one attempt got: the HTTP status, and unless a 2xx
+// arrived in time, what went wrong.
+type outcome struct {
+	status  int
+	failure string
 }
 
-// attempt posts a claimed message once and records the outcome under its
-// lease token.
-func (s *Service) attempt(ctx context.Context, id, token uuid.UUID) error {
-	m, err := s.client.WebhookMessage.Query().Where(webhookmessage.ID(id), webhookmessage.LeaseToken(token)).
-		WithEndpoint().Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil // deleted with its endpoint meanwhile, or lease lost
-	}
-	if err != nil {
-		return fmt.Errorf("read webhook message: %w", err)
-	}
+// attempt posts a claimed message once, in a span of its own.
+func (s *Service) attempt(ctx context.Context, m *ent.WebhookMessage) outcome {
 	ep := m.Edges.Endpoint
 	ctx, span := s.tracer.Start(ctx, "webhook.deliver", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
@@ -169,13 +157,57 @@ func (s *Service) attempt(ctx context.Context, id, token uuid.UUID) error {
 	if failure != "" {
 		span.SetStatus(codes.Error, failure)
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer cancel()
-	if failure != "" && ctx.Err() != nil {
-		// The replica stops: hand the message back, not counted.
-		return s.handBack(rctx, m.ID, token)
+	return outcome{status: status, failure: failure}
+}
+
+// recordAll writes a round's outcomes under its lease token: the
+// deliveries in one statement per HTTP status, each failure on its own.
+// When the replica stops (stopping), failed attempts are handed back
+// rather than counted: their failure may be the stop's.
+func (s *Service) recordAll(ctx context.Context, ms []*ent.WebhookMessage, outs []outcome, token uuid.UUID, stopping bool) error {
+	now := s.clock()
+	delivered := map[int][]uuid.UUID{}
+	recovered := map[uuid.UUID]bool{}
+	var errList []error
+	for i, m := range ms {
+		o := outs[i]
+		switch {
+		case o.failure == "":
+			delivered[o.status] = append(delivered[o.status], m.ID)
+			if m.Edges.Endpoint.FailingSince != nil {
+				recovered[m.EndpointID] = true
+			}
+		case stopping:
+			if err := s.handBack(ctx, m.ID, token); err != nil {
+				errList = append(errList, err)
+			}
+		default:
+			if err := s.recordFailure(ctx, m, m.Edges.Endpoint, token, o.status, o.failure); err != nil {
+				errList = append(errList, err)
+			}
+		}
 	}
-	return s.record(rctx, m, ep, token, status, failure)
+	for status, idList := range delivered {
+		n, err := s.client.WebhookMessage.Update().
+			Where(webhookmessage.IDIn(idList...), webhookmessage.LeaseToken(token), webhookmessage.Status(StatusPending)).
+			SetStatus(StatusDelivered).SetDeliveredAt(now).AddAttempts(1).SetLastStatus(status).SetLastError("").
+			ClearLeaseToken().ClearLockedUntil().SetUpdatedAt(now).Save(ctx)
+		if err != nil {
+			errList = append(errList, fmt.Errorf("record webhook deliveries: %w", err))
+			continue
+		}
+		if n < len(idList) {
+			s.log.WarnContext(ctx, "webhook: lease lost before deliveries were recorded", "lost", len(idList)-n)
+		}
+		s.metrics.outcomes(ctx, StatusDelivered, n)
+	}
+	for id := range recovered {
+		if err := s.client.WebhookEndpoint.Update().Where(webhookendpoint.ID(id), webhookendpoint.FailingSinceNotNil()).
+			ClearFailingSince().SetUpdatedAt(now).Exec(ctx); err != nil {
+			errList = append(errList, fmt.Errorf("record webhook endpoint success: %w", err))
+		}
+	}
+	return errors.Join(errList...)
 }
 
 // post sends m to ep: the outcome is its HTTP status and, unless a 2xx
@@ -218,33 +250,14 @@ func (s *Service) post(ctx context.Context, ep *ent.WebhookEndpoint, m *ent.Webh
 	}
 }
 
-// record writes an attempt's outcome, fenced by the lease token: a worker
-// whose lease ran out and was taken over writes nothing.
-func (s *Service) record(ctx context.Context, m *ent.WebhookMessage, ep *ent.WebhookEndpoint, token uuid.UUID, status int, failure string) error {
+// recordFailure writes a failed attempt, fenced by the lease token (a
+// worker whose lease ran out and was taken over writes nothing): retried
+// after the backoff, or failed once GiveUpAfter is over.
+func (s *Service) recordFailure(ctx context.Context, m *ent.WebhookMessage, ep *ent.WebhookEndpoint, token uuid.UUID, status int, failure string) error {
 	now := s.clock()
-	mine := webhookmessage.And(webhookmessage.ID(m.ID), webhookmessage.LeaseToken(token), webhookmessage.Status(StatusPending))
 	attempts := m.Attempts + 1
-	if failure == "" {
-		n, err := s.client.WebhookMessage.Update().Where(mine).
-			SetStatus(StatusDelivered).SetDeliveredAt(now).SetAttempts(attempts).SetLastStatus(status).SetLastError("").
-			ClearLeaseToken().ClearLockedUntil().SetUpdatedAt(now).Save(ctx)
-		if err != nil {
-			return fmt.Errorf("record webhook delivery: %w", err)
-		}
-		if n == 0 {
-			s.log.WarnContext(ctx, "webhook: lease lost before the outcome was recorded", "message", m.ID)
-			return nil
-		}
-		s.metrics.outcome(ctx, StatusDelivered)
-		if ep.FailingSince != nil {
-			if err := s.client.WebhookEndpoint.Update().Where(webhookendpoint.ID(ep.ID), webhookendpoint.FailingSinceNotNil()).
-				ClearFailingSince().SetUpdatedAt(now).Exec(ctx); err != nil {
-				return fmt.Errorf("record webhook endpoint success: %w", err)
-			}
-		}
-		return nil
-	}
-	u := s.client.WebhookMessage.Update().Where(mine).
+	u := s.client.WebhookMessage.Update().
+		Where(webhookmessage.ID(m.ID), webhookmessage.LeaseToken(token), webhookmessage.Status(StatusPending)).
 		SetAttempts(attempts).SetLastStatus(status).SetLastError(text.Truncate(failure, 2000)).
 		ClearLeaseToken().ClearLockedUntil().SetUpdatedAt(now)
 	outcome := "retry"
@@ -266,7 +279,7 @@ func (s *Service) record(ctx context.Context, m *ent.WebhookMessage, ep *ent.Web
 		s.log.WarnContext(ctx, "webhook: lease lost before the outcome was recorded", "message", m.ID)
 		return nil
 	}
-	s.metrics.outcome(ctx, outcome)
+	s.metrics.outcomes(ctx, outcome, 1)
 	s.log.InfoContext(ctx, "webhook: delivery failed", "endpoint", ep.ID, "webhook_id", WebhookID(m.ID),
 		"attempt", attempts, "outcome", outcome, "error", failure)
 	return s.failing(ctx, ep, now)

@@ -16,7 +16,7 @@ import (
 //	tenant_registry.webhook.backlog.age   gauge    seconds the oldest pending message has waited
 type metrics struct {
 	deliveries metric.Int64Counter
-	outcomes   map[string]metric.MeasurementOption
+	byOutcome  map[string]metric.MeasurementOption
 }
 
 func newMetrics(mp metric.MeterProvider, age func(context.Context) (time.Duration, error)) (*metrics, error) {
@@ -40,13 +40,13 @@ func newMetrics(mp metric.MeterProvider, age func(context.Context) (time.Duratio
 		})); err != nil {
 		return nil, err
 	}
-	out := &metrics{deliveries: c, outcomes: map[string]metric.MeasurementOption{}}
+	out := &metrics{deliveries: c, byOutcome: map[string]metric.MeasurementOption{}}
 	for _, o := range []string{StatusDelivered, "retry", StatusFailed} {
-		out.outcomes[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))
+		out.byOutcome[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))
 	}
 	return out, nil
 }
 
-func (m *metrics) outcome(ctx context.Context, o string) {
-	m.deliveries.Add(ctx, 1, m.outcomes[o])
+func (m *metrics) outcomes(ctx context.Context, o string, n int) {
+	m.deliveries.Add(ctx, int64(n), m.byOutcome[o])
 }
