@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/platform/tenant-registry/ent/apikey"
 	"github.com/platform/tenant-registry/ent/tenant"
+	"github.com/platform/tenant-registry/ent/tenantproject"
 )
 
 // APIKeyCreate is the builder for creating a APIKey entity.
@@ -56,6 +57,20 @@ func (_c *APIKeyCreate) SetNillableUpdatedAt(v *time.Time) *APIKeyCreate {
 // SetTenantID sets the "tenant_id" field.
 func (_c *APIKeyCreate) SetTenantID(v uuid.UUID) *APIKeyCreate {
 	_c.mutation.SetTenantID(v)
+	return _c
+}
+
+// SetProjectID sets the "project_id" field.
+func (_c *APIKeyCreate) SetProjectID(v uuid.UUID) *APIKeyCreate {
+	_c.mutation.SetProjectID(v)
+	return _c
+}
+
+// SetNillableProjectID sets the "project_id" field if the given value is not nil.
+func (_c *APIKeyCreate) SetNillableProjectID(v *uuid.UUID) *APIKeyCreate {
+	if v != nil {
+		_c.SetProjectID(*v)
+	}
 	return _c
 }
 
@@ -156,6 +171,11 @@ func (_c *APIKeyCreate) SetNillableID(v *uuid.UUID) *APIKeyCreate {
 // SetTenant sets the "tenant" edge to the Tenant entity.
 func (_c *APIKeyCreate) SetTenant(v *Tenant) *APIKeyCreate {
 	return _c.SetTenantID(v.ID)
+}
+
+// SetProject sets the "project" edge to the TenantProject entity.
+func (_c *APIKeyCreate) SetProject(v *TenantProject) *APIKeyCreate {
+	return _c.SetProjectID(v.ID)
 }
 
 // Mutation returns the APIKeyMutation object of the builder.
@@ -336,6 +356,23 @@ func (_c *APIKeyCreate) createSpec() (*APIKey, *sqlgraph.CreateSpec) {
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		_node.TenantID = nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.ProjectIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   apikey.ProjectTable,
+			Columns: []string{apikey.ProjectColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(tenantproject.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_node.ProjectID = &nodes[0]
 		_spec.Edges = append(_spec.Edges, edge)
 	}
 	return _node, _spec
@@ -526,6 +563,9 @@ func (u *APIKeyUpsertOne) UpdateNewValues() *APIKeyUpsertOne {
 		}
 		if _, exists := u.create.mutation.TenantID(); exists {
 			s.SetIgnore(apikey.FieldTenantID)
+		}
+		if _, exists := u.create.mutation.ProjectID(); exists {
+			s.SetIgnore(apikey.FieldProjectID)
 		}
 		if _, exists := u.create.mutation.Prefix(); exists {
 			s.SetIgnore(apikey.FieldPrefix)
@@ -885,6 +925,9 @@ func (u *APIKeyUpsertBulk) UpdateNewValues() *APIKeyUpsertBulk {
 			}
 			if _, exists := b.mutation.TenantID(); exists {
 				s.SetIgnore(apikey.FieldTenantID)
+			}
+			if _, exists := b.mutation.ProjectID(); exists {
+				s.SetIgnore(apikey.FieldProjectID)
 			}
 			if _, exists := b.mutation.Prefix(); exists {
 				s.SetIgnore(apikey.FieldPrefix)

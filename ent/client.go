@@ -406,6 +406,22 @@ func (c *APIKeyClient) QueryTenant(_m *APIKey) *TenantQuery {
 	return query
 }
 
+// QueryProject queries the project edge of a APIKey.
+func (c *APIKeyClient) QueryProject(_m *APIKey) *TenantProjectQuery {
+	query := (&TenantProjectClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(apikey.Table, apikey.FieldID, id),
+			sqlgraph.To(tenantproject.Table, tenantproject.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, apikey.ProjectTable, apikey.ProjectColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *APIKeyClient) Hooks() []Hook {
 	return c.hooks.APIKey
@@ -1506,6 +1522,22 @@ func (c *TenantProjectClient) QueryTenant(_m *TenantProject) *TenantQuery {
 			sqlgraph.From(tenantproject.Table, tenantproject.FieldID, id),
 			sqlgraph.To(tenant.Table, tenant.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, true, tenantproject.TenantTable, tenantproject.TenantColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryAPIKeys queries the api_keys edge of a TenantProject.
+func (c *TenantProjectClient) QueryAPIKeys(_m *TenantProject) *APIKeyQuery {
+	query := (&APIKeyClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(tenantproject.Table, tenantproject.FieldID, id),
+			sqlgraph.To(apikey.Table, apikey.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, tenantproject.APIKeysTable, tenantproject.APIKeysColumn),
 		)
 		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
 		return fromV, nil

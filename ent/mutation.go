@@ -49,26 +49,28 @@ const (
 // APIKeyMutation represents an operation that mutates the APIKey nodes in the graph.
 type APIKeyMutation struct {
 	config
-	op            Op
-	typ           string
-	id            *uuid.UUID
-	created_at    *time.Time
-	updated_at    *time.Time
-	name          *string
-	prefix        *string
-	hash          *[]byte
-	scopes        *[]string
-	appendscopes  []string
-	created_by    *string
-	expires_at    *time.Time
-	last_used_at  *time.Time
-	revoked_at    *time.Time
-	clearedFields map[string]struct{}
-	tenant        *uuid.UUID
-	clearedtenant bool
-	done          bool
-	oldValue      func(context.Context) (*APIKey, error)
-	predicates    []predicate.APIKey
+	op             Op
+	typ            string
+	id             *uuid.UUID
+	created_at     *time.Time
+	updated_at     *time.Time
+	name           *string
+	prefix         *string
+	hash           *[]byte
+	scopes         *[]string
+	appendscopes   []string
+	created_by     *string
+	expires_at     *time.Time
+	last_used_at   *time.Time
+	revoked_at     *time.Time
+	clearedFields  map[string]struct{}
+	tenant         *uuid.UUID
+	clearedtenant  bool
+	project        *uuid.UUID
+	clearedproject bool
+	done           bool
+	oldValue       func(context.Context) (*APIKey, error)
+	predicates     []predicate.APIKey
 }
 
 var _ ent.Mutation = (*APIKeyMutation)(nil)
@@ -281,6 +283,55 @@ func (m *APIKeyMutation) OldTenantID(ctx context.Context) (v uuid.UUID, err erro
 // ResetTenantID resets all changes to the "tenant_id" field.
 func (m *APIKeyMutation) ResetTenantID() {
 	m.tenant = nil
+}
+
+// SetProjectID sets the "project_id" field.
+func (m *APIKeyMutation) SetProjectID(u uuid.UUID) {
+	m.project = &u
+}
+
+// ProjectID returns the value of the "project_id" field in the mutation.
+func (m *APIKeyMutation) ProjectID() (r uuid.UUID, exists bool) {
+	v := m.project
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProjectID returns the old "project_id" field's value of the APIKey entity.
+// If the APIKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *APIKeyMutation) OldProjectID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProjectID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProjectID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProjectID: %w", err)
+	}
+	return oldValue.ProjectID, nil
+}
+
+// ClearProjectID clears the value of the "project_id" field.
+func (m *APIKeyMutation) ClearProjectID() {
+	m.project = nil
+	m.clearedFields[apikey.FieldProjectID] = struct{}{}
+}
+
+// ProjectIDCleared returns if the "project_id" field was cleared in this mutation.
+func (m *APIKeyMutation) ProjectIDCleared() bool {
+	_, ok := m.clearedFields[apikey.FieldProjectID]
+	return ok
+}
+
+// ResetProjectID resets all changes to the "project_id" field.
+func (m *APIKeyMutation) ResetProjectID() {
+	m.project = nil
+	delete(m.clearedFields, apikey.FieldProjectID)
 }
 
 // SetName sets the "name" field.
@@ -679,6 +730,33 @@ func (m *APIKeyMutation) ResetTenant() {
 	m.clearedtenant = false
 }
 
+// ClearProject clears the "project" edge to the TenantProject entity.
+func (m *APIKeyMutation) ClearProject() {
+	m.clearedproject = true
+	m.clearedFields[apikey.FieldProjectID] = struct{}{}
+}
+
+// ProjectCleared reports if the "project" edge to the TenantProject entity was cleared.
+func (m *APIKeyMutation) ProjectCleared() bool {
+	return m.ProjectIDCleared() || m.clearedproject
+}
+
+// ProjectIDs returns the "project" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// ProjectID instead. It exists only for internal usage by the builders.
+func (m *APIKeyMutation) ProjectIDs() (ids []uuid.UUID) {
+	if id := m.project; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetProject resets all changes to the "project" edge.
+func (m *APIKeyMutation) ResetProject() {
+	m.project = nil
+	m.clearedproject = false
+}
+
 // Where appends a list predicates to the APIKeyMutation builder.
 func (m *APIKeyMutation) Where(ps ...predicate.APIKey) {
 	m.predicates = append(m.predicates, ps...)
@@ -713,7 +791,7 @@ func (m *APIKeyMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *APIKeyMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 12)
 	if m.created_at != nil {
 		fields = append(fields, apikey.FieldCreatedAt)
 	}
@@ -722,6 +800,9 @@ func (m *APIKeyMutation) Fields() []string {
 	}
 	if m.tenant != nil {
 		fields = append(fields, apikey.FieldTenantID)
+	}
+	if m.project != nil {
+		fields = append(fields, apikey.FieldProjectID)
 	}
 	if m.name != nil {
 		fields = append(fields, apikey.FieldName)
@@ -761,6 +842,8 @@ func (m *APIKeyMutation) Field(name string) (ent.Value, bool) {
 		return m.UpdatedAt()
 	case apikey.FieldTenantID:
 		return m.TenantID()
+	case apikey.FieldProjectID:
+		return m.ProjectID()
 	case apikey.FieldName:
 		return m.Name()
 	case apikey.FieldPrefix:
@@ -792,6 +875,8 @@ func (m *APIKeyMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldUpdatedAt(ctx)
 	case apikey.FieldTenantID:
 		return m.OldTenantID(ctx)
+	case apikey.FieldProjectID:
+		return m.OldProjectID(ctx)
 	case apikey.FieldName:
 		return m.OldName(ctx)
 	case apikey.FieldPrefix:
@@ -837,6 +922,13 @@ func (m *APIKeyMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetTenantID(v)
+		return nil
+	case apikey.FieldProjectID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProjectID(v)
 		return nil
 	case apikey.FieldName:
 		v, ok := value.(string)
@@ -924,6 +1016,9 @@ func (m *APIKeyMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *APIKeyMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(apikey.FieldProjectID) {
+		fields = append(fields, apikey.FieldProjectID)
+	}
 	if m.FieldCleared(apikey.FieldScopes) {
 		fields = append(fields, apikey.FieldScopes)
 	}
@@ -953,6 +1048,9 @@ func (m *APIKeyMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *APIKeyMutation) ClearField(name string) error {
 	switch name {
+	case apikey.FieldProjectID:
+		m.ClearProjectID()
+		return nil
 	case apikey.FieldScopes:
 		m.ClearScopes()
 		return nil
@@ -985,6 +1083,9 @@ func (m *APIKeyMutation) ResetField(name string) error {
 	case apikey.FieldTenantID:
 		m.ResetTenantID()
 		return nil
+	case apikey.FieldProjectID:
+		m.ResetProjectID()
+		return nil
 	case apikey.FieldName:
 		m.ResetName()
 		return nil
@@ -1015,9 +1116,12 @@ func (m *APIKeyMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *APIKeyMutation) AddedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 2)
 	if m.tenant != nil {
 		edges = append(edges, apikey.EdgeTenant)
+	}
+	if m.project != nil {
+		edges = append(edges, apikey.EdgeProject)
 	}
 	return edges
 }
@@ -1030,13 +1134,17 @@ func (m *APIKeyMutation) AddedIDs(name string) []ent.Value {
 		if id := m.tenant; id != nil {
 			return []ent.Value{*id}
 		}
+	case apikey.EdgeProject:
+		if id := m.project; id != nil {
+			return []ent.Value{*id}
+		}
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *APIKeyMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 2)
 	return edges
 }
 
@@ -1048,9 +1156,12 @@ func (m *APIKeyMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *APIKeyMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 2)
 	if m.clearedtenant {
 		edges = append(edges, apikey.EdgeTenant)
+	}
+	if m.clearedproject {
+		edges = append(edges, apikey.EdgeProject)
 	}
 	return edges
 }
@@ -1061,6 +1172,8 @@ func (m *APIKeyMutation) EdgeCleared(name string) bool {
 	switch name {
 	case apikey.EdgeTenant:
 		return m.clearedtenant
+	case apikey.EdgeProject:
+		return m.clearedproject
 	}
 	return false
 }
@@ -1072,6 +1185,9 @@ func (m *APIKeyMutation) ClearEdge(name string) error {
 	case apikey.EdgeTenant:
 		m.ClearTenant()
 		return nil
+	case apikey.EdgeProject:
+		m.ClearProject()
+		return nil
 	}
 	return fmt.Errorf("unknown APIKey unique edge %s", name)
 }
@@ -1082,6 +1198,9 @@ func (m *APIKeyMutation) ResetEdge(name string) error {
 	switch name {
 	case apikey.EdgeTenant:
 		m.ResetTenant()
+		return nil
+	case apikey.EdgeProject:
+		m.ResetProject()
 		return nil
 	}
 	return fmt.Errorf("unknown APIKey edge %s", name)
@@ -4765,38 +4884,39 @@ func (m *OutboxMutation) ResetEdge(name string) error {
 // TenantMutation represents an operation that mutates the Tenant nodes in the graph.
 type TenantMutation struct {
 	config
-	op                  Op
-	typ                 string
-	id                  *uuid.UUID
-	created_at          *time.Time
-	updated_at          *time.Time
-	slug                *string
-	name                *string
-	status              *tenant.Status
-	plan                *tenant.Plan
-	keycloak_org_id     *string
-	provisioning_state  *string
-	clearedFields       map[string]struct{}
-	projects            map[uuid.UUID]struct{}
-	removedprojects     map[uuid.UUID]struct{}
-	clearedprojects     bool
-	products            map[uuid.UUID]struct{}
-	removedproducts     map[uuid.UUID]struct{}
-	clearedproducts     bool
-	idp_config          *uuid.UUID
-	clearedidp_config   bool
-	api_keys            map[uuid.UUID]struct{}
-	removedapi_keys     map[uuid.UUID]struct{}
-	clearedapi_keys     bool
-	audit_events        map[uuid.UUID]struct{}
-	removedaudit_events map[uuid.UUID]struct{}
-	clearedaudit_events bool
-	outbox              map[uuid.UUID]struct{}
-	removedoutbox       map[uuid.UUID]struct{}
-	clearedoutbox       bool
-	done                bool
-	oldValue            func(context.Context) (*Tenant, error)
-	predicates          []predicate.Tenant
+	op                    Op
+	typ                   string
+	id                    *uuid.UUID
+	created_at            *time.Time
+	updated_at            *time.Time
+	slug                  *string
+	name                  *string
+	status                *tenant.Status
+	plan                  *tenant.Plan
+	keycloak_org_id       *string
+	provisioning_state    *string
+	deletion_scheduled_at *time.Time
+	clearedFields         map[string]struct{}
+	projects              map[uuid.UUID]struct{}
+	removedprojects       map[uuid.UUID]struct{}
+	clearedprojects       bool
+	products              map[uuid.UUID]struct{}
+	removedproducts       map[uuid.UUID]struct{}
+	clearedproducts       bool
+	idp_config            *uuid.UUID
+	clearedidp_config     bool
+	api_keys              map[uuid.UUID]struct{}
+	removedapi_keys       map[uuid.UUID]struct{}
+	clearedapi_keys       bool
+	audit_events          map[uuid.UUID]struct{}
+	removedaudit_events   map[uuid.UUID]struct{}
+	clearedaudit_events   bool
+	outbox                map[uuid.UUID]struct{}
+	removedoutbox         map[uuid.UUID]struct{}
+	clearedoutbox         bool
+	done                  bool
+	oldValue              func(context.Context) (*Tenant, error)
+	predicates            []predicate.Tenant
 }
 
 var _ ent.Mutation = (*TenantMutation)(nil)
@@ -5204,6 +5324,55 @@ func (m *TenantMutation) ResetProvisioningState() {
 	m.provisioning_state = nil
 }
 
+// SetDeletionScheduledAt sets the "deletion_scheduled_at" field.
+func (m *TenantMutation) SetDeletionScheduledAt(t time.Time) {
+	m.deletion_scheduled_at = &t
+}
+
+// DeletionScheduledAt returns the value of the "deletion_scheduled_at" field in the mutation.
+func (m *TenantMutation) DeletionScheduledAt() (r time.Time, exists bool) {
+	v := m.deletion_scheduled_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeletionScheduledAt returns the old "deletion_scheduled_at" field's value of the Tenant entity.
+// If the Tenant object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantMutation) OldDeletionScheduledAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeletionScheduledAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeletionScheduledAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeletionScheduledAt: %w", err)
+	}
+	return oldValue.DeletionScheduledAt, nil
+}
+
+// ClearDeletionScheduledAt clears the value of the "deletion_scheduled_at" field.
+func (m *TenantMutation) ClearDeletionScheduledAt() {
+	m.deletion_scheduled_at = nil
+	m.clearedFields[tenant.FieldDeletionScheduledAt] = struct{}{}
+}
+
+// DeletionScheduledAtCleared returns if the "deletion_scheduled_at" field was cleared in this mutation.
+func (m *TenantMutation) DeletionScheduledAtCleared() bool {
+	_, ok := m.clearedFields[tenant.FieldDeletionScheduledAt]
+	return ok
+}
+
+// ResetDeletionScheduledAt resets all changes to the "deletion_scheduled_at" field.
+func (m *TenantMutation) ResetDeletionScheduledAt() {
+	m.deletion_scheduled_at = nil
+	delete(m.clearedFields, tenant.FieldDeletionScheduledAt)
+}
+
 // AddProjectIDs adds the "projects" edge to the TenantProject entity by ids.
 func (m *TenantMutation) AddProjectIDs(ids ...uuid.UUID) {
 	if m.projects == nil {
@@ -5547,7 +5716,7 @@ func (m *TenantMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TenantMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.created_at != nil {
 		fields = append(fields, tenant.FieldCreatedAt)
 	}
@@ -5571,6 +5740,9 @@ func (m *TenantMutation) Fields() []string {
 	}
 	if m.provisioning_state != nil {
 		fields = append(fields, tenant.FieldProvisioningState)
+	}
+	if m.deletion_scheduled_at != nil {
+		fields = append(fields, tenant.FieldDeletionScheduledAt)
 	}
 	return fields
 }
@@ -5596,6 +5768,8 @@ func (m *TenantMutation) Field(name string) (ent.Value, bool) {
 		return m.KeycloakOrgID()
 	case tenant.FieldProvisioningState:
 		return m.ProvisioningState()
+	case tenant.FieldDeletionScheduledAt:
+		return m.DeletionScheduledAt()
 	}
 	return nil, false
 }
@@ -5621,6 +5795,8 @@ func (m *TenantMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldKeycloakOrgID(ctx)
 	case tenant.FieldProvisioningState:
 		return m.OldProvisioningState(ctx)
+	case tenant.FieldDeletionScheduledAt:
+		return m.OldDeletionScheduledAt(ctx)
 	}
 	return nil, fmt.Errorf("unknown Tenant field %s", name)
 }
@@ -5686,6 +5862,13 @@ func (m *TenantMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetProvisioningState(v)
 		return nil
+	case tenant.FieldDeletionScheduledAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeletionScheduledAt(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Tenant field %s", name)
 }
@@ -5719,6 +5902,9 @@ func (m *TenantMutation) ClearedFields() []string {
 	if m.FieldCleared(tenant.FieldKeycloakOrgID) {
 		fields = append(fields, tenant.FieldKeycloakOrgID)
 	}
+	if m.FieldCleared(tenant.FieldDeletionScheduledAt) {
+		fields = append(fields, tenant.FieldDeletionScheduledAt)
+	}
 	return fields
 }
 
@@ -5735,6 +5921,9 @@ func (m *TenantMutation) ClearField(name string) error {
 	switch name {
 	case tenant.FieldKeycloakOrgID:
 		m.ClearKeycloakOrgID()
+		return nil
+	case tenant.FieldDeletionScheduledAt:
+		m.ClearDeletionScheduledAt()
 		return nil
 	}
 	return fmt.Errorf("unknown Tenant nullable field %s", name)
@@ -5767,6 +5956,9 @@ func (m *TenantMutation) ResetField(name string) error {
 		return nil
 	case tenant.FieldProvisioningState:
 		m.ResetProvisioningState()
+		return nil
+	case tenant.FieldDeletionScheduledAt:
+		m.ResetDeletionScheduledAt()
 		return nil
 	}
 	return fmt.Errorf("unknown Tenant field %s", name)
@@ -7537,19 +7729,23 @@ func (m *TenantProductMutation) ResetEdge(name string) error {
 // TenantProjectMutation represents an operation that mutates the TenantProject nodes in the graph.
 type TenantProjectMutation struct {
 	config
-	op            Op
-	typ           string
-	id            *uuid.UUID
-	created_at    *time.Time
-	updated_at    *time.Time
-	name          *string
-	description   *string
-	clearedFields map[string]struct{}
-	tenant        *uuid.UUID
-	clearedtenant bool
-	done          bool
-	oldValue      func(context.Context) (*TenantProject, error)
-	predicates    []predicate.TenantProject
+	op              Op
+	typ             string
+	id              *uuid.UUID
+	created_at      *time.Time
+	updated_at      *time.Time
+	slug            *string
+	name            *string
+	description     *string
+	clearedFields   map[string]struct{}
+	tenant          *uuid.UUID
+	clearedtenant   bool
+	api_keys        map[uuid.UUID]struct{}
+	removedapi_keys map[uuid.UUID]struct{}
+	clearedapi_keys bool
+	done            bool
+	oldValue        func(context.Context) (*TenantProject, error)
+	predicates      []predicate.TenantProject
 }
 
 var _ ent.Mutation = (*TenantProjectMutation)(nil)
@@ -7764,6 +7960,42 @@ func (m *TenantProjectMutation) ResetTenantID() {
 	m.tenant = nil
 }
 
+// SetSlug sets the "slug" field.
+func (m *TenantProjectMutation) SetSlug(s string) {
+	m.slug = &s
+}
+
+// Slug returns the value of the "slug" field in the mutation.
+func (m *TenantProjectMutation) Slug() (r string, exists bool) {
+	v := m.slug
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSlug returns the old "slug" field's value of the TenantProject entity.
+// If the TenantProject object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantProjectMutation) OldSlug(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSlug is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSlug requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSlug: %w", err)
+	}
+	return oldValue.Slug, nil
+}
+
+// ResetSlug resets all changes to the "slug" field.
+func (m *TenantProjectMutation) ResetSlug() {
+	m.slug = nil
+}
+
 // SetName sets the "name" field.
 func (m *TenantProjectMutation) SetName(s string) {
 	m.name = &s
@@ -7876,6 +8108,60 @@ func (m *TenantProjectMutation) ResetTenant() {
 	m.clearedtenant = false
 }
 
+// AddAPIKeyIDs adds the "api_keys" edge to the APIKey entity by ids.
+func (m *TenantProjectMutation) AddAPIKeyIDs(ids ...uuid.UUID) {
+	if m.api_keys == nil {
+		m.api_keys = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		m.api_keys[ids[i]] = struct{}{}
+	}
+}
+
+// ClearAPIKeys clears the "api_keys" edge to the APIKey entity.
+func (m *TenantProjectMutation) ClearAPIKeys() {
+	m.clearedapi_keys = true
+}
+
+// APIKeysCleared reports if the "api_keys" edge to the APIKey entity was cleared.
+func (m *TenantProjectMutation) APIKeysCleared() bool {
+	return m.clearedapi_keys
+}
+
+// RemoveAPIKeyIDs removes the "api_keys" edge to the APIKey entity by IDs.
+func (m *TenantProjectMutation) RemoveAPIKeyIDs(ids ...uuid.UUID) {
+	if m.removedapi_keys == nil {
+		m.removedapi_keys = make(map[uuid.UUID]struct{})
+	}
+	for i := range ids {
+		delete(m.api_keys, ids[i])
+		m.removedapi_keys[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedAPIKeys returns the removed IDs of the "api_keys" edge to the APIKey entity.
+func (m *TenantProjectMutation) RemovedAPIKeysIDs() (ids []uuid.UUID) {
+	for id := range m.removedapi_keys {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// APIKeysIDs returns the "api_keys" edge IDs in the mutation.
+func (m *TenantProjectMutation) APIKeysIDs() (ids []uuid.UUID) {
+	for id := range m.api_keys {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetAPIKeys resets all changes to the "api_keys" edge.
+func (m *TenantProjectMutation) ResetAPIKeys() {
+	m.api_keys = nil
+	m.clearedapi_keys = false
+	m.removedapi_keys = nil
+}
+
 // Where appends a list predicates to the TenantProjectMutation builder.
 func (m *TenantProjectMutation) Where(ps ...predicate.TenantProject) {
 	m.predicates = append(m.predicates, ps...)
@@ -7910,7 +8196,7 @@ func (m *TenantProjectMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TenantProjectMutation) Fields() []string {
-	fields := make([]string, 0, 5)
+	fields := make([]string, 0, 6)
 	if m.created_at != nil {
 		fields = append(fields, tenantproject.FieldCreatedAt)
 	}
@@ -7919,6 +8205,9 @@ func (m *TenantProjectMutation) Fields() []string {
 	}
 	if m.tenant != nil {
 		fields = append(fields, tenantproject.FieldTenantID)
+	}
+	if m.slug != nil {
+		fields = append(fields, tenantproject.FieldSlug)
 	}
 	if m.name != nil {
 		fields = append(fields, tenantproject.FieldName)
@@ -7940,6 +8229,8 @@ func (m *TenantProjectMutation) Field(name string) (ent.Value, bool) {
 		return m.UpdatedAt()
 	case tenantproject.FieldTenantID:
 		return m.TenantID()
+	case tenantproject.FieldSlug:
+		return m.Slug()
 	case tenantproject.FieldName:
 		return m.Name()
 	case tenantproject.FieldDescription:
@@ -7959,6 +8250,8 @@ func (m *TenantProjectMutation) OldField(ctx context.Context, name string) (ent.
 		return m.OldUpdatedAt(ctx)
 	case tenantproject.FieldTenantID:
 		return m.OldTenantID(ctx)
+	case tenantproject.FieldSlug:
+		return m.OldSlug(ctx)
 	case tenantproject.FieldName:
 		return m.OldName(ctx)
 	case tenantproject.FieldDescription:
@@ -7992,6 +8285,13 @@ func (m *TenantProjectMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetTenantID(v)
+		return nil
+	case tenantproject.FieldSlug:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSlug(v)
 		return nil
 	case tenantproject.FieldName:
 		v, ok := value.(string)
@@ -8074,6 +8374,9 @@ func (m *TenantProjectMutation) ResetField(name string) error {
 	case tenantproject.FieldTenantID:
 		m.ResetTenantID()
 		return nil
+	case tenantproject.FieldSlug:
+		m.ResetSlug()
+		return nil
 	case tenantproject.FieldName:
 		m.ResetName()
 		return nil
@@ -8086,9 +8389,12 @@ func (m *TenantProjectMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *TenantProjectMutation) AddedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 2)
 	if m.tenant != nil {
 		edges = append(edges, tenantproject.EdgeTenant)
+	}
+	if m.api_keys != nil {
+		edges = append(edges, tenantproject.EdgeAPIKeys)
 	}
 	return edges
 }
@@ -8101,27 +8407,47 @@ func (m *TenantProjectMutation) AddedIDs(name string) []ent.Value {
 		if id := m.tenant; id != nil {
 			return []ent.Value{*id}
 		}
+	case tenantproject.EdgeAPIKeys:
+		ids := make([]ent.Value, 0, len(m.api_keys))
+		for id := range m.api_keys {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *TenantProjectMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 2)
+	if m.removedapi_keys != nil {
+		edges = append(edges, tenantproject.EdgeAPIKeys)
+	}
 	return edges
 }
 
 // RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
 // the given name in this mutation.
 func (m *TenantProjectMutation) RemovedIDs(name string) []ent.Value {
+	switch name {
+	case tenantproject.EdgeAPIKeys:
+		ids := make([]ent.Value, 0, len(m.removedapi_keys))
+		for id := range m.removedapi_keys {
+			ids = append(ids, id)
+		}
+		return ids
+	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *TenantProjectMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 1)
+	edges := make([]string, 0, 2)
 	if m.clearedtenant {
 		edges = append(edges, tenantproject.EdgeTenant)
+	}
+	if m.clearedapi_keys {
+		edges = append(edges, tenantproject.EdgeAPIKeys)
 	}
 	return edges
 }
@@ -8132,6 +8458,8 @@ func (m *TenantProjectMutation) EdgeCleared(name string) bool {
 	switch name {
 	case tenantproject.EdgeTenant:
 		return m.clearedtenant
+	case tenantproject.EdgeAPIKeys:
+		return m.clearedapi_keys
 	}
 	return false
 }
@@ -8153,6 +8481,9 @@ func (m *TenantProjectMutation) ResetEdge(name string) error {
 	switch name {
 	case tenantproject.EdgeTenant:
 		m.ResetTenant()
+		return nil
+	case tenantproject.EdgeAPIKeys:
+		m.ResetAPIKeys()
 		return nil
 	}
 	return fmt.Errorf("unknown TenantProject edge %s", name)

@@ -41,7 +41,7 @@ func init() {
 	// apikey.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	apikey.UpdateDefaultUpdatedAt = apikeyDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// apikeyDescName is the schema descriptor for name field.
-	apikeyDescName := apikeyFields[1].Descriptor()
+	apikeyDescName := apikeyFields[2].Descriptor()
 	// apikey.NameValidator is a validator for the "name" field. It is called by the builders before save.
 	apikey.NameValidator = func() func(string) error {
 		validators := apikeyDescName.Validators
@@ -59,7 +59,7 @@ func init() {
 		}
 	}()
 	// apikeyDescPrefix is the schema descriptor for prefix field.
-	apikeyDescPrefix := apikeyFields[2].Descriptor()
+	apikeyDescPrefix := apikeyFields[3].Descriptor()
 	// apikey.PrefixValidator is a validator for the "prefix" field. It is called by the builders before save.
 	apikey.PrefixValidator = func() func(string) error {
 		validators := apikeyDescPrefix.Validators
@@ -77,7 +77,7 @@ func init() {
 		}
 	}()
 	// apikeyDescCreatedBy is the schema descriptor for created_by field.
-	apikeyDescCreatedBy := apikeyFields[5].Descriptor()
+	apikeyDescCreatedBy := apikeyFields[6].Descriptor()
 	// apikey.CreatedByValidator is a validator for the "created_by" field. It is called by the builders before save.
 	apikey.CreatedByValidator = apikeyDescCreatedBy.Validators[0].(func(string) error)
 	// apikeyDescID is the schema descriptor for id field.
@@ -455,8 +455,26 @@ func init() {
 	tenantproject.DefaultUpdatedAt = tenantprojectDescUpdatedAt.Default.(func() time.Time)
 	// tenantproject.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	tenantproject.UpdateDefaultUpdatedAt = tenantprojectDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// tenantprojectDescSlug is the schema descriptor for slug field.
+	tenantprojectDescSlug := tenantprojectFields[1].Descriptor()
+	// tenantproject.SlugValidator is a validator for the "slug" field. It is called by the builders before save.
+	tenantproject.SlugValidator = func() func(string) error {
+		validators := tenantprojectDescSlug.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(slug string) error {
+			for _, fn := range fns {
+				if err := fn(slug); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 	// tenantprojectDescName is the schema descriptor for name field.
-	tenantprojectDescName := tenantprojectFields[1].Descriptor()
+	tenantprojectDescName := tenantprojectFields[2].Descriptor()
 	// tenantproject.NameValidator is a validator for the "name" field. It is called by the builders before save.
 	tenantproject.NameValidator = func() func(string) error {
 		validators := tenantprojectDescName.Validators
@@ -474,7 +492,7 @@ func init() {
 		}
 	}()
 	// tenantprojectDescDescription is the schema descriptor for description field.
-	tenantprojectDescDescription := tenantprojectFields[2].Descriptor()
+	tenantprojectDescDescription := tenantprojectFields[3].Descriptor()
 	// tenantproject.DescriptionValidator is a validator for the "description" field. It is called by the builders before save.
 	tenantproject.DescriptionValidator = tenantprojectDescDescription.Validators[0].(func(string) error)
 	// tenantprojectDescID is the schema descriptor for id field.

@@ -35,6 +35,8 @@ type Tenant struct {
 	KeycloakOrgID *string `json:"keycloak_org_id,omitempty"`
 	// ProvisioningState holds the value of the "provisioning_state" field.
 	ProvisioningState string `json:"provisioning_state,omitempty"`
+	// DeletionScheduledAt holds the value of the "deletion_scheduled_at" field.
+	DeletionScheduledAt *time.Time `json:"deletion_scheduled_at,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the TenantQuery when eager-loading is set.
 	Edges        TenantEdges `json:"edges"`
@@ -123,7 +125,7 @@ func (*Tenant) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case tenant.FieldSlug, tenant.FieldName, tenant.FieldStatus, tenant.FieldPlan, tenant.FieldKeycloakOrgID, tenant.FieldProvisioningState:
 			values[i] = new(sql.NullString)
-		case tenant.FieldCreatedAt, tenant.FieldUpdatedAt:
+		case tenant.FieldCreatedAt, tenant.FieldUpdatedAt, tenant.FieldDeletionScheduledAt:
 			values[i] = new(sql.NullTime)
 		case tenant.FieldID:
 			values[i] = new(uuid.UUID)
@@ -196,6 +198,13 @@ func (_m *Tenant) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field provisioning_state", values[i])
 			} else if value.Valid {
 				_m.ProvisioningState = value.String
+			}
+		case tenant.FieldDeletionScheduledAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field deletion_scheduled_at", values[i])
+			} else if value.Valid {
+				_m.DeletionScheduledAt = new(time.Time)
+				*_m.DeletionScheduledAt = value.Time
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -288,6 +297,11 @@ func (_m *Tenant) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("provisioning_state=")
 	builder.WriteString(_m.ProvisioningState)
+	builder.WriteString(", ")
+	if v := _m.DeletionScheduledAt; v != nil {
+		builder.WriteString("deletion_scheduled_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -126,6 +126,20 @@ func (_c *TenantCreate) SetNillableProvisioningState(v *string) *TenantCreate {
 	return _c
 }
 
+// SetDeletionScheduledAt sets the "deletion_scheduled_at" field.
+func (_c *TenantCreate) SetDeletionScheduledAt(v time.Time) *TenantCreate {
+	_c.mutation.SetDeletionScheduledAt(v)
+	return _c
+}
+
+// SetNillableDeletionScheduledAt sets the "deletion_scheduled_at" field if the given value is not nil.
+func (_c *TenantCreate) SetNillableDeletionScheduledAt(v *time.Time) *TenantCreate {
+	if v != nil {
+		_c.SetDeletionScheduledAt(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *TenantCreate) SetID(v uuid.UUID) *TenantCreate {
 	_c.mutation.SetID(v)
@@ -411,6 +425,10 @@ func (_c *TenantCreate) createSpec() (*Tenant, *sqlgraph.CreateSpec) {
 		_spec.SetField(tenant.FieldProvisioningState, field.TypeString, value)
 		_node.ProvisioningState = value
 	}
+	if value, ok := _c.mutation.DeletionScheduledAt(); ok {
+		_spec.SetField(tenant.FieldDeletionScheduledAt, field.TypeTime, value)
+		_node.DeletionScheduledAt = &value
+	}
 	if nodes := _c.mutation.ProjectsIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
@@ -637,6 +655,24 @@ func (u *TenantUpsert) UpdateProvisioningState() *TenantUpsert {
 	return u
 }
 
+// SetDeletionScheduledAt sets the "deletion_scheduled_at" field.
+func (u *TenantUpsert) SetDeletionScheduledAt(v time.Time) *TenantUpsert {
+	u.Set(tenant.FieldDeletionScheduledAt, v)
+	return u
+}
+
+// UpdateDeletionScheduledAt sets the "deletion_scheduled_at" field to the value that was provided on create.
+func (u *TenantUpsert) UpdateDeletionScheduledAt() *TenantUpsert {
+	u.SetExcluded(tenant.FieldDeletionScheduledAt)
+	return u
+}
+
+// ClearDeletionScheduledAt clears the value of the "deletion_scheduled_at" field.
+func (u *TenantUpsert) ClearDeletionScheduledAt() *TenantUpsert {
+	u.SetNull(tenant.FieldDeletionScheduledAt)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -779,6 +815,27 @@ func (u *TenantUpsertOne) SetProvisioningState(v string) *TenantUpsertOne {
 func (u *TenantUpsertOne) UpdateProvisioningState() *TenantUpsertOne {
 	return u.Update(func(s *TenantUpsert) {
 		s.UpdateProvisioningState()
+	})
+}
+
+// SetDeletionScheduledAt sets the "deletion_scheduled_at" field.
+func (u *TenantUpsertOne) SetDeletionScheduledAt(v time.Time) *TenantUpsertOne {
+	return u.Update(func(s *TenantUpsert) {
+		s.SetDeletionScheduledAt(v)
+	})
+}
+
+// UpdateDeletionScheduledAt sets the "deletion_scheduled_at" field to the value that was provided on create.
+func (u *TenantUpsertOne) UpdateDeletionScheduledAt() *TenantUpsertOne {
+	return u.Update(func(s *TenantUpsert) {
+		s.UpdateDeletionScheduledAt()
+	})
+}
+
+// ClearDeletionScheduledAt clears the value of the "deletion_scheduled_at" field.
+func (u *TenantUpsertOne) ClearDeletionScheduledAt() *TenantUpsertOne {
+	return u.Update(func(s *TenantUpsert) {
+		s.ClearDeletionScheduledAt()
 	})
 }
 
@@ -1091,6 +1148,27 @@ func (u *TenantUpsertBulk) SetProvisioningState(v string) *TenantUpsertBulk {
 func (u *TenantUpsertBulk) UpdateProvisioningState() *TenantUpsertBulk {
 	return u.Update(func(s *TenantUpsert) {
 		s.UpdateProvisioningState()
+	})
+}
+
+// SetDeletionScheduledAt sets the "deletion_scheduled_at" field.
+func (u *TenantUpsertBulk) SetDeletionScheduledAt(v time.Time) *TenantUpsertBulk {
+	return u.Update(func(s *TenantUpsert) {
+		s.SetDeletionScheduledAt(v)
+	})
+}
+
+// UpdateDeletionScheduledAt sets the "deletion_scheduled_at" field to the value that was provided on create.
+func (u *TenantUpsertBulk) UpdateDeletionScheduledAt() *TenantUpsertBulk {
+	return u.Update(func(s *TenantUpsert) {
+		s.UpdateDeletionScheduledAt()
+	})
+}
+
+// ClearDeletionScheduledAt clears the value of the "deletion_scheduled_at" field.
+func (u *TenantUpsertBulk) ClearDeletionScheduledAt() *TenantUpsertBulk {
+	return u.Update(func(s *TenantUpsert) {
+		s.ClearDeletionScheduledAt()
 	})
 }
 

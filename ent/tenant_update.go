@@ -118,6 +118,26 @@ func (_u *TenantUpdate) SetNillableProvisioningState(v *string) *TenantUpdate {
 	return _u
 }
 
+// SetDeletionScheduledAt sets the "deletion_scheduled_at" field.
+func (_u *TenantUpdate) SetDeletionScheduledAt(v time.Time) *TenantUpdate {
+	_u.mutation.SetDeletionScheduledAt(v)
+	return _u
+}
+
+// SetNillableDeletionScheduledAt sets the "deletion_scheduled_at" field if the given value is not nil.
+func (_u *TenantUpdate) SetNillableDeletionScheduledAt(v *time.Time) *TenantUpdate {
+	if v != nil {
+		_u.SetDeletionScheduledAt(*v)
+	}
+	return _u
+}
+
+// ClearDeletionScheduledAt clears the value of the "deletion_scheduled_at" field.
+func (_u *TenantUpdate) ClearDeletionScheduledAt() *TenantUpdate {
+	_u.mutation.ClearDeletionScheduledAt()
+	return _u
+}
+
 // AddProjectIDs adds the "projects" edge to the TenantProject entity by IDs.
 func (_u *TenantUpdate) AddProjectIDs(ids ...uuid.UUID) *TenantUpdate {
 	_u.mutation.AddProjectIDs(ids...)
@@ -427,6 +447,12 @@ func (_u *TenantUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.ProvisioningState(); ok {
 		_spec.SetField(tenant.FieldProvisioningState, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.DeletionScheduledAt(); ok {
+		_spec.SetField(tenant.FieldDeletionScheduledAt, field.TypeTime, value)
+	}
+	if _u.mutation.DeletionScheduledAtCleared() {
+		_spec.ClearField(tenant.FieldDeletionScheduledAt, field.TypeTime)
 	}
 	if _u.mutation.ProjectsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -786,6 +812,26 @@ func (_u *TenantUpdateOne) SetNillableProvisioningState(v *string) *TenantUpdate
 	return _u
 }
 
+// SetDeletionScheduledAt sets the "deletion_scheduled_at" field.
+func (_u *TenantUpdateOne) SetDeletionScheduledAt(v time.Time) *TenantUpdateOne {
+	_u.mutation.SetDeletionScheduledAt(v)
+	return _u
+}
+
+// SetNillableDeletionScheduledAt sets the "deletion_scheduled_at" field if the given value is not nil.
+func (_u *TenantUpdateOne) SetNillableDeletionScheduledAt(v *time.Time) *TenantUpdateOne {
+	if v != nil {
+		_u.SetDeletionScheduledAt(*v)
+	}
+	return _u
+}
+
+// ClearDeletionScheduledAt clears the value of the "deletion_scheduled_at" field.
+func (_u *TenantUpdateOne) ClearDeletionScheduledAt() *TenantUpdateOne {
+	_u.mutation.ClearDeletionScheduledAt()
+	return _u
+}
+
 // AddProjectIDs adds the "projects" edge to the TenantProject entity by IDs.
 func (_u *TenantUpdateOne) AddProjectIDs(ids ...uuid.UUID) *TenantUpdateOne {
 	_u.mutation.AddProjectIDs(ids...)
@@ -1125,6 +1171,12 @@ func (_u *TenantUpdateOne) sqlSave(ctx context.Context) (_node *Tenant, err erro
 	}
 	if value, ok := _u.mutation.ProvisioningState(); ok {
 		_spec.SetField(tenant.FieldProvisioningState, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.DeletionScheduledAt(); ok {
+		_spec.SetField(tenant.FieldDeletionScheduledAt, field.TypeTime, value)
+	}
+	if _u.mutation.DeletionScheduledAtCleared() {
+		_spec.ClearField(tenant.FieldDeletionScheduledAt, field.TypeTime)
 	}
 	if _u.mutation.ProjectsCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -25,6 +25,8 @@ type TenantProject struct {
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
 	// TenantID holds the value of the "tenant_id" field.
 	TenantID uuid.UUID `json:"tenant_id,omitempty"`
+	// Slug holds the value of the "slug" field.
+	Slug string `json:"slug,omitempty"`
 	// Name holds the value of the "name" field.
 	Name string `json:"name,omitempty"`
 	// Description holds the value of the "description" field.
@@ -39,9 +41,11 @@ type TenantProject struct {
 type TenantProjectEdges struct {
 	// Tenant holds the value of the tenant edge.
 	Tenant *Tenant `json:"tenant,omitempty"`
+	// APIKeys holds the value of the api_keys edge.
+	APIKeys []*APIKey `json:"api_keys,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [1]bool
+	loadedTypes [2]bool
 }
 
 // TenantOrErr returns the Tenant value or an error if the edge
@@ -55,12 +59,21 @@ func (e TenantProjectEdges) TenantOrErr() (*Tenant, error) {
 	return nil, &NotLoadedError{edge: "tenant"}
 }
 
+// APIKeysOrErr returns the APIKeys value or an error if the edge
+// was not loaded in eager-loading.
+func (e TenantProjectEdges) APIKeysOrErr() ([]*APIKey, error) {
+	if e.loadedTypes[1] {
+		return e.APIKeys, nil
+	}
+	return nil, &NotLoadedError{edge: "api_keys"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*TenantProject) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case tenantproject.FieldName, tenantproject.FieldDescription:
+		case tenantproject.FieldSlug, tenantproject.FieldName, tenantproject.FieldDescription:
 			values[i] = new(sql.NullString)
 		case tenantproject.FieldCreatedAt, tenantproject.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -105,6 +118,12 @@ func (_m *TenantProject) assignValues(columns []string, values []any) error {
 			} else if value != nil {
 				_m.TenantID = *value
 			}
+		case tenantproject.FieldSlug:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field slug", values[i])
+			} else if value.Valid {
+				_m.Slug = value.String
+			}
 		case tenantproject.FieldName:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field name", values[i])
@@ -133,6 +152,11 @@ func (_m *TenantProject) Value(name string) (ent.Value, error) {
 // QueryTenant queries the "tenant" edge of the TenantProject entity.
 func (_m *TenantProject) QueryTenant() *TenantQuery {
 	return NewTenantProjectClient(_m.config).QueryTenant(_m)
+}
+
+// QueryAPIKeys queries the "api_keys" edge of the TenantProject entity.
+func (_m *TenantProject) QueryAPIKeys() *APIKeyQuery {
+	return NewTenantProjectClient(_m.config).QueryAPIKeys(_m)
 }
 
 // Update returns a builder for updating this TenantProject.
@@ -166,6 +190,9 @@ func (_m *TenantProject) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("tenant_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.TenantID))
+	builder.WriteString(", ")
+	builder.WriteString("slug=")
+	builder.WriteString(_m.Slug)
 	builder.WriteString(", ")
 	builder.WriteString("name=")
 	builder.WriteString(_m.Name)

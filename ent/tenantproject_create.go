@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
 	"github.com/google/uuid"
+	"github.com/platform/tenant-registry/ent/apikey"
 	"github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/ent/tenantproject"
 )
@@ -59,6 +60,12 @@ func (_c *TenantProjectCreate) SetTenantID(v uuid.UUID) *TenantProjectCreate {
 	return _c
 }
 
+// SetSlug sets the "slug" field.
+func (_c *TenantProjectCreate) SetSlug(v string) *TenantProjectCreate {
+	_c.mutation.SetSlug(v)
+	return _c
+}
+
 // SetName sets the "name" field.
 func (_c *TenantProjectCreate) SetName(v string) *TenantProjectCreate {
 	_c.mutation.SetName(v)
@@ -96,6 +103,21 @@ func (_c *TenantProjectCreate) SetNillableID(v *uuid.UUID) *TenantProjectCreate 
 // SetTenant sets the "tenant" edge to the Tenant entity.
 func (_c *TenantProjectCreate) SetTenant(v *Tenant) *TenantProjectCreate {
 	return _c.SetTenantID(v.ID)
+}
+
+// AddAPIKeyIDs adds the "api_keys" edge to the APIKey entity by IDs.
+func (_c *TenantProjectCreate) AddAPIKeyIDs(ids ...uuid.UUID) *TenantProjectCreate {
+	_c.mutation.AddAPIKeyIDs(ids...)
+	return _c
+}
+
+// AddAPIKeys adds the "api_keys" edges to the APIKey entity.
+func (_c *TenantProjectCreate) AddAPIKeys(v ...*APIKey) *TenantProjectCreate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddAPIKeyIDs(ids...)
 }
 
 // Mutation returns the TenantProjectMutation object of the builder.
@@ -158,6 +180,14 @@ func (_c *TenantProjectCreate) check() error {
 	if _, ok := _c.mutation.TenantID(); !ok {
 		return &ValidationError{Name: "tenant_id", err: errors.New(`ent: missing required field "TenantProject.tenant_id"`)}
 	}
+	if _, ok := _c.mutation.Slug(); !ok {
+		return &ValidationError{Name: "slug", err: errors.New(`ent: missing required field "TenantProject.slug"`)}
+	}
+	if v, ok := _c.mutation.Slug(); ok {
+		if err := tenantproject.SlugValidator(v); err != nil {
+			return &ValidationError{Name: "slug", err: fmt.Errorf(`ent: validator failed for field "TenantProject.slug": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.Name(); !ok {
 		return &ValidationError{Name: "name", err: errors.New(`ent: missing required field "TenantProject.name"`)}
 	}
@@ -218,6 +248,10 @@ func (_c *TenantProjectCreate) createSpec() (*TenantProject, *sqlgraph.CreateSpe
 		_spec.SetField(tenantproject.FieldUpdatedAt, field.TypeTime, value)
 		_node.UpdatedAt = value
 	}
+	if value, ok := _c.mutation.Slug(); ok {
+		_spec.SetField(tenantproject.FieldSlug, field.TypeString, value)
+		_node.Slug = value
+	}
 	if value, ok := _c.mutation.Name(); ok {
 		_spec.SetField(tenantproject.FieldName, field.TypeString, value)
 		_node.Name = value
@@ -241,6 +275,22 @@ func (_c *TenantProjectCreate) createSpec() (*TenantProject, *sqlgraph.CreateSpe
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		_node.TenantID = nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.APIKeysIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantproject.APIKeysTable,
+			Columns: []string{tenantproject.APIKeysColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(apikey.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
 		_spec.Edges = append(_spec.Edges, edge)
 	}
 	return _node, _spec
@@ -304,6 +354,18 @@ func (u *TenantProjectUpsert) SetUpdatedAt(v time.Time) *TenantProjectUpsert {
 // UpdateUpdatedAt sets the "updated_at" field to the value that was provided on create.
 func (u *TenantProjectUpsert) UpdateUpdatedAt() *TenantProjectUpsert {
 	u.SetExcluded(tenantproject.FieldUpdatedAt)
+	return u
+}
+
+// SetSlug sets the "slug" field.
+func (u *TenantProjectUpsert) SetSlug(v string) *TenantProjectUpsert {
+	u.Set(tenantproject.FieldSlug, v)
+	return u
+}
+
+// UpdateSlug sets the "slug" field to the value that was provided on create.
+func (u *TenantProjectUpsert) UpdateSlug() *TenantProjectUpsert {
+	u.SetExcluded(tenantproject.FieldSlug)
 	return u
 }
 
@@ -402,6 +464,20 @@ func (u *TenantProjectUpsertOne) SetUpdatedAt(v time.Time) *TenantProjectUpsertO
 func (u *TenantProjectUpsertOne) UpdateUpdatedAt() *TenantProjectUpsertOne {
 	return u.Update(func(s *TenantProjectUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetSlug sets the "slug" field.
+func (u *TenantProjectUpsertOne) SetSlug(v string) *TenantProjectUpsertOne {
+	return u.Update(func(s *TenantProjectUpsert) {
+		s.SetSlug(v)
+	})
+}
+
+// UpdateSlug sets the "slug" field to the value that was provided on create.
+func (u *TenantProjectUpsertOne) UpdateSlug() *TenantProjectUpsertOne {
+	return u.Update(func(s *TenantProjectUpsert) {
+		s.UpdateSlug()
 	})
 }
 
@@ -672,6 +748,20 @@ func (u *TenantProjectUpsertBulk) SetUpdatedAt(v time.Time) *TenantProjectUpsert
 func (u *TenantProjectUpsertBulk) UpdateUpdatedAt() *TenantProjectUpsertBulk {
 	return u.Update(func(s *TenantProjectUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetSlug sets the "slug" field.
+func (u *TenantProjectUpsertBulk) SetSlug(v string) *TenantProjectUpsertBulk {
+	return u.Update(func(s *TenantProjectUpsert) {
+		s.SetSlug(v)
+	})
+}
+
+// UpdateSlug sets the "slug" field to the value that was provided on create.
+func (u *TenantProjectUpsertBulk) UpdateSlug() *TenantProjectUpsertBulk {
+	return u.Update(func(s *TenantProjectUpsert) {
+		s.UpdateSlug()
 	})
 }
 

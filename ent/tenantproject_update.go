@@ -11,6 +11,8 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/google/uuid"
+	"github.com/platform/tenant-registry/ent/apikey"
 	"github.com/platform/tenant-registry/ent/predicate"
 	"github.com/platform/tenant-registry/ent/tenantproject"
 )
@@ -32,6 +34,20 @@ func (_u *TenantProjectUpdate) Where(ps ...predicate.TenantProject) *TenantProje
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *TenantProjectUpdate) SetUpdatedAt(v time.Time) *TenantProjectUpdate {
 	_u.mutation.SetUpdatedAt(v)
+	return _u
+}
+
+// SetSlug sets the "slug" field.
+func (_u *TenantProjectUpdate) SetSlug(v string) *TenantProjectUpdate {
+	_u.mutation.SetSlug(v)
+	return _u
+}
+
+// SetNillableSlug sets the "slug" field if the given value is not nil.
+func (_u *TenantProjectUpdate) SetNillableSlug(v *string) *TenantProjectUpdate {
+	if v != nil {
+		_u.SetSlug(*v)
+	}
 	return _u
 }
 
@@ -69,9 +85,45 @@ func (_u *TenantProjectUpdate) ClearDescription() *TenantProjectUpdate {
 	return _u
 }
 
+// AddAPIKeyIDs adds the "api_keys" edge to the APIKey entity by IDs.
+func (_u *TenantProjectUpdate) AddAPIKeyIDs(ids ...uuid.UUID) *TenantProjectUpdate {
+	_u.mutation.AddAPIKeyIDs(ids...)
+	return _u
+}
+
+// AddAPIKeys adds the "api_keys" edges to the APIKey entity.
+func (_u *TenantProjectUpdate) AddAPIKeys(v ...*APIKey) *TenantProjectUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddAPIKeyIDs(ids...)
+}
+
 // Mutation returns the TenantProjectMutation object of the builder.
 func (_u *TenantProjectUpdate) Mutation() *TenantProjectMutation {
 	return _u.mutation
+}
+
+// ClearAPIKeys clears all "api_keys" edges to the APIKey entity.
+func (_u *TenantProjectUpdate) ClearAPIKeys() *TenantProjectUpdate {
+	_u.mutation.ClearAPIKeys()
+	return _u
+}
+
+// RemoveAPIKeyIDs removes the "api_keys" edge to APIKey entities by IDs.
+func (_u *TenantProjectUpdate) RemoveAPIKeyIDs(ids ...uuid.UUID) *TenantProjectUpdate {
+	_u.mutation.RemoveAPIKeyIDs(ids...)
+	return _u
+}
+
+// RemoveAPIKeys removes "api_keys" edges to APIKey entities.
+func (_u *TenantProjectUpdate) RemoveAPIKeys(v ...*APIKey) *TenantProjectUpdate {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveAPIKeyIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -112,6 +164,11 @@ func (_u *TenantProjectUpdate) defaults() {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *TenantProjectUpdate) check() error {
+	if v, ok := _u.mutation.Slug(); ok {
+		if err := tenantproject.SlugValidator(v); err != nil {
+			return &ValidationError{Name: "slug", err: fmt.Errorf(`ent: validator failed for field "TenantProject.slug": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.Name(); ok {
 		if err := tenantproject.NameValidator(v); err != nil {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "TenantProject.name": %w`, err)}
@@ -149,6 +206,9 @@ func (_u *TenantProjectUpdate) sqlSave(ctx context.Context) (_node int, err erro
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(tenantproject.FieldUpdatedAt, field.TypeTime, value)
 	}
+	if value, ok := _u.mutation.Slug(); ok {
+		_spec.SetField(tenantproject.FieldSlug, field.TypeString, value)
+	}
 	if value, ok := _u.mutation.Name(); ok {
 		_spec.SetField(tenantproject.FieldName, field.TypeString, value)
 	}
@@ -157,6 +217,51 @@ func (_u *TenantProjectUpdate) sqlSave(ctx context.Context) (_node int, err erro
 	}
 	if _u.mutation.DescriptionCleared() {
 		_spec.ClearField(tenantproject.FieldDescription, field.TypeString)
+	}
+	if _u.mutation.APIKeysCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantproject.APIKeysTable,
+			Columns: []string{tenantproject.APIKeysColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(apikey.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedAPIKeysIDs(); len(nodes) > 0 && !_u.mutation.APIKeysCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantproject.APIKeysTable,
+			Columns: []string{tenantproject.APIKeysColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(apikey.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.APIKeysIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantproject.APIKeysTable,
+			Columns: []string{tenantproject.APIKeysColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(apikey.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -183,6 +288,20 @@ type TenantProjectUpdateOne struct {
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *TenantProjectUpdateOne) SetUpdatedAt(v time.Time) *TenantProjectUpdateOne {
 	_u.mutation.SetUpdatedAt(v)
+	return _u
+}
+
+// SetSlug sets the "slug" field.
+func (_u *TenantProjectUpdateOne) SetSlug(v string) *TenantProjectUpdateOne {
+	_u.mutation.SetSlug(v)
+	return _u
+}
+
+// SetNillableSlug sets the "slug" field if the given value is not nil.
+func (_u *TenantProjectUpdateOne) SetNillableSlug(v *string) *TenantProjectUpdateOne {
+	if v != nil {
+		_u.SetSlug(*v)
+	}
 	return _u
 }
 
@@ -220,9 +339,45 @@ func (_u *TenantProjectUpdateOne) ClearDescription() *TenantProjectUpdateOne {
 	return _u
 }
 
+// AddAPIKeyIDs adds the "api_keys" edge to the APIKey entity by IDs.
+func (_u *TenantProjectUpdateOne) AddAPIKeyIDs(ids ...uuid.UUID) *TenantProjectUpdateOne {
+	_u.mutation.AddAPIKeyIDs(ids...)
+	return _u
+}
+
+// AddAPIKeys adds the "api_keys" edges to the APIKey entity.
+func (_u *TenantProjectUpdateOne) AddAPIKeys(v ...*APIKey) *TenantProjectUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddAPIKeyIDs(ids...)
+}
+
 // Mutation returns the TenantProjectMutation object of the builder.
 func (_u *TenantProjectUpdateOne) Mutation() *TenantProjectMutation {
 	return _u.mutation
+}
+
+// ClearAPIKeys clears all "api_keys" edges to the APIKey entity.
+func (_u *TenantProjectUpdateOne) ClearAPIKeys() *TenantProjectUpdateOne {
+	_u.mutation.ClearAPIKeys()
+	return _u
+}
+
+// RemoveAPIKeyIDs removes the "api_keys" edge to APIKey entities by IDs.
+func (_u *TenantProjectUpdateOne) RemoveAPIKeyIDs(ids ...uuid.UUID) *TenantProjectUpdateOne {
+	_u.mutation.RemoveAPIKeyIDs(ids...)
+	return _u
+}
+
+// RemoveAPIKeys removes "api_keys" edges to APIKey entities.
+func (_u *TenantProjectUpdateOne) RemoveAPIKeys(v ...*APIKey) *TenantProjectUpdateOne {
+	ids := make([]uuid.UUID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveAPIKeyIDs(ids...)
 }
 
 // Where appends a list predicates to the TenantProjectUpdate builder.
@@ -276,6 +431,11 @@ func (_u *TenantProjectUpdateOne) defaults() {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *TenantProjectUpdateOne) check() error {
+	if v, ok := _u.mutation.Slug(); ok {
+		if err := tenantproject.SlugValidator(v); err != nil {
+			return &ValidationError{Name: "slug", err: fmt.Errorf(`ent: validator failed for field "TenantProject.slug": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.Name(); ok {
 		if err := tenantproject.NameValidator(v); err != nil {
 			return &ValidationError{Name: "name", err: fmt.Errorf(`ent: validator failed for field "TenantProject.name": %w`, err)}
@@ -330,6 +490,9 @@ func (_u *TenantProjectUpdateOne) sqlSave(ctx context.Context) (_node *TenantPro
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(tenantproject.FieldUpdatedAt, field.TypeTime, value)
 	}
+	if value, ok := _u.mutation.Slug(); ok {
+		_spec.SetField(tenantproject.FieldSlug, field.TypeString, value)
+	}
 	if value, ok := _u.mutation.Name(); ok {
 		_spec.SetField(tenantproject.FieldName, field.TypeString, value)
 	}
@@ -338,6 +501,51 @@ func (_u *TenantProjectUpdateOne) sqlSave(ctx context.Context) (_node *TenantPro
 	}
 	if _u.mutation.DescriptionCleared() {
 		_spec.ClearField(tenantproject.FieldDescription, field.TypeString)
+	}
+	if _u.mutation.APIKeysCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantproject.APIKeysTable,
+			Columns: []string{tenantproject.APIKeysColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(apikey.FieldID, field.TypeUUID),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedAPIKeysIDs(); len(nodes) > 0 && !_u.mutation.APIKeysCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantproject.APIKeysTable,
+			Columns: []string{tenantproject.APIKeysColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(apikey.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.APIKeysIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   tenantproject.APIKeysTable,
+			Columns: []string{tenantproject.APIKeysColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(apikey.FieldID, field.TypeUUID),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &TenantProject{config: _u.config}

@@ -32,11 +32,13 @@ const specPath = "../../gen/openapi/openapi.yaml"
 //   - /healthz, /readyz: plain HTTP probes, not RPCs (TestServe covers them);
 //   - /v1/audit/export: ExportEvents is a server stream with no
 //     google.api.http rule; its REST form is a plain NDJSON handler
-//     (routes.go), which an OpenAPI operation cannot usefully describe.
+//     (routes.go), which an OpenAPI operation cannot usefully describe;
+//   - /v1/tenants/{id}/export: ExportTenant, the same way.
 var notInSpec = map[string]bool{
-	"GET /healthz":         true,
-	"GET /readyz":          true,
-	"GET /v1/audit/export": true,
+	"GET /healthz":                true,
+	"GET /readyz":                 true,
+	"GET /v1/audit/export":        true,
+	"GET /v1/tenants/{id}/export": true,
 }
 
 func loadSpec(t *testing.T) (*openapi3.T, routers.Router) {
@@ -339,6 +341,32 @@ func TestContract(t *testing.T) {
 	c.call("POST", "/v1/api-keys/"+unknown+"/rotate", `{}`, missing, false)
 	c.call("DELETE", "/v1/api-keys/"+newKeyID, "", OK, false)
 	c.call("DELETE", "/v1/api-keys/"+unknown, "", missing, false)
+
+	// Changing a tenant; offboarding a frozen one and restoring it.
+	c.call("PATCH", "/v1/tenants/"+id, `{"name":"Contract Company","plan":"professional"}`, OK, false)
+	c.call("PATCH", "/v1/tenants/"+id, `{}`, bad, false)
+	c.call("DELETE", "/v1/tenants/"+id, "", clash, false) // active: not deletable
+	c.call("POST", "/v1/tenants/"+id+"/restore", `{}`, clash, false)
+	c.call("POST", "/v1/tenants/"+id+"/cancel", `{}`, OK, false)
+	if got := c.call("DELETE", "/v1/tenants/"+id, "", OK, false); got["tenant"] == nil {
+		t.Errorf("DELETE /v1/tenants/{id} answers no tenant: %v", got)
+	}
+	c.call("POST", "/v1/tenants/"+id+"/restore", `{}`, OK, false)
+
+	// Projects (acme's).
+	projects := "/v1/tenants/" + acme + "/projects"
+	proj := c.call("POST", projects, `{"slug":"contract","name":"Contract"}`, OK, false)
+	projID := jsonStr(t, proj, "project", "id")
+	c.call("POST", projects, `{"slug":"contract","name":"Again"}`, clash, false)
+	c.call("GET", projects+"?page_size=10", "", OK, false)
+	c.call("GET", "/v1/tenants/"+unknown+"/projects", "", missing, false)
+	c.call("GET", projects+"/"+projID, "", OK, false)
+	c.call("GET", projects+"/"+unknown, "", missing, false)
+	c.call("PATCH", projects+"/"+projID, `{"name":"Contract 2"}`, OK, false)
+	c.call("PATCH", projects+"/"+projID, `{"slug":"Not A Slug"}`, bad, false)
+	c.call("POST", "/v1/api-keys", `{"tenant_id":"`+acme+`","name":"proj","project_id":"`+projID+`"}`, OK, false)
+	c.call("DELETE", projects+"/"+projID, "", OK, false)
+	c.call("DELETE", projects+"/"+projID, "", missing, false)
 
 	// Claims.
 	c.call("POST", "/v1/internal/keycloak/claims", `{"slug":"acme"}`, OK, false)

@@ -23,6 +23,7 @@ var (
 		{Name: "last_used_at", Type: field.TypeTime, Nullable: true},
 		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
 		{Name: "tenant_id", Type: field.TypeUUID},
+		{Name: "project_id", Type: field.TypeUUID, Nullable: true},
 	}
 	// APIKeysTable holds the schema information for the "api_keys" table.
 	APIKeysTable = &schema.Table{
@@ -36,12 +37,23 @@ var (
 				RefColumns: []*schema.Column{TenantsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
+			{
+				Symbol:     "api_keys_tenant_projects_api_keys",
+				Columns:    []*schema.Column{APIKeysColumns[12]},
+				RefColumns: []*schema.Column{TenantProjectsColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
 		},
 		Indexes: []*schema.Index{
 			{
 				Name:    "apikey_tenant_id_created_at_id",
 				Unique:  false,
 				Columns: []*schema.Column{APIKeysColumns[11], APIKeysColumns[1], APIKeysColumns[0]},
+			},
+			{
+				Name:    "apikey_project_id",
+				Unique:  false,
+				Columns: []*schema.Column{APIKeysColumns[12]},
 			},
 		},
 	}
@@ -198,6 +210,7 @@ var (
 		{Name: "plan", Type: field.TypeEnum, Enums: []string{"starter", "professional", "enterprise"}, Default: "starter", SchemaType: map[string]string{"postgres": "tenant_plan"}},
 		{Name: "keycloak_org_id", Type: field.TypeString, Nullable: true},
 		{Name: "provisioning_state", Type: field.TypeString, Size: 16, Default: "pending", SchemaType: map[string]string{"postgres": "varchar(16)"}},
+		{Name: "deletion_scheduled_at", Type: field.TypeTime, Nullable: true},
 	}
 	// TenantsTable holds the schema information for the "tenants" table.
 	TenantsTable = &schema.Table{
@@ -226,6 +239,14 @@ var (
 				Columns: []*schema.Column{TenantsColumns[3]},
 				Annotation: &entsql.IndexAnnotation{
 					OpClass: "varchar_pattern_ops",
+				},
+			},
+			{
+				Name:    "tenant_deletion_scheduled_at",
+				Unique:  false,
+				Columns: []*schema.Column{TenantsColumns[9]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "deletion_scheduled_at IS NOT NULL",
 				},
 			},
 		},
@@ -298,6 +319,7 @@ var (
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "slug", Type: field.TypeString, Size: 63, SchemaType: map[string]string{"postgres": "varchar(63)"}},
 		{Name: "name", Type: field.TypeString, Size: 200, SchemaType: map[string]string{"postgres": "varchar(200)"}},
 		{Name: "description", Type: field.TypeString, Nullable: true, Size: 2000, SchemaType: map[string]string{"postgres": "varchar(2000)"}},
 		{Name: "tenant_id", Type: field.TypeUUID},
@@ -310,16 +332,21 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "tenant_projects_tenants_projects",
-				Columns:    []*schema.Column{TenantProjectsColumns[5]},
+				Columns:    []*schema.Column{TenantProjectsColumns[6]},
 				RefColumns: []*schema.Column{TenantsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 		},
 		Indexes: []*schema.Index{
 			{
-				Name:    "tenantproject_tenant_id_name",
+				Name:    "tenantproject_tenant_id_slug",
 				Unique:  true,
-				Columns: []*schema.Column{TenantProjectsColumns[5], TenantProjectsColumns[3]},
+				Columns: []*schema.Column{TenantProjectsColumns[6], TenantProjectsColumns[3]},
+			},
+			{
+				Name:    "tenantproject_tenant_id_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{TenantProjectsColumns[6], TenantProjectsColumns[1], TenantProjectsColumns[0]},
 			},
 		},
 	}
@@ -424,6 +451,7 @@ var (
 
 func init() {
 	APIKeysTable.ForeignKeys[0].RefTable = TenantsTable
+	APIKeysTable.ForeignKeys[1].RefTable = TenantProjectsTable
 	APIKeysTable.Annotation = &entsql.Annotation{
 		Table: "api_keys",
 	}
@@ -466,6 +494,9 @@ func init() {
 	TenantProjectsTable.ForeignKeys[0].RefTable = TenantsTable
 	TenantProjectsTable.Annotation = &entsql.Annotation{
 		Table: "tenant_projects",
+	}
+	TenantProjectsTable.Annotation.Checks = map[string]string{
+		"tenant_projects_slug_format": "length(slug) BETWEEN 3 AND 63 AND ltrim(slug, 'abcdefghijklmnopqrstuvwxyz0123456789-') = '' AND substr(slug, 1, 1) <> '-' AND substr(slug, length(slug), 1) <> '-'",
 	}
 	WebhookEndpointsTable.Annotation = &entsql.Annotation{
 		Table: "webhook_endpoints",

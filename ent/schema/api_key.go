@@ -18,6 +18,9 @@ func (APIKey) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}} }
 func (APIKey) Fields() []ent.Field {
 	return []ent.Field{
 		field.UUID("tenant_id", uuid.UUID{}).Immutable(),
+		// The tenant's project the key belongs to, if any (NULL once the
+		// project is deleted: its keys are revoked then).
+		field.UUID("project_id", uuid.UUID{}).Optional().Nillable().Immutable(),
 		field.String("name").NotEmpty().MaxRuneLen(200).SchemaType(varchar(200)),
 		// Short non-secret prefix for display.
 		field.String("prefix").NotEmpty().MaxRuneLen(32).SchemaType(varchar(32)).Immutable(),
@@ -34,6 +37,7 @@ func (APIKey) Fields() []ent.Field {
 func (APIKey) Edges() []ent.Edge {
 	return []ent.Edge{
 		edge.From("tenant", Tenant.Type).Ref("api_keys").Field("tenant_id").Unique().Required().Immutable(),
+		edge.From("project", TenantProject.Type).Ref("api_keys").Field("project_id").Unique().Immutable(),
 	}
 }
 
@@ -41,6 +45,8 @@ func (APIKey) Indexes() []ent.Index {
 	return []ent.Index{
 		// ListApiKeys: a tenant's keys newest first, keyset on (created_at, id).
 		index.Fields("tenant_id", "created_at", "id"),
+		// DeleteProject revokes a project's keys.
+		index.Fields("project_id"),
 	}
 }
 

@@ -34,6 +34,10 @@ func (Tenant) Fields() []ent.Field {
 		// Keycloak provisioning: pending (not yet done), provisioned, or
 		// failed (the last attempt failed; the outbox retries it).
 		field.String("provisioning_state").Default("pending").MaxRuneLen(16).SchemaType(varchar(16)),
+		// Offboarding: set by DeleteTenant (a frozen tenant only) to when the
+		// purge may run (now + DELETION_GRACE); cleared by RestoreTenant. The
+		// sweeper purges the tenant once it has passed.
+		field.Time("deletion_scheduled_at").Optional().Nillable(),
 	}
 }
 
@@ -61,6 +65,8 @@ func (Tenant) Indexes() []ent.Index {
 		// is an expression index Ent cannot declare: it is written by hand
 		// in the migration after tenant_list_indexes (tenant_name_prefix).
 		index.Fields("slug").Annotations(entsql.OpClass("varchar_pattern_ops")).StorageKey("tenant_slug_prefix"),
+		// The purge sweeper's scan: tenants scheduled for deletion.
+		index.Fields("deletion_scheduled_at").Annotations(entsql.IndexWhere("deletion_scheduled_at IS NOT NULL")),
 	}
 }
 

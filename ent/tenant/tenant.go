@@ -32,6 +32,8 @@ const (
 	FieldKeycloakOrgID = "keycloak_org_id"
 	// FieldProvisioningState holds the string denoting the provisioning_state field in the database.
 	FieldProvisioningState = "provisioning_state"
+	// FieldDeletionScheduledAt holds the string denoting the deletion_scheduled_at field in the database.
+	FieldDeletionScheduledAt = "deletion_scheduled_at"
 	// EdgeProjects holds the string denoting the projects edge name in mutations.
 	EdgeProjects = "projects"
 	// EdgeProducts holds the string denoting the products edge name in mutations.
@@ -101,6 +103,7 @@ var Columns = []string{
 	FieldPlan,
 	FieldKeycloakOrgID,
 	FieldProvisioningState,
+	FieldDeletionScheduledAt,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -232,6 +235,11 @@ func ByKeycloakOrgID(opts ...sql.OrderTermOption) OrderOption {
 // ByProvisioningState orders the results by the provisioning_state field.
 func ByProvisioningState(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldProvisioningState, opts...).ToFunc()
+}
+
+// ByDeletionScheduledAt orders the results by the deletion_scheduled_at field.
+func ByDeletionScheduledAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDeletionScheduledAt, opts...).ToFunc()
 }
 
 // ByProjectsCount orders the results by projects count.

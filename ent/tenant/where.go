@@ -86,6 +86,11 @@ func ProvisioningState(v string) predicate.Tenant {
 	return predicate.Tenant(sql.FieldEQ(FieldProvisioningState, v))
 }
 
+// DeletionScheduledAt applies equality check predicate on the "deletion_scheduled_at" field. It's identical to DeletionScheduledAtEQ.
+func DeletionScheduledAt(v time.Time) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEQ(FieldDeletionScheduledAt, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Tenant {
 	return predicate.Tenant(sql.FieldEQ(FieldCreatedAt, v))
@@ -474,6 +479,56 @@ func ProvisioningStateEqualFold(v string) predicate.Tenant {
 // ProvisioningStateContainsFold applies the ContainsFold predicate on the "provisioning_state" field.
 func ProvisioningStateContainsFold(v string) predicate.Tenant {
 	return predicate.Tenant(sql.FieldContainsFold(FieldProvisioningState, v))
+}
+
+// DeletionScheduledAtEQ applies the EQ predicate on the "deletion_scheduled_at" field.
+func DeletionScheduledAtEQ(v time.Time) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEQ(FieldDeletionScheduledAt, v))
+}
+
+// DeletionScheduledAtNEQ applies the NEQ predicate on the "deletion_scheduled_at" field.
+func DeletionScheduledAtNEQ(v time.Time) predicate.Tenant {
+	return predicate.Tenant(sql.FieldNEQ(FieldDeletionScheduledAt, v))
+}
+
+// DeletionScheduledAtIn applies the In predicate on the "deletion_scheduled_at" field.
+func DeletionScheduledAtIn(vs ...time.Time) predicate.Tenant {
+	return predicate.Tenant(sql.FieldIn(FieldDeletionScheduledAt, vs...))
+}
+
+// DeletionScheduledAtNotIn applies the NotIn predicate on the "deletion_scheduled_at" field.
+func DeletionScheduledAtNotIn(vs ...time.Time) predicate.Tenant {
+	return predicate.Tenant(sql.FieldNotIn(FieldDeletionScheduledAt, vs...))
+}
+
+// DeletionScheduledAtGT applies the GT predicate on the "deletion_scheduled_at" field.
+func DeletionScheduledAtGT(v time.Time) predicate.Tenant {
+	return predicate.Tenant(sql.FieldGT(FieldDeletionScheduledAt, v))
+}
+
+// DeletionScheduledAtGTE applies the GTE predicate on the "deletion_scheduled_at" field.
+func DeletionScheduledAtGTE(v time.Time) predicate.Tenant {
+	return predicate.Tenant(sql.FieldGTE(FieldDeletionScheduledAt, v))
+}
+
+// DeletionScheduledAtLT applies the LT predicate on the "deletion_scheduled_at" field.
+func DeletionScheduledAtLT(v time.Time) predicate.Tenant {
+	return predicate.Tenant(sql.FieldLT(FieldDeletionScheduledAt, v))
+}
+
+// DeletionScheduledAtLTE applies the LTE predicate on the "deletion_scheduled_at" field.
+func DeletionScheduledAtLTE(v time.Time) predicate.Tenant {
+	return predicate.Tenant(sql.FieldLTE(FieldDeletionScheduledAt, v))
+}
+
+// DeletionScheduledAtIsNil applies the IsNil predicate on the "deletion_scheduled_at" field.
+func DeletionScheduledAtIsNil() predicate.Tenant {
+	return predicate.Tenant(sql.FieldIsNull(FieldDeletionScheduledAt))
+}
+
+// DeletionScheduledAtNotNil applies the NotNil predicate on the "deletion_scheduled_at" field.
+func DeletionScheduledAtNotNil() predicate.Tenant {
+	return predicate.Tenant(sql.FieldNotNull(FieldDeletionScheduledAt))
 }
 
 // HasProjects applies the HasEdge predicate on the "projects" edge.

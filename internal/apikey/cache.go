@@ -63,9 +63,11 @@ type cache struct {
 // entry is a valid verdict, compact: what the key's tenant gives it is
 // shared with the tenant's other keys.
 type entry struct {
-	keyID  uuid.UUID
-	tenant *tenantVerdict
-	scopes []string
+	keyID uuid.UUID
+	// project is the key's project id ("" when none): immutable on the row.
+	project string
+	tenant  *tenantVerdict
+	scopes  []string
 	// until is when the verdict stops being true by itself: the key's
 	// expiry or the end of a trial among its products (0: never); stale is
 	// loadedAt + ttl, the last-resort bound. Both in Unix nanoseconds.
@@ -83,7 +85,7 @@ type tenantVerdict struct {
 func (e *entry) verdict() Verdict {
 	return Verdict{
 		Valid: true, TenantID: e.tenant.idString, Slug: e.tenant.slug, KeyID: e.keyID.String(),
-		Scopes: e.scopes, Products: e.tenant.products,
+		Scopes: e.scopes, Products: e.tenant.products, ProjectID: e.project,
 	}
 }
 

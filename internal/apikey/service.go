@@ -17,6 +17,7 @@ import (
 	"github.com/platform/tenant-registry/ent"
 	entapikey "github.com/platform/tenant-registry/ent/apikey"
 	enttenant "github.com/platform/tenant-registry/ent/tenant"
+	"github.com/platform/tenant-registry/ent/tenantproject"
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/cursor"
@@ -138,6 +139,8 @@ type Key struct {
 	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
+	// ProjectID is the tenant's project the key belongs to (nil: none).
+	ProjectID *uuid.UUID
 }
 
 func view(k *ent.APIKey) *Key {
@@ -148,9 +151,13 @@ func view(k *ent.APIKey) *Key {
 	return &Key{
 		ID: k.ID, TenantID: k.TenantID, Name: k.Name, Prefix: k.Prefix, Scopes: scopes,
 		CreatedBy: k.CreatedBy, CreatedAt: k.CreatedAt,
-		ExpiresAt: k.ExpiresAt, LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt,
+		ExpiresAt: k.ExpiresAt, LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt, ProjectID: k.ProjectID,
 	}
 }
+
+// View is the answer form of a key row (never its hash), for readers
+// outside this package such as the tenant export.
+func View(k *ent.APIKey) *Key { return view(k) }
 
 // CreateInput is what Create takes.
 type CreateInput struct {
@@ -158,6 +165,8 @@ type CreateInput struct {
 	Name      string
 	Scopes    []string
 	ExpiresAt *time.Time // optional
+	// ProjectID, optional: one of the tenant's projects (else not found).
+	ProjectID string
 }
 
 // Created is a new key and its plaintext, shown once.
@@ -184,6 +193,14 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
 		return nil, errs.Errorf(errs.Invalid, "expires_at: must be in the future")
 	}
+	var project *uuid.UUID
+	if in.ProjectID != "" {
+		pid, err := ids.Parse("project_id", "a project id", in.ProjectID)
+		if err != nil {
+			return nil, err
+		}
+		project = &pid
+	}
 	if err := principal.CheckTenant(ctx, tid.String()); err != nil {
 		return nil, err
 	}
@@ -199,11 +216,24 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 		if t.Status == enttenant.StatusFrozen {
 			return errs.Errorf(errs.Precondition, "cannot create an API key for a tenant whose status is frozen")
 		}
-		k, plain, err := s.insert(ctx, tx, tid, name, scopes, in.ExpiresAt, now)
+		if project != nil {
+			// Another tenant's project is as unknown as none.
+			ok, err := tx.TenantProject.Query().Where(tenantproject.ID(*project), tenantproject.TenantID(tid)).Exist(ctx)
+			if err != nil {
+				return fmt.Errorf("read project: %w", err)
+			}
+			if !ok {
+				return errs.Errorf(errs.NotFound, "project_id: project not found")
+			}
+		}
+		k, plain, err := s.insert(ctx, tx, tid, project, name, scopes, in.ExpiresAt, now)
 		if err != nil {
 			return err
 		}
 		fields := map[string]string{"prefix": k.Prefix, "scopes": strings.Join(scopes, " ")}
+		if project != nil {
+			fields["project_id"] = project.String()
+		}
 		if k.ExpiresAt != nil {
 			fields["expires_at"] = k.ExpiresAt.UTC().Format(time.RFC3339)
 		}
@@ -227,7 +257,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Created, error) 
 }
 
 // insert writes a new key row and returns it with its plaintext.
-func (s *Service) insert(ctx context.Context, tx *ent.Tx, tid uuid.UUID, name string, scopes []string, expiresAt *time.Time, now time.Time) (*ent.APIKey, string, error) {
+func (s *Service) insert(ctx context.Context, tx *ent.Tx, tid uuid.UUID, project *uuid.UUID, name string, scopes []string, expiresAt *time.Time, now time.Time) (*ent.APIKey, string, error) {
 	caller, err := principal.Require(ctx)
 	if err != nil {
 		return nil, "", err
@@ -247,6 +277,7 @@ func (s *Service) insert(ctx context.Context, tx *ent.Tx, tid uuid.UUID, name st
 			SetScopes(scopes).
 			SetCreatedBy(caller.Subject).
 			SetNillableExpiresAt(expiresAt).
+			SetNillableProjectID(project).
 			SetCreatedAt(now).
 			SetUpdatedAt(now).
 			Save(ctx)
@@ -398,7 +429,7 @@ func (s *Service) Rotate(ctx context.Context, id string, overlap time.Duration) 
 			e := now.Add(old.ExpiresAt.Sub(old.CreatedAt))
 			newExpiry = &e
 		}
-		nk, plain, err := s.insert(ctx, tx, t.ID, old.Name, old.Scopes, newExpiry, now)
+		nk, plain, err := s.insert(ctx, tx, t.ID, old.ProjectID, old.Name, old.Scopes, newExpiry, now)
 		if err != nil {
 			return err
 		}

@@ -39,6 +39,8 @@ type Verdict struct {
 	KeyID    string
 	Scopes   []string
 	Products []string
+	// ProjectID is the key's project ("" when it belongs to none).
+	ProjectID string
 }
 
 // Verify answers whether key is good. It returns an error only when the
@@ -133,9 +135,10 @@ func (s *Service) lookup(ctx context.Context, h [sha256.Size]byte, now time.Time
 		}
 	}
 	e := &entry{
-		keyID:  k.ID,
-		tenant: &tenantVerdict{id: k.TenantID, idString: k.TenantID.String(), slug: k.Slug, products: products},
-		scopes: scopes, stale: now.Add(s.cache.ttl).UnixNano(),
+		keyID:   k.ID,
+		project: projectString(k.ProjectID),
+		tenant:  &tenantVerdict{id: k.TenantID, idString: k.TenantID.String(), slug: k.Slug, products: products},
+		scopes:  scopes, stale: now.Add(s.cache.ttl).UnixNano(),
 	}
 	if !until.IsZero() {
 		e.until = until.UnixNano()
@@ -180,6 +183,14 @@ type verdictRow struct {
 	Product     sql.NullString `json:"product"`
 	PStatus     sql.NullString `json:"product_status"`
 	TrialEndsAt sql.NullTime   `json:"trial_ends_at"`
+	ProjectID   uuid.NullUUID  `json:"project_id"`
+}
+
+func projectString(id uuid.NullUUID) string {
+	if !id.Valid {
+		return ""
+	}
+	return id.UUID.String()
 }
 
 // readVerdictRows runs the verify lookup: on PostgreSQL the api_key_verdict
@@ -189,7 +200,7 @@ func (s *Service) readVerdictRows(ctx context.Context, h [sha256.Size]byte, now 
 	var rows []verdictRow
 	if s.postgres {
 		res, err := s.client.QueryContext(ctx, `SELECT id, tenant_id, hash, scopes, expires_at, revoked_at, slug, tenant_status,
-  product, product_status, trial_ends_at FROM api_key_verdict($1, $2)`, h[:], now)
+  product, product_status, trial_ends_at, project_id FROM api_key_verdict($1, $2)`, h[:], now)
 		if err != nil {
 			return nil, err
 		}
@@ -197,7 +208,7 @@ func (s *Service) readVerdictRows(ctx context.Context, h [sha256.Size]byte, now 
 		for res.Next() {
 			var r verdictRow
 			if err := res.Scan(&r.ID, &r.TenantID, &r.Hash, &r.Scopes, &r.ExpiresAt, &r.RevokedAt, &r.Slug, &r.Status,
-				&r.Product, &r.PStatus, &r.TrialEndsAt); err != nil {
+				&r.Product, &r.PStatus, &r.TrialEndsAt, &r.ProjectID); err != nil {
 				return nil, err
 			}
 			rows = append(rows, r)
@@ -220,7 +231,7 @@ func (s *Service) readVerdictRows(ctx context.Context, h [sha256.Size]byte, now 
 			sel.C(entapikey.FieldExpiresAt), sel.C(entapikey.FieldRevokedAt),
 			t.C(enttenant.FieldSlug), entsql.As(t.C(enttenant.FieldStatus), "tenant_status"),
 			entsql.As(p.C(tenantproduct.FieldProduct), "product"), entsql.As(p.C(tenantproduct.FieldStatus), "product_status"),
-			p.C(tenantproduct.FieldTrialEndsAt),
+			p.C(tenantproduct.FieldTrialEndsAt), sel.C(entapikey.FieldProjectID),
 		)
 	}).Scan(ctx, &rows)
 	return rows, err

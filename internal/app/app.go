@@ -25,6 +25,7 @@ import (
 	"github.com/platform/tenant-registry/internal/cursor"
 	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/keycloak"
+	"github.com/platform/tenant-registry/internal/project"
 	"github.com/platform/tenant-registry/internal/secret"
 	"github.com/platform/tenant-registry/internal/server"
 	"github.com/platform/tenant-registry/internal/store"
@@ -62,6 +63,7 @@ type App struct {
 	Audit        *audit.Service
 	APIKeys      *apikey.Service
 	Catalog      *catalog.Catalog
+	Projects     *project.Service
 	Webhooks     *webhook.Service
 
 	cfg   config.Config
@@ -99,6 +101,17 @@ func New(ctx context.Context, o Deps) (*App, error) {
 		if provisioner, err = newProvisioner(cfg, log); err != nil {
 			return nil, err
 		}
+	}
+	// The organisation rename and delete go to the same Keycloak; a
+	// replacement Provisioner that does neither (a test's) gets the one
+	// Config names.
+	organizations, ok := provisioner.(keycloak.Organizations)
+	if !ok {
+		p, err := newProvisioner(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		organizations, _ = p.(keycloak.Organizations)
 	}
 	pager, err := cursor.NewPager([]byte(cfg.APIKeySecret))
 	if err != nil {
@@ -142,6 +155,7 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	if a.Tenants, err = tenant.NewService(tenant.Deps{
 		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, Provisioner: provisioner,
 		HideInviteURLs: cfg.Env == config.Prod, Logger: log, CacheFresh: tenantCacheFresh,
+		Organizations: organizations, DeletionGrace: cfg.DeletionGrace,
 	}); err != nil {
 		return nil, err
 	}
@@ -149,6 +163,9 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	if a.Entitlements, err = entitlement.NewService(entitlement.Deps{
 		Client: st.Client, Recorder: recorder, Catalog: products, Clock: clock, Logger: log,
 	}); err != nil {
+		return nil, err
+	}
+	if a.Projects, err = project.NewService(project.Deps{Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager}); err != nil {
 		return nil, err
 	}
 	if a.Audit, err = audit.NewService(audit.Deps{
@@ -179,7 +196,7 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	}
 	a.Handler, err = server.NewServer(server.Deps{
 		Logger: log, Store: st, Tenants: a.Tenants, Entitlements: a.Entitlements, Catalog: products,
-		Audit: a.Audit, APIKeys: a.APIKeys, Webhooks: a.Webhooks,
+		Audit: a.Audit, APIKeys: a.APIKeys, Projects: a.Projects, Webhooks: a.Webhooks,
 		Auth:               newAuthenticator(cfg, clock, log),
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		TracerProvider:     o.TracerProvider, MeterProvider: o.MeterProvider, RPCTimeout: cfg.RPCTimeout,
@@ -191,7 +208,8 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	return a, nil
 }
 
-// Run runs the background jobs — Keycloak provisioning, webhook delivery, the trial sweeper,
+// Run runs the background jobs — Keycloak provisioning (and organisation
+// renames), webhook delivery, the trial sweeper, the purge of tenants whose deletion is due,
 // the verify cache's listener and the last_used_at flusher, and audit
 // retention when RETENTION_DAYS is set — until ctx is done, and returns once
 // they all stopped. A provisioning job in Keycloak when ctx ends is
@@ -213,6 +231,11 @@ func (a *App) Run(ctx context.Context) {
 			return err
 		}},
 		{Name: "trial expiry sweep", Every: a.cfg.SweepInterval, Run: a.Entitlements.ExpireTrials},
+		// Tenants whose deletion is due: one replica purges each (a lease).
+		{Name: "tenant purge sweep", Every: a.cfg.SweepInterval, Run: func(ctx context.Context) error {
+			_, err := a.Tenants.PurgeDue(ctx)
+			return err
+		}},
 		// Until it delivers, every verify reads the database.
 		{Name: "api key cache listener", Run: func(ctx context.Context) error { return a.APIKeys.Listen(ctx, listenURL) }},
 		{Name: "api key last_used_at flush", Every: a.APIKeys.UsageFlushEvery(),

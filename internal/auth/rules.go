@@ -45,6 +45,16 @@ var Rules = map[string]Rule{
 	c.TenantServiceActivateTenantProcedure:    {AdminOnly, ""},
 	c.TenantServiceCancelTenantProcedure:      {AdminOnly, ""},
 	c.TenantServiceRetryProvisioningProcedure: {AdminOnly, ""},
+	c.TenantServiceUpdateTenantProcedure:      {AdminOnly, ""},
+	c.TenantServiceDeleteTenantProcedure:      {AdminOnly, ""},
+	c.TenantServiceRestoreTenantProcedure:     {AdminOnly, ""},
+	c.TenantServiceExportTenantProcedure:      {TenantAdmin, "id"},
+	// Projects.
+	c.ProjectServiceCreateProjectProcedure: {TenantAdmin, "tenant_id"},
+	c.ProjectServiceListProjectsProcedure:  {TenantUser | TenantAdmin, "tenant_id"},
+	c.ProjectServiceGetProjectProcedure:    {TenantUser | TenantAdmin, "tenant_id"},
+	c.ProjectServiceUpdateProjectProcedure: {TenantAdmin, "tenant_id"},
+	c.ProjectServiceDeleteProjectProcedure: {TenantAdmin, "tenant_id"},
 	// Entitlements and the catalog.
 	c.EntitlementServiceListEntitlementsProcedure:  {TenantUser | TenantAdmin, "tenant_id"},
 	c.EntitlementServiceGrantEntitlementProcedure:  {AdminOnly, ""},

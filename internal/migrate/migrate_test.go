@@ -213,14 +213,14 @@ func TestDeleteTenantCascades(t *testing.T) {
 	for _, q := range []string{
 		`INSERT INTO tenants (id, slug, name, status, plan, created_at, updated_at)
 		 VALUES ('` + tenant + `', 'acme', 'Acme', 'active', 'professional', now(), now())`,
-		`INSERT INTO tenant_projects (id, tenant_id, name, created_at, updated_at)
-		 VALUES (gen_random_uuid(), '` + tenant + `', 'default', now(), now())`,
+		`INSERT INTO tenant_projects (id, tenant_id, slug, name, created_at, updated_at)
+		 VALUES ('00000000-0000-0000-0000-0000000000aa', '` + tenant + `', 'default', 'Default', now(), now())`,
 		`INSERT INTO tenant_products (id, tenant_id, product, status, created_at, updated_at)
 		 VALUES (gen_random_uuid(), '` + tenant + `', 'certifai', 'active', now(), now())`,
 		`INSERT INTO tenant_idp_config (id, tenant_id, protocol, issuer_url, created_at, updated_at)
 		 VALUES (gen_random_uuid(), '` + tenant + `', 'oidc', 'https://idp.example', now(), now())`,
-		`INSERT INTO api_keys (id, tenant_id, name, prefix, hash, scopes, created_at, updated_at)
-		 VALUES (gen_random_uuid(), '` + tenant + `', 'ci', 'tr_abc', '\x01', '["read"]', now(), now())`,
+		`INSERT INTO api_keys (id, tenant_id, project_id, name, prefix, hash, scopes, created_at, updated_at)
+		 VALUES (gen_random_uuid(), '` + tenant + `', '00000000-0000-0000-0000-0000000000aa', 'ci', 'tr_abc', '\x01', '["read"]', now(), now())`,
 		`INSERT INTO audit_log (id, tenant_id, group_id, action, crud, actor_id, actor_type, created_at, chain_seq, prev_hash, hash)
 		 VALUES (gen_random_uuid(), '` + tenant + `', '` + tenant + `', 'tenant.created', 'c', 'admin', 'user', now(), 1, '', repeat('a', 64))`,
 	} {

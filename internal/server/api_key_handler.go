@@ -24,7 +24,7 @@ var _ tenantregistryv1connect.ApiKeyServiceHandler = (*apiKeyHandler)(nil)
 
 func (h *apiKeyHandler) CreateApiKey(ctx context.Context, req *connect.Request[v1.CreateApiKeyRequest]) (*connect.Response[v1.CreateApiKeyResponse], error) {
 	m := req.Msg
-	in := apikey.CreateInput{TenantID: m.TenantId, Name: m.Name, Scopes: m.Scopes}
+	in := apikey.CreateInput{TenantID: m.TenantId, Name: m.Name, Scopes: m.Scopes, ProjectID: m.ProjectId}
 	if m.ExpiresAt != nil {
 		if err := m.ExpiresAt.CheckValid(); err != nil {
 			return nil, errs.Errorf(errs.Invalid, "expires_at: not a valid timestamp")
@@ -94,6 +94,9 @@ func apiKeyPB(k *apikey.Key) *v1.ApiKey {
 	}
 	if k.RevokedAt != nil {
 		out.RevokedAt = timestamppb.New(*k.RevokedAt)
+	}
+	if k.ProjectID != nil {
+		out.ProjectId = k.ProjectID.String()
 	}
 	return out
 }

@@ -106,10 +106,10 @@ func TestAuditAppenderOverHTTP(t *testing.T) {
 	}
 	for _, id := range []string{s.globexID, upper} {
 		if code := s.rpc(t, "platform_admin", c.AuditServiceVerifyAuditChainProcedure, `{"tenant_id":"`+id+`"}`, &verify); code != http.StatusOK ||
-			!verify.OK || verify.EventsChecked != "4" || verify.Empty {
-			// tenant.created, keycloak.provisioned, api_key.created (the
-			// stack's setup) and ours.
-			t.Errorf("verify %s: %d %+v, want ok with 4 events", id, code, verify)
+			!verify.OK || verify.EventsChecked != "5" || verify.Empty {
+			// tenant.created, keycloak.provisioned, api_key.created,
+			// project.created (the stack's setup) and ours.
+			t.Errorf("verify %s: %d %+v, want ok with 5 events", id, code, verify)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
 	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/principal"
+	"github.com/platform/tenant-registry/internal/project"
 	"github.com/platform/tenant-registry/internal/storetest"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
@@ -31,6 +32,8 @@ type authStack struct {
 	issuer            *oidctest.Issuer
 	globexID, globex  string // id and slug
 	acmeKey, globeKey string // API key ids
+	acmeProject       string // project ids
+	globexProject     string
 }
 
 func newAuthStack(t *testing.T) *authStack {
@@ -57,8 +60,17 @@ func newAuthStack(t *testing.T) *authStack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	acmeProject, err := s.projects.Create(ctx, project.CreateInput{TenantID: acmeID, Slug: "web", Name: "Web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	globexProject, err := s.projects.Create(ctx, project.CreateInput{TenantID: globex.ID.String(), Slug: "web", Name: "Web"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &authStack{srv: s.srv, issuer: is, globexID: globex.ID.String(), globex: "globex",
-		acmeKey: acmeKey.Key.ID.String(), globeKey: globexKey.Key.ID.String()}
+		acmeKey: acmeKey.Key.ID.String(), globeKey: globexKey.Key.ID.String(),
+		acmeProject: acmeProject.ID.String(), globexProject: globexProject.ID.String()}
 }
 
 // The callers of the "who" column of the README's API table.
@@ -92,6 +104,15 @@ var allowed = map[string][]string{
 	c.TenantServiceActivateTenantProcedure:         adminsOnly,
 	c.TenantServiceCancelTenantProcedure:           adminsOnly,
 	c.TenantServiceRetryProvisioningProcedure:      adminsOnly,
+	c.TenantServiceUpdateTenantProcedure:           adminsOnly,
+	c.TenantServiceDeleteTenantProcedure:           adminsOnly,
+	c.TenantServiceRestoreTenantProcedure:          adminsOnly,
+	c.TenantServiceExportTenantProcedure:           tenantAdmins,
+	c.ProjectServiceCreateProjectProcedure:         tenantAdmins,
+	c.ProjectServiceListProjectsProcedure:          tenantUsers,
+	c.ProjectServiceGetProjectProcedure:            tenantUsers,
+	c.ProjectServiceUpdateProjectProcedure:         tenantAdmins,
+	c.ProjectServiceDeleteProjectProcedure:         tenantAdmins,
 	c.EntitlementServiceListEntitlementsProcedure:  tenantUsers,
 	c.EntitlementServiceGrantEntitlementProcedure:  adminsOnly,
 	c.EntitlementServiceRevokeEntitlementProcedure: adminsOnly,
@@ -161,7 +182,7 @@ func TestEveryRoleEveryRPC(t *testing.T) {
 	for who := range callers {
 		tok := s.token(who)
 		for proc := range allowed {
-			if proc == c.AuditServiceExportEventsProcedure {
+			if proc == c.AuditServiceExportEventsProcedure || proc == c.TenantServiceExportTenantProcedure {
 				continue // server-streaming: below
 			}
 			want := mayCall(who, proc)
@@ -187,6 +208,20 @@ func TestEveryRoleEveryRPC(t *testing.T) {
 		want := mayCall(who, c.AuditServiceExportEventsProcedure)
 		if got := connect.CodeOf(err) == connect.CodePermissionDenied; got == want {
 			t.Errorf("%s calling ExportEvents: %v, want allowed %v", who, err, want)
+		}
+		// ExportTenant likewise.
+		tclient := c.NewTenantServiceClient(s.srv.Client(), s.srv.URL)
+		treq := connect.NewRequest(&v1.ExportTenantRequest{Id: acmeID})
+		treq.Header().Set("Authorization", "Bearer "+tok)
+		tstream, err := tclient.ExportTenant(storetest.SystemContext(), treq)
+		if err == nil {
+			for tstream.Receive() {
+			}
+			err = tstream.Err()
+		}
+		want = mayCall(who, c.TenantServiceExportTenantProcedure)
+		if got := connect.CodeOf(err) == connect.CodePermissionDenied; got == want {
+			t.Errorf("%s calling ExportTenant: %v, want allowed %v", who, err, want)
 		}
 	}
 }
@@ -264,6 +299,16 @@ func testTenantIsolation(t *testing.T, s *authStack, tok string) {
 		{c.AuditServiceVerifyAuditChainProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
 		{c.AuditServiceAppendEventProcedure, `{"tenant_id":"` + acmeID + `","action":"doc.viewed","crud":"r","actor":{"id":"u"}}`,
 			`{"tenant_id":"` + s.globexID + `","action":"doc.viewed","crud":"r","actor":{"id":"u"}}`},
+		// Projects: another tenant's, named by its tenant or through one's own.
+		{c.ProjectServiceListProjectsProcedure, `{"tenant_id":"` + acmeID + `"}`, `{"tenant_id":"` + s.globexID + `"}`},
+		{c.ProjectServiceGetProjectProcedure, `{"tenant_id":"` + acmeID + `","id":"` + s.acmeProject + `"}`, `{"tenant_id":"` + s.globexID + `","id":"` + s.globexProject + `"}`},
+		{c.ProjectServiceGetProjectProcedure, `{"tenant_id":"` + acmeID + `","id":"` + s.acmeProject + `"}`, `{"tenant_id":"` + acmeID + `","id":"` + s.globexProject + `"}`},
+		{c.ProjectServiceUpdateProjectProcedure, `{"tenant_id":"` + acmeID + `","id":"` + s.acmeProject + `","name":"Mine"}`, `{"tenant_id":"` + s.globexID + `","id":"` + s.globexProject + `","name":"Mine"}`},
+		{c.ProjectServiceUpdateProjectProcedure, `{"tenant_id":"` + acmeID + `","id":"` + s.acmeProject + `","name":"Mine"}`, `{"tenant_id":"` + acmeID + `","id":"` + s.globexProject + `","name":"Mine"}`},
+		{c.ProjectServiceCreateProjectProcedure, `{"tenant_id":"` + acmeID + `","slug":"api","name":"API"}`, `{"tenant_id":"` + s.globexID + `","slug":"api","name":"API"}`},
+		{c.ApiKeyServiceCreateApiKeyProcedure, `{"tenant_id":"` + acmeID + `","name":"p","project_id":"` + s.acmeProject + `"}`, `{"tenant_id":"` + acmeID + `","name":"p","project_id":"` + s.globexProject + `"}`},
+		// Last: deleting acme's project for real.
+		{c.ProjectServiceDeleteProjectProcedure, `{"tenant_id":"` + acmeID + `","id":"` + s.acmeProject + `"}`, `{"tenant_id":"` + acmeID + `","id":"` + s.globexProject + `"}`},
 	}
 	for _, tc := range cases {
 		if status, code := s.post(t, tok, tc.proc, tc.foreign); status != http.StatusNotFound || code != "not_found" {
@@ -310,12 +355,17 @@ func testTenantIsolation(t *testing.T, s *authStack, tok string) {
 			t.Errorf("ExportEvents of acme streamed no events")
 		}
 	}
-	// …and so is its NDJSON form.
+	// …and so is its NDJSON form, and the tenant export's.
 	for _, tc := range []struct {
-		tenant string
-		want   int
-	}{{s.globexID, http.StatusNotFound}, {acmeID, http.StatusOK}} {
-		req, _ := http.NewRequest("GET", s.srv.URL+"/v1/audit/export?tenant_id="+tc.tenant, nil)
+		path string
+		want int
+	}{
+		{"/v1/audit/export?tenant_id=" + s.globexID, http.StatusNotFound}, {"/v1/audit/export?tenant_id=" + acmeID, http.StatusOK},
+		{"/v1/tenants/" + s.globexID + "/export", http.StatusNotFound}, {"/v1/tenants/" + acmeID + "/export", http.StatusOK},
+		// A query parameter cannot redirect the export to another tenant.
+		{"/v1/tenants/" + s.globexID + "/export?id=" + acmeID, http.StatusNotFound},
+	} {
+		req, _ := http.NewRequest("GET", s.srv.URL+tc.path, nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		res, err := s.srv.Client().Do(req)
 		if err != nil {
@@ -323,7 +373,39 @@ func testTenantIsolation(t *testing.T, s *authStack, tok string) {
 		}
 		res.Body.Close()
 		if res.StatusCode != tc.want {
-			t.Errorf("export of %s: %d, want %d", tc.tenant, res.StatusCode, tc.want)
+			t.Errorf("GET %s: %d, want %d", tc.path, res.StatusCode, tc.want)
+		}
+	}
+	tclient := c.NewTenantServiceClient(s.srv.Client(), s.srv.URL)
+	for _, tc := range []struct {
+		tenant string
+		want   connect.Code
+	}{{s.globexID, connect.CodeNotFound}, {acmeID, 0}} {
+		req := connect.NewRequest(&v1.ExportTenantRequest{Id: tc.tenant})
+		req.Header().Set("Authorization", "Bearer "+tok)
+		stream, err := tclient.ExportTenant(storetest.SystemContext(), req)
+		n := 0
+		if err == nil {
+			for stream.Receive() {
+				n++
+			}
+			err = stream.Err()
+		}
+		if got := connect.CodeOf(err); err != nil && got != tc.want || err == nil && tc.want != 0 {
+			t.Errorf("ExportTenant of %s: %v, want code %v", tc.tenant, err, tc.want)
+		}
+		if tc.want == 0 && n == 0 {
+			t.Errorf("ExportTenant of acme streamed nothing")
+		}
+	}
+	// The platform-admin-only lifecycle RPCs answer every IT_ADMIN alike
+	// (their own tenant too): permission_denied, which tells nothing about
+	// another tenant's ids.
+	for _, proc := range []string{c.TenantServiceUpdateTenantProcedure, c.TenantServiceDeleteTenantProcedure, c.TenantServiceRestoreTenantProcedure} {
+		for _, id := range []string{acmeID, s.globexID} {
+			if status, code := s.post(t, tok, proc, `{"id":"`+id+`"}`); status != http.StatusForbidden || code != "permission_denied" {
+				t.Errorf("%s of %s: %d %q, want 403 permission_denied", proc, id, status, code)
+			}
 		}
 	}
 }

@@ -80,11 +80,17 @@ type restRoute struct {
 }
 
 // plainRoutes are the paths of the plain HTTP handlers (routes.go), which
-// take GET (and so HEAD) only.
+// take GET (and so HEAD) only; a "{name}" segment stands for any one.
 func plainRoutes(paths ...string) []restRoute {
 	out := make([]restRoute, len(paths))
 	for i, p := range paths {
-		out[i] = restRoute{method: http.MethodGet, segments: strings.Split(strings.Trim(p, "/"), "/"), plain: true}
+		segments := strings.Split(strings.Trim(p, "/"), "/")
+		for j, seg := range segments {
+			if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+				segments[j] = ""
+			}
+		}
+		out[i] = restRoute{method: http.MethodGet, segments: segments, plain: true}
 	}
 	return out
 }

@@ -32,7 +32,7 @@ func errorCode(t *testing.T, body string) string {
 // the same snake_case JSON, all scalars shown, on Connect and REST.
 func TestJSONContentTypeSpellings(t *testing.T) {
 	srv := newStack(t, storetest.SQLite(t)).srv
-	const want = `{"valid":false,"reason":"unknown","tenant_id":"","slug":"","key_id":"","scopes":[],"products":[]}`
+	const want = `{"valid":false,"reason":"unknown","tenant_id":"","slug":"","key_id":"","scopes":[],"products":[],"project_id":""}`
 	spellings := []string{
 		"application/json",
 		"application/json; charset=utf-8",

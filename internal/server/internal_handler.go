@@ -46,12 +46,13 @@ func (h *internalHandler) VerifyApiKey(ctx context.Context, req *connect.Request
 		return nil, err
 	}
 	return connect.NewResponse(&v1.VerifyApiKeyResponse{
-		Valid:    v.Valid,
-		Reason:   v.Reason,
-		TenantId: v.TenantID,
-		Slug:     v.Slug,
-		KeyId:    v.KeyID,
-		Scopes:   v.Scopes,
-		Products: v.Products,
+		Valid:     v.Valid,
+		Reason:    v.Reason,
+		TenantId:  v.TenantID,
+		Slug:      v.Slug,
+		KeyId:     v.KeyID,
+		Scopes:    v.Scopes,
+		Products:  v.Products,
+		ProjectId: v.ProjectID,
 	}), nil
 }

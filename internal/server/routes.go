@@ -15,6 +15,7 @@ import (
 //
 //	GET  /healthz, /readyz                         plain HTTP probes (/readyz: 503 while draining)
 //	GET  /v1/audit/export                          plain HTTP: ExportEvents as NDJSON
+//	GET  /v1/tenants/{id}/export                   plain HTTP: ExportTenant as NDJSON
 //	/tenantregistry.v1.<Service>/<Method>          Connect (proto and JSON), gRPC, gRPC-Web
 //	/grpc.health.v1.Health/Check, List (Watch)     gRPC health: the database's ping and the drain, as /readyz
 //	/grpc.reflection.v1(alpha).ServerReflection/…  gRPC reflection
@@ -29,8 +30,10 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 	mux.Handle("GET /v1/audit/export", streamDeadlines(streamIdleTimeout, admitHTTP(d.Auth, d.Logger,
 		tenantregistryv1connect.AuditServiceExportEventsProcedure, auditH.exportNDJSON)))
 
+	exporter := &tenantExporter{tenants: d.Tenants, entitlements: d.Entitlements, projects: d.Projects, keys: d.APIKeys, audit: d.Audit}
 	services := []service{
-		rpcService(tenantregistryv1connect.NewTenantServiceHandler(&tenantHandler{tenants: d.Tenants}, opts...)),
+		rpcService(tenantregistryv1connect.NewTenantServiceHandler(&tenantHandler{tenants: d.Tenants, export: exporter}, opts...)),
+		rpcService(tenantregistryv1connect.NewProjectServiceHandler(&projectHandler{projects: d.Projects}, opts...)),
 		rpcService(tenantregistryv1connect.NewEntitlementServiceHandler(&entitlementHandler{entitlements: d.Entitlements}, opts...)),
 		rpcService(tenantregistryv1connect.NewCatalogServiceHandler(&catalogHandler{catalog: d.Catalog, entitlements: d.Entitlements}, opts...)),
 		rpcService(tenantregistryv1connect.NewApiKeyServiceHandler(&apiKeyHandler{keys: d.APIKeys}, opts...)),
@@ -47,6 +50,9 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 		if s.name == tenantregistryv1connect.AuditServiceName {
 			// The streaming RPC outlives the server's timeouts too.
 			mux.Handle(tenantregistryv1connect.AuditServiceExportEventsProcedure, streamDeadlines(streamIdleTimeout, s.handler))
+		}
+		if s.name == tenantregistryv1connect.TenantServiceName {
+			mux.Handle(tenantregistryv1connect.TenantServiceExportTenantProcedure, streamDeadlines(streamIdleTimeout, s.handler))
 		}
 		names = append(names, s.name)
 		rest = append(rest, vanguard.NewService(s.path, s.handler,
@@ -76,8 +82,12 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 	if err != nil {
 		return err
 	}
-	routes = append(routes, plainRoutes("/healthz", "/readyz", "/v1/audit/export")...)
-	mux.Handle("/", limitBody(maxBodyBytes, restFront(routes, restErrors(transcoder))))
+	routes = append(routes, plainRoutes("/healthz", "/readyz", "/v1/audit/export", "/v1/tenants/{id}/export")...)
+	restHandler := limitBody(maxBodyBytes, restFront(routes, restErrors(transcoder)))
+	mux.Handle("/", restHandler)
+	// ExportTenant's REST form streams NDJSON like the audit export.
+	mux.Handle("GET /v1/tenants/{id}/export", tenantExportRoute(streamDeadlines(streamIdleTimeout, admitHTTP(d.Auth, d.Logger,
+		tenantregistryv1connect.TenantServiceExportTenantProcedure, exporter.exportNDJSON(d.Logger))), restHandler))
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/platform/tenant-registry/internal/auth"
 	"github.com/platform/tenant-registry/internal/catalog"
 	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/project"
 	"github.com/platform/tenant-registry/internal/tenant"
 	"github.com/platform/tenant-registry/internal/webhook"
 )
@@ -41,6 +42,8 @@ type Deps struct {
 	Entitlements *entitlement.Service
 	// Catalog is the product catalog CatalogService lists.
 	Catalog *catalog.Catalog
+	// Projects serves ProjectService.
+	Projects *project.Service
 	// Audit serves AuditService and the NDJSON export.
 	Audit *audit.Service
 	// APIKeys serves ApiKeyService and InternalService.VerifyApiKey.

@@ -15,6 +15,7 @@ import (
 	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/config"
 	"github.com/platform/tenant-registry/internal/entitlement"
+	"github.com/platform/tenant-registry/internal/project"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/tenant"
 )
@@ -33,6 +34,7 @@ type stack struct {
 	entitlements *entitlement.Service
 	audit        *audit.Service
 	keys         *apikey.Service
+	projects     *project.Service
 }
 
 type stackConfig struct {
@@ -92,7 +94,7 @@ func newStack(t testing.TB, st *store.Store, opts ...stackOption) *stack {
 			t.Fatal(err)
 		}
 	}
-	s := &stack{srv: httptest.NewServer(a.Handler), tenants: a.Tenants, entitlements: a.Entitlements, audit: a.Audit, keys: a.APIKeys}
+	s := &stack{srv: httptest.NewServer(a.Handler), tenants: a.Tenants, entitlements: a.Entitlements, audit: a.Audit, keys: a.APIKeys, projects: a.Projects}
 	t.Cleanup(s.srv.Close)
 	return s
 }

@@ -15,7 +15,8 @@ import (
 // written in SQL, an entitlement change and a trial's end are seen on the
 // writing replica when its RPC returns and on the other one when the
 // notification arrives (a trial's end with no write at all, at its exact
-// moment on the injected clock). Verify's cached verdicts follow the same
+// moment on the injected clock), and UpdateTenant's name and plan. Verify's
+// cached verdicts follow the same
 // changes.
 func TestTenantCacheTwoInstances(t *testing.T) {
 	stA := storetest.Postgres(t)
@@ -143,6 +144,20 @@ func TestTenantCacheTwoInstances(t *testing.T) {
 		if got := [3]string{bySlug(s).Tenant.Plan, byID(s).Tenant.Plan, claimsOf(s).Plan}; got != [3]string{"enterprise", "enterprise", "enterprise"} {
 			t.Errorf("%s after the plan change: by-slug, get, claims = %v, want enterprise", name, got)
 		}
+	}
+
+	// A rename and plan change through A's UpdateTenant (PATCH).
+	warm()
+	before = b.keys.Invalidations()
+	if status := call(t, a.srv, http.MethodPatch, "/v1/tenants/"+acmeID, `{"name":"Acme Renamed","plan":"starter"}`, &ignored); status != http.StatusOK {
+		t.Fatalf("update: %d", status)
+	}
+	if got := bySlug(a).Tenant; got.Name != "Acme Renamed" || got.Plan != "starter" || claimsOf(a).Plan != "starter" {
+		t.Errorf("A right after its own update: %+v, claims plan %q; want Acme Renamed, starter", got, claimsOf(a).Plan)
+	}
+	settle(before)
+	if got := [3]string{bySlug(b).Tenant.Name, byID(b).Tenant.Plan, claimsOf(b).Plan}; got != [3]string{"Acme Renamed", "starter", "starter"} {
+		t.Errorf("B after the update: by-slug name, get plan, claims plan = %v, want Acme Renamed, starter, starter", got)
 	}
 
 	// An entitlement granted through A.

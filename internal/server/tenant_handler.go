@@ -15,6 +15,8 @@ import (
 type tenantHandler struct {
 	tenantregistryv1connect.UnimplementedTenantServiceHandler
 	tenants *tenant.Service
+	// export serves ExportTenant (tenant_export.go).
+	export *tenantExporter
 }
 
 var _ tenantregistryv1connect.TenantServiceHandler = (*tenantHandler)(nil)
@@ -66,6 +68,31 @@ func (h *tenantHandler) CancelTenant(ctx context.Context, req *connect.Request[v
 	return connect.NewResponse(&v1.CancelTenantResponse{Tenant: tenantPB(t)}), nil
 }
 
+func (h *tenantHandler) UpdateTenant(ctx context.Context, req *connect.Request[v1.UpdateTenantRequest]) (*connect.Response[v1.UpdateTenantResponse], error) {
+	m := req.Msg
+	t, err := h.tenants.Update(ctx, tenant.UpdateInput{ID: m.Id, Name: m.Name, Plan: m.Plan})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&v1.UpdateTenantResponse{Tenant: tenantPB(t)}), nil
+}
+
+func (h *tenantHandler) DeleteTenant(ctx context.Context, req *connect.Request[v1.DeleteTenantRequest]) (*connect.Response[v1.DeleteTenantResponse], error) {
+	t, err := h.tenants.Delete(ctx, req.Msg.Id)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&v1.DeleteTenantResponse{Tenant: tenantPB(t)}), nil
+}
+
+func (h *tenantHandler) RestoreTenant(ctx context.Context, req *connect.Request[v1.RestoreTenantRequest]) (*connect.Response[v1.RestoreTenantResponse], error) {
+	t, err := h.tenants.Restore(ctx, req.Msg.Id)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&v1.RestoreTenantResponse{Tenant: tenantPB(t)}), nil
+}
+
 func tenantPB(t *tenant.Tenant) *v1.Tenant {
 	out := &v1.Tenant{
 		Id:                t.ID.String(),
@@ -80,6 +107,9 @@ func tenantPB(t *tenant.Tenant) *v1.Tenant {
 	}
 	if t.KeycloakOrgID != nil {
 		out.KeycloakOrgId = *t.KeycloakOrgID
+	}
+	if t.DeletionScheduledAt != nil {
+		out.DeletionScheduledAt = timestamppb.New(*t.DeletionScheduledAt)
 	}
 	if out.Products == nil {
 		out.Products = []string{}

@@ -97,7 +97,8 @@ func enqueueProvisioning(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, no
 	return nil
 }
 
-// ProcessDue runs the provisioning jobs that are due now, each claimed with
+// ProcessDue runs the provisioning jobs that are due now, then the due
+// organisation renames (kindRenameOrg), each claimed with
 // a lease so that concurrent workers (goroutines or replicas) never run the
 // same job at once. It returns how many jobs it attempted.
 //
@@ -107,6 +108,17 @@ func enqueueProvisioning(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, no
 // another replica takes it over now rather than when the lease runs out.
 // A call that completed is recorded as usual.
 func (s *Service) ProcessDue(ctx context.Context) (int, error) {
+	n, err := s.processProvisioning(ctx)
+	if err != nil || ctx.Err() != nil {
+		return n, err
+	}
+	// Then the organisation renames (kindRenameOrg): a rename waits for
+	// the organisation, so it comes after provisioning.
+	m, err := s.processJobs(ctx, kindRenameOrg)
+	return n + m, err
+}
+
+func (s *Service) processProvisioning(ctx context.Context) (int, error) {
 	now := s.clock()
 	jobs, err := s.client.Outbox.Query().
 		Where(outbox.Kind(kindProvision), outbox.DoneAtIsNil(), outbox.NextAttemptAtLTE(now), leaseFree(now)).

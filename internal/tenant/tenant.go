@@ -25,6 +25,7 @@ import (
 	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/ids"
+	"github.com/platform/tenant-registry/internal/keycloak"
 	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/text"
@@ -41,6 +42,8 @@ type Tenant struct {
 	ProvisioningState string
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	// DeletionScheduledAt is when the purge may run (nil: not scheduled).
+	DeletionScheduledAt *time.Time
 	// Products the tenant may use now (entitlement.Current), sorted.
 	Products []string
 	// InviteURL is set by Create when an admin was invited (never in prod).
@@ -53,6 +56,9 @@ type Service struct {
 	audit         *audit.Recorder
 	clock         clock.Clock
 	provisioner   Provisioner
+	orgs          keycloak.Organizations
+	idps          IdentityProviderPurger
+	deletionGrace time.Duration
 	pager         *cursor.Pager
 	hideInviteURL bool
 	log           *slog.Logger
@@ -68,6 +74,17 @@ type Deps struct {
 	// Provisioner provisions tenants in Keycloak (keycloak.HTTPAdapter, or
 	// keycloak.Mock in dev): required, never a silent default.
 	Provisioner Provisioner
+	// Organizations renames and deletes tenants' organisations in Keycloak
+	// (the rename after UpdateTenant, the delete of the purge). Nil means
+	// Provisioner, which must then implement keycloak.Organizations.
+	Organizations keycloak.Organizations
+	// IdentityProviders deletes a purged tenant's own identity provider
+	// from Keycloak (single sign-on); nil: tenants have none to delete.
+	IdentityProviders IdentityProviderPurger
+	// DeletionGrace is how long after DeleteTenant the purge runs
+	// (DELETION_GRACE, default 720h); zero purges at the
+	// next sweep.
+	DeletionGrace time.Duration
 	// HideInviteURLs discards invite URLs from create responses (prod).
 	HideInviteURLs bool
 	// Logger reports the provisioning worker's work; nil discards it.
@@ -91,9 +108,19 @@ func NewService(d Deps) (*Service, error) {
 	); err != nil {
 		return nil, err
 	}
+	if d.Organizations == nil {
+		d.Organizations, _ = d.Provisioner.(keycloak.Organizations)
+	}
+	if err := deps.Require("tenant",
+		deps.Of("a Keycloak organisation adapter (Organizations, or a Provisioner that is one)", d.Organizations != nil),
+		deps.Of("a deletion grace of 0 or more", d.DeletionGrace >= 0),
+	); err != nil {
+		return nil, err
+	}
 	d.Logger = deps.Logger(d.Logger)
 	return &Service{
 		client: d.Client, audit: d.Recorder, clock: d.Clock, pager: d.Pager, provisioner: d.Provisioner,
+		orgs: d.Organizations, idps: d.IdentityProviders, deletionGrace: d.DeletionGrace,
 		hideInviteURL: d.HideInviteURLs, log: d.Logger, cache: newCache(d.CacheFresh),
 	}, nil
 }
@@ -177,6 +204,7 @@ func lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now
 		ProvisioningState string         `json:"provisioning_state"`
 		CreatedAt         time.Time      `json:"created_at"`
 		UpdatedAt         time.Time      `json:"updated_at"`
+		DeletionAt        sql.NullTime   `json:"deletion_scheduled_at"`
 		Product           sql.NullString `json:"product"`
 		ProductStatus     sql.NullString `json:"product_status"`
 		TrialEndsAt       sql.NullTime   `json:"trial_ends_at"`
@@ -194,6 +222,7 @@ func lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now
 			sel.C(enttenant.FieldID), sel.C(enttenant.FieldSlug), sel.C(enttenant.FieldName),
 			sel.C(enttenant.FieldStatus), sel.C(enttenant.FieldPlan), sel.C(enttenant.FieldKeycloakOrgID),
 			sel.C(enttenant.FieldProvisioningState), sel.C(enttenant.FieldCreatedAt), sel.C(enttenant.FieldUpdatedAt),
+			sel.C(enttenant.FieldDeletionScheduledAt),
 			entsql.As(p.C(tenantproduct.FieldProduct), "product"),
 			entsql.As(p.C(tenantproduct.FieldStatus), "product_status"), p.C(tenantproduct.FieldTrialEndsAt),
 		)
@@ -214,6 +243,10 @@ func lookup(ctx context.Context, client *ent.Client, where predicate.Tenant, now
 	}
 	if r.KeycloakOrgID.Valid {
 		out.KeycloakOrgID = &r.KeycloakOrgID.String
+	}
+	if r.DeletionAt.Valid {
+		at := r.DeletionAt.Time
+		out.DeletionScheduledAt = &at
 	}
 	for _, r := range rows {
 		if !r.Product.Valid {
@@ -238,6 +271,7 @@ func view(t *ent.Tenant) *Tenant {
 	return &Tenant{
 		ID: t.ID, Slug: t.Slug, Name: t.Name, Status: t.Status, Plan: t.Plan, KeycloakOrgID: t.KeycloakOrgID,
 		ProvisioningState: t.ProvisioningState, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Products: products,
+		DeletionScheduledAt: t.DeletionScheduledAt,
 	}
 }
 
@@ -367,6 +401,9 @@ func (s *Service) transition(ctx context.Context, id, verb, action string, to en
 		}
 		if !slices.Contains(from, cur.Status) {
 			return errs.Errorf(errs.Precondition, "cannot %s a tenant whose status is %s", verb, cur.Status)
+		}
+		if err := scheduledForDeletion(cur, verb); err != nil {
+			return err
 		}
 		now := s.clock()
 		n, err := tx.Tenant.Update().

@@ -29,7 +29,11 @@ func newService(t *testing.T, st *store.Store, clock *storetest.Clock) *tenant.S
 // newServiceWith is newService with p as its Keycloak provisioner.
 func newServiceWith(t *testing.T, st *store.Store, clock *storetest.Clock, p tenant.Provisioner) *tenant.Service {
 	t.Helper()
-	return storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, st.Postgres()), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: p}))
+	orgs, ok := p.(keycloak.Organizations)
+	if !ok {
+		orgs = keycloak.Mock{} // a provisioner of a provisioning test only
+	}
+	return storetest.Must(tenant.NewService(tenant.Deps{Client: st.Client, Recorder: storetest.Recorder(clock.Now, st.Postgres()), Clock: clock.Now, Pager: storetest.Pager(t), Provisioner: p, Organizations: orgs}))
 }
 
 func codeOf(err error) errs.Code { return errs.CodeOf(err) }

@@ -76,7 +76,9 @@ type VerifyApiKeyResponse struct {
 	KeyId    string   `protobuf:"bytes,5,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	Scopes   []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// The tenant's products (active entitlements and unexpired trials).
-	Products      []string `protobuf:"bytes,7,rep,name=products,proto3" json:"products,omitempty"`
+	Products []string `protobuf:"bytes,7,rep,name=products,proto3" json:"products,omitempty"`
+	// The key's project (a valid key's); empty when it belongs to none.
+	ProjectId     string `protobuf:"bytes,8,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,6 +160,13 @@ func (x *VerifyApiKeyResponse) GetProducts() []string {
 		return x.Products
 	}
 	return nil
+}
+
+func (x *VerifyApiKeyResponse) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
 }
 
 type ResolveClaimsRequest struct {
@@ -296,7 +305,7 @@ const file_tenantregistry_v1_internal_proto_rawDesc = "" +
 	"\n" +
 	" tenantregistry/v1/internal.proto\x12\x11tenantregistry.v1\x1a\x1cgoogle/api/annotations.proto\"'\n" +
 	"\x13VerifyApiKeyRequest\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\"\xc0\x01\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"\xdf\x01\n" +
 	"\x14VerifyApiKeyResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1b\n" +
@@ -304,7 +313,9 @@ const file_tenantregistry_v1_internal_proto_rawDesc = "" +
 	"\x04slug\x18\x04 \x01(\tR\x04slug\x12\x15\n" +
 	"\x06key_id\x18\x05 \x01(\tR\x05keyId\x12\x16\n" +
 	"\x06scopes\x18\x06 \x03(\tR\x06scopes\x12\x1a\n" +
-	"\bproducts\x18\a \x03(\tR\bproducts\"G\n" +
+	"\bproducts\x18\a \x03(\tR\bproducts\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\b \x01(\tR\tprojectId\"G\n" +
 	"\x14ResolveClaimsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\"\x90\x01\n" +

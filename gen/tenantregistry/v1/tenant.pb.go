@@ -10,6 +10,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -46,8 +47,11 @@ type Tenant struct {
 	ProvisioningState string                 `protobuf:"bytes,8,opt,name=provisioning_state,json=provisioningState,proto3" json:"provisioning_state,omitempty"`
 	CreatedAt         *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt         *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Set while the tenant is scheduled for deletion (DeleteTenant): when the
+	// purge may run. Absent otherwise.
+	DeletionScheduledAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=deletion_scheduled_at,json=deletionScheduledAt,proto3" json:"deletion_scheduled_at,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Tenant) Reset() {
@@ -146,6 +150,13 @@ func (x *Tenant) GetCreatedAt() *timestamppb.Timestamp {
 func (x *Tenant) GetUpdatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Tenant) GetDeletionScheduledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeletionScheduledAt
 	}
 	return nil
 }
@@ -856,11 +867,496 @@ func (x *RetryProvisioningResponse) GetTenant() *Tenant {
 	return nil
 }
 
+type UpdateTenantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The new display name; absent keeps it.
+	Name *string `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	// The new plan ("starter", "professional" or "enterprise"); absent keeps it.
+	Plan          *string `protobuf:"bytes,3,opt,name=plan,proto3,oneof" json:"plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTenantRequest) Reset() {
+	*x = UpdateTenantRequest{}
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTenantRequest) ProtoMessage() {}
+
+func (x *UpdateTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTenantRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTenantRequest) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_tenant_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UpdateTenantRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateTenantRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateTenantRequest) GetPlan() string {
+	if x != nil && x.Plan != nil {
+		return *x.Plan
+	}
+	return ""
+}
+
+type UpdateTenantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTenantResponse) Reset() {
+	*x = UpdateTenantResponse{}
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTenantResponse) ProtoMessage() {}
+
+func (x *UpdateTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTenantResponse.ProtoReflect.Descriptor instead.
+func (*UpdateTenantResponse) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_tenant_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UpdateTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+type DeleteTenantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTenantRequest) Reset() {
+	*x = DeleteTenantRequest{}
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTenantRequest) ProtoMessage() {}
+
+func (x *DeleteTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTenantRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTenantRequest) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_tenant_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeleteTenantRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteTenantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTenantResponse) Reset() {
+	*x = DeleteTenantResponse{}
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTenantResponse) ProtoMessage() {}
+
+func (x *DeleteTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTenantResponse.ProtoReflect.Descriptor instead.
+func (*DeleteTenantResponse) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_tenant_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DeleteTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+type RestoreTenantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreTenantRequest) Reset() {
+	*x = RestoreTenantRequest{}
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreTenantRequest) ProtoMessage() {}
+
+func (x *RestoreTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreTenantRequest.ProtoReflect.Descriptor instead.
+func (*RestoreTenantRequest) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_tenant_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RestoreTenantRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RestoreTenantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreTenantResponse) Reset() {
+	*x = RestoreTenantResponse{}
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreTenantResponse) ProtoMessage() {}
+
+func (x *RestoreTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreTenantResponse.ProtoReflect.Descriptor instead.
+func (*RestoreTenantResponse) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_tenant_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RestoreTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+type ExportTenantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportTenantRequest) Reset() {
+	*x = ExportTenantRequest{}
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportTenantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportTenantRequest) ProtoMessage() {}
+
+func (x *ExportTenantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportTenantRequest.ProtoReflect.Descriptor instead.
+func (*ExportTenantRequest) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_tenant_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ExportTenantRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ExportTenantResponse is one record of a tenant export: type names which
+// of the fields below it holds ("tenant", "entitlement", "project",
+// "api_key", "idp_config", "audit_event"), in that order of kinds.
+type ExportTenantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// Types that are valid to be assigned to Record:
+	//
+	//	*ExportTenantResponse_Tenant
+	//	*ExportTenantResponse_Entitlement
+	//	*ExportTenantResponse_Project
+	//	*ExportTenantResponse_ApiKey
+	//	*ExportTenantResponse_IdpConfig
+	//	*ExportTenantResponse_AuditEvent
+	Record        isExportTenantResponse_Record `protobuf_oneof:"record"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportTenantResponse) Reset() {
+	*x = ExportTenantResponse{}
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportTenantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportTenantResponse) ProtoMessage() {}
+
+func (x *ExportTenantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tenantregistry_v1_tenant_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportTenantResponse.ProtoReflect.Descriptor instead.
+func (*ExportTenantResponse) Descriptor() ([]byte, []int) {
+	return file_tenantregistry_v1_tenant_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ExportTenantResponse) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ExportTenantResponse) GetRecord() isExportTenantResponse_Record {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *ExportTenantResponse) GetTenant() *Tenant {
+	if x != nil {
+		if x, ok := x.Record.(*ExportTenantResponse_Tenant); ok {
+			return x.Tenant
+		}
+	}
+	return nil
+}
+
+func (x *ExportTenantResponse) GetEntitlement() *Entitlement {
+	if x != nil {
+		if x, ok := x.Record.(*ExportTenantResponse_Entitlement); ok {
+			return x.Entitlement
+		}
+	}
+	return nil
+}
+
+func (x *ExportTenantResponse) GetProject() *Project {
+	if x != nil {
+		if x, ok := x.Record.(*ExportTenantResponse_Project); ok {
+			return x.Project
+		}
+	}
+	return nil
+}
+
+func (x *ExportTenantResponse) GetApiKey() *ApiKey {
+	if x != nil {
+		if x, ok := x.Record.(*ExportTenantResponse_ApiKey); ok {
+			return x.ApiKey
+		}
+	}
+	return nil
+}
+
+func (x *ExportTenantResponse) GetIdpConfig() *structpb.Struct {
+	if x != nil {
+		if x, ok := x.Record.(*ExportTenantResponse_IdpConfig); ok {
+			return x.IdpConfig
+		}
+	}
+	return nil
+}
+
+func (x *ExportTenantResponse) GetAuditEvent() *AuditEvent {
+	if x != nil {
+		if x, ok := x.Record.(*ExportTenantResponse_AuditEvent); ok {
+			return x.AuditEvent
+		}
+	}
+	return nil
+}
+
+type isExportTenantResponse_Record interface {
+	isExportTenantResponse_Record()
+}
+
+type ExportTenantResponse_Tenant struct {
+	Tenant *Tenant `protobuf:"bytes,2,opt,name=tenant,proto3,oneof"`
+}
+
+type ExportTenantResponse_Entitlement struct {
+	Entitlement *Entitlement `protobuf:"bytes,3,opt,name=entitlement,proto3,oneof"`
+}
+
+type ExportTenantResponse_Project struct {
+	Project *Project `protobuf:"bytes,4,opt,name=project,proto3,oneof"`
+}
+
+type ExportTenantResponse_ApiKey struct {
+	// Metadata only: the key's hash is never exported.
+	ApiKey *ApiKey `protobuf:"bytes,5,opt,name=api_key,json=apiKey,proto3,oneof"`
+}
+
+type ExportTenantResponse_IdpConfig struct {
+	// The IdP configuration's columns without any secret.
+	IdpConfig *structpb.Struct `protobuf:"bytes,6,opt,name=idp_config,json=idpConfig,proto3,oneof"`
+}
+
+type ExportTenantResponse_AuditEvent struct {
+	AuditEvent *AuditEvent `protobuf:"bytes,7,opt,name=audit_event,json=auditEvent,proto3,oneof"`
+}
+
+func (*ExportTenantResponse_Tenant) isExportTenantResponse_Record() {}
+
+func (*ExportTenantResponse_Entitlement) isExportTenantResponse_Record() {}
+
+func (*ExportTenantResponse_Project) isExportTenantResponse_Record() {}
+
+func (*ExportTenantResponse_ApiKey) isExportTenantResponse_Record() {}
+
+func (*ExportTenantResponse_IdpConfig) isExportTenantResponse_Record() {}
+
+func (*ExportTenantResponse_AuditEvent) isExportTenantResponse_Record() {}
+
 var File_tenantregistry_v1_tenant_proto protoreflect.FileDescriptor
 
 const file_tenantregistry_v1_tenant_proto_rawDesc = "" +
 	"\n" +
-	"\x1etenantregistry/v1/tenant.proto\x12\x11tenantregistry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x02\n" +
+	"\x1etenantregistry/v1/tenant.proto\x12\x11tenantregistry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ftenantregistry/v1/api_key.proto\x1a\x1dtenantregistry/v1/audit.proto\x1a#tenantregistry/v1/entitlement.proto\x1a\x1ftenantregistry/v1/project.proto\"\xa5\x03\n" +
 	"\x06Tenant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x12\n" +
@@ -874,7 +1370,8 @@ const file_tenantregistry_v1_tenant_proto_rawDesc = "" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x91\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12N\n" +
+	"\x15deletion_scheduled_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x13deletionScheduledAt\"\x91\x01\n" +
 	"\x13CreateTenantRequest\x12\x12\n" +
 	"\x04slug\x18\x01 \x01(\tR\x04slug\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -917,14 +1414,47 @@ const file_tenantregistry_v1_tenant_proto_rawDesc = "" +
 	"\x18RetryProvisioningRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"N\n" +
 	"\x19RetryProvisioningResponse\x121\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x19.tenantregistry.v1.TenantR\x06tenant2\xca\a\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x19.tenantregistry.v1.TenantR\x06tenant\"i\n" +
+	"\x13UpdateTenantRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x17\n" +
+	"\x04plan\x18\x03 \x01(\tH\x01R\x04plan\x88\x01\x01B\a\n" +
+	"\x05_nameB\a\n" +
+	"\x05_plan\"I\n" +
+	"\x14UpdateTenantResponse\x121\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x19.tenantregistry.v1.TenantR\x06tenant\"%\n" +
+	"\x13DeleteTenantRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"I\n" +
+	"\x14DeleteTenantResponse\x121\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x19.tenantregistry.v1.TenantR\x06tenant\"&\n" +
+	"\x14RestoreTenantRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"J\n" +
+	"\x15RestoreTenantResponse\x121\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x19.tenantregistry.v1.TenantR\x06tenant\"%\n" +
+	"\x13ExportTenantRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x97\x03\n" +
+	"\x14ExportTenantResponse\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x123\n" +
+	"\x06tenant\x18\x02 \x01(\v2\x19.tenantregistry.v1.TenantH\x00R\x06tenant\x12B\n" +
+	"\ventitlement\x18\x03 \x01(\v2\x1e.tenantregistry.v1.EntitlementH\x00R\ventitlement\x126\n" +
+	"\aproject\x18\x04 \x01(\v2\x1a.tenantregistry.v1.ProjectH\x00R\aproject\x124\n" +
+	"\aapi_key\x18\x05 \x01(\v2\x19.tenantregistry.v1.ApiKeyH\x00R\x06apiKey\x128\n" +
+	"\n" +
+	"idp_config\x18\x06 \x01(\v2\x17.google.protobuf.StructH\x00R\tidpConfig\x12@\n" +
+	"\vaudit_event\x18\a \x01(\v2\x1d.tenantregistry.v1.AuditEventH\x00R\n" +
+	"auditEventB\b\n" +
+	"\x06record2\xb8\v\n" +
 	"\rTenantService\x12w\n" +
 	"\fCreateTenant\x12&.tenantregistry.v1.CreateTenantRequest\x1a'.tenantregistry.v1.CreateTenantResponse\"\x16\x82\xd3\xe4\x93\x02\x10:\x01*\"\v/v1/tenants\x12{\n" +
 	"\tGetTenant\x12#.tenantregistry.v1.GetTenantRequest\x1a$.tenantregistry.v1.GetTenantResponse\"#\x82\xd3\xe4\x93\x02\x1ab\x06tenant\x12\x10/v1/tenants/{id}\x90\x02\x01\x12\x97\x01\n" +
 	"\x0fGetTenantBySlug\x12).tenantregistry.v1.GetTenantBySlugRequest\x1a*.tenantregistry.v1.GetTenantBySlugResponse\"-\x82\xd3\xe4\x93\x02$b\x06tenant\x12\x1a/v1/tenants/by-slug/{slug}\x90\x02\x01\x12t\n" +
 	"\vListTenants\x12%.tenantregistry.v1.ListTenantsRequest\x1a&.tenantregistry.v1.ListTenantsResponse\"\x16\x82\xd3\xe4\x93\x02\r\x12\v/v1/tenants\x90\x02\x01\x12\x8b\x01\n" +
 	"\x0eActivateTenant\x12(.tenantregistry.v1.ActivateTenantRequest\x1a).tenantregistry.v1.ActivateTenantResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/tenants/{id}/activate\x12\x83\x01\n" +
-	"\fCancelTenant\x12&.tenantregistry.v1.CancelTenantRequest\x1a'.tenantregistry.v1.CancelTenantResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/tenants/{id}/cancel\x12\x9e\x01\n" +
+	"\fCancelTenant\x12&.tenantregistry.v1.CancelTenantRequest\x1a'.tenantregistry.v1.CancelTenantResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/tenants/{id}/cancel\x12|\n" +
+	"\fUpdateTenant\x12&.tenantregistry.v1.UpdateTenantRequest\x1a'.tenantregistry.v1.UpdateTenantResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*2\x10/v1/tenants/{id}\x12|\n" +
+	"\fDeleteTenant\x12&.tenantregistry.v1.DeleteTenantRequest\x1a'.tenantregistry.v1.DeleteTenantResponse\"\x1b\x82\xd3\xe4\x93\x02\x12*\x10/v1/tenants/{id}\x90\x02\x02\x12\x87\x01\n" +
+	"\rRestoreTenant\x12'.tenantregistry.v1.RestoreTenantRequest\x1a(.tenantregistry.v1.RestoreTenantResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/tenants/{id}/restore\x12f\n" +
+	"\fExportTenant\x12&.tenantregistry.v1.ExportTenantRequest\x1a'.tenantregistry.v1.ExportTenantResponse\"\x03\x90\x02\x010\x01\x12\x9e\x01\n" +
 	"\x11RetryProvisioning\x12+.tenantregistry.v1.RetryProvisioningRequest\x1a,.tenantregistry.v1.RetryProvisioningResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/tenants/{id}/retry-provisioningBLZJgithub.com/platform/tenant-registry/gen/tenantregistry/v1;tenantregistryv1b\x06proto3"
 
 var (
@@ -939,7 +1469,7 @@ func file_tenantregistry_v1_tenant_proto_rawDescGZIP() []byte {
 	return file_tenantregistry_v1_tenant_proto_rawDescData
 }
 
-var file_tenantregistry_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_tenantregistry_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_tenantregistry_v1_tenant_proto_goTypes = []any{
 	(*Tenant)(nil),                    // 0: tenantregistry.v1.Tenant
 	(*CreateTenantRequest)(nil),       // 1: tenantregistry.v1.CreateTenantRequest
@@ -956,37 +1486,68 @@ var file_tenantregistry_v1_tenant_proto_goTypes = []any{
 	(*CancelTenantResponse)(nil),      // 12: tenantregistry.v1.CancelTenantResponse
 	(*RetryProvisioningRequest)(nil),  // 13: tenantregistry.v1.RetryProvisioningRequest
 	(*RetryProvisioningResponse)(nil), // 14: tenantregistry.v1.RetryProvisioningResponse
-	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
+	(*UpdateTenantRequest)(nil),       // 15: tenantregistry.v1.UpdateTenantRequest
+	(*UpdateTenantResponse)(nil),      // 16: tenantregistry.v1.UpdateTenantResponse
+	(*DeleteTenantRequest)(nil),       // 17: tenantregistry.v1.DeleteTenantRequest
+	(*DeleteTenantResponse)(nil),      // 18: tenantregistry.v1.DeleteTenantResponse
+	(*RestoreTenantRequest)(nil),      // 19: tenantregistry.v1.RestoreTenantRequest
+	(*RestoreTenantResponse)(nil),     // 20: tenantregistry.v1.RestoreTenantResponse
+	(*ExportTenantRequest)(nil),       // 21: tenantregistry.v1.ExportTenantRequest
+	(*ExportTenantResponse)(nil),      // 22: tenantregistry.v1.ExportTenantResponse
+	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
+	(*Entitlement)(nil),               // 24: tenantregistry.v1.Entitlement
+	(*Project)(nil),                   // 25: tenantregistry.v1.Project
+	(*ApiKey)(nil),                    // 26: tenantregistry.v1.ApiKey
+	(*structpb.Struct)(nil),           // 27: google.protobuf.Struct
+	(*AuditEvent)(nil),                // 28: tenantregistry.v1.AuditEvent
 }
 var file_tenantregistry_v1_tenant_proto_depIdxs = []int32{
-	15, // 0: tenantregistry.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
-	15, // 1: tenantregistry.v1.Tenant.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 2: tenantregistry.v1.CreateTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
-	0,  // 3: tenantregistry.v1.GetTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
-	0,  // 4: tenantregistry.v1.GetTenantBySlugResponse.tenant:type_name -> tenantregistry.v1.Tenant
-	0,  // 5: tenantregistry.v1.ListTenantsResponse.tenants:type_name -> tenantregistry.v1.Tenant
-	0,  // 6: tenantregistry.v1.ActivateTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
-	0,  // 7: tenantregistry.v1.CancelTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
-	0,  // 8: tenantregistry.v1.RetryProvisioningResponse.tenant:type_name -> tenantregistry.v1.Tenant
-	1,  // 9: tenantregistry.v1.TenantService.CreateTenant:input_type -> tenantregistry.v1.CreateTenantRequest
-	3,  // 10: tenantregistry.v1.TenantService.GetTenant:input_type -> tenantregistry.v1.GetTenantRequest
-	5,  // 11: tenantregistry.v1.TenantService.GetTenantBySlug:input_type -> tenantregistry.v1.GetTenantBySlugRequest
-	7,  // 12: tenantregistry.v1.TenantService.ListTenants:input_type -> tenantregistry.v1.ListTenantsRequest
-	9,  // 13: tenantregistry.v1.TenantService.ActivateTenant:input_type -> tenantregistry.v1.ActivateTenantRequest
-	11, // 14: tenantregistry.v1.TenantService.CancelTenant:input_type -> tenantregistry.v1.CancelTenantRequest
-	13, // 15: tenantregistry.v1.TenantService.RetryProvisioning:input_type -> tenantregistry.v1.RetryProvisioningRequest
-	2,  // 16: tenantregistry.v1.TenantService.CreateTenant:output_type -> tenantregistry.v1.CreateTenantResponse
-	4,  // 17: tenantregistry.v1.TenantService.GetTenant:output_type -> tenantregistry.v1.GetTenantResponse
-	6,  // 18: tenantregistry.v1.TenantService.GetTenantBySlug:output_type -> tenantregistry.v1.GetTenantBySlugResponse
-	8,  // 19: tenantregistry.v1.TenantService.ListTenants:output_type -> tenantregistry.v1.ListTenantsResponse
-	10, // 20: tenantregistry.v1.TenantService.ActivateTenant:output_type -> tenantregistry.v1.ActivateTenantResponse
-	12, // 21: tenantregistry.v1.TenantService.CancelTenant:output_type -> tenantregistry.v1.CancelTenantResponse
-	14, // 22: tenantregistry.v1.TenantService.RetryProvisioning:output_type -> tenantregistry.v1.RetryProvisioningResponse
-	16, // [16:23] is the sub-list for method output_type
-	9,  // [9:16] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	23, // 0: tenantregistry.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
+	23, // 1: tenantregistry.v1.Tenant.updated_at:type_name -> google.protobuf.Timestamp
+	23, // 2: tenantregistry.v1.Tenant.deletion_scheduled_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: tenantregistry.v1.CreateTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
+	0,  // 4: tenantregistry.v1.GetTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
+	0,  // 5: tenantregistry.v1.GetTenantBySlugResponse.tenant:type_name -> tenantregistry.v1.Tenant
+	0,  // 6: tenantregistry.v1.ListTenantsResponse.tenants:type_name -> tenantregistry.v1.Tenant
+	0,  // 7: tenantregistry.v1.ActivateTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
+	0,  // 8: tenantregistry.v1.CancelTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
+	0,  // 9: tenantregistry.v1.RetryProvisioningResponse.tenant:type_name -> tenantregistry.v1.Tenant
+	0,  // 10: tenantregistry.v1.UpdateTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
+	0,  // 11: tenantregistry.v1.DeleteTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
+	0,  // 12: tenantregistry.v1.RestoreTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
+	0,  // 13: tenantregistry.v1.ExportTenantResponse.tenant:type_name -> tenantregistry.v1.Tenant
+	24, // 14: tenantregistry.v1.ExportTenantResponse.entitlement:type_name -> tenantregistry.v1.Entitlement
+	25, // 15: tenantregistry.v1.ExportTenantResponse.project:type_name -> tenantregistry.v1.Project
+	26, // 16: tenantregistry.v1.ExportTenantResponse.api_key:type_name -> tenantregistry.v1.ApiKey
+	27, // 17: tenantregistry.v1.ExportTenantResponse.idp_config:type_name -> google.protobuf.Struct
+	28, // 18: tenantregistry.v1.ExportTenantResponse.audit_event:type_name -> tenantregistry.v1.AuditEvent
+	1,  // 19: tenantregistry.v1.TenantService.CreateTenant:input_type -> tenantregistry.v1.CreateTenantRequest
+	3,  // 20: tenantregistry.v1.TenantService.GetTenant:input_type -> tenantregistry.v1.GetTenantRequest
+	5,  // 21: tenantregistry.v1.TenantService.GetTenantBySlug:input_type -> tenantregistry.v1.GetTenantBySlugRequest
+	7,  // 22: tenantregistry.v1.TenantService.ListTenants:input_type -> tenantregistry.v1.ListTenantsRequest
+	9,  // 23: tenantregistry.v1.TenantService.ActivateTenant:input_type -> tenantregistry.v1.ActivateTenantRequest
+	11, // 24: tenantregistry.v1.TenantService.CancelTenant:input_type -> tenantregistry.v1.CancelTenantRequest
+	15, // 25: tenantregistry.v1.TenantService.UpdateTenant:input_type -> tenantregistry.v1.UpdateTenantRequest
+	17, // 26: tenantregistry.v1.TenantService.DeleteTenant:input_type -> tenantregistry.v1.DeleteTenantRequest
+	19, // 27: tenantregistry.v1.TenantService.RestoreTenant:input_type -> tenantregistry.v1.RestoreTenantRequest
+	21, // 28: tenantregistry.v1.TenantService.ExportTenant:input_type -> tenantregistry.v1.ExportTenantRequest
+	13, // 29: tenantregistry.v1.TenantService.RetryProvisioning:input_type -> tenantregistry.v1.RetryProvisioningRequest
+	2,  // 30: tenantregistry.v1.TenantService.CreateTenant:output_type -> tenantregistry.v1.CreateTenantResponse
+	4,  // 31: tenantregistry.v1.TenantService.GetTenant:output_type -> tenantregistry.v1.GetTenantResponse
+	6,  // 32: tenantregistry.v1.TenantService.GetTenantBySlug:output_type -> tenantregistry.v1.GetTenantBySlugResponse
+	8,  // 33: tenantregistry.v1.TenantService.ListTenants:output_type -> tenantregistry.v1.ListTenantsResponse
+	10, // 34: tenantregistry.v1.TenantService.ActivateTenant:output_type -> tenantregistry.v1.ActivateTenantResponse
+	12, // 35: tenantregistry.v1.TenantService.CancelTenant:output_type -> tenantregistry.v1.CancelTenantResponse
+	16, // 36: tenantregistry.v1.TenantService.UpdateTenant:output_type -> tenantregistry.v1.UpdateTenantResponse
+	18, // 37: tenantregistry.v1.TenantService.DeleteTenant:output_type -> tenantregistry.v1.DeleteTenantResponse
+	20, // 38: tenantregistry.v1.TenantService.RestoreTenant:output_type -> tenantregistry.v1.RestoreTenantResponse
+	22, // 39: tenantregistry.v1.TenantService.ExportTenant:output_type -> tenantregistry.v1.ExportTenantResponse
+	14, // 40: tenantregistry.v1.TenantService.RetryProvisioning:output_type -> tenantregistry.v1.RetryProvisioningResponse
+	30, // [30:41] is the sub-list for method output_type
+	19, // [19:30] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_tenantregistry_v1_tenant_proto_init() }
@@ -994,14 +1555,27 @@ func file_tenantregistry_v1_tenant_proto_init() {
 	if File_tenantregistry_v1_tenant_proto != nil {
 		return
 	}
+	file_tenantregistry_v1_api_key_proto_init()
+	file_tenantregistry_v1_audit_proto_init()
+	file_tenantregistry_v1_entitlement_proto_init()
+	file_tenantregistry_v1_project_proto_init()
 	file_tenantregistry_v1_tenant_proto_msgTypes[2].OneofWrappers = []any{}
+	file_tenantregistry_v1_tenant_proto_msgTypes[15].OneofWrappers = []any{}
+	file_tenantregistry_v1_tenant_proto_msgTypes[22].OneofWrappers = []any{
+		(*ExportTenantResponse_Tenant)(nil),
+		(*ExportTenantResponse_Entitlement)(nil),
+		(*ExportTenantResponse_Project)(nil),
+		(*ExportTenantResponse_ApiKey)(nil),
+		(*ExportTenantResponse_IdpConfig)(nil),
+		(*ExportTenantResponse_AuditEvent)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tenantregistry_v1_tenant_proto_rawDesc), len(file_tenantregistry_v1_tenant_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

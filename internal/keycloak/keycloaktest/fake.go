@@ -291,6 +291,7 @@ func (f *Fake) handler() http.Handler {
 	admin("GET /users/{id}/role-mappings/realm/available", f.availableRoles)
 	admin("POST /users/{id}/role-mappings/realm", f.addRealmRoles)
 	admin("PUT /users/{id}/execute-actions-email", f.executeActionsEmail)
+	f.organizationRoutes(admin)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Unable to find matching target resource method"})
 	})

@@ -50,6 +50,18 @@ const (
 	// TenantServiceCancelTenantProcedure is the fully-qualified name of the TenantService's
 	// CancelTenant RPC.
 	TenantServiceCancelTenantProcedure = "/tenantregistry.v1.TenantService/CancelTenant"
+	// TenantServiceUpdateTenantProcedure is the fully-qualified name of the TenantService's
+	// UpdateTenant RPC.
+	TenantServiceUpdateTenantProcedure = "/tenantregistry.v1.TenantService/UpdateTenant"
+	// TenantServiceDeleteTenantProcedure is the fully-qualified name of the TenantService's
+	// DeleteTenant RPC.
+	TenantServiceDeleteTenantProcedure = "/tenantregistry.v1.TenantService/DeleteTenant"
+	// TenantServiceRestoreTenantProcedure is the fully-qualified name of the TenantService's
+	// RestoreTenant RPC.
+	TenantServiceRestoreTenantProcedure = "/tenantregistry.v1.TenantService/RestoreTenant"
+	// TenantServiceExportTenantProcedure is the fully-qualified name of the TenantService's
+	// ExportTenant RPC.
+	TenantServiceExportTenantProcedure = "/tenantregistry.v1.TenantService/ExportTenant"
 	// TenantServiceRetryProvisioningProcedure is the fully-qualified name of the TenantService's
 	// RetryProvisioning RPC.
 	TenantServiceRetryProvisioningProcedure = "/tenantregistry.v1.TenantService/RetryProvisioning"
@@ -73,6 +85,23 @@ type TenantServiceClient interface {
 	ActivateTenant(context.Context, *connect.Request[v1.ActivateTenantRequest]) (*connect.Response[v1.ActivateTenantResponse], error)
 	// CancelTenant moves trial or active -> frozen.
 	CancelTenant(context.Context, *connect.Request[v1.CancelTenantRequest]) (*connect.Response[v1.CancelTenantResponse], error)
+	// UpdateTenant changes the tenant's name and/or plan: only the fields
+	// sent change, and a request that sends neither is invalid_argument. The
+	// Keycloak organisation's name follows through the provisioning outbox.
+	UpdateTenant(context.Context, *connect.Request[v1.UpdateTenantRequest]) (*connect.Response[v1.UpdateTenantResponse], error)
+	// DeleteTenant schedules the purge of a frozen tenant (any other status is
+	// failed_precondition) DELETION_GRACE from now; the answer shows
+	// deletion_scheduled_at. RestoreTenant undoes it until then.
+	DeleteTenant(context.Context, *connect.Request[v1.DeleteTenantRequest]) (*connect.Response[v1.DeleteTenantResponse], error)
+	// RestoreTenant cancels a scheduled deletion (failed_precondition when
+	// none is scheduled).
+	RestoreTenant(context.Context, *connect.Request[v1.RestoreTenantRequest]) (*connect.Response[v1.RestoreTenantResponse], error)
+	// ExportTenant streams everything held about a tenant, for data
+	// portability: the tenant, its entitlements, projects, API key metadata
+	// (never a hash), IdP configuration (never a secret) and audit events,
+	// each record once, its kind in type. Its REST form is
+	// GET /v1/tenants/{id}/export, one record per line (NDJSON).
+	ExportTenant(context.Context, *connect.Request[v1.ExportTenantRequest]) (*connect.ServerStreamForClient[v1.ExportTenantResponse], error)
 	// RetryProvisioning runs the tenant's pending Keycloak provisioning now
 	// instead of waiting for the background worker's next attempt.
 	RetryProvisioning(context.Context, *connect.Request[v1.RetryProvisioningRequest]) (*connect.Response[v1.RetryProvisioningResponse], error)
@@ -128,6 +157,32 @@ func NewTenantServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(tenantServiceMethods.ByName("CancelTenant")),
 			connect.WithClientOptions(opts...),
 		),
+		updateTenant: connect.NewClient[v1.UpdateTenantRequest, v1.UpdateTenantResponse](
+			httpClient,
+			baseURL+TenantServiceUpdateTenantProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("UpdateTenant")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteTenant: connect.NewClient[v1.DeleteTenantRequest, v1.DeleteTenantResponse](
+			httpClient,
+			baseURL+TenantServiceDeleteTenantProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("DeleteTenant")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		restoreTenant: connect.NewClient[v1.RestoreTenantRequest, v1.RestoreTenantResponse](
+			httpClient,
+			baseURL+TenantServiceRestoreTenantProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("RestoreTenant")),
+			connect.WithClientOptions(opts...),
+		),
+		exportTenant: connect.NewClient[v1.ExportTenantRequest, v1.ExportTenantResponse](
+			httpClient,
+			baseURL+TenantServiceExportTenantProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("ExportTenant")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		retryProvisioning: connect.NewClient[v1.RetryProvisioningRequest, v1.RetryProvisioningResponse](
 			httpClient,
 			baseURL+TenantServiceRetryProvisioningProcedure,
@@ -145,6 +200,10 @@ type tenantServiceClient struct {
 	listTenants       *connect.Client[v1.ListTenantsRequest, v1.ListTenantsResponse]
 	activateTenant    *connect.Client[v1.ActivateTenantRequest, v1.ActivateTenantResponse]
 	cancelTenant      *connect.Client[v1.CancelTenantRequest, v1.CancelTenantResponse]
+	updateTenant      *connect.Client[v1.UpdateTenantRequest, v1.UpdateTenantResponse]
+	deleteTenant      *connect.Client[v1.DeleteTenantRequest, v1.DeleteTenantResponse]
+	restoreTenant     *connect.Client[v1.RestoreTenantRequest, v1.RestoreTenantResponse]
+	exportTenant      *connect.Client[v1.ExportTenantRequest, v1.ExportTenantResponse]
 	retryProvisioning *connect.Client[v1.RetryProvisioningRequest, v1.RetryProvisioningResponse]
 }
 
@@ -178,6 +237,26 @@ func (c *tenantServiceClient) CancelTenant(ctx context.Context, req *connect.Req
 	return c.cancelTenant.CallUnary(ctx, req)
 }
 
+// UpdateTenant calls tenantregistry.v1.TenantService.UpdateTenant.
+func (c *tenantServiceClient) UpdateTenant(ctx context.Context, req *connect.Request[v1.UpdateTenantRequest]) (*connect.Response[v1.UpdateTenantResponse], error) {
+	return c.updateTenant.CallUnary(ctx, req)
+}
+
+// DeleteTenant calls tenantregistry.v1.TenantService.DeleteTenant.
+func (c *tenantServiceClient) DeleteTenant(ctx context.Context, req *connect.Request[v1.DeleteTenantRequest]) (*connect.Response[v1.DeleteTenantResponse], error) {
+	return c.deleteTenant.CallUnary(ctx, req)
+}
+
+// RestoreTenant calls tenantregistry.v1.TenantService.RestoreTenant.
+func (c *tenantServiceClient) RestoreTenant(ctx context.Context, req *connect.Request[v1.RestoreTenantRequest]) (*connect.Response[v1.RestoreTenantResponse], error) {
+	return c.restoreTenant.CallUnary(ctx, req)
+}
+
+// ExportTenant calls tenantregistry.v1.TenantService.ExportTenant.
+func (c *tenantServiceClient) ExportTenant(ctx context.Context, req *connect.Request[v1.ExportTenantRequest]) (*connect.ServerStreamForClient[v1.ExportTenantResponse], error) {
+	return c.exportTenant.CallServerStream(ctx, req)
+}
+
 // RetryProvisioning calls tenantregistry.v1.TenantService.RetryProvisioning.
 func (c *tenantServiceClient) RetryProvisioning(ctx context.Context, req *connect.Request[v1.RetryProvisioningRequest]) (*connect.Response[v1.RetryProvisioningResponse], error) {
 	return c.retryProvisioning.CallUnary(ctx, req)
@@ -201,6 +280,23 @@ type TenantServiceHandler interface {
 	ActivateTenant(context.Context, *connect.Request[v1.ActivateTenantRequest]) (*connect.Response[v1.ActivateTenantResponse], error)
 	// CancelTenant moves trial or active -> frozen.
 	CancelTenant(context.Context, *connect.Request[v1.CancelTenantRequest]) (*connect.Response[v1.CancelTenantResponse], error)
+	// UpdateTenant changes the tenant's name and/or plan: only the fields
+	// sent change, and a request that sends neither is invalid_argument. The
+	// Keycloak organisation's name follows through the provisioning outbox.
+	UpdateTenant(context.Context, *connect.Request[v1.UpdateTenantRequest]) (*connect.Response[v1.UpdateTenantResponse], error)
+	// DeleteTenant schedules the purge of a frozen tenant (any other status is
+	// failed_precondition) DELETION_GRACE from now; the answer shows
+	// deletion_scheduled_at. RestoreTenant undoes it until then.
+	DeleteTenant(context.Context, *connect.Request[v1.DeleteTenantRequest]) (*connect.Response[v1.DeleteTenantResponse], error)
+	// RestoreTenant cancels a scheduled deletion (failed_precondition when
+	// none is scheduled).
+	RestoreTenant(context.Context, *connect.Request[v1.RestoreTenantRequest]) (*connect.Response[v1.RestoreTenantResponse], error)
+	// ExportTenant streams everything held about a tenant, for data
+	// portability: the tenant, its entitlements, projects, API key metadata
+	// (never a hash), IdP configuration (never a secret) and audit events,
+	// each record once, its kind in type. Its REST form is
+	// GET /v1/tenants/{id}/export, one record per line (NDJSON).
+	ExportTenant(context.Context, *connect.Request[v1.ExportTenantRequest], *connect.ServerStream[v1.ExportTenantResponse]) error
 	// RetryProvisioning runs the tenant's pending Keycloak provisioning now
 	// instead of waiting for the background worker's next attempt.
 	RetryProvisioning(context.Context, *connect.Request[v1.RetryProvisioningRequest]) (*connect.Response[v1.RetryProvisioningResponse], error)
@@ -252,6 +348,32 @@ func NewTenantServiceHandler(svc TenantServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(tenantServiceMethods.ByName("CancelTenant")),
 		connect.WithHandlerOptions(opts...),
 	)
+	tenantServiceUpdateTenantHandler := connect.NewUnaryHandler(
+		TenantServiceUpdateTenantProcedure,
+		svc.UpdateTenant,
+		connect.WithSchema(tenantServiceMethods.ByName("UpdateTenant")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceDeleteTenantHandler := connect.NewUnaryHandler(
+		TenantServiceDeleteTenantProcedure,
+		svc.DeleteTenant,
+		connect.WithSchema(tenantServiceMethods.ByName("DeleteTenant")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceRestoreTenantHandler := connect.NewUnaryHandler(
+		TenantServiceRestoreTenantProcedure,
+		svc.RestoreTenant,
+		connect.WithSchema(tenantServiceMethods.ByName("RestoreTenant")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceExportTenantHandler := connect.NewServerStreamHandler(
+		TenantServiceExportTenantProcedure,
+		svc.ExportTenant,
+		connect.WithSchema(tenantServiceMethods.ByName("ExportTenant")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	tenantServiceRetryProvisioningHandler := connect.NewUnaryHandler(
 		TenantServiceRetryProvisioningProcedure,
 		svc.RetryProvisioning,
@@ -272,6 +394,14 @@ func NewTenantServiceHandler(svc TenantServiceHandler, opts ...connect.HandlerOp
 			tenantServiceActivateTenantHandler.ServeHTTP(w, r)
 		case TenantServiceCancelTenantProcedure:
 			tenantServiceCancelTenantHandler.ServeHTTP(w, r)
+		case TenantServiceUpdateTenantProcedure:
+			tenantServiceUpdateTenantHandler.ServeHTTP(w, r)
+		case TenantServiceDeleteTenantProcedure:
+			tenantServiceDeleteTenantHandler.ServeHTTP(w, r)
+		case TenantServiceRestoreTenantProcedure:
+			tenantServiceRestoreTenantHandler.ServeHTTP(w, r)
+		case TenantServiceExportTenantProcedure:
+			tenantServiceExportTenantHandler.ServeHTTP(w, r)
 		case TenantServiceRetryProvisioningProcedure:
 			tenantServiceRetryProvisioningHandler.ServeHTTP(w, r)
 		default:
@@ -305,6 +435,22 @@ func (UnimplementedTenantServiceHandler) ActivateTenant(context.Context, *connec
 
 func (UnimplementedTenantServiceHandler) CancelTenant(context.Context, *connect.Request[v1.CancelTenantRequest]) (*connect.Response[v1.CancelTenantResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tenantregistry.v1.TenantService.CancelTenant is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) UpdateTenant(context.Context, *connect.Request[v1.UpdateTenantRequest]) (*connect.Response[v1.UpdateTenantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tenantregistry.v1.TenantService.UpdateTenant is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) DeleteTenant(context.Context, *connect.Request[v1.DeleteTenantRequest]) (*connect.Response[v1.DeleteTenantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tenantregistry.v1.TenantService.DeleteTenant is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) RestoreTenant(context.Context, *connect.Request[v1.RestoreTenantRequest]) (*connect.Response[v1.RestoreTenantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tenantregistry.v1.TenantService.RestoreTenant is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) ExportTenant(context.Context, *connect.Request[v1.ExportTenantRequest], *connect.ServerStream[v1.ExportTenantResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("tenantregistry.v1.TenantService.ExportTenant is not implemented"))
 }
 
 func (UnimplementedTenantServiceHandler) RetryProvisioning(context.Context, *connect.Request[v1.RetryProvisioningRequest]) (*connect.Response[v1.RetryProvisioningResponse], error) {

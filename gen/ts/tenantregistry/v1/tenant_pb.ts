@@ -6,14 +6,22 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { ApiKey } from "./api_key_pb";
+import { file_tenantregistry_v1_api_key } from "./api_key_pb";
+import type { AuditEvent } from "./audit_pb";
+import { file_tenantregistry_v1_audit } from "./audit_pb";
+import type { Entitlement } from "./entitlement_pb";
+import { file_tenantregistry_v1_entitlement } from "./entitlement_pb";
+import type { Project } from "./project_pb";
+import { file_tenantregistry_v1_project } from "./project_pb";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file tenantregistry/v1/tenant.proto.
  */
 export const file_tenantregistry_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("Ch50ZW5hbnRyZWdpc3RyeS92MS90ZW5hbnQucHJvdG8SEXRlbmFudHJlZ2lzdHJ5LnYxIvUBCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnN0YXR1cxgEIAEoCRIMCgRwbGFuGAUgASgJEhAKCHByb2R1Y3RzGAYgAygJEhcKD2tleWNsb2FrX29yZ19pZBgHIAEoCRIaChJwcm92aXNpb25pbmdfc3RhdGUYCCABKAkSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoTQ3JlYXRlVGVuYW50UmVxdWVzdBIMCgRzbHVnGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEcGxhbhgDIAEoCRITCgthZG1pbl9lbWFpbBgEIAEoCRISCgphZG1pbl9uYW1lGAUgASgJImkKFENyZWF0ZVRlbmFudFJlc3BvbnNlEikKBnRlbmFudBgBIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudBIXCgppbnZpdGVfdXJsGAIgASgJSACIAQFCDQoLX2ludml0ZV91cmwiHgoQR2V0VGVuYW50UmVxdWVzdBIKCgJpZBgBIAEoCSI+ChFHZXRUZW5hbnRSZXNwb25zZRIpCgZ0ZW5hbnQYASABKAsyGS50ZW5hbnRyZWdpc3RyeS52MS5UZW5hbnQiJgoWR2V0VGVuYW50QnlTbHVnUmVxdWVzdBIMCgRzbHVnGAEgASgJIkQKF0dldFRlbmFudEJ5U2x1Z1Jlc3BvbnNlEikKBnRlbmFudBgBIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudCJkChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEg4KBmN1cnNvchgCIAEoCRIOCgZzdGF0dXMYAyABKAkSDAoEcGxhbhgEIAEoCRINCgVxdWVyeRgFIAEoCSJWChNMaXN0VGVuYW50c1Jlc3BvbnNlEioKB3RlbmFudHMYASADKAsyGS50ZW5hbnRyZWdpc3RyeS52MS5UZW5hbnQSEwoLbmV4dF9jdXJzb3IYAiABKAkiIwoVQWN0aXZhdGVUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJIkMKFkFjdGl2YXRlVGVuYW50UmVzcG9uc2USKQoGdGVuYW50GAEgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGVuYW50IiEKE0NhbmNlbFRlbmFudFJlcXVlc3QSCgoCaWQYASABKAkiQQoUQ2FuY2VsVGVuYW50UmVzcG9uc2USKQoGdGVuYW50GAEgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGVuYW50IiYKGFJldHJ5UHJvdmlzaW9uaW5nUmVxdWVzdBIKCgJpZBgBIAEoCSJGChlSZXRyeVByb3Zpc2lvbmluZ1Jlc3BvbnNlEikKBnRlbmFudBgBIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudDLKBwoNVGVuYW50U2VydmljZRJ3CgxDcmVhdGVUZW5hbnQSJi50ZW5hbnRyZWdpc3RyeS52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GicudGVuYW50cmVnaXN0cnkudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2UiFoLT5JMCEDoBKiILL3YxL3RlbmFudHMSewoJR2V0VGVuYW50EiMudGVuYW50cmVnaXN0cnkudjEuR2V0VGVuYW50UmVxdWVzdBokLnRlbmFudHJlZ2lzdHJ5LnYxLkdldFRlbmFudFJlc3BvbnNlIiOQAgGC0+STAhpiBnRlbmFudBIQL3YxL3RlbmFudHMve2lkfRKXAQoPR2V0VGVuYW50QnlTbHVnEikudGVuYW50cmVnaXN0cnkudjEuR2V0VGVuYW50QnlTbHVnUmVxdWVzdBoqLnRlbmFudHJlZ2lzdHJ5LnYxLkdldFRlbmFudEJ5U2x1Z1Jlc3BvbnNlIi2QAgGC0+STAiRiBnRlbmFudBIaL3YxL3RlbmFudHMvYnktc2x1Zy97c2x1Z30SdAoLTGlzdFRlbmFudHMSJS50ZW5hbnRyZWdpc3RyeS52MS5MaXN0VGVuYW50c1JlcXVlc3QaJi50ZW5hbnRyZWdpc3RyeS52MS5MaXN0VGVuYW50c1Jlc3BvbnNlIhaQAgGC0+STAg0SCy92MS90ZW5hbnRzEosBCg5BY3RpdmF0ZVRlbmFudBIoLnRlbmFudHJlZ2lzdHJ5LnYxLkFjdGl2YXRlVGVuYW50UmVxdWVzdBopLnRlbmFudHJlZ2lzdHJ5LnYxLkFjdGl2YXRlVGVuYW50UmVzcG9uc2UiJILT5JMCHjoBKiIZL3YxL3RlbmFudHMve2lkfS9hY3RpdmF0ZRKDAQoMQ2FuY2VsVGVuYW50EiYudGVuYW50cmVnaXN0cnkudjEuQ2FuY2VsVGVuYW50UmVxdWVzdBonLnRlbmFudHJlZ2lzdHJ5LnYxLkNhbmNlbFRlbmFudFJlc3BvbnNlIiKC0+STAhw6ASoiFy92MS90ZW5hbnRzL3tpZH0vY2FuY2VsEp4BChFSZXRyeVByb3Zpc2lvbmluZxIrLnRlbmFudHJlZ2lzdHJ5LnYxLlJldHJ5UHJvdmlzaW9uaW5nUmVxdWVzdBosLnRlbmFudHJlZ2lzdHJ5LnYxLlJldHJ5UHJvdmlzaW9uaW5nUmVzcG9uc2UiLoLT5JMCKDoBKiIjL3YxL3RlbmFudHMve2lkfS9yZXRyeS1wcm92aXNpb25pbmdCTFpKZ2l0aHViLmNvbS9wbGF0Zm9ybS90ZW5hbnQtcmVnaXN0cnkvZ2VuL3RlbmFudHJlZ2lzdHJ5L3YxO3RlbmFudHJlZ2lzdHJ5djFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch50ZW5hbnRyZWdpc3RyeS92MS90ZW5hbnQucHJvdG8SEXRlbmFudHJlZ2lzdHJ5LnYxIrACCgZUZW5hbnQSCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnN0YXR1cxgEIAEoCRIMCgRwbGFuGAUgASgJEhAKCHByb2R1Y3RzGAYgAygJEhcKD2tleWNsb2FrX29yZ19pZBgHIAEoCRIaChJwcm92aXNpb25pbmdfc3RhdGUYCCABKAkSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoVZGVsZXRpb25fc2NoZWR1bGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJoChNDcmVhdGVUZW5hbnRSZXF1ZXN0EgwKBHNsdWcYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRwbGFuGAMgASgJEhMKC2FkbWluX2VtYWlsGAQgASgJEhIKCmFkbWluX25hbWUYBSABKAkiaQoUQ3JlYXRlVGVuYW50UmVzcG9uc2USKQoGdGVuYW50GAEgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGVuYW50EhcKCmludml0ZV91cmwYAiABKAlIAIgBAUINCgtfaW52aXRlX3VybCIeChBHZXRUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJIj4KEUdldFRlbmFudFJlc3BvbnNlEikKBnRlbmFudBgBIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudCImChZHZXRUZW5hbnRCeVNsdWdSZXF1ZXN0EgwKBHNsdWcYASABKAkiRAoXR2V0VGVuYW50QnlTbHVnUmVzcG9uc2USKQoGdGVuYW50GAEgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGVuYW50ImQKEkxpc3RUZW5hbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSDgoGY3Vyc29yGAIgASgJEg4KBnN0YXR1cxgDIAEoCRIMCgRwbGFuGAQgASgJEg0KBXF1ZXJ5GAUgASgJIlYKE0xpc3RUZW5hbnRzUmVzcG9uc2USKgoHdGVuYW50cxgBIAMoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudBITCgtuZXh0X2N1cnNvchgCIAEoCSIjChVBY3RpdmF0ZVRlbmFudFJlcXVlc3QSCgoCaWQYASABKAkiQwoWQWN0aXZhdGVUZW5hbnRSZXNwb25zZRIpCgZ0ZW5hbnQYASABKAsyGS50ZW5hbnRyZWdpc3RyeS52MS5UZW5hbnQiIQoTQ2FuY2VsVGVuYW50UmVxdWVzdBIKCgJpZBgBIAEoCSJBChRDYW5jZWxUZW5hbnRSZXNwb25zZRIpCgZ0ZW5hbnQYASABKAsyGS50ZW5hbnRyZWdpc3RyeS52MS5UZW5hbnQiJgoYUmV0cnlQcm92aXNpb25pbmdSZXF1ZXN0EgoKAmlkGAEgASgJIkYKGVJldHJ5UHJvdmlzaW9uaW5nUmVzcG9uc2USKQoGdGVuYW50GAEgASgLMhkudGVuYW50cmVnaXN0cnkudjEuVGVuYW50IlkKE1VwZGF0ZVRlbmFudFJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEhEKBHBsYW4YAyABKAlIAYgBAUIHCgVfbmFtZUIHCgVfcGxhbiJBChRVcGRhdGVUZW5hbnRSZXNwb25zZRIpCgZ0ZW5hbnQYASABKAsyGS50ZW5hbnRyZWdpc3RyeS52MS5UZW5hbnQiIQoTRGVsZXRlVGVuYW50UmVxdWVzdBIKCgJpZBgBIAEoCSJBChREZWxldGVUZW5hbnRSZXNwb25zZRIpCgZ0ZW5hbnQYASABKAsyGS50ZW5hbnRyZWdpc3RyeS52MS5UZW5hbnQiIgoUUmVzdG9yZVRlbmFudFJlcXVlc3QSCgoCaWQYASABKAkiQgoVUmVzdG9yZVRlbmFudFJlc3BvbnNlEikKBnRlbmFudBgBIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudCIhChNFeHBvcnRUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJItQCChRFeHBvcnRUZW5hbnRSZXNwb25zZRIMCgR0eXBlGAEgASgJEisKBnRlbmFudBgCIAEoCzIZLnRlbmFudHJlZ2lzdHJ5LnYxLlRlbmFudEgAEjUKC2VudGl0bGVtZW50GAMgASgLMh4udGVuYW50cmVnaXN0cnkudjEuRW50aXRsZW1lbnRIABItCgdwcm9qZWN0GAQgASgLMhoudGVuYW50cmVnaXN0cnkudjEuUHJvamVjdEgAEiwKB2FwaV9rZXkYBSABKAsyGS50ZW5hbnRyZWdpc3RyeS52MS5BcGlLZXlIABItCgppZHBfY29uZmlnGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEgAEjQKC2F1ZGl0X2V2ZW50GAcgASgLMh0udGVuYW50cmVnaXN0cnkudjEuQXVkaXRFdmVudEgAQggKBnJlY29yZDK4CwoNVGVuYW50U2VydmljZRJ3CgxDcmVhdGVUZW5hbnQSJi50ZW5hbnRyZWdpc3RyeS52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GicudGVuYW50cmVnaXN0cnkudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2UiFoLT5JMCEDoBKiILL3YxL3RlbmFudHMSewoJR2V0VGVuYW50EiMudGVuYW50cmVnaXN0cnkudjEuR2V0VGVuYW50UmVxdWVzdBokLnRlbmFudHJlZ2lzdHJ5LnYxLkdldFRlbmFudFJlc3BvbnNlIiOQAgGC0+STAhpiBnRlbmFudBIQL3YxL3RlbmFudHMve2lkfRKXAQoPR2V0VGVuYW50QnlTbHVnEikudGVuYW50cmVnaXN0cnkudjEuR2V0VGVuYW50QnlTbHVnUmVxdWVzdBoqLnRlbmFudHJlZ2lzdHJ5LnYxLkdldFRlbmFudEJ5U2x1Z1Jlc3BvbnNlIi2QAgGC0+STAiRiBnRlbmFudBIaL3YxL3RlbmFudHMvYnktc2x1Zy97c2x1Z30SdAoLTGlzdFRlbmFudHMSJS50ZW5hbnRyZWdpc3RyeS52MS5MaXN0VGVuYW50c1JlcXVlc3QaJi50ZW5hbnRyZWdpc3RyeS52MS5MaXN0VGVuYW50c1Jlc3BvbnNlIhaQAgGC0+STAg0SCy92MS90ZW5hbnRzEosBCg5BY3RpdmF0ZVRlbmFudBIoLnRlbmFudHJlZ2lzdHJ5LnYxLkFjdGl2YXRlVGVuYW50UmVxdWVzdBopLnRlbmFudHJlZ2lzdHJ5LnYxLkFjdGl2YXRlVGVuYW50UmVzcG9uc2UiJILT5JMCHjoBKiIZL3YxL3RlbmFudHMve2lkfS9hY3RpdmF0ZRKDAQoMQ2FuY2VsVGVuYW50EiYudGVuYW50cmVnaXN0cnkudjEuQ2FuY2VsVGVuYW50UmVxdWVzdBonLnRlbmFudHJlZ2lzdHJ5LnYxLkNhbmNlbFRlbmFudFJlc3BvbnNlIiKC0+STAhw6ASoiFy92MS90ZW5hbnRzL3tpZH0vY2FuY2VsEnwKDFVwZGF0ZVRlbmFudBImLnRlbmFudHJlZ2lzdHJ5LnYxLlVwZGF0ZVRlbmFudFJlcXVlc3QaJy50ZW5hbnRyZWdpc3RyeS52MS5VcGRhdGVUZW5hbnRSZXNwb25zZSIbgtPkkwIVOgEqMhAvdjEvdGVuYW50cy97aWR9EnwKDERlbGV0ZVRlbmFudBImLnRlbmFudHJlZ2lzdHJ5LnYxLkRlbGV0ZVRlbmFudFJlcXVlc3QaJy50ZW5hbnRyZWdpc3RyeS52MS5EZWxldGVUZW5hbnRSZXNwb25zZSIbkAICgtPkkwISKhAvdjEvdGVuYW50cy97aWR9EocBCg1SZXN0b3JlVGVuYW50EicudGVuYW50cmVnaXN0cnkudjEuUmVzdG9yZVRlbmFudFJlcXVlc3QaKC50ZW5hbnRyZWdpc3RyeS52MS5SZXN0b3JlVGVuYW50UmVzcG9uc2UiI4LT5JMCHToBKiIYL3YxL3RlbmFudHMve2lkfS9yZXN0b3JlEmYKDEV4cG9ydFRlbmFudBImLnRlbmFudHJlZ2lzdHJ5LnYxLkV4cG9ydFRlbmFudFJlcXVlc3QaJy50ZW5hbnRyZWdpc3RyeS52MS5FeHBvcnRUZW5hbnRSZXNwb25zZSIDkAIBMAESngEKEVJldHJ5UHJvdmlzaW9uaW5nEisudGVuYW50cmVnaXN0cnkudjEuUmV0cnlQcm92aXNpb25pbmdSZXF1ZXN0GiwudGVuYW50cmVnaXN0cnkudjEuUmV0cnlQcm92aXNpb25pbmdSZXNwb25zZSIugtPkkwIoOgEqIiMvdjEvdGVuYW50cy97aWR9L3JldHJ5LXByb3Zpc2lvbmluZ0JMWkpnaXRodWIuY29tL3BsYXRmb3JtL3RlbmFudC1yZWdpc3RyeS9nZW4vdGVuYW50cmVnaXN0cnkvdjE7dGVuYW50cmVnaXN0cnl2MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp, file_tenantregistry_v1_api_key, file_tenantregistry_v1_audit, file_tenantregistry_v1_entitlement, file_tenantregistry_v1_project]);
 
 /**
  * Tenant is a customer organisation.
@@ -88,6 +96,14 @@ export type Tenant = Message<"tenantregistry.v1.Tenant"> & {
    * @generated from field: google.protobuf.Timestamp updated_at = 10;
    */
   updatedAt?: Timestamp | undefined;
+
+  /**
+   * Set while the tenant is scheduled for deletion (DeleteTenant): when the
+   * purge may run. Absent otherwise.
+   *
+   * @generated from field: google.protobuf.Timestamp deletion_scheduled_at = 11;
+   */
+  deletionScheduledAt?: Timestamp | undefined;
 };
 
 /**
@@ -405,6 +421,205 @@ export const RetryProvisioningResponseSchema: GenMessage<RetryProvisioningRespon
   messageDesc(file_tenantregistry_v1_tenant, 14);
 
 /**
+ * @generated from message tenantregistry.v1.UpdateTenantRequest
+ */
+export type UpdateTenantRequest = Message<"tenantregistry.v1.UpdateTenantRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The new display name; absent keeps it.
+   *
+   * @generated from field: optional string name = 2;
+   */
+  name?: string | undefined;
+
+  /**
+   * The new plan ("starter", "professional" or "enterprise"); absent keeps it.
+   *
+   * @generated from field: optional string plan = 3;
+   */
+  plan?: string | undefined;
+};
+
+/**
+ * Describes the message tenantregistry.v1.UpdateTenantRequest.
+ * Use `create(UpdateTenantRequestSchema)` to create a new message.
+ */
+export const UpdateTenantRequestSchema: GenMessage<UpdateTenantRequest> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_tenant, 15);
+
+/**
+ * @generated from message tenantregistry.v1.UpdateTenantResponse
+ */
+export type UpdateTenantResponse = Message<"tenantregistry.v1.UpdateTenantResponse"> & {
+  /**
+   * @generated from field: tenantregistry.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message tenantregistry.v1.UpdateTenantResponse.
+ * Use `create(UpdateTenantResponseSchema)` to create a new message.
+ */
+export const UpdateTenantResponseSchema: GenMessage<UpdateTenantResponse> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_tenant, 16);
+
+/**
+ * @generated from message tenantregistry.v1.DeleteTenantRequest
+ */
+export type DeleteTenantRequest = Message<"tenantregistry.v1.DeleteTenantRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message tenantregistry.v1.DeleteTenantRequest.
+ * Use `create(DeleteTenantRequestSchema)` to create a new message.
+ */
+export const DeleteTenantRequestSchema: GenMessage<DeleteTenantRequest> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_tenant, 17);
+
+/**
+ * @generated from message tenantregistry.v1.DeleteTenantResponse
+ */
+export type DeleteTenantResponse = Message<"tenantregistry.v1.DeleteTenantResponse"> & {
+  /**
+   * @generated from field: tenantregistry.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message tenantregistry.v1.DeleteTenantResponse.
+ * Use `create(DeleteTenantResponseSchema)` to create a new message.
+ */
+export const DeleteTenantResponseSchema: GenMessage<DeleteTenantResponse> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_tenant, 18);
+
+/**
+ * @generated from message tenantregistry.v1.RestoreTenantRequest
+ */
+export type RestoreTenantRequest = Message<"tenantregistry.v1.RestoreTenantRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message tenantregistry.v1.RestoreTenantRequest.
+ * Use `create(RestoreTenantRequestSchema)` to create a new message.
+ */
+export const RestoreTenantRequestSchema: GenMessage<RestoreTenantRequest> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_tenant, 19);
+
+/**
+ * @generated from message tenantregistry.v1.RestoreTenantResponse
+ */
+export type RestoreTenantResponse = Message<"tenantregistry.v1.RestoreTenantResponse"> & {
+  /**
+   * @generated from field: tenantregistry.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message tenantregistry.v1.RestoreTenantResponse.
+ * Use `create(RestoreTenantResponseSchema)` to create a new message.
+ */
+export const RestoreTenantResponseSchema: GenMessage<RestoreTenantResponse> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_tenant, 20);
+
+/**
+ * @generated from message tenantregistry.v1.ExportTenantRequest
+ */
+export type ExportTenantRequest = Message<"tenantregistry.v1.ExportTenantRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message tenantregistry.v1.ExportTenantRequest.
+ * Use `create(ExportTenantRequestSchema)` to create a new message.
+ */
+export const ExportTenantRequestSchema: GenMessage<ExportTenantRequest> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_tenant, 21);
+
+/**
+ * ExportTenantResponse is one record of a tenant export: type names which
+ * of the fields below it holds ("tenant", "entitlement", "project",
+ * "api_key", "idp_config", "audit_event"), in that order of kinds.
+ *
+ * @generated from message tenantregistry.v1.ExportTenantResponse
+ */
+export type ExportTenantResponse = Message<"tenantregistry.v1.ExportTenantResponse"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * @generated from oneof tenantregistry.v1.ExportTenantResponse.record
+   */
+  record: {
+    /**
+     * @generated from field: tenantregistry.v1.Tenant tenant = 2;
+     */
+    value: Tenant;
+    case: "tenant";
+  } | {
+    /**
+     * @generated from field: tenantregistry.v1.Entitlement entitlement = 3;
+     */
+    value: Entitlement;
+    case: "entitlement";
+  } | {
+    /**
+     * @generated from field: tenantregistry.v1.Project project = 4;
+     */
+    value: Project;
+    case: "project";
+  } | {
+    /**
+     * Metadata only: the key's hash is never exported.
+     *
+     * @generated from field: tenantregistry.v1.ApiKey api_key = 5;
+     */
+    value: ApiKey;
+    case: "apiKey";
+  } | {
+    /**
+     * The IdP configuration's columns without any secret.
+     *
+     * @generated from field: google.protobuf.Struct idp_config = 6;
+     */
+    value: JsonObject;
+    case: "idpConfig";
+  } | {
+    /**
+     * @generated from field: tenantregistry.v1.AuditEvent audit_event = 7;
+     */
+    value: AuditEvent;
+    case: "auditEvent";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message tenantregistry.v1.ExportTenantResponse.
+ * Use `create(ExportTenantResponseSchema)` to create a new message.
+ */
+export const ExportTenantResponseSchema: GenMessage<ExportTenantResponse> = /*@__PURE__*/
+  messageDesc(file_tenantregistry_v1_tenant, 22);
+
+/**
  * TenantService manages tenants (customer organisations) and their lifecycle:
  * trial -> active -> frozen (and frozen -> active, a reactivation).
  *
@@ -474,6 +689,55 @@ export const TenantService: GenService<{
     methodKind: "unary";
     input: typeof CancelTenantRequestSchema;
     output: typeof CancelTenantResponseSchema;
+  },
+  /**
+   * UpdateTenant changes the tenant's name and/or plan: only the fields
+   * sent change, and a request that sends neither is invalid_argument. The
+   * Keycloak organisation's name follows through the provisioning outbox.
+   *
+   * @generated from rpc tenantregistry.v1.TenantService.UpdateTenant
+   */
+  updateTenant: {
+    methodKind: "unary";
+    input: typeof UpdateTenantRequestSchema;
+    output: typeof UpdateTenantResponseSchema;
+  },
+  /**
+   * DeleteTenant schedules the purge of a frozen tenant (any other status is
+   * failed_precondition) DELETION_GRACE from now; the answer shows
+   * deletion_scheduled_at. RestoreTenant undoes it until then.
+   *
+   * @generated from rpc tenantregistry.v1.TenantService.DeleteTenant
+   */
+  deleteTenant: {
+    methodKind: "unary";
+    input: typeof DeleteTenantRequestSchema;
+    output: typeof DeleteTenantResponseSchema;
+  },
+  /**
+   * RestoreTenant cancels a scheduled deletion (failed_precondition when
+   * none is scheduled).
+   *
+   * @generated from rpc tenantregistry.v1.TenantService.RestoreTenant
+   */
+  restoreTenant: {
+    methodKind: "unary";
+    input: typeof RestoreTenantRequestSchema;
+    output: typeof RestoreTenantResponseSchema;
+  },
+  /**
+   * ExportTenant streams everything held about a tenant, for data
+   * portability: the tenant, its entitlements, projects, API key metadata
+   * (never a hash), IdP configuration (never a secret) and audit events,
+   * each record once, its kind in type. Its REST form is
+   * GET /v1/tenants/{id}/export, one record per line (NDJSON).
+   *
+   * @generated from rpc tenantregistry.v1.TenantService.ExportTenant
+   */
+  exportTenant: {
+    methodKind: "server_streaming";
+    input: typeof ExportTenantRequestSchema;
+    output: typeof ExportTenantResponseSchema;
   },
   /**
    * RetryProvisioning runs the tenant's pending Keycloak provisioning now

@@ -1,0 +1,36 @@
+package tenant
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/platform/tenant-registry/ent"
+	"github.com/platform/tenant-registry/ent/tenantidpconfig"
+)
+
+// IdpConfigExport answers the tenant's identity provider configuration
+// for the tenant export (nil when it has none): the columns named here and
+// no other, so that a secret column (the sealed client secret) can never
+// be exported by accident — a new non-secret column is added here.
+func (s *Service) IdpConfigExport(ctx context.Context, tenantID uuid.UUID) (map[string]any, error) {
+	c, err := s.client.TenantIdpConfig.Query().Where(tenantidpconfig.TenantID(tenantID)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read idp config: %w", err)
+	}
+	return map[string]any{
+		"id":         c.ID.String(),
+		"tenant_id":  c.TenantID.String(),
+		"protocol":   string(c.Protocol),
+		"issuer_url": c.IssuerURL,
+		"client_id":  c.ClientID,
+		"enabled":    c.Enabled,
+		"created_at": c.CreatedAt.UTC().Format(time.RFC3339Nano),
+		"updated_at": c.UpdatedAt.UTC().Format(time.RFC3339Nano),
+	}, nil
+}
