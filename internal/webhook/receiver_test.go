@@ -131,7 +131,8 @@ func missingTool(t *testing.T, what string) {
 // TestStandardWebhooksReceiver runs the whole service (app.New and its
 // workers, WEBHOOK_RETRY_BASE=200ms) against a receiver written with the
 // standardwebhooks npm library (web/webhook-receiver), which verifies every
-// delivery: a tenant's create → activate → cancel arrive in that order; a
+// delivery: a tenant's create → activate → cancel (→ update → delete)
+// arrive in that order; a
 // 500 gets the message again with the same webhook-id (and holds the
 // tenant's next message back until then); a receiver that is down for a
 // while gets everything once it is back; the delivery log shows the
@@ -219,9 +220,18 @@ func TestStandardWebhooksReceiver(t *testing.T) {
 	if _, err := tenants.CancelTenant(ctx, connect.NewRequest(&v1.CancelTenantRequest{Id: first})); err != nil {
 		t.Fatal(err)
 	}
+	// Issue 15's changes are events too, with no webhook code of their own.
+	name := "Hooked One, renamed"
+	if _, err := tenants.UpdateTenant(ctx, connect.NewRequest(&v1.UpdateTenantRequest{Id: first, Name: &name})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tenants.DeleteTenant(ctx, connect.NewRequest(&v1.DeleteTenantRequest{Id: first})); err != nil {
+		t.Fatal(err)
+	}
 	// The 500 to tenant.activated is retried (same id) before
 	// tenant.cancelled may go.
-	want := []string{"tenant.created/204", "tenant.activated/500", "tenant.activated/204", "tenant.cancelled/204"}
+	want := []string{"tenant.created/204", "tenant.activated/500", "tenant.activated/204", "tenant.cancelled/204",
+		"tenant.updated/204", "tenant.deletion_scheduled/204"}
 	waitFor(t, "the first tenant's events", func() bool { return len(types(first)) >= len(want) })
 	if got := types(first); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("first tenant's deliveries: %v, want %v", got, want)
