@@ -27,6 +27,8 @@ import (
 	"github.com/platform/tenant-registry/ent/tenantidpdomain"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/ent/tenantproject"
+	"github.com/platform/tenant-registry/ent/webhookendpoint"
+	"github.com/platform/tenant-registry/ent/webhookmessage"
 
 	stdsql "database/sql"
 )
@@ -58,6 +60,10 @@ type Client struct {
 	TenantProduct *TenantProductClient
 	// TenantProject is the client for interacting with the TenantProject builders.
 	TenantProject *TenantProjectClient
+	// WebhookEndpoint is the client for interacting with the WebhookEndpoint builders.
+	WebhookEndpoint *WebhookEndpointClient
+	// WebhookMessage is the client for interacting with the WebhookMessage builders.
+	WebhookMessage *WebhookMessageClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -80,6 +86,8 @@ func (c *Client) init() {
 	c.TenantIdpDomain = NewTenantIdpDomainClient(c.config)
 	c.TenantProduct = NewTenantProductClient(c.config)
 	c.TenantProject = NewTenantProjectClient(c.config)
+	c.WebhookEndpoint = NewWebhookEndpointClient(c.config)
+	c.WebhookMessage = NewWebhookMessageClient(c.config)
 }
 
 type (
@@ -183,6 +191,8 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		TenantIdpDomain: NewTenantIdpDomainClient(cfg),
 		TenantProduct:   NewTenantProductClient(cfg),
 		TenantProject:   NewTenantProjectClient(cfg),
+		WebhookEndpoint: NewWebhookEndpointClient(cfg),
+		WebhookMessage:  NewWebhookMessageClient(cfg),
 	}, nil
 }
 
@@ -213,6 +223,8 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		TenantIdpDomain: NewTenantIdpDomainClient(cfg),
 		TenantProduct:   NewTenantProductClient(cfg),
 		TenantProject:   NewTenantProjectClient(cfg),
+		WebhookEndpoint: NewWebhookEndpointClient(cfg),
+		WebhookMessage:  NewWebhookMessageClient(cfg),
 	}, nil
 }
 
@@ -244,7 +256,7 @@ func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AuditCheckpoint, c.AuditDigest, c.AuditLog, c.AuditSigningKey,
 		c.Outbox, c.Tenant, c.TenantIdpConfig, c.TenantIdpDomain, c.TenantProduct,
-		c.TenantProject,
+		c.TenantProject, c.WebhookEndpoint, c.WebhookMessage,
 	} {
 		n.Use(hooks...)
 	}
@@ -256,7 +268,7 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AuditCheckpoint, c.AuditDigest, c.AuditLog, c.AuditSigningKey,
 		c.Outbox, c.Tenant, c.TenantIdpConfig, c.TenantIdpDomain, c.TenantProduct,
-		c.TenantProject,
+		c.TenantProject, c.WebhookEndpoint, c.WebhookMessage,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -287,6 +299,10 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.TenantProduct.mutate(ctx, m)
 	case *TenantProjectMutation:
 		return c.TenantProject.mutate(ctx, m)
+	case *WebhookEndpointMutation:
+		return c.WebhookEndpoint.mutate(ctx, m)
+	case *WebhookMessageMutation:
+		return c.WebhookMessage.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
 	}
@@ -2011,16 +2027,315 @@ func (c *TenantProjectClient) mutate(ctx context.Context, m *TenantProjectMutati
 	}
 }
 
+// WebhookEndpointClient is a client for the WebhookEndpoint schema.
+type WebhookEndpointClient struct {
+	config
+}
+
+// NewWebhookEndpointClient returns a client for the WebhookEndpoint from the given config.
+func NewWebhookEndpointClient(c config) *WebhookEndpointClient {
+	return &WebhookEndpointClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `webhookendpoint.Hooks(f(g(h())))`.
+func (c *WebhookEndpointClient) Use(hooks ...Hook) {
+	c.hooks.WebhookEndpoint = append(c.hooks.WebhookEndpoint, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `webhookendpoint.Intercept(f(g(h())))`.
+func (c *WebhookEndpointClient) Intercept(interceptors ...Interceptor) {
+	c.inters.WebhookEndpoint = append(c.inters.WebhookEndpoint, interceptors...)
+}
+
+// Create returns a builder for creating a WebhookEndpoint entity.
+func (c *WebhookEndpointClient) Create() *WebhookEndpointCreate {
+	mutation := newWebhookEndpointMutation(c.config, OpCreate)
+	return &WebhookEndpointCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of WebhookEndpoint entities.
+func (c *WebhookEndpointClient) CreateBulk(builders ...*WebhookEndpointCreate) *WebhookEndpointCreateBulk {
+	return &WebhookEndpointCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *WebhookEndpointClient) MapCreateBulk(slice any, setFunc func(*WebhookEndpointCreate, int)) *WebhookEndpointCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &WebhookEndpointCreateBulk{err: fmt.Errorf("calling to WebhookEndpointClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*WebhookEndpointCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &WebhookEndpointCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for WebhookEndpoint.
+func (c *WebhookEndpointClient) Update() *WebhookEndpointUpdate {
+	mutation := newWebhookEndpointMutation(c.config, OpUpdate)
+	return &WebhookEndpointUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *WebhookEndpointClient) UpdateOne(_m *WebhookEndpoint) *WebhookEndpointUpdateOne {
+	mutation := newWebhookEndpointMutation(c.config, OpUpdateOne, withWebhookEndpoint(_m))
+	return &WebhookEndpointUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *WebhookEndpointClient) UpdateOneID(id uuid.UUID) *WebhookEndpointUpdateOne {
+	mutation := newWebhookEndpointMutation(c.config, OpUpdateOne, withWebhookEndpointID(id))
+	return &WebhookEndpointUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for WebhookEndpoint.
+func (c *WebhookEndpointClient) Delete() *WebhookEndpointDelete {
+	mutation := newWebhookEndpointMutation(c.config, OpDelete)
+	return &WebhookEndpointDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *WebhookEndpointClient) DeleteOne(_m *WebhookEndpoint) *WebhookEndpointDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *WebhookEndpointClient) DeleteOneID(id uuid.UUID) *WebhookEndpointDeleteOne {
+	builder := c.Delete().Where(webhookendpoint.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &WebhookEndpointDeleteOne{builder}
+}
+
+// Query returns a query builder for WebhookEndpoint.
+func (c *WebhookEndpointClient) Query() *WebhookEndpointQuery {
+	return &WebhookEndpointQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeWebhookEndpoint},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a WebhookEndpoint entity by its id.
+func (c *WebhookEndpointClient) Get(ctx context.Context, id uuid.UUID) (*WebhookEndpoint, error) {
+	return c.Query().Where(webhookendpoint.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *WebhookEndpointClient) GetX(ctx context.Context, id uuid.UUID) *WebhookEndpoint {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryMessages queries the messages edge of a WebhookEndpoint.
+func (c *WebhookEndpointClient) QueryMessages(_m *WebhookEndpoint) *WebhookMessageQuery {
+	query := (&WebhookMessageClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(webhookendpoint.Table, webhookendpoint.FieldID, id),
+			sqlgraph.To(webhookmessage.Table, webhookmessage.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, webhookendpoint.MessagesTable, webhookendpoint.MessagesColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *WebhookEndpointClient) Hooks() []Hook {
+	return c.hooks.WebhookEndpoint
+}
+
+// Interceptors returns the client interceptors.
+func (c *WebhookEndpointClient) Interceptors() []Interceptor {
+	return c.inters.WebhookEndpoint
+}
+
+func (c *WebhookEndpointClient) mutate(ctx context.Context, m *WebhookEndpointMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&WebhookEndpointCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&WebhookEndpointUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&WebhookEndpointUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&WebhookEndpointDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown WebhookEndpoint mutation op: %q", m.Op())
+	}
+}
+
+// WebhookMessageClient is a client for the WebhookMessage schema.
+type WebhookMessageClient struct {
+	config
+}
+
+// NewWebhookMessageClient returns a client for the WebhookMessage from the given config.
+func NewWebhookMessageClient(c config) *WebhookMessageClient {
+	return &WebhookMessageClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `webhookmessage.Hooks(f(g(h())))`.
+func (c *WebhookMessageClient) Use(hooks ...Hook) {
+	c.hooks.WebhookMessage = append(c.hooks.WebhookMessage, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `webhookmessage.Intercept(f(g(h())))`.
+func (c *WebhookMessageClient) Intercept(interceptors ...Interceptor) {
+	c.inters.WebhookMessage = append(c.inters.WebhookMessage, interceptors...)
+}
+
+// Create returns a builder for creating a WebhookMessage entity.
+func (c *WebhookMessageClient) Create() *WebhookMessageCreate {
+	mutation := newWebhookMessageMutation(c.config, OpCreate)
+	return &WebhookMessageCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of WebhookMessage entities.
+func (c *WebhookMessageClient) CreateBulk(builders ...*WebhookMessageCreate) *WebhookMessageCreateBulk {
+	return &WebhookMessageCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *WebhookMessageClient) MapCreateBulk(slice any, setFunc func(*WebhookMessageCreate, int)) *WebhookMessageCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &WebhookMessageCreateBulk{err: fmt.Errorf("calling to WebhookMessageClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*WebhookMessageCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &WebhookMessageCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for WebhookMessage.
+func (c *WebhookMessageClient) Update() *WebhookMessageUpdate {
+	mutation := newWebhookMessageMutation(c.config, OpUpdate)
+	return &WebhookMessageUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *WebhookMessageClient) UpdateOne(_m *WebhookMessage) *WebhookMessageUpdateOne {
+	mutation := newWebhookMessageMutation(c.config, OpUpdateOne, withWebhookMessage(_m))
+	return &WebhookMessageUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *WebhookMessageClient) UpdateOneID(id uuid.UUID) *WebhookMessageUpdateOne {
+	mutation := newWebhookMessageMutation(c.config, OpUpdateOne, withWebhookMessageID(id))
+	return &WebhookMessageUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for WebhookMessage.
+func (c *WebhookMessageClient) Delete() *WebhookMessageDelete {
+	mutation := newWebhookMessageMutation(c.config, OpDelete)
+	return &WebhookMessageDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *WebhookMessageClient) DeleteOne(_m *WebhookMessage) *WebhookMessageDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *WebhookMessageClient) DeleteOneID(id uuid.UUID) *WebhookMessageDeleteOne {
+	builder := c.Delete().Where(webhookmessage.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &WebhookMessageDeleteOne{builder}
+}
+
+// Query returns a query builder for WebhookMessage.
+func (c *WebhookMessageClient) Query() *WebhookMessageQuery {
+	return &WebhookMessageQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeWebhookMessage},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a WebhookMessage entity by its id.
+func (c *WebhookMessageClient) Get(ctx context.Context, id uuid.UUID) (*WebhookMessage, error) {
+	return c.Query().Where(webhookmessage.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *WebhookMessageClient) GetX(ctx context.Context, id uuid.UUID) *WebhookMessage {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryEndpoint queries the endpoint edge of a WebhookMessage.
+func (c *WebhookMessageClient) QueryEndpoint(_m *WebhookMessage) *WebhookEndpointQuery {
+	query := (&WebhookEndpointClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(webhookmessage.Table, webhookmessage.FieldID, id),
+			sqlgraph.To(webhookendpoint.Table, webhookendpoint.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, webhookmessage.EndpointTable, webhookmessage.EndpointColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *WebhookMessageClient) Hooks() []Hook {
+	return c.hooks.WebhookMessage
+}
+
+// Interceptors returns the client interceptors.
+func (c *WebhookMessageClient) Interceptors() []Interceptor {
+	return c.inters.WebhookMessage
+}
+
+func (c *WebhookMessageClient) mutate(ctx context.Context, m *WebhookMessageMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&WebhookMessageCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&WebhookMessageUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&WebhookMessageUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&WebhookMessageDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown WebhookMessage mutation op: %q", m.Op())
+	}
+}
+
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
 		APIKey, AuditCheckpoint, AuditDigest, AuditLog, AuditSigningKey, Outbox, Tenant,
-		TenantIdpConfig, TenantIdpDomain, TenantProduct, TenantProject []ent.Hook
+		TenantIdpConfig, TenantIdpDomain, TenantProduct, TenantProject,
+		WebhookEndpoint, WebhookMessage []ent.Hook
 	}
 	inters struct {
 		APIKey, AuditCheckpoint, AuditDigest, AuditLog, AuditSigningKey, Outbox, Tenant,
-		TenantIdpConfig, TenantIdpDomain, TenantProduct,
-		TenantProject []ent.Interceptor
+		TenantIdpConfig, TenantIdpDomain, TenantProduct, TenantProject,
+		WebhookEndpoint, WebhookMessage []ent.Interceptor
 	}
 )
 

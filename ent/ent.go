@@ -23,6 +23,8 @@ import (
 	"github.com/platform/tenant-registry/ent/tenantidpdomain"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/ent/tenantproject"
+	"github.com/platform/tenant-registry/ent/webhookendpoint"
+	"github.com/platform/tenant-registry/ent/webhookmessage"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -94,6 +96,8 @@ func checkColumn(t, c string) error {
 			tenantidpdomain.Table: tenantidpdomain.ValidColumn,
 			tenantproduct.Table:   tenantproduct.ValidColumn,
 			tenantproject.Table:   tenantproject.ValidColumn,
+			webhookendpoint.Table: webhookendpoint.ValidColumn,
+			webhookmessage.Table:  webhookmessage.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -18,6 +18,8 @@ import (
 	"github.com/platform/tenant-registry/ent/tenantidpdomain"
 	"github.com/platform/tenant-registry/ent/tenantproduct"
 	"github.com/platform/tenant-registry/ent/tenantproject"
+	"github.com/platform/tenant-registry/ent/webhookendpoint"
+	"github.com/platform/tenant-registry/ent/webhookmessage"
 )
 
 // The init function reads all schema descriptors with runtime code
@@ -599,4 +601,106 @@ func init() {
 	tenantprojectDescID := tenantprojectMixinFields0[0].Descriptor()
 	// tenantproject.DefaultID holds the default value on creation for the id field.
 	tenantproject.DefaultID = tenantprojectDescID.Default.(func() uuid.UUID)
+	webhookendpointMixin := schema.WebhookEndpoint{}.Mixin()
+	webhookendpointMixinFields0 := webhookendpointMixin[0].Fields()
+	_ = webhookendpointMixinFields0
+	webhookendpointMixinFields1 := webhookendpointMixin[1].Fields()
+	_ = webhookendpointMixinFields1
+	webhookendpointFields := schema.WebhookEndpoint{}.Fields()
+	_ = webhookendpointFields
+	// webhookendpointDescCreatedAt is the schema descriptor for created_at field.
+	webhookendpointDescCreatedAt := webhookendpointMixinFields1[0].Descriptor()
+	// webhookendpoint.DefaultCreatedAt holds the default value on creation for the created_at field.
+	webhookendpoint.DefaultCreatedAt = webhookendpointDescCreatedAt.Default.(func() time.Time)
+	// webhookendpointDescUpdatedAt is the schema descriptor for updated_at field.
+	webhookendpointDescUpdatedAt := webhookendpointMixinFields1[1].Descriptor()
+	// webhookendpoint.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	webhookendpoint.DefaultUpdatedAt = webhookendpointDescUpdatedAt.Default.(func() time.Time)
+	// webhookendpoint.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	webhookendpoint.UpdateDefaultUpdatedAt = webhookendpointDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// webhookendpointDescURL is the schema descriptor for url field.
+	webhookendpointDescURL := webhookendpointFields[0].Descriptor()
+	// webhookendpoint.URLValidator is a validator for the "url" field. It is called by the builders before save.
+	webhookendpoint.URLValidator = func() func(string) error {
+		validators := webhookendpointDescURL.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(url string) error {
+			for _, fn := range fns {
+				if err := fn(url); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// webhookendpointDescDescription is the schema descriptor for description field.
+	webhookendpointDescDescription := webhookendpointFields[1].Descriptor()
+	// webhookendpoint.DefaultDescription holds the default value on creation for the description field.
+	webhookendpoint.DefaultDescription = webhookendpointDescDescription.Default.(string)
+	// webhookendpoint.DescriptionValidator is a validator for the "description" field. It is called by the builders before save.
+	webhookendpoint.DescriptionValidator = webhookendpointDescDescription.Validators[0].(func(string) error)
+	// webhookendpointDescCreatedBy is the schema descriptor for created_by field.
+	webhookendpointDescCreatedBy := webhookendpointFields[7].Descriptor()
+	// webhookendpoint.DefaultCreatedBy holds the default value on creation for the created_by field.
+	webhookendpoint.DefaultCreatedBy = webhookendpointDescCreatedBy.Default.(string)
+	// webhookendpoint.CreatedByValidator is a validator for the "created_by" field. It is called by the builders before save.
+	webhookendpoint.CreatedByValidator = webhookendpointDescCreatedBy.Validators[0].(func(string) error)
+	// webhookendpointDescID is the schema descriptor for id field.
+	webhookendpointDescID := webhookendpointMixinFields0[0].Descriptor()
+	// webhookendpoint.DefaultID holds the default value on creation for the id field.
+	webhookendpoint.DefaultID = webhookendpointDescID.Default.(func() uuid.UUID)
+	webhookmessageMixin := schema.WebhookMessage{}.Mixin()
+	webhookmessageMixinFields0 := webhookmessageMixin[0].Fields()
+	_ = webhookmessageMixinFields0
+	webhookmessageMixinFields1 := webhookmessageMixin[1].Fields()
+	_ = webhookmessageMixinFields1
+	webhookmessageFields := schema.WebhookMessage{}.Fields()
+	_ = webhookmessageFields
+	// webhookmessageDescCreatedAt is the schema descriptor for created_at field.
+	webhookmessageDescCreatedAt := webhookmessageMixinFields1[0].Descriptor()
+	// webhookmessage.DefaultCreatedAt holds the default value on creation for the created_at field.
+	webhookmessage.DefaultCreatedAt = webhookmessageDescCreatedAt.Default.(func() time.Time)
+	// webhookmessageDescUpdatedAt is the schema descriptor for updated_at field.
+	webhookmessageDescUpdatedAt := webhookmessageMixinFields1[1].Descriptor()
+	// webhookmessage.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	webhookmessage.DefaultUpdatedAt = webhookmessageDescUpdatedAt.Default.(func() time.Time)
+	// webhookmessage.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	webhookmessage.UpdateDefaultUpdatedAt = webhookmessageDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// webhookmessageDescGroupID is the schema descriptor for group_id field.
+	webhookmessageDescGroupID := webhookmessageFields[1].Descriptor()
+	// webhookmessage.GroupIDValidator is a validator for the "group_id" field. It is called by the builders before save.
+	webhookmessage.GroupIDValidator = webhookmessageDescGroupID.Validators[0].(func(string) error)
+	// webhookmessageDescEventType is the schema descriptor for event_type field.
+	webhookmessageDescEventType := webhookmessageFields[4].Descriptor()
+	// webhookmessage.EventTypeValidator is a validator for the "event_type" field. It is called by the builders before save.
+	webhookmessage.EventTypeValidator = webhookmessageDescEventType.Validators[0].(func(string) error)
+	// webhookmessageDescStatus is the schema descriptor for status field.
+	webhookmessageDescStatus := webhookmessageFields[6].Descriptor()
+	// webhookmessage.DefaultStatus holds the default value on creation for the status field.
+	webhookmessage.DefaultStatus = webhookmessageDescStatus.Default.(string)
+	// webhookmessage.StatusValidator is a validator for the "status" field. It is called by the builders before save.
+	webhookmessage.StatusValidator = webhookmessageDescStatus.Validators[0].(func(string) error)
+	// webhookmessageDescAttempts is the schema descriptor for attempts field.
+	webhookmessageDescAttempts := webhookmessageFields[7].Descriptor()
+	// webhookmessage.DefaultAttempts holds the default value on creation for the attempts field.
+	webhookmessage.DefaultAttempts = webhookmessageDescAttempts.Default.(int)
+	// webhookmessage.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
+	webhookmessage.AttemptsValidator = webhookmessageDescAttempts.Validators[0].(func(int) error)
+	// webhookmessageDescLastStatus is the schema descriptor for last_status field.
+	webhookmessageDescLastStatus := webhookmessageFields[12].Descriptor()
+	// webhookmessage.DefaultLastStatus holds the default value on creation for the last_status field.
+	webhookmessage.DefaultLastStatus = webhookmessageDescLastStatus.Default.(int)
+	// webhookmessageDescLastError is the schema descriptor for last_error field.
+	webhookmessageDescLastError := webhookmessageFields[13].Descriptor()
+	// webhookmessage.DefaultLastError holds the default value on creation for the last_error field.
+	webhookmessage.DefaultLastError = webhookmessageDescLastError.Default.(string)
+	// webhookmessage.LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
+	webhookmessage.LastErrorValidator = webhookmessageDescLastError.Validators[0].(func(string) error)
+	// webhookmessageDescID is the schema descriptor for id field.
+	webhookmessageDescID := webhookmessageMixinFields0[0].Descriptor()
+	// webhookmessage.DefaultID holds the default value on creation for the id field.
+	webhookmessage.DefaultID = webhookmessageDescID.Default.(func() uuid.UUID)
 }

@@ -36,6 +36,10 @@ type Tx struct {
 	TenantProduct *TenantProductClient
 	// TenantProject is the client for interacting with the TenantProject builders.
 	TenantProject *TenantProjectClient
+	// WebhookEndpoint is the client for interacting with the WebhookEndpoint builders.
+	WebhookEndpoint *WebhookEndpointClient
+	// WebhookMessage is the client for interacting with the WebhookMessage builders.
+	WebhookMessage *WebhookMessageClient
 
 	// lazily loaded.
 	client     *Client
@@ -178,6 +182,8 @@ func (tx *Tx) init() {
 	tx.TenantIdpDomain = NewTenantIdpDomainClient(tx.config)
 	tx.TenantProduct = NewTenantProductClient(tx.config)
 	tx.TenantProject = NewTenantProjectClient(tx.config)
+	tx.WebhookEndpoint = NewWebhookEndpointClient(tx.config)
+	tx.WebhookMessage = NewWebhookMessageClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.

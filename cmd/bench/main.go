@@ -112,6 +112,8 @@ type options struct {
 	listTenants  int
 	churnRate    int
 	serverEnv    string
+	deliveries   int
+	webhooksOnly bool
 }
 
 func main() {
@@ -132,6 +134,8 @@ func main() {
 	flag.IntVar(&o.fleetKeys, "fleet-keys", 100_000, "API keys of the fleet (at least 40,000)")
 	flag.IntVar(&o.listTenants, "list-tenants", 1_000_000, "tenants in the database for the ListTenants rows")
 	flag.IntVar(&o.churnRate, "churn", 20, "entitlement changes per second of other tenants in the churn row")
+	flag.IntVar(&o.deliveries, "deliveries", 20_000, "webhook messages of the delivery rate row")
+	flag.BoolVar(&o.webhooksOnly, "webhooks-only", false, "run only the baseline, CreateTenant with and without a webhook subscriber and the delivery rate")
 	flag.StringVar(&o.serverEnv, "server-env", "", "more of the server's environment, comma-separated K=V (e.g. GOGC=200,GOMEMLIMIT=80MiB)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -245,6 +249,8 @@ func run(ctx context.Context, o options) error {
 		"OTEL_METRICS_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=http/protobuf",
 		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=" + sink.url, "OTEL_METRIC_EXPORT_INTERVAL=500",
 		"OTEL_TRACES_EXPORTER=none",
+		// The webhook receiver is the bench's, on loopback.
+		"WEBHOOK_ALLOW_PRIVATE=true",
 	}
 	if o.serverEnv != "" {
 		serverEnv = append(serverEnv, strings.Split(o.serverEnv, ",")...)
@@ -361,6 +367,12 @@ func run(ctx context.Context, o options) error {
 		}
 		return req, err
 	}
+	hooks, err := startHookReceiver()
+	if err != nil {
+		return err
+	}
+	defer hooks.close()
+	var hookEndpoint string
 	var coldNext atomic.Int64
 	coldNext.Store(randomKeys - 1)
 	var seq atomic.Int64
@@ -410,6 +422,15 @@ func run(ctx context.Context, o options) error {
 		create = &row{name: "CreateTenant", proc: srv, want: `"status":"trial"`, req: func(w, i int) (*http.Request, error) {
 			return jsonReq("POST", svc+"/v1/tenants", adminToken, fmt.Sprintf(`{"slug":"b%s-%d","name":"Bench"}`, runID, seq.Add(1)))
 		}}
+		// The same with one endpoint subscribed to every event: each create
+		// also enqueues its messages in its transaction, and the worker
+		// delivers them meanwhile.
+		createHooked = &row{name: "CreateTenant, 1 webhook subscriber", proc: srv, want: `"status":"trial"`, req: create.req,
+			before: func(context.Context, *loadGen) error {
+				var err error
+				hookEndpoint, err = subscribe(admin, svc, hooks.url)
+				return err
+			}}
 		appendEvent = &row{name: "AppendEvent, 8 tenants", proc: srv, want: `"action":"document.viewed"`, req: func(w, i int) (*http.Request, error) {
 			return jsonReq("POST", svc+"/v1/audit", serviceToken, fmt.Sprintf(appendBody, appendTenants[w%len(appendTenants)]))
 		}}
@@ -425,12 +446,47 @@ func run(ctx context.Context, o options) error {
 	// part of their latency), and all keys cached before the rows with big
 	// answers (whose heap would count in that row's peak RSS).
 	bareAgain := &row{name: "bare net/http baseline, again", proc: bl, want: `"valid":true`, req: bare.req}
-	rows := []*row{bare, hot, hotREST, bareFixed, hotFixed, bySlug, claims, random, randomChurn, cold, allKeys, create, appendEvent, page1, pageDeep, bareAgain}
+	rows := []*row{bare, hot, hotREST, bareFixed, hotFixed, bySlug, claims, random, randomChurn, cold, allKeys, create, createHooked, appendEvent, page1, pageDeep, bareAgain}
+	if o.webhooksOnly {
+		rows = []*row{bare, create, createHooked, bareAgain}
+	}
 	lg := newLoadGen(o.conns)
 	for _, r := range rows {
 		if err := lg.measure(ctx, r, o.duration, o.warmup, sink); err != nil {
 			return err
 		}
+		if r == createHooked {
+			// The rows after it run without a webhook backlog.
+			logf("waiting for the webhook backlog to drain")
+			if err := waitDrained(ctx, db, 5*time.Minute); err != nil {
+				return err
+			}
+		}
+	}
+	// Webhook deliveries: messages of 1,000 tenants' queues to the local
+	// receiver, by the server's worker alone.
+	logf("webhook deliveries: %d messages to a local receiver", o.deliveries)
+	deliveriesPerSec, err := deliveryRate(ctx, db, hooks, hookEndpoint, o.deliveries, 1000)
+	if err != nil {
+		return err
+	}
+	if o.webhooksOnly {
+		base := (bare.res.rps() + bareAgain.res.rps()) / 2
+		fmt.Printf("tenant-registry make bench (webhooks only) — %s\n", machine)
+		fmt.Printf("baseline %.0f req/s; CreateTenant %.0f req/s (%.2f), with 1 webhook subscriber %.0f req/s (%.2f)\n",
+			base, create.res.rps(), create.res.rps()/base, createHooked.res.rps(), createHooked.res.rps()/base)
+		fmt.Printf("CreateTenant with 1 webhook subscriber: %.2f of CreateTenant without (target ≥ 0.85); webhook deliveries: %.0f/s to a local receiver (%d messages, 1000 tenants, one replica)\n",
+			createHooked.res.rps()/create.res.rps(), deliveriesPerSec, o.deliveries)
+		var failed []string
+		for _, r := range rows {
+			if r.res.errors > 0 {
+				failed = append(failed, fmt.Sprintf("%s: %d errors (first: %s)", r.name, r.res.errors, r.res.firstErr))
+			}
+		}
+		if len(failed) > 0 {
+			return errors.New(strings.Join(failed, "; "))
+		}
+		return nil
 	}
 	// Page 1 vs page 1000 from one connection: latency without queueing.
 	// Requests alternate between the two, so that neither profits from
@@ -543,6 +599,8 @@ func run(ctx context.Context, o options) error {
 		o.events, o.deepPage, float64(pageDeep.res.pct(0.5))/float64(page1.res.pct(0.5)), o.conns,
 		float64(events[1].pct(0.5))/float64(events[0].pct(0.5)), ms(events[1].pct(0.5)), ms(events[0].pct(0.5)))
 	fmt.Printf("AppendEvent: %.0f events/s into 8 tenants' hash chains\n", appendEvent.res.rps())
+	fmt.Printf("CreateTenant with 1 webhook subscriber: %.2f of CreateTenant without (target ≥ 0.85); webhook deliveries: %.0f/s to a local receiver (%d messages, 1000 tenants, one replica)\n",
+		createHooked.res.rps()/create.res.rps(), deliveriesPerSec, o.deliveries)
 	var failed []string
 	for _, r := range rows {
 		if r.res.errors > 0 {

@@ -406,6 +406,34 @@ func TestContract(t *testing.T) {
 	}
 	c.call("POST", "/v1/tenants/"+acme+"/invitations", `{"email":"not-an-address"}`, bad, false)
 
+	// Webhooks (dev: WEBHOOK_ALLOW_PRIVATE; nothing listens on the port).
+	ep := c.call("POST", "/v1/webhooks", `{"url":"http://127.0.0.1:9/hooks","event_types":["tenant.created"],"description":"contract"}`, OK, false)
+	epID := jsonStr(t, ep, "endpoint", "id")
+	if !strings.HasPrefix(jsonStr(t, ep, "secret"), "whsec_") {
+		t.Errorf("CreateEndpoint's secret: %v", ep["secret"])
+	}
+	c.call("POST", "/v1/webhooks", `{"url":"ftp://hooks.example.com/"}`, bad, false)
+	c.call("GET", "/v1/webhooks", "", OK, false)
+	c.call("GET", "/v1/webhooks?cursor=bm90LWEtY3Vyc29y", "", bad, false)
+	if got := c.call("GET", "/v1/webhooks/"+epID, "", OK, false); got["endpoint"] == nil || got["secret"] != nil {
+		t.Errorf("GetEndpoint: %v", got)
+	}
+	c.call("GET", "/v1/webhooks/"+unknown, "", missing, false)
+	c.call("POST", "/v1/webhooks/"+epID+"/rotate-secret", `{}`, OK, false)
+	c.call("POST", "/v1/webhooks/"+unknown+"/rotate-secret", `{}`, missing, false)
+	c.call("POST", "/v1/tenants", `{"slug":"contract-hooked","name":"Hooked","plan":"starter"}`, OK, false)
+	deliveries := c.call("GET", "/v1/webhooks/"+epID+"/deliveries", "", OK, false)
+	list, _ := deliveries["deliveries"].([]any)
+	if len(list) != 1 {
+		t.Fatalf("ListDeliveries after one tenant.created: %v", deliveries)
+	}
+	deliveryID := jsonStr(t, list[0].(map[string]any), "id")
+	c.call("GET", "/v1/webhooks/"+unknown+"/deliveries", "", missing, false)
+	c.call("POST", "/v1/webhooks/"+epID+"/deliveries/"+deliveryID+"/retry", `{}`, OK, false)
+	c.call("POST", "/v1/webhooks/"+epID+"/deliveries/"+unknown+"/retry", `{}`, missing, false)
+	c.call("DELETE", "/v1/webhooks/"+epID, "", OK, false)
+	c.call("DELETE", "/v1/webhooks/"+epID, "", missing, false)
+
 	// Every documented operation had both.
 	var ops []string
 	for path, item := range doc.Paths.Map() {

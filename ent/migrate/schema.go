@@ -438,6 +438,90 @@ var (
 			},
 		},
 	}
+	// WebhookEndpointsColumns holds the columns for the "webhook_endpoints" table.
+	WebhookEndpointsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "url", Type: field.TypeString, Size: 2048, SchemaType: map[string]string{"postgres": "varchar(2048)"}},
+		{Name: "description", Type: field.TypeString, Size: 500, Default: "", SchemaType: map[string]string{"postgres": "varchar(500)"}},
+		{Name: "event_types", Type: field.TypeJSON, Nullable: true},
+		{Name: "tenant_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "secret_sealed", Type: field.TypeBytes},
+		{Name: "previous_secret_sealed", Type: field.TypeBytes, Nullable: true},
+		{Name: "previous_secret_until", Type: field.TypeTime, Nullable: true},
+		{Name: "created_by", Type: field.TypeString, Size: 255, Default: "", SchemaType: map[string]string{"postgres": "varchar(255)"}},
+		{Name: "failing_since", Type: field.TypeTime, Nullable: true},
+		{Name: "disabled_at", Type: field.TypeTime, Nullable: true},
+	}
+	// WebhookEndpointsTable holds the schema information for the "webhook_endpoints" table.
+	WebhookEndpointsTable = &schema.Table{
+		Name:       "webhook_endpoints",
+		Columns:    WebhookEndpointsColumns,
+		PrimaryKey: []*schema.Column{WebhookEndpointsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "webhookendpoint_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookEndpointsColumns[1], WebhookEndpointsColumns[0]},
+			},
+		},
+	}
+	// WebhookMessagesColumns holds the columns for the "webhook_messages" table.
+	WebhookMessagesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "group_id", Type: field.TypeString, Size: 36, SchemaType: map[string]string{"postgres": "varchar(36)"}},
+		{Name: "chain_seq", Type: field.TypeInt64},
+		{Name: "event_id", Type: field.TypeUUID},
+		{Name: "event_type", Type: field.TypeString, Size: 128, SchemaType: map[string]string{"postgres": "varchar(128)"}},
+		{Name: "payload", Type: field.TypeBytes},
+		{Name: "status", Type: field.TypeString, Size: 16, Default: "pending", SchemaType: map[string]string{"postgres": "varchar(16)"}},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "next_attempt_at", Type: field.TypeTime},
+		{Name: "give_up_at", Type: field.TypeTime},
+		{Name: "locked_until", Type: field.TypeTime, Nullable: true},
+		{Name: "lease_token", Type: field.TypeUUID, Nullable: true},
+		{Name: "last_status", Type: field.TypeInt, Default: 0},
+		{Name: "last_error", Type: field.TypeString, Size: 2000, Default: "", SchemaType: map[string]string{"postgres": "varchar(2000)"}},
+		{Name: "delivered_at", Type: field.TypeTime, Nullable: true},
+		{Name: "endpoint_id", Type: field.TypeUUID},
+	}
+	// WebhookMessagesTable holds the schema information for the "webhook_messages" table.
+	WebhookMessagesTable = &schema.Table{
+		Name:       "webhook_messages",
+		Columns:    WebhookMessagesColumns,
+		PrimaryKey: []*schema.Column{WebhookMessagesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "webhook_messages_webhook_endpoints_messages",
+				Columns:    []*schema.Column{WebhookMessagesColumns[17]},
+				RefColumns: []*schema.Column{WebhookEndpointsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "webhookmessage_endpoint_id_group_id_chain_seq",
+				Unique:  true,
+				Columns: []*schema.Column{WebhookMessagesColumns[17], WebhookMessagesColumns[3], WebhookMessagesColumns[4]},
+			},
+			{
+				Name:    "webhookmessage_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookMessagesColumns[10]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "status = 'pending'",
+				},
+			},
+			{
+				Name:    "webhookmessage_endpoint_id_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookMessagesColumns[17], WebhookMessagesColumns[1], WebhookMessagesColumns[0]},
+			},
+		},
+	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		APIKeysTable,
@@ -451,6 +535,8 @@ var (
 		TenantIdpDomainsTable,
 		TenantProductsTable,
 		TenantProjectsTable,
+		WebhookEndpointsTable,
+		WebhookMessagesTable,
 	}
 )
 
@@ -519,5 +605,15 @@ func init() {
 	}
 	TenantProjectsTable.Annotation.Checks = map[string]string{
 		"tenant_projects_slug_format": "length(slug) BETWEEN 3 AND 63 AND ltrim(slug, 'abcdefghijklmnopqrstuvwxyz0123456789-') = '' AND substr(slug, 1, 1) <> '-' AND substr(slug, length(slug), 1) <> '-'",
+	}
+	WebhookEndpointsTable.Annotation = &entsql.Annotation{
+		Table: "webhook_endpoints",
+	}
+	WebhookMessagesTable.ForeignKeys[0].RefTable = WebhookEndpointsTable
+	WebhookMessagesTable.Annotation = &entsql.Annotation{
+		Table: "webhook_messages",
+	}
+	WebhookMessagesTable.Annotation.Checks = map[string]string{
+		"webhook_messages_status": "status IN ('pending', 'delivered', 'failed')",
 	}
 }

@@ -38,3 +38,9 @@ type TenantProduct func(*sql.Selector)
 
 // TenantProject is the predicate function for tenantproject builders.
 type TenantProject func(*sql.Selector)
+
+// WebhookEndpoint is the predicate function for webhookendpoint builders.
+type WebhookEndpoint func(*sql.Selector)
+
+// WebhookMessage is the predicate function for webhookmessage builders.
+type WebhookMessage func(*sql.Selector)

@@ -33,6 +33,7 @@ import (
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/telemetry"
 	"github.com/platform/tenant-registry/internal/tenant"
+	"github.com/platform/tenant-registry/internal/webhook"
 	"github.com/platform/tenant-registry/internal/worker"
 )
 
@@ -70,7 +71,8 @@ type App struct {
 	Catalog      *catalog.Catalog
 	Projects     *project.Service
 	// SSO serves SsoService and TenantService.InviteUser.
-	SSO *sso.Service
+	SSO      *sso.Service
+	Webhooks *webhook.Service
 
 	cfg   config.Config
 	store *store.Store
@@ -134,7 +136,13 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API_KEY_SECRET: %w", err)
 	}
-	recorder, err := audit.NewRecorder(audit.RecorderDeps{Clock: clock, Postgres: st.Postgres()})
+	// Every change the recorder records is also enqueued as webhook
+	// messages, in the change's transaction.
+	outbox, err := webhook.NewOutbox(webhook.OutboxDeps{Clock: clock})
+	if err != nil {
+		return nil, err
+	}
+	recorder, err := audit.NewRecorder(audit.RecorderDeps{Clock: clock, Postgres: st.Postgres(), Events: outbox})
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +194,13 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	if err := a.Audit.RegisterSigningKey(ctx); err != nil {
 		return nil, fmt.Errorf("AUDIT_SIGNING_KEY_FILE: %w", err)
 	}
+	if a.Webhooks, err = webhook.NewService(webhook.Deps{
+		Client: st.Client, Recorder: recorder, Clock: clock, Pager: pager, Box: box,
+		RetryBase: cfg.WebhookRetryBase, AllowPrivate: cfg.WebhookAllowPrivate, Postgres: st.Postgres(), Logger: log,
+		TracerProvider: o.TracerProvider, MeterProvider: o.MeterProvider,
+	}); err != nil {
+		return nil, err
+	}
 	if err := telemetry.RegisterGauges(o.MeterProvider, telemetry.Gauges{
 		OutboxBacklog: a.Tenants.ProvisioningBacklog,
 		BacklogEvery:  outboxBacklogEvery,
@@ -202,7 +217,7 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	}
 	a.Handler, err = server.NewServer(server.Deps{
 		Logger: log, Store: st, Tenants: a.Tenants, Entitlements: a.Entitlements, Catalog: products,
-		Audit: a.Audit, APIKeys: a.APIKeys, Projects: a.Projects, SSO: a.SSO,
+		Audit: a.Audit, APIKeys: a.APIKeys, Projects: a.Projects, SSO: a.SSO, Webhooks: a.Webhooks,
 		Auth:               newAuthenticator(cfg, clock, log),
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		TracerProvider:     o.TracerProvider, MeterProvider: o.MeterProvider, RPCTimeout: cfg.RPCTimeout,
@@ -215,9 +230,9 @@ func New(ctx context.Context, o Deps) (*App, error) {
 }
 
 // Run runs the background jobs — Keycloak provisioning (and organisation
-// renames), the trial sweeper, the purge of tenants whose deletion is due,
-// the verify cache's listener and the last_used_at flusher, the audit
-// digests, and audit
+// renames), webhook delivery, the trial sweeper, the purge of tenants whose
+// deletion is due, the verify cache's listener and the last_used_at
+// flusher, the audit digests, and audit
 // retention when RETENTION_DAYS is set — until ctx is done, and returns once
 // they all stopped. A provisioning job in Keycloak when ctx ends is
 // abandoned and its lease released, so another replica takes it over at
@@ -234,6 +249,11 @@ func (a *App) Run(ctx context.Context) {
 		}},
 		{Name: "keycloak sso and invitations", Every: provisioningInterval, Run: func(ctx context.Context) error {
 			_, err := a.SSO.ProcessDue(ctx)
+			return err
+		}},
+		// Returns once nothing is due; runs again every interval.
+		{Name: "webhook delivery", Every: webhookInterval, Run: func(ctx context.Context) error {
+			_, err := a.Webhooks.ProcessDue(ctx)
 			return err
 		}},
 		{Name: "trial expiry sweep", Every: a.cfg.SweepInterval, Run: a.Entitlements.ExpireTrials},
@@ -260,6 +280,9 @@ const (
 	// provisioningInterval is how often the outbox worker looks for due
 	// Keycloak provisioning jobs.
 	provisioningInterval = 5 * time.Second
+	// webhookInterval is how often the webhook worker looks for due
+	// messages when it found none (it delivers all that are due each time).
+	webhookInterval = 500 * time.Millisecond
 	// auditRetentionInterval is how often the audit retention sweeper
 	// runs (when RETENTION_DAYS > 0).
 	auditRetentionInterval = time.Hour

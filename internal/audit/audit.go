@@ -44,12 +44,34 @@ type Entry struct {
 	// AppendedBy is the authenticated appender (AppendEvent's caller); nil
 	// for the service's own events, whose appender is the system.
 	AppendedBy *principal.Principal
+	// Platform records an event about no tenant (a webhook endpoint
+	// without a tenant filter, say) in the platform chain: group
+	// PlatformGroup, no tenant_id. TenantID must then be unset.
+	Platform bool
+	// Resource is the changed resource as the API answers it (JSON), when
+	// the change supplies it: webhook messages carry it as data.resource.
+	// It is not stored in the audit log.
+	Resource []byte
+}
+
+// PlatformGroup is the group of events about no tenant (Entry.Platform):
+// the nil UUID, a chain of its own that platform admins read with
+// tenant_id=00000000-0000-0000-0000-000000000000.
+const PlatformGroup = "00000000-0000-0000-0000-000000000000"
+
+// Events is told of every event the service records for its own changes,
+// inside the change's transaction: internal/webhook enqueues the event's
+// webhook messages there, so there is no message without its change and no
+// change without its message. An error rolls the change back.
+type Events interface {
+	Recorded(ctx context.Context, tx *ent.Tx, ev *ent.AuditLog, resource []byte) error
 }
 
 // Recorder writes events.
 type Recorder struct {
 	clock    clock.Clock
 	postgres bool
+	events   Events
 }
 
 // RecorderDeps are what a Recorder needs; Clock is required.
@@ -59,6 +81,12 @@ type RecorderDeps struct {
 	// serialised with a transaction-scoped advisory lock (SQLite
 	// serialises all writers anyway).
 	Postgres bool
+	// Events, when set, is told of every state change recorded (see
+	// Events): the service's own events except reads (crud "r"). Events
+	// appended through AppendEvent are a product's, not the registry's
+	// changes, and are not passed on. nil sends nothing (tests of other
+	// packages).
+	Events Events
 }
 
 // NewRecorder returns a Recorder.
@@ -66,7 +94,7 @@ func NewRecorder(d RecorderDeps) (*Recorder, error) {
 	if err := deps.Require("audit", deps.Of("a clock", d.Clock != nil)); err != nil {
 		return nil, err
 	}
-	return &Recorder{clock: d.Clock, postgres: d.Postgres}, nil
+	return &Recorder{clock: d.Clock, postgres: d.Postgres, events: d.Events}, nil
 }
 
 // Record writes e in tx, chained to its group's previous event. Every event
@@ -78,7 +106,10 @@ func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Entry) error {
 
 // write is Record, answering the row.
 func (r *Recorder) write(ctx context.Context, tx *ent.Tx, e Entry) (*ent.AuditLog, error) {
-	if e.TenantID == uuid.Nil {
+	switch {
+	case e.Platform && e.TenantID != uuid.Nil:
+		return nil, fmt.Errorf("write audit event %s: a platform event names no tenant", e.Action)
+	case !e.Platform && e.TenantID == uuid.Nil:
 		return nil, fmt.Errorf("write audit event %s: no tenant", e.Action)
 	}
 	var actor principal.Principal
@@ -98,7 +129,7 @@ func (r *Recorder) write(ctx context.Context, tx *ent.Tx, e Entry) (*ent.AuditLo
 	if sourceIP == "" {
 		sourceIP = principal.SourceIP(ctx)
 	}
-	groupID := e.TenantID.String()
+	groupID := e.TenantID.String() // PlatformGroup for a platform event
 	if r.postgres {
 		// Appends to one chain queue up here until the holder commits.
 		if err := lockChain(ctx, tx, groupID); err != nil {
@@ -152,7 +183,6 @@ func (r *Recorder) write(ctx context.Context, tx *ent.Tx, e Entry) (*ent.AuditLo
 	create := tx.AuditLog.Create().
 		SetID(uuid.MustParse(ev.ID)).
 		SetCreatedAt(ev.CreatedAt).
-		SetTenantID(e.TenantID).
 		SetGroupID(groupID).
 		SetGroupName(ev.GroupName).
 		SetAction(ev.Action).
@@ -174,6 +204,9 @@ func (r *Recorder) write(ctx context.Context, tx *ent.Tx, e Entry) (*ent.AuditLo
 		SetPrevHash(prevHash).
 		SetHash(hash).
 		SetHashVersion(ev.Version)
+	if !e.Platform {
+		create.SetTenantID(e.TenantID)
+	}
 	if len(e.Fields) > 0 {
 		create.SetFields(e.Fields)
 	}
@@ -183,6 +216,11 @@ func (r *Recorder) write(ctx context.Context, tx *ent.Tx, e Entry) (*ent.AuditLo
 	row, err := create.Save(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("write audit event %s: %w", e.Action, err)
+	}
+	if r.events != nil && e.AppendedBy == nil && ev.CRUD != "r" {
+		if err := r.events.Recorded(ctx, tx, row, e.Resource); err != nil {
+			return nil, fmt.Errorf("audit event %s: %w", e.Action, err)
+		}
 	}
 	return row, nil
 }

@@ -208,6 +208,13 @@ var whoMay = map[string]string{
 	"/tenantregistry.v1.AuditService/CreateDigest":            "it_admin",
 	"/tenantregistry.v1.AuditService/ListDigests":             "it_admin",
 	"/tenantregistry.v1.AuditService/ListPublicKeys":          "it_admin",
+	"/tenantregistry.v1.WebhookService/CreateEndpoint":        "",
+	"/tenantregistry.v1.WebhookService/ListEndpoints":         "",
+	"/tenantregistry.v1.WebhookService/GetEndpoint":           "",
+	"/tenantregistry.v1.WebhookService/DeleteEndpoint":        "",
+	"/tenantregistry.v1.WebhookService/RotateEndpointSecret":  "",
+	"/tenantregistry.v1.WebhookService/ListDeliveries":        "",
+	"/tenantregistry.v1.WebhookService/RetryDelivery":         "",
 }
 
 func TestAuthorize(t *testing.T) {

@@ -83,6 +83,14 @@ var Rules = map[string]Rule{
 	c.AuditServiceCreateDigestProcedure:     {TenantAdmin, "tenant_id"},
 	c.AuditServiceListDigestsProcedure:      {TenantAdmin, "tenant_id"},
 	c.AuditServiceListPublicKeysProcedure:   {TenantAdmin, ""}, // public keys: no tenant's
+	// Webhooks: platform admins only.
+	c.WebhookServiceCreateEndpointProcedure:       {AdminOnly, ""},
+	c.WebhookServiceListEndpointsProcedure:        {AdminOnly, ""},
+	c.WebhookServiceGetEndpointProcedure:          {AdminOnly, ""},
+	c.WebhookServiceDeleteEndpointProcedure:       {AdminOnly, ""},
+	c.WebhookServiceRotateEndpointSecretProcedure: {AdminOnly, ""},
+	c.WebhookServiceListDeliveriesProcedure:       {AdminOnly, ""},
+	c.WebhookServiceRetryDeliveryProcedure:        {AdminOnly, ""},
 }
 
 // Authorize decides whether p may call procedure. Denials are

@@ -136,6 +136,13 @@ var allowed = map[string][]string{
 	c.AuditServiceCreateDigestProcedure:            tenantAdmins,
 	c.AuditServiceListDigestsProcedure:             tenantAdmins,
 	c.AuditServiceListPublicKeysProcedure:          tenantAdmins,
+	c.WebhookServiceCreateEndpointProcedure:        adminsOnly,
+	c.WebhookServiceListEndpointsProcedure:         adminsOnly,
+	c.WebhookServiceGetEndpointProcedure:           adminsOnly,
+	c.WebhookServiceDeleteEndpointProcedure:        adminsOnly,
+	c.WebhookServiceRotateEndpointSecretProcedure:  adminsOnly,
+	c.WebhookServiceListDeliveriesProcedure:        adminsOnly,
+	c.WebhookServiceRetryDeliveryProcedure:         adminsOnly,
 }
 
 // mayCall is the expectation: platform admins call everything.

@@ -40,6 +40,7 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 		rpcService(tenantregistryv1connect.NewInternalServiceHandler(&internalHandler{tenants: d.Tenants, apiKeys: d.APIKeys}, opts...)),
 		rpcService(tenantregistryv1connect.NewAuditServiceHandler(auditH, opts...)),
 		rpcService(tenantregistryv1connect.NewSsoServiceHandler(&ssoHandler{sso: d.SSO}, opts...)),
+		rpcService(tenantregistryv1connect.NewWebhookServiceHandler(&webhookHandler{webhooks: d.Webhooks}, opts...)),
 	}
 	names := make([]string, 0, len(services))
 	rest := make([]*vanguard.Service, 0, len(services))

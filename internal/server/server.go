@@ -24,6 +24,7 @@ import (
 	"github.com/platform/tenant-registry/internal/project"
 	"github.com/platform/tenant-registry/internal/sso"
 	"github.com/platform/tenant-registry/internal/tenant"
+	"github.com/platform/tenant-registry/internal/webhook"
 )
 
 // Pinger is what readiness needs of the store.
@@ -50,6 +51,8 @@ type Deps struct {
 	APIKeys *apikey.Service
 	// SSO serves SsoService and TenantService.InviteUser.
 	SSO *sso.Service
+	// Webhooks serves WebhookService.
+	Webhooks *webhook.Service
 	// Auth authenticates callers (required: there is no default caller).
 	Auth *auth.Authenticator
 	// CORSAllowedOrigins are the browser origins allowed to call the API.

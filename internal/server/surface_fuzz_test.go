@@ -52,6 +52,12 @@ var surfacePaths = []string{
 	"/v1/audit/digests", "/v1/audit/public-keys",
 	"/tenantregistry.v1.AuditService/CreateDigest", "/tenantregistry.v1.AuditService/ListDigests",
 	"/tenantregistry.v1.AuditService/ListPublicKeys",
+	"/v1/webhooks", "/v1/webhooks/" + acmeID, "/v1/webhooks/" + acmeID + "/rotate-secret",
+	"/v1/webhooks/" + acmeID + "/deliveries", "/v1/webhooks/" + acmeID + "/deliveries/" + acmeID + "/retry",
+	"/tenantregistry.v1.WebhookService/CreateEndpoint", "/tenantregistry.v1.WebhookService/ListEndpoints",
+	"/tenantregistry.v1.WebhookService/GetEndpoint", "/tenantregistry.v1.WebhookService/DeleteEndpoint",
+	"/tenantregistry.v1.WebhookService/RotateEndpointSecret", "/tenantregistry.v1.WebhookService/ListDeliveries",
+	"/tenantregistry.v1.WebhookService/RetryDelivery",
 }
 
 var surfaceMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodHead}
