@@ -28,6 +28,8 @@ const (
 // own tenant there (another tenant's id answers not_found), and an empty
 // field defaults to their own. RPCs that address an object by its own id
 // (an API key, a slug) check the object's tenant in the service instead.
+// On an AdminOnly rule the field only shapes the refusal: a tenant caller
+// naming another tenant gets not_found, their own permission_denied.
 type Rule struct {
 	Access      Access
 	TenantField string
@@ -42,12 +44,12 @@ var Rules = map[string]Rule{
 	c.TenantServiceGetTenantProcedure:         {TenantUser | TenantAdmin, "id"},
 	c.TenantServiceGetTenantBySlugProcedure:   {TenantUser | TenantAdmin | Service, ""}, // tenant checked in the service
 	c.TenantServiceListTenantsProcedure:       {AdminOnly, ""},
-	c.TenantServiceActivateTenantProcedure:    {AdminOnly, ""},
-	c.TenantServiceCancelTenantProcedure:      {AdminOnly, ""},
-	c.TenantServiceRetryProvisioningProcedure: {AdminOnly, ""},
-	c.TenantServiceUpdateTenantProcedure:      {AdminOnly, ""},
-	c.TenantServiceDeleteTenantProcedure:      {AdminOnly, ""},
-	c.TenantServiceRestoreTenantProcedure:     {AdminOnly, ""},
+	c.TenantServiceActivateTenantProcedure:    {AdminOnly, "id"},
+	c.TenantServiceCancelTenantProcedure:      {AdminOnly, "id"},
+	c.TenantServiceRetryProvisioningProcedure: {AdminOnly, "id"},
+	c.TenantServiceUpdateTenantProcedure:      {AdminOnly, "id"},
+	c.TenantServiceDeleteTenantProcedure:      {AdminOnly, "id"},
+	c.TenantServiceRestoreTenantProcedure:     {AdminOnly, "id"},
 	c.TenantServiceExportTenantProcedure:      {TenantAdmin, "id"},
 	// Projects.
 	c.ProjectServiceCreateProjectProcedure: {TenantAdmin, "tenant_id"},

@@ -26,6 +26,14 @@ func (i authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		ctx, rule, err := i.admit(ctx, req.Spec().Procedure, req.Peer(), req.Header())
 		if err != nil {
+			// A tenant caller refused an RPC (a platform admin's) about
+			// another tenant learns only that it does not exist, as
+			// everywhere else; about their own, that they may not.
+			if errs.CodeOf(err) == errs.Forbidden && rule.TenantField != "" {
+				if serr := scopeTenant(ctx, rule, req.Any()); serr != nil {
+					return nil, serr
+				}
+			}
 			return nil, err
 		}
 		if err := scopeTenant(ctx, rule, req.Any()); err != nil {

@@ -413,13 +413,23 @@ func testTenantIsolation(t *testing.T, s *authStack, tok string) {
 			t.Errorf("ExportTenant of acme streamed nothing")
 		}
 	}
-	// The platform-admin-only lifecycle RPCs answer every IT_ADMIN alike
-	// (their own tenant too): permission_denied, which tells nothing about
-	// another tenant's ids.
-	for _, proc := range []string{c.TenantServiceUpdateTenantProcedure, c.TenantServiceDeleteTenantProcedure, c.TenantServiceRestoreTenantProcedure} {
-		for _, id := range []string{acmeID, s.globexID} {
-			if status, code := s.post(t, tok, proc, `{"id":"`+id+`"}`); status != http.StatusForbidden || code != "permission_denied" {
-				t.Errorf("%s of %s: %d %q, want 403 permission_denied", proc, id, status, code)
+	// The platform-admin-only lifecycle RPCs: an IT_ADMIN naming another
+	// tenant learns only that it does not exist (as for every other RPC);
+	// naming their own, that they may not.
+	for _, proc := range []string{
+		c.TenantServiceActivateTenantProcedure, c.TenantServiceCancelTenantProcedure, c.TenantServiceRetryProvisioningProcedure,
+		c.TenantServiceUpdateTenantProcedure, c.TenantServiceDeleteTenantProcedure, c.TenantServiceRestoreTenantProcedure,
+	} {
+		for _, tc := range []struct {
+			id, wantCode string
+			wantStatus   int
+		}{
+			{acmeID, "permission_denied", http.StatusForbidden},
+			{s.globexID, "not_found", http.StatusNotFound},
+			{strings.ToUpper(s.globexID), "not_found", http.StatusNotFound},
+		} {
+			if status, code := s.post(t, tok, proc, `{"id":"`+tc.id+`","name":"Renamed"}`); status != tc.wantStatus || code != tc.wantCode {
+				t.Errorf("%s of %s: %d %q, want %d %s", proc, tc.id, status, code, tc.wantStatus, tc.wantCode)
 			}
 		}
 	}
