@@ -47,9 +47,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	crand "crypto/rand"
+	"crypto/x509"
 	"database/sql"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -229,6 +232,10 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	signingKeyFile, err := writeSigningKey(tmp)
+	if err != nil {
+		return err
+	}
 	if o.server == "" {
 		o.server = filepath.Join(tmp, "tenant-registry")
 		logf("building ./cmd/server")
@@ -243,6 +250,7 @@ func run(ctx context.Context, o options) error {
 	serverEnv := []string{
 		"APP_ENV=stage", "ADDR=" + srvAddr, "DATABASE_URL=" + dbURL, "LOG_LEVEL=warn", "SHUTDOWN_DELAY=0",
 		"API_KEY_SECRET=" + apiKeySecret, "IDP_SECRET_KEY=" + idpSecretKey,
+		"AUDIT_SIGNING_KEY_FILE=" + signingKeyFile,
 		"KEYCLOAK_ISSUER=" + issuer.URL(), "KEYCLOAK_AUDIENCE=" + audience,
 		"KEYCLOAK_ADMIN_URL=" + kc.URL(), "KEYCLOAK_REALM=" + keycloakRealm,
 		"KEYCLOAK_CLIENT_ID=" + keycloakClient, "KEYCLOAK_CLIENT_SECRET=" + kcSecret,
@@ -696,4 +704,19 @@ func settle(ctx context.Context, db *sql.DB) error {
 	}
 	logf("settled in %v", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// writeSigningKey writes a fresh Ed25519 audit signing key (PKCS#8 PEM) into
+// dir for the server's AUDIT_SIGNING_KEY_FILE and returns its path.
+func writeSigningKey(dir string) (string, error) {
+	_, priv, err := ed25519.GenerateKey(crand.Reader)
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "audit-signing.key")
+	return path, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
