@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/keycloak"
+	"github.com/platform/tenant-registry/internal/lease"
 	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/text"
@@ -404,23 +404,10 @@ func (s *Service) prepareIdP(ctx context.Context, t *ent.Tenant, orgID string, e
 // leaseFree: the job's lease is free or ran out, by the database's clock
 // on PostgreSQL, by the service clock on the embedded store.
 func leaseFree(now time.Time) predicate.Outbox {
-	return func(s *sql.Selector) {
-		c := s.C(outbox.FieldLockedUntil)
-		if s.Dialect() == dialect.Postgres {
-			s.Where(sql.Or(sql.IsNull(c), sql.ExprP(c+" < now()")))
-			return
-		}
-		s.Where(sql.Or(sql.IsNull(c), sql.LT(c, now)))
-	}
+	return lease.Free(outbox.FieldLockedUntil, now)
 }
 
 // setLease sets locked_until to leaseFor from now, by leaseFree's clock.
 func setLease(now time.Time) func(*sql.UpdateBuilder) {
-	return func(u *sql.UpdateBuilder) {
-		if u.Dialect() == dialect.Postgres {
-			u.Set(outbox.FieldLockedUntil, sql.Expr(fmt.Sprintf("now() + interval '%d seconds'", int(leaseFor/time.Second))))
-			return
-		}
-		u.Set(outbox.FieldLockedUntil, now.Add(leaseFor))
-	}
+	return lease.Set(outbox.FieldLockedUntil, now, leaseFor)
 }

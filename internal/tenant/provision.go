@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/ids"
 	"github.com/platform/tenant-registry/internal/keycloak"
+	"github.com/platform/tenant-registry/internal/lease"
 	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/text"
@@ -338,26 +338,13 @@ var errLeaseLost = errors.New("provisioning lease lost")
 // on PostgreSQL (replicas' clocks differ; the database has one), by the
 // service clock on the embedded store (one process).
 func leaseFree(now time.Time) predicate.Outbox {
-	return func(s *sql.Selector) {
-		c := s.C(outbox.FieldLockedUntil)
-		if s.Dialect() == dialect.Postgres {
-			s.Where(sql.Or(sql.IsNull(c), sql.ExprP(c+" < now()")))
-			return
-		}
-		s.Where(sql.Or(sql.IsNull(c), sql.LT(c, now)))
-	}
+	return lease.Free(outbox.FieldLockedUntil, now)
 }
 
 // setLease sets locked_until to leaseFor from now, by the same clock as
 // leaseFree.
 func setLease(now time.Time) func(*sql.UpdateBuilder) {
-	return func(u *sql.UpdateBuilder) {
-		if u.Dialect() == dialect.Postgres {
-			u.Set(outbox.FieldLockedUntil, sql.Expr(fmt.Sprintf("now() + interval '%d seconds'", int(leaseFor/time.Second))))
-			return
-		}
-		u.Set(outbox.FieldLockedUntil, now.Add(leaseFor))
-	}
+	return lease.Set(outbox.FieldLockedUntil, now, leaseFor)
 }
 
 // budget is how long an attempt made inside an RPC may spend in Keycloak:

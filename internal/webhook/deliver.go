@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
@@ -22,6 +21,7 @@ import (
 	"github.com/platform/tenant-registry/ent/predicate"
 	"github.com/platform/tenant-registry/ent/webhookendpoint"
 	"github.com/platform/tenant-registry/ent/webhookmessage"
+	"github.com/platform/tenant-registry/internal/lease"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/text"
 )
@@ -336,25 +336,12 @@ func (s *Service) handBack(ctx context.Context, id, token uuid.UUID) error {
 // clock on PostgreSQL (replicas' clocks differ), by the service clock on
 // the embedded store (one process).
 func leaseFree(now time.Time) predicate.WebhookMessage {
-	return func(s *sql.Selector) {
-		c := s.C(webhookmessage.FieldLockedUntil)
-		if s.Dialect() == dialect.Postgres {
-			s.Where(sql.Or(sql.IsNull(c), sql.ExprP(c+" < now()")))
-			return
-		}
-		s.Where(sql.Or(sql.IsNull(c), sql.LT(c, now)))
-	}
+	return lease.Free(webhookmessage.FieldLockedUntil, now)
 }
 
 // setLease sets locked_until to leaseFor from now, by leaseFree's clock.
 func setLease(now time.Time) func(*sql.UpdateBuilder) {
-	return func(u *sql.UpdateBuilder) {
-		if u.Dialect() == dialect.Postgres {
-			u.Set(webhookmessage.FieldLockedUntil, sql.Expr(fmt.Sprintf("now() + interval '%d seconds'", int(leaseFor/time.Second))))
-			return
-		}
-		u.Set(webhookmessage.FieldLockedUntil, now.Add(leaseFor))
-	}
+	return lease.Set(webhookmessage.FieldLockedUntil, now, leaseFor)
 }
 
 // Backlog counts the pending messages (tests and the benchmark wait on it).
