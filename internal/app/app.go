@@ -125,6 +125,9 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	if err := sso.CheckKey(ctx, st.Client, box); err != nil {
 		return nil, err
 	}
+	if err := webhook.CheckKey(ctx, st.Client, box); err != nil {
+		return nil, err
+	}
 	// The organisation rename and delete go to the same Keycloak; a
 	// replacement Provisioner that does neither (a test's) gets the one
 	// Config names.
