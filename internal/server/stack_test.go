@@ -44,8 +44,9 @@ type stack struct {
 }
 
 type stackConfig struct {
-	opts   app.Deps
-	mutate func(*config.Config)
+	opts    app.Deps
+	mutate  func(*config.Config)
+	workers bool
 }
 
 type stackOption func(*stackConfig)
@@ -79,6 +80,11 @@ func withTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) stackOption
 // withConfig changes the configuration (token issuer, environment, RPC
 // deadline) before app.New.
 func withConfig(f func(*config.Config)) stackOption { return func(c *stackConfig) { c.mutate = f } }
+
+// withWorkers runs the app's background jobs (App.Run: provisioning, the
+// purge and trial sweeps, the verify cache's listener, ...) for the test's
+// life, as cmd/server does; they stop before the store closes.
+func withWorkers() stackOption { return func(c *stackConfig) { c.workers = true } }
 
 // signingKeyFile writes a new Ed25519 key as AUDIT_SIGNING_KEY_FILE holds
 // it and returns its path.
@@ -128,5 +134,11 @@ func newStack(t testing.TB, st *store.Store, opts ...stackOption) *stack {
 	}
 	s := &stack{srv: httptest.NewServer(a.Handler), tenants: a.Tenants, entitlements: a.Entitlements, audit: a.Audit, keys: a.APIKeys, projects: a.Projects, sso: a.SSO}
 	t.Cleanup(s.srv.Close)
+	if c.workers {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); a.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
 	return s
 }
