@@ -13,7 +13,7 @@ func (f *Fake) organizationRoutes(admin func(pattern string, h http.HandlerFunc)
 }
 
 // deleteOrg: DELETE → 204; unknown id → 404 "Organization not found.". Its
-// members leave with it.
+// members leave with it and its identity providers are unlinked.
 func (f *Fake) deleteOrg(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	f.mu.Lock()
@@ -24,5 +24,12 @@ func (f *Fake) deleteOrg(w http.ResponseWriter, r *http.Request) {
 	}
 	delete(f.orgs, id)
 	delete(f.members, id)
+	// Its identity providers stay in the realm, unlinked.
+	for _, p := range f.idps {
+		if p.Config[cfgOrg] == id {
+			delete(p.Config, cfgOrg)
+			delete(p.Config, cfgOrgDom)
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
