@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,6 +120,11 @@ func TestTenantExportNDJSON(t *testing.T) {
 	if status := call(t, s.srv, http.MethodPost, "/v1/tenants/"+acmeID+"/projects", `{"slug":"web","name":"Web"}`, &ignored); status != 200 {
 		t.Fatalf("create project: %d", status)
 	}
+	const clientSecret = "export-test-client-secret-5b1f"
+	if status := call(t, s.srv, http.MethodPut, "/v1/tenants/"+acmeID+"/idp",
+		`{"protocol":"oidc","oidc":{"issuer":"https://login.acme.example","client_id":"portal","client_secret":"`+clientSecret+`"},"domains":["acme.example","Eu.Acme.Example"]}`, &ignored); status != 200 {
+		t.Fatalf("set idp: %d %v", status, ignored)
+	}
 	res := do(t, s.srv, http.MethodGet, "/v1/tenants/"+acmeID+"/export", "", nil)
 	if res.status != 200 || res.header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("export: %d %q %s", res.status, res.header.Get("Content-Type"), res.body)
@@ -144,6 +150,21 @@ func TestTenantExportNDJSON(t *testing.T) {
 		}
 		last = pos
 		counts[typ]++
+		if typ == "idp_config" {
+			var c struct {
+				Protocol        string   `json:"protocol"`
+				ClientID        string   `json:"client_id"`
+				Domains         []string `json:"domains"`
+				HasClientSecret bool     `json:"has_client_secret"`
+			}
+			if err := json.Unmarshal(rec[typ], &c); err != nil {
+				t.Fatalf("idp_config line %s: %v", rec[typ], err)
+			}
+			slices.Sort(c.Domains)
+			if c.Protocol != "oidc" || c.ClientID != "portal" || !c.HasClientSecret || !slices.Equal(c.Domains, []string{"acme.example", "eu.acme.example"}) {
+				t.Errorf("idp_config = %+v, want oidc, client portal, a secret held, domains acme.example and eu.acme.example", c)
+			}
+		}
 		if typ == "api_key" {
 			var k map[string]any
 			_ = json.Unmarshal(rec[typ], &k)
@@ -152,8 +173,11 @@ func TestTenantExportNDJSON(t *testing.T) {
 			}
 		}
 	}
-	if counts["tenant"] != 1 || counts["project"] != 1 || counts["api_key"] != 1 || counts["entitlement"] == 0 || counts["audit_event"] < 3 {
-		t.Errorf("export kinds = %v, want 1 tenant, entitlements, 1 project, 1 api_key and the audit events", counts)
+	if counts["tenant"] != 1 || counts["project"] != 1 || counts["api_key"] != 1 || counts["entitlement"] == 0 || counts["idp_config"] != 1 || counts["audit_event"] < 4 {
+		t.Errorf("export kinds = %v, want 1 tenant, entitlements, 1 project, 1 api_key, 1 idp_config and the audit events", counts)
+	}
+	if strings.Contains(res.body, clientSecret) {
+		t.Errorf("the export holds the IdP client secret")
 	}
 	if strings.Contains(res.body, plain) {
 		t.Errorf("the export holds an API key's plaintext")

@@ -23,7 +23,8 @@ func (s *Service) IdpConfigExport(ctx context.Context, tenantID uuid.UUID) (map[
 	if err != nil {
 		return nil, fmt.Errorf("read idp config: %w", err)
 	}
-	domains := make([]string, 0, len(c.Edges.Domains))
+	// structpb-friendly values only (the export's proto is a Struct).
+	domains := make([]any, 0, len(c.Edges.Domains))
 	for _, d := range c.Edges.Domains {
 		domains = append(domains, d.Domain)
 	}
