@@ -101,6 +101,9 @@ func CheckURL(raw string, allowPrivate bool) (*url.URL, error) {
 			return nil, invalid("must be https (WEBHOOK_ALLOW_PRIVATE is off)")
 		}
 	default:
+		if allowPrivate {
+			return nil, invalid("must be an https:// (or, with WEBHOOK_ALLOW_PRIVATE, http://) URL")
+		}
 		return nil, invalid("must be an https:// URL")
 	}
 	if u.User != nil {
