@@ -141,7 +141,7 @@ func New(ctx context.Context, o Deps) (*App, error) {
 	}
 	// Every change the recorder records is also enqueued as webhook
 	// messages, in the change's transaction.
-	outbox, err := webhook.NewOutbox(webhook.OutboxDeps{Clock: clock})
+	outbox, err := webhook.NewOutbox(webhook.OutboxDeps{Clock: clock, Resources: server.Resources{Clock: clock}})
 	if err != nil {
 		return nil, err
 	}

@@ -438,3 +438,11 @@ func (s *Service) transition(ctx context.Context, id, verb, action string, to en
 	}
 	return out, nil
 }
+
+// ReadIn reads a tenant as the API answers it at now through client (a
+// change's transaction, so that it sees the state after the change): the
+// webhook messages' resource. Not found is errs.NotFound.
+func ReadIn(ctx context.Context, client *ent.Client, id uuid.UUID, now time.Time) (*Tenant, error) {
+	t, _, err := lookup(ctx, client, enttenant.ID(id), now)
+	return t, err
+}

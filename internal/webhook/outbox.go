@@ -30,12 +30,23 @@ const GiveUpAfter = 72 * time.Hour
 // subscribed endpoint, in the event's own transaction (it is the audit
 // Recorder's audit.Events).
 type Outbox struct {
-	clock clock.Clock
+	clock     clock.Clock
+	resources ResourceReader
+}
+
+// ResourceReader reads the resource an audit event's target names, as the
+// API answers it (JSON), through the change's transaction: the messages'
+// data.resource. Nil with a nil error when it has none (a type the API
+// does not serve, a resource the change deleted).
+type ResourceReader interface {
+	Resource(ctx context.Context, client *ent.Client, targetType, targetID string) ([]byte, error)
 }
 
 // OutboxDeps are what an Outbox needs; Clock is required.
 type OutboxDeps struct {
 	Clock clock.Clock
+	// Resources fills data.resource; nil leaves it out.
+	Resources ResourceReader
 }
 
 // NewOutbox returns an Outbox.
@@ -43,7 +54,7 @@ func NewOutbox(d OutboxDeps) (*Outbox, error) {
 	if err := deps.Require("webhook outbox", deps.Of("a clock", d.Clock != nil)); err != nil {
 		return nil, err
 	}
-	return &Outbox{clock: d.Clock}, nil
+	return &Outbox{clock: d.Clock, resources: d.Resources}, nil
 }
 
 var _ audit.Events = (*Outbox)(nil)
@@ -75,6 +86,11 @@ func (o *Outbox) Recorded(ctx context.Context, tx *ent.Tx, ev *ent.AuditLog, res
 	}
 	if len(to) == 0 {
 		return nil
+	}
+	if len(resource) == 0 && o.resources != nil && ev.TargetID != "" {
+		if resource, err = o.resources.Resource(ctx, tx.Client(), ev.TargetType, ev.TargetID); err != nil {
+			return fmt.Errorf("webhook: read the %s resource of %s: %w", ev.TargetType, ev.Action, err)
+		}
 	}
 	body, err := Body(ev, resource)
 	if err != nil {

@@ -39,6 +39,10 @@ type line struct {
 	Verified  bool    `json:"verified"`
 	Error     string  `json:"error"`
 	Answered  int     `json:"answered"`
+	// The resource after the change (data.resource), a tenant here.
+	ResourceID     string `json:"resource_id"`
+	ResourceStatus string `json:"resource_status"`
+	ResourceName   string `json:"resource_name"`
 }
 
 // nodeReceiver runs the receiver under node.
@@ -235,6 +239,23 @@ func TestStandardWebhooksReceiver(t *testing.T) {
 	waitFor(t, "the first tenant's events", func() bool { return len(types(first)) >= len(want) })
 	if got := types(first); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("first tenant's deliveries: %v, want %v", got, want)
+	}
+	// data.resource is the tenant after each change, as GetTenant answers it.
+	wantResource := map[string][2]string{ // type → status, name
+		"tenant.created":            {"trial", "hooked-one"},
+		"tenant.activated":          {"active", "hooked-one"},
+		"tenant.cancelled":          {"frozen", "hooked-one"},
+		"tenant.updated":            {"frozen", name},
+		"tenant.deletion_scheduled": {"frozen", name},
+	}
+	for _, l := range rc.got() {
+		w, ok := wantResource[l.Type]
+		if !ok || l.TenantID == nil || *l.TenantID != first || l.Answered != 204 {
+			continue
+		}
+		if l.ResourceID != first || l.ResourceStatus != w[0] || l.ResourceName != w[1] {
+			t.Errorf("%s: resource id %q, status %q, name %q; want %s, %q, %q", l.Type, l.ResourceID, l.ResourceStatus, l.ResourceName, first, w[0], w[1])
+		}
 	}
 
 	// Down for a while: the second tenant's events fail to connect, then

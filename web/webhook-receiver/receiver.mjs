@@ -2,7 +2,9 @@
 // would write one. internal/webhook's TestStandardWebhooksReceiver runs it
 // with node: it verifies every delivery with the library and prints one
 // JSON line per request on stdout ({"webhook_id","type","tenant_id",
-// "chain_seq","verified","error","answered"}), after "listening <port>".
+// "chain_seq","verified","error","answered", and the resource's
+// "resource_id","resource_status","resource_name"}), after
+// "listening <port>".
 //
 //   WEBHOOK_SECRET   the endpoint's whsec_… secret
 //   PORT             the port to listen on (0: any)
@@ -30,6 +32,11 @@ const server = http.createServer((req, res) => {
       line.tenant_id = msg.data.tenant_id;
       line.chain_seq = msg.data.chain_seq;
       line.timestamp = msg.timestamp;
+      if (msg.data.resource) {
+        line.resource_id = msg.data.resource.id || "";
+        line.resource_status = msg.data.resource.status || "";
+        line.resource_name = msg.data.resource.name || "";
+      }
     } catch (e) {
       line.error = String(e && e.message ? e.message : e);
       line.answered = 400;
