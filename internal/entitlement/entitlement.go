@@ -458,3 +458,6 @@ func (s *Service) Revoke(ctx context.Context, tenantID, product string) error {
 			fmt.Sprintf("%s revoked from tenant %s (was %s)", product, c.tenant.Slug, from), fields)
 	})
 }
+
+// View is p as readers see it at now (the webhook messages' resource).
+func View(p *ent.TenantProduct, now time.Time) *Entitlement { return view(p, now) }

@@ -10,6 +10,7 @@ import (
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/internal/apikey"
 	"github.com/platform/tenant-registry/internal/clock"
+	"github.com/platform/tenant-registry/internal/entitlement"
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/project"
 	"github.com/platform/tenant-registry/internal/tenant"
@@ -17,7 +18,8 @@ import (
 )
 
 // Resources reads an audit event's target as the API answers it, for the
-// webhook messages' data.resource: tenants, API keys and projects, in the
+// webhook messages' data.resource: tenants, API keys, projects and
+// entitlements, in the
 // same JSON as their GET (other targets have none). It reads through the
 // change's transaction, so the resource is the one after the change.
 type Resources struct{ Clock clock.Clock }
@@ -59,6 +61,15 @@ func (r Resources) Resource(ctx context.Context, client *ent.Client, targetType,
 			return nil, fmt.Errorf("read project: %w", err)
 		}
 		msg = projectPB(project.View(p))
+	case "entitlement":
+		p, err := client.TenantProduct.Get(ctx, id)
+		if ent.IsNotFound(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read entitlement: %w", err)
+		}
+		msg = entitlementPB(entitlement.View(p, r.Clock()))
 	default:
 		return nil, nil
 	}

@@ -41,6 +41,9 @@ func TestWebhookDataResource(t *testing.T) {
 			t.Fatalf("create key: %d %+v", status, key)
 		}
 		keyID, _ := key.APIKey["id"].(string)
+		if status := call(t, s.srv, http.MethodPost, "/v1/catalog/request", `{"tenant_id":"`+acmeID+`","product":"vendor-risk","note":"please"}`, &ignored); status != http.StatusOK {
+			t.Fatalf("request product: %d %v", status, ignored)
+		}
 		if status := call(t, s.srv, http.MethodPatch, "/v1/tenants/"+acmeID, `{"name":"Acme Hooked"}`, &ignored); status != http.StatusOK {
 			t.Fatalf("update tenant: %d %v", status, ignored)
 		}
@@ -79,6 +82,8 @@ func TestWebhookDataResource(t *testing.T) {
 			{"tenant.updated", "id", acmeID},
 			{"tenant.updated", "name", "Acme Hooked"},
 			{"api_key.revoked", "id", keyID},
+			{"catalog.product_requested", "product", "vendor-risk"},
+			{"catalog.product_requested", "status", "requested"},
 		} {
 			r := resources[tc.event]
 			if r == nil {
