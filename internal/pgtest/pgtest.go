@@ -226,8 +226,16 @@ func RequireBinary(t testing.TB, path, env, hint string) {
 	if _, err := os.Stat(path); err == nil || env != "" && os.Getenv(env) != "" {
 		return
 	}
+	Unavailable(t, fmt.Sprintf("no %s (%s)", path, hint))
+}
+
+// Unavailable skips a test whose real part (a binary, a browser, node) is
+// missing here, except under CI, where every test must run and a missing
+// part fails it.
+func Unavailable(t testing.TB, why string) {
+	t.Helper()
 	if os.Getenv("CI") != "" {
-		t.Fatalf("no %s (%s): never skipped in CI", path, hint)
+		t.Fatalf("%s: never skipped in CI", why)
 	}
-	t.Skipf("no %s (%s)", path, hint)
+	t.Skip(why)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/platform/tenant-registry/internal/app"
 	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/config"
+	"github.com/platform/tenant-registry/internal/pgtest"
 	"github.com/platform/tenant-registry/internal/storetest"
 )
 
@@ -124,14 +125,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func missingTool(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI: the webhook receiver test needs %s", what)
-	}
-	t.Skipf("the webhook receiver test needs %s", what)
-}
-
 // TestStandardWebhooksReceiver runs the whole service (app.New and its
 // workers, WEBHOOK_RETRY_BASE=200ms) against a receiver written with the
 // standardwebhooks npm library (web/webhook-receiver), which verifies every
@@ -150,10 +143,10 @@ func TestStandardWebhooksReceiver(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		missingTool(t, "node")
+		pgtest.Unavailable(t, "the webhook receiver test needs node")
 	}
 	if _, err := os.Stat(filepath.Join(root, "web", "node_modules", "standardwebhooks")); err != nil {
-		missingTool(t, "web/node_modules (run `npm ci --prefix web`)")
+		pgtest.Unavailable(t, "the webhook receiver test needs web/node_modules (run `npm ci --prefix web`)")
 	}
 	ctx := storetest.SystemContext()
 	cfg, err := config.Load(func(k string) string {
