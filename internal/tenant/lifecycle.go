@@ -55,12 +55,9 @@ func (s *Service) Update(ctx context.Context, in UpdateInput) (*Tenant, error) {
 	renamed := false
 	var out *Tenant
 	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
-		cur, err := tx.Tenant.Get(ctx, uid)
-		if ent.IsNotFound(err) {
-			return errs.Errorf(errs.NotFound, "tenant not found")
-		}
+		cur, err := readForChange(ctx, tx, uid)
 		if err != nil {
-			return fmt.Errorf("read tenant: %w", err)
+			return err
 		}
 		now := s.clock()
 		upd := tx.Tenant.UpdateOneID(uid).SetUpdatedAt(now)
@@ -122,12 +119,9 @@ func (s *Service) Delete(ctx context.Context, id string) (*Tenant, error) {
 	}
 	var out *Tenant
 	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
-		cur, err := tx.Tenant.Get(ctx, uid)
-		if ent.IsNotFound(err) {
-			return errs.Errorf(errs.NotFound, "tenant not found")
-		}
+		cur, err := readForChange(ctx, tx, uid)
 		if err != nil {
-			return fmt.Errorf("read tenant: %w", err)
+			return err
 		}
 		if cur.DeletionScheduledAt == nil {
 			if cur.Status != enttenant.StatusFrozen {
@@ -184,12 +178,9 @@ func (s *Service) Restore(ctx context.Context, id string) (*Tenant, error) {
 	}
 	var out *Tenant
 	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
-		cur, err := tx.Tenant.Get(ctx, uid)
-		if ent.IsNotFound(err) {
-			return errs.Errorf(errs.NotFound, "tenant not found")
-		}
+		cur, err := readForChange(ctx, tx, uid)
 		if err != nil {
-			return fmt.Errorf("read tenant: %w", err)
+			return err
 		}
 		if cur.DeletionScheduledAt == nil {
 			return errs.Errorf(errs.Precondition, "tenant is not scheduled for deletion")

@@ -66,13 +66,7 @@ const (
 
 // backoff is the wait after the n-th failed attempt (n ≥ 1): 5s, 10s, 20s,
 // … capped at 15 minutes.
-func backoff(n int) time.Duration {
-	d := backoffMin
-	for i := 1; i < n && d < backoffMax; i++ {
-		d *= 2
-	}
-	return min(d, backoffMax)
-}
+func backoff(n int) time.Duration { return lease.Backoff(n, backoffMin, backoffMax) }
 
 // enqueueProvisioning writes the tenant's provisioning job in tx: durable
 // pending work that lands or not with the tenant itself.

@@ -382,6 +382,19 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Tenant, error) {
 		enttenant.StatusTrial, enttenant.StatusActive)
 }
 
+// readForChange reads the tenant a change is about, in the change's
+// transaction: not found is the domain's NotFound.
+func readForChange(ctx context.Context, tx *ent.Tx, id uuid.UUID) (*ent.Tenant, error) {
+	t, err := tx.Tenant.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil, errs.Errorf(errs.NotFound, "tenant not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read tenant: %w", err)
+	}
+	return t, nil
+}
+
 // transition changes the status with a compare-and-swap on the status read,
 // so two concurrent transitions cannot both win: the loser sees the winner's
 // status and gets a Precondition error naming it.
@@ -392,12 +405,9 @@ func (s *Service) transition(ctx context.Context, id, verb, action string, to en
 	}
 	var out *Tenant
 	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
-		cur, err := tx.Tenant.Get(ctx, uid)
-		if ent.IsNotFound(err) {
-			return errs.Errorf(errs.NotFound, "tenant not found")
-		}
+		cur, err := readForChange(ctx, tx, uid)
 		if err != nil {
-			return fmt.Errorf("read tenant: %w", err)
+			return err
 		}
 		if !slices.Contains(from, cur.Status) {
 			return errs.Errorf(errs.Precondition, "cannot %s a tenant whose status is %s", verb, cur.Status)
