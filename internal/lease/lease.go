@@ -1,7 +1,7 @@
-// Package lease gives the queues' leases (the Keycloak outbox, webhook
-// messages) one clock: the database's on PostgreSQL, where replicas'
-// clocks differ and the database has one, and the service clock on the
-// embedded store (one process).
+// Package lease gives the queues (the Keycloak outbox, webhook messages)
+// their timing: leases on one clock — the database's on PostgreSQL, where
+// replicas' clocks differ and the database has one, and the service clock
+// on the embedded store (one process) — and the retry backoff.
 package lease
 
 import (
@@ -33,4 +33,14 @@ func Set(column string, now time.Time, d time.Duration) func(*sql.UpdateBuilder)
 		}
 		u.Set(column, now.Add(d))
 	}
+}
+
+// Backoff is the wait after the n-th failed attempt (n ≥ 1): first,
+// 2·first, 4·first, …, at most limit.
+func Backoff(n int, first, limit time.Duration) time.Duration {
+	d := first
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
 }

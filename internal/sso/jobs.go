@@ -58,13 +58,7 @@ const (
 	batchSize      = 20
 )
 
-func backoff(n int) time.Duration {
-	d := backoffMin
-	for i := 1; i < n && d < backoffMax; i++ {
-		d *= 2
-	}
-	return min(d, backoffMax)
-}
+func backoff(n int) time.Duration { return lease.Backoff(n, backoffMin, backoffMax) }
 
 // armJob writes (or re-arms) the tenant's job of kind in tx: due now, its
 // attempts and error reset, done_at cleared. A lease another worker holds

@@ -45,13 +45,7 @@ const (
 
 // delay is the wait after the n-th failed attempt: base, 2·base, 4·base, …
 // at most maxDelay.
-func (s *Service) delay(n int) time.Duration {
-	d := s.retryBase
-	for i := 1; i < n && d < maxDelay; i++ {
-		d *= 2
-	}
-	return min(d, maxDelay)
-}
+func (s *Service) delay(n int) time.Duration { return lease.Backoff(n, s.retryBase, maxDelay) }
 
 // ProcessDue delivers the messages that are due, round after round until
 // none is left or ctx ends (the replica stops). Each round claims the
