@@ -12,7 +12,7 @@ import (
 )
 
 // maxEntries bounds the cache of valid verdicts; when full it starts over
-// (this is the number of distinct live keys in use). An entry is about 64
+// (this is the number of distinct live keys in use). An entry is 64
 // bytes plus its map slot; what a tenant's keys share (its id, slug and
 // products) and scope lists are held once (make bench: peak RSS with
 // 100,000 keys cached).
@@ -50,15 +50,23 @@ type cache struct {
 	ttl     time.Duration
 
 	mu       sync.RWMutex
-	m        map[[sha256.Size]byte]*entry
-	unknowns map[[sha256.Size]byte]time.Time // until when a hash is unknown
-	tenants  map[uuid.UUID]*tenantVerdict    // interned: one per tenant
-	scopes   map[string][]string             // interned scope lists
+	m        map[slot]*entry
+	unknowns map[slot]int64               // until when a hash is unknown (Unix nanoseconds)
+	tenants  map[uuid.UUID]*tenantVerdict // interned: one per tenant
+	scopes   map[string]*[]string         // interned scope lists
 	epoch    uint64
 
 	// hits and misses count lookups while the cache is in use (metrics).
 	hits, misses atomic.Uint64
 }
+
+// slot is a cache key: the first half of the key's HMAC. Two live keys
+// share a slot with probability about n²/2¹²⁹ (n keys: 10⁻²⁹ for 100,000),
+// and nobody can aim for it without API_KEY_SECRET; half the bytes of every
+// map slot is what a cache of 100,000 keys saves by it.
+type slot [16]byte
+
+func slotOf(h [sha256.Size]byte) slot { return slot(h[:16]) }
 
 // entry is a valid verdict, compact: what the key's tenant gives it is
 // shared with the tenant's other keys.
@@ -67,7 +75,7 @@ type entry struct {
 	// project is the key's project id ("" when none): immutable on the row.
 	project string
 	tenant  *tenantVerdict
-	scopes  []string
+	scopes  *[]string // interned
 	// until is when the verdict stops being true by itself: the key's
 	// expiry or the end of a trial among its products (0: never); stale is
 	// loadedAt + ttl, the last-resort bound. Both in Unix nanoseconds.
@@ -85,7 +93,7 @@ type tenantVerdict struct {
 func (e *entry) verdict() Verdict {
 	return Verdict{
 		Valid: true, TenantID: e.tenant.idString, Slug: e.tenant.slug, KeyID: e.keyID.String(),
-		Scopes: e.scopes, Products: e.tenant.products, ProjectID: e.project,
+		Scopes: *e.scopes, Products: e.tenant.products, ProjectID: e.project,
 	}
 }
 
@@ -95,13 +103,13 @@ func (e *entry) validAt(now time.Time) bool {
 }
 
 func newCache(ttl time.Duration) *cache {
-	return &cache{ttl: ttl, m: make(map[[sha256.Size]byte]*entry), unknowns: make(map[[sha256.Size]byte]time.Time),
-		tenants: make(map[uuid.UUID]*tenantVerdict), scopes: make(map[string][]string)}
+	return &cache{ttl: ttl, m: make(map[slot]*entry), unknowns: make(map[slot]int64),
+		tenants: make(map[uuid.UUID]*tenantVerdict), scopes: make(map[string]*[]string)}
 }
 
 func (c *cache) get(h [sha256.Size]byte, now time.Time) (*entry, bool) {
 	c.mu.RLock()
-	e, ok := c.m[h]
+	e, ok := c.m[slotOf(h)]
 	c.mu.RUnlock()
 	if !ok || !e.validAt(now) {
 		return nil, false
@@ -131,8 +139,8 @@ func (c *cache) put(h [sha256.Size]byte, e *entry, epoch uint64) {
 	} else {
 		c.tenants[e.tenant.id] = e.tenant
 	}
-	key := strings.Join(e.scopes, "\x00")
-	if sc, ok := c.scopes[key]; ok && slices.Equal(sc, e.scopes) {
+	key := strings.Join(*e.scopes, "\x00")
+	if sc, ok := c.scopes[key]; ok && slices.Equal(*sc, *e.scopes) {
 		e.scopes = sc
 	} else {
 		if len(c.scopes) >= maxScopeSets {
@@ -140,15 +148,15 @@ func (c *cache) put(h [sha256.Size]byte, e *entry, epoch uint64) {
 		}
 		c.scopes[key] = e.scopes
 	}
-	c.m[h] = e
+	c.m[slotOf(h)] = e
 }
 
 // unknown reports whether h was recently found to be no key.
 func (c *cache) unknown(h [sha256.Size]byte, now time.Time) bool {
 	c.mu.RLock()
-	until, ok := c.unknowns[h]
+	until, ok := c.unknowns[slotOf(h)]
 	c.mu.RUnlock()
-	return ok && now.Before(until)
+	return ok && now.UnixNano() < until
 }
 
 // putUnknown remembers that h is no key, unless something changed since
@@ -162,13 +170,13 @@ func (c *cache) putUnknown(h [sha256.Size]byte, now time.Time, epoch uint64) {
 	if len(c.unknowns) >= maxUnknowns {
 		clear(c.unknowns)
 	}
-	c.unknowns[h] = now.Add(unknownTTL)
+	c.unknowns[slotOf(h)] = now.Add(unknownTTL).UnixNano()
 }
 
 // forgetUnknown drops h from the unknown keys (it was just created).
 func (c *cache) forgetUnknown(h [sha256.Size]byte) {
 	c.mu.Lock()
-	delete(c.unknowns, h)
+	delete(c.unknowns, slotOf(h))
 	c.epoch++
 	c.mu.Unlock()
 }

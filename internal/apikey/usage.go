@@ -15,7 +15,7 @@ import (
 )
 
 // usage collects keys' last use in memory; a background flusher writes
-// last_used_at in one statement per round (usageSQL), at most once per
+// last_used_at in statements of usageChunk keys (usageSQL), at most once per
 // UsageEvery per key and replica. The request path takes one of
 // usageShards mutexes for a map update: a record is three integers in a
 // map slot (about 50 bytes a key), not a pointer per key.
@@ -95,20 +95,27 @@ func (s *Service) FlushUsage(ctx context.Context, force bool) error {
 	// in the same order, so they wait for each other instead of
 	// deadlocking.
 	slices.SortFunc(batch, func(a, b pending) int { return bytes.Compare(a.id[:], b.id[:]) })
-	if err := s.writeUsage(ctx, batch); err != nil {
-		return err
-	}
-	for _, p := range batch {
-		sh := u.shard(p.id)
-		sh.mu.Lock()
-		if r, ok := sh.m[p.id]; ok {
-			r.written, r.writtenAt = p.val, nowMicro
-			sh.m[p.id] = r
+	// In statements of usageChunk keys, in that order: each statement's
+	// parameters are a few dozen KiB, not a copy of every key in use.
+	for chunk := range slices.Chunk(batch, usageChunk) {
+		if err := s.writeUsage(ctx, chunk); err != nil {
+			return err
 		}
-		sh.mu.Unlock()
+		for _, p := range chunk {
+			sh := u.shard(p.id)
+			sh.mu.Lock()
+			if r, ok := sh.m[p.id]; ok {
+				r.written, r.writtenAt = p.val, nowMicro
+				sh.m[p.id] = r
+			}
+			sh.mu.Unlock()
+		}
 	}
 	return nil
 }
+
+// usageChunk is how many keys' last uses one statement writes at most.
+const usageChunk = 1000
 
 // writeUsage writes batch (sorted by key id). On PostgreSQL it is one
 // statement that locks the rows in key order (the locking subquery's

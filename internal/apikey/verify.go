@@ -138,7 +138,7 @@ func (s *Service) lookup(ctx context.Context, h [sha256.Size]byte, now time.Time
 		keyID:   k.ID,
 		project: projectString(k.ProjectID),
 		tenant:  &tenantVerdict{id: k.TenantID, idString: k.TenantID.String(), slug: k.Slug, products: products},
-		scopes:  scopes, stale: now.Add(s.cache.ttl).UnixNano(),
+		scopes:  &scopes, stale: now.Add(s.cache.ttl).UnixNano(),
 	}
 	if !until.IsZero() {
 		e.until = until.UnixNano()
