@@ -36,6 +36,10 @@ const (
 	// statement), and parallel how many of them are posted at once.
 	batchSize = 64
 	parallel  = 16
+	// gatherFor is the pause after a round that claimed fewer than
+	// batchSize messages, before the next round: what keeps the rounds
+	// (and their statements) few under a steady trickle of changes.
+	gatherFor = 100 * time.Millisecond
 	// maxDelay caps one retry's delay.
 	maxDelay = 10 * time.Hour
 	// recordTimeout bounds the writing of an outcome, detached from the
@@ -61,6 +65,15 @@ func (s *Service) ProcessDue(ctx context.Context) (int, error) {
 		total += n
 		if err != nil || n == 0 {
 			return total, err
+		}
+		if n < batchSize {
+			// A partial round: under a steady stream of changes the next
+			// would claim one or two messages for the same four
+			// statements. Let the next ones gather first.
+			select {
+			case <-ctx.Done():
+			case <-time.After(gatherFor):
+			}
 		}
 	}
 	return total, nil
