@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/platform/tenant-registry/ent"
-	"github.com/platform/tenant-registry/ent/outbox"
+	entoutbox "github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/ids"
 	"github.com/platform/tenant-registry/internal/keycloak"
+	"github.com/platform/tenant-registry/internal/outbox"
 	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/text"
@@ -103,9 +104,8 @@ func (s *Service) prepareInvite(job *ent.Outbox, t *ent.Tenant, orgID string, ev
 	req := keycloak.InviteRequest{OrgID: orgID, Slug: t.Slug, Email: p["email"], Name: p["name"], Admin: p["role"] == RoleITAdmin}
 	attempts := job.Attempts
 	return &work{
-		slug:  t.Slug,
-		scrub: func(s string) string { return s },
-		call: func(ctx context.Context) (result, error) {
+		Tenant: t.Slug,
+		Call: func(ctx context.Context) (result, error) {
 			if orgID == "" {
 				return result{}, errNoOrg
 			}
@@ -114,19 +114,19 @@ func (s *Service) prepareInvite(job *ent.Outbox, t *ent.Tenant, orgID string, ev
 		},
 		// Invited again meanwhile (the job re-armed: its attempts reset):
 		// the newer invitation runs instead.
-		stale: func(ctx context.Context, tx *ent.Tx) (bool, error) {
-			cur, err := tx.Outbox.Query().Where(outbox.ID(job.ID)).Only(ctx)
+		Check: unlessStale(t.ID, func(ctx context.Context, tx *ent.Tx) (bool, error) {
+			cur, err := tx.Outbox.Query().Where(entoutbox.ID(job.ID)).Only(ctx)
 			if err != nil {
 				return false, err
 			}
 			return cur.Attempts != attempts, nil
-		},
-		record: func(ctx context.Context, tx *ent.Tx, _ time.Time, attempt int, res result, perr error) error {
+		}),
+		Record: func(ctx context.Context, tx *ent.Tx, _ time.Time, attempt int, res result, perr error) error {
 			fields := map[string]string{"email": req.Email, "role": p["role"], "attempt": fmt.Sprint(attempt)}
 			if perr != nil {
 				fields["error"] = text.Truncate(perr.Error(), 1000)
 				return s.audit.Record(ctx, tx, event("keycloak.invitation_failed",
-					fmt.Sprintf("Keycloak invitation of %s to %s failed (attempt %d); retrying in %s", req.Email, t.Slug, attempt, backoff(attempt)),
+					fmt.Sprintf("Keycloak invitation of %s to %s failed (attempt %d); retrying in %s", req.Email, t.Slug, attempt, outbox.Backoff(attempt)),
 					true, fields))
 			}
 			fields["user_id"] = res.invite.UserID

@@ -9,18 +9,15 @@ import (
 	"strings"
 	"time"
 
-	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/platform/tenant-registry/ent"
-	"github.com/platform/tenant-registry/ent/outbox"
-	"github.com/platform/tenant-registry/ent/predicate"
+	entoutbox "github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/ent/tenantidpconfig"
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/keycloak"
-	"github.com/platform/tenant-registry/internal/lease"
+	"github.com/platform/tenant-registry/internal/outbox"
 	"github.com/platform/tenant-registry/internal/principal"
-	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/text"
 )
 
@@ -45,21 +42,6 @@ func inviteKind(email string) string {
 	return kindInvitePrefix + hex.EncodeToString(sum[:16])
 }
 
-// Retry policy, as tenant provisioning's (internal/tenant/provision.go).
-const (
-	leaseFor       = 5 * time.Minute
-	attemptTimeout = 2 * time.Minute
-	inlineTimeout  = 6 * time.Second
-	rpcShare       = 0.6
-	minBudget      = 500 * time.Millisecond
-	recordTimeout  = 15 * time.Second
-	backoffMin     = 5 * time.Second
-	backoffMax     = 15 * time.Minute
-	batchSize      = 20
-)
-
-func backoff(n int) time.Duration { return lease.Backoff(n, backoffMin, backoffMax) }
-
 // armJob writes (or re-arms) the tenant's job of kind in tx: due now, its
 // attempts and error reset, done_at cleared. A lease another worker holds
 // stays: that worker's outcome is refused when the job changed meanwhile
@@ -68,7 +50,7 @@ func backoff(n int) time.Duration { return lease.Backoff(n, backoffMin, backoffM
 func armJob(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, kind string, payload map[string]string, now time.Time) error {
 	// Read, then write: the caller holds the tenant's row lock (lockTenant),
 	// so no other change of this tenant's jobs runs in between.
-	cur, err := tx.Outbox.Query().Where(outbox.TenantID(tenantID), outbox.Kind(kind)).Only(ctx)
+	cur, err := tx.Outbox.Query().Where(entoutbox.TenantID(tenantID), entoutbox.Kind(kind)).Only(ctx)
 	switch {
 	case ent.IsNotFound(err):
 		err = tx.Outbox.Create().
@@ -92,61 +74,24 @@ func armJob(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, kind string, pa
 
 // ProcessDue runs this package's outbox jobs that are due now, each claimed
 // with a lease so that concurrent workers (goroutines or replicas) never
-// run one at once. It returns how many it attempted. When ctx ends, a job
-// whose Keycloak call it cuts short is handed back (due at once, the
-// attempt not counted).
+// run one at once (internal/outbox). It returns how many it attempted.
+// When ctx ends, a job whose Keycloak call it cuts short is handed back
+// (due at once, the attempt not counted).
 func (s *Service) ProcessDue(ctx context.Context) (int, error) {
-	now := s.clock()
-	jobs, err := s.client.Outbox.Query().
-		Where(ourKinds(), outbox.DoneAtIsNil(), outbox.NextAttemptAtLTE(now), leaseFree(now)).
-		Order(ent.Asc(outbox.FieldNextAttemptAt)).
-		Limit(batchSize).
-		IDs(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("scan outbox: %w", err)
-	}
-	n := 0
-	for _, id := range jobs {
-		if ctx.Err() != nil {
-			return n, nil
-		}
-		attempted, _, err := s.attempt(ctx, id, attemptTimeout, true)
-		if err != nil {
-			return n, err
-		}
-		if attempted {
-			n++
-		}
-	}
-	return n, nil
-}
-
-func ourKinds() predicate.Outbox {
-	return outbox.Or(outbox.Kind(kindIdP), outbox.KindHasPrefix(kindInvitePrefix))
+	return s.jobs.RunDue(ctx, entoutbox.Or(entoutbox.Kind(kindIdP), entoutbox.KindHasPrefix(kindInvitePrefix)))
 }
 
 // runNow makes a first attempt of the tenant's job of kind right after
 // the change that armed it, within the request's time; the result of an
 // invitation is answered (its invite URL).
 func (s *Service) runNow(ctx context.Context, tid uuid.UUID, kind string) (keycloak.InviteResult, bool) {
-	id, err := s.client.Outbox.Query().Where(outbox.TenantID(tid), outbox.Kind(kind)).OnlyID(ctx)
-	if err != nil {
-		s.log.ErrorContext(ctx, "read outbox job", "kind", kind, "error", err)
-		return keycloak.InviteResult{}, false
-	}
-	b := inlineTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		b = min(b, time.Duration(float64(time.Until(dl))*rpcShare))
-	}
-	if b < minBudget {
-		return keycloak.InviteResult{}, false // the worker will
-	}
-	_, res, err := s.attempt(ctx, id, b, false)
-	if err != nil {
-		s.log.ErrorContext(ctx, "outbox attempt", "kind", kind, "error", err)
-		return keycloak.InviteResult{}, false
-	}
-	return res.invite, res.ok
+	res, ok := s.jobs.RunNow(ctx, tid, kind)
+	return res.invite, ok
+}
+
+// newRunner is the Service's outbox runner: its attempts are prepare's.
+func (s *Service) newRunner() *outbox.Runner[result] {
+	return &outbox.Runner[result]{Client: s.client, Clock: s.clock, Log: s.log, Subject: "keycloak job", Name: kindName, Prepare: s.prepare}
 }
 
 // result is a successful attempt's.
@@ -157,103 +102,21 @@ type result struct {
 
 // work is one job's attempt: the Keycloak call, and what its outcome
 // writes.
-type work struct {
-	slug string
-	// call talks to Keycloak.
-	call func(ctx context.Context) (result, error)
-	// stale tells, inside the outcome's transaction, whether the job's
-	// subject changed since the attempt read it: then nothing is recorded
-	// and the job runs again.
-	stale func(ctx context.Context, tx *ent.Tx) (bool, error)
-	// record writes the outcome's state and audit event (perr nil: success).
-	record func(ctx context.Context, tx *ent.Tx, now time.Time, attempt int, res result, perr error) error
-	// scrub takes what must never be recorded (a client secret) out of
-	// Keycloak's error text.
-	scrub func(string) string
-}
+type work = outbox.Attempt[result]
 
-// attempt claims job id and runs it once, spending at most timeout in
-// Keycloak (the pattern of internal/tenant's provisioning: a fenced lease
-// taken by the database's clock, everything after the claim detached
-// from ctx except — with handBack — the Keycloak call).
-func (s *Service) attempt(ctx context.Context, id uuid.UUID, timeout time.Duration, handBack bool) (bool, result, error) {
-	token := uuid.New()
-	now := s.clock()
-	claimed, err := s.client.Outbox.Update().
-		Where(outbox.ID(id), outbox.DoneAtIsNil(), leaseFree(now)).
-		SetLeaseToken(token).AddAttempts(1).SetUpdatedAt(now).
-		Modify(setLease(now)).
-		Save(ctx)
-	if err != nil || claimed == 0 {
-		return false, result{}, err
-	}
-	dctx := context.WithoutCancel(ctx)
-	readCtx, cancel := context.WithTimeout(dctx, recordTimeout)
-	job, err := s.client.Outbox.Query().Where(outbox.ID(id)).WithTenant().Only(readCtx)
-	var w *work
-	if err == nil {
-		w, err = s.prepare(readCtx, job)
-	}
-	cancel()
-	if err != nil {
-		return true, result{}, errors.Join(fmt.Errorf("read outbox job: %w", err), s.release(dctx, id, token, false))
-	}
-	callParent := dctx
-	if handBack {
-		callParent = ctx
-	}
-	callCtx, cancel := context.WithTimeout(callParent, timeout)
-	res, perr := w.call(callCtx)
-	cancel()
-	if handBack && perr != nil && ctx.Err() != nil {
-		return true, result{}, s.release(dctx, id, token, true)
-	}
-	if perr != nil {
-		perr = errors.New(w.scrub(perr.Error()))
-	}
-	rctx, cancel := context.WithTimeout(dctx, recordTimeout)
-	defer cancel()
-	mine := outbox.And(outbox.ID(id), outbox.LeaseToken(token), outbox.DoneAtIsNil())
-	stale := false
-	err = store.WithTx(rctx, s.client, func(tx *ent.Tx) error {
-		if _, err := lockTenant(rctx, tx, job.TenantID); err != nil {
-			return err
+// unlessStale is an attempt's Check: under the tenant's row lock, stale
+// tells whether the job's subject changed since the attempt read it; then
+// nothing is recorded and the job runs again.
+func unlessStale(tenantID uuid.UUID, stale func(ctx context.Context, tx *ent.Tx) (bool, error)) func(context.Context, *ent.Tx, error) (outbox.Verdict, error) {
+	return func(ctx context.Context, tx *ent.Tx, _ error) (outbox.Verdict, error) {
+		if _, err := lockTenant(ctx, tx, tenantID); err != nil {
+			return outbox.Record, err
 		}
-		if stale, err = w.stale(rctx, tx); err != nil || stale {
-			return err
+		if stale, err := stale(ctx, tx); err != nil || !stale {
+			return outbox.Record, err
 		}
-		now := s.clock()
-		upd := tx.Outbox.Update().Where(mine).ClearLockedUntil().ClearLeaseToken().SetUpdatedAt(now)
-		if perr != nil {
-			upd.SetLastError(text.Truncate(perr.Error(), 2000)).SetNextAttemptAt(now.Add(backoff(job.Attempts)))
-		} else {
-			// The invitee's address is not kept once it served.
-			upd.SetDoneAt(now).SetLastError("").ClearPayload()
-		}
-		n, err := upd.Save(rctx)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errLeaseLost
-		}
-		return w.record(rctx, tx, now, job.Attempts, res, perr)
-	})
-	switch {
-	case errors.Is(err, errLeaseLost):
-		s.log.WarnContext(ctx, "keycloak job: lease lost before the outcome was recorded; another worker's outcome stands",
-			"kind", kindName(job.Kind), "tenant", w.slug, "attempt", job.Attempts)
-		return true, result{}, nil
-	case err != nil:
-		return true, result{}, fmt.Errorf("record %s result: %w", kindName(job.Kind), err)
-	case stale:
-		// Changed while Keycloak was called: run it again, at once.
-		return true, result{}, s.release(dctx, id, token, false)
-	case perr != nil:
-		s.log.WarnContext(ctx, "keycloak job failed; will retry", "kind", kindName(job.Kind), "tenant", w.slug, "attempt", job.Attempts, "error", perr)
-		return true, result{}, nil
+		return outbox.Again, nil
 	}
-	return true, res, nil
 }
 
 // kindName is a job's kind for logs (an invitation's without its hash).
@@ -263,26 +126,6 @@ func kindName(kind string) string {
 	}
 	return kind
 }
-
-// release gives job id back without an outcome: due at once; uncount
-// takes the attempt back (a cut-short call).
-func (s *Service) release(ctx context.Context, id, token uuid.UUID, uncount bool) error {
-	ctx, cancel := context.WithTimeout(ctx, recordTimeout)
-	defer cancel()
-	now := s.clock()
-	u := s.client.Outbox.Update().
-		Where(outbox.ID(id), outbox.LeaseToken(token), outbox.DoneAtIsNil()).
-		ClearLockedUntil().ClearLeaseToken().SetNextAttemptAt(now).SetUpdatedAt(now)
-	if uncount {
-		u.AddAttempts(-1)
-	}
-	if _, err := u.Save(ctx); err != nil {
-		return fmt.Errorf("release outbox lease: %w", err)
-	}
-	return nil
-}
-
-var errLeaseLost = errors.New("outbox lease lost")
 
 // errNoOrg: the tenant's own provisioning has not made its organisation yet.
 var errNoOrg = errors.New("the tenant's Keycloak organisation is not provisioned yet")
@@ -317,7 +160,7 @@ func (s *Service) prepareIdP(ctx context.Context, t *ent.Tenant, orgID string, e
 		return nil, err
 	}
 	var gen int64 // 0: no configuration (remove it)
-	w := &work{slug: t.Slug, scrub: func(s string) string { return s }}
+	w := &work{Tenant: t.Slug}
 	if c != nil {
 		gen = c.Generation
 		idp := keycloak.IdentityProvider{
@@ -333,7 +176,7 @@ func (s *Service) prepareIdP(ctx context.Context, t *ent.Tenant, orgID string, e
 			idp.Domains = append(idp.Domains, d.Domain)
 		}
 		sealed := c.ClientSecretSealed
-		w.call = func(ctx context.Context) (result, error) {
+		w.Call = func(ctx context.Context) (result, error) {
 			if orgID == "" {
 				return result{}, errNoOrg
 			}
@@ -343,16 +186,16 @@ func (s *Service) prepareIdP(ctx context.Context, t *ent.Tenant, orgID string, e
 					return result{}, fmt.Errorf("open the client secret (IDP_SECRET_KEY): %w", err)
 				}
 				idp.ClientSecret = string(plain)
-				w.scrub = func(m string) string { return strings.ReplaceAll(m, idp.ClientSecret, "[redacted]") }
+				w.Scrub = func(m string) string { return strings.ReplaceAll(m, idp.ClientSecret, "[redacted]") }
 			}
 			return result{ok: true}, s.idps.EnsureIdentityProvider(ctx, idp)
 		}
 	} else {
-		w.call = func(ctx context.Context) (result, error) {
+		w.Call = func(ctx context.Context) (result, error) {
 			return result{ok: true}, s.idps.RemoveIdentityProvider(ctx, orgID, alias)
 		}
 	}
-	w.stale = func(ctx context.Context, tx *ent.Tx) (bool, error) {
+	w.Check = unlessStale(t.ID, func(ctx context.Context, tx *ent.Tx) (bool, error) {
 		cur, err := tx.TenantIdpConfig.Query().Where(tenantidpconfig.TenantID(t.ID)).Only(ctx)
 		switch {
 		case ent.IsNotFound(err):
@@ -361,8 +204,8 @@ func (s *Service) prepareIdP(ctx context.Context, t *ent.Tenant, orgID string, e
 			return false, err
 		}
 		return cur.Generation != gen, nil
-	}
-	w.record = func(ctx context.Context, tx *ent.Tx, now time.Time, attempt int, _ result, perr error) error {
+	})
+	w.Record = func(ctx context.Context, tx *ent.Tx, now time.Time, attempt int, _ result, perr error) error {
 		fields := map[string]string{"alias": alias, "attempt": fmt.Sprint(attempt)}
 		if orgID != "" {
 			fields["org_id"] = orgID
@@ -374,11 +217,11 @@ func (s *Service) prepareIdP(ctx context.Context, t *ent.Tenant, orgID string, e
 			state = StateFailed
 			fields["error"] = text.Truncate(perr.Error(), 1000)
 			ev = event("keycloak.idp_provision_failed", fmt.Sprintf("Keycloak identity provider %s of %s: provisioning failed (attempt %d); retrying in %s",
-				alias, t.Slug, attempt, backoff(attempt)), true, fields)
+				alias, t.Slug, attempt, outbox.Backoff(attempt)), true, fields)
 		case perr != nil:
 			fields["error"] = text.Truncate(perr.Error(), 1000)
 			ev = event("keycloak.idp_remove_failed", fmt.Sprintf("Keycloak identity provider %s of %s: removal failed (attempt %d); retrying in %s",
-				alias, t.Slug, attempt, backoff(attempt)), true, fields)
+				alias, t.Slug, attempt, outbox.Backoff(attempt)), true, fields)
 		case gen != 0:
 			ev = event("keycloak.idp_provisioned", fmt.Sprintf("Keycloak identity provider %s of %s provisioned and linked", alias, t.Slug), false, fields)
 		default:
@@ -393,15 +236,4 @@ func (s *Service) prepareIdP(ctx context.Context, t *ent.Tenant, orgID string, e
 		return s.audit.Record(ctx, tx, ev)
 	}
 	return w, nil
-}
-
-// leaseFree: the job's lease is free or ran out, by the database's clock
-// on PostgreSQL, by the service clock on the embedded store.
-func leaseFree(now time.Time) predicate.Outbox {
-	return lease.Free(outbox.FieldLockedUntil, now)
-}
-
-// setLease sets locked_until to leaseFor from now, by leaseFree's clock.
-func setLease(now time.Time) func(*sql.UpdateBuilder) {
-	return lease.Set(outbox.FieldLockedUntil, now, leaseFor)
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/ids"
 	"github.com/platform/tenant-registry/internal/keycloak"
+	"github.com/platform/tenant-registry/internal/outbox"
 	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/secret"
 	"github.com/platform/tenant-registry/internal/store"
@@ -108,6 +109,7 @@ type Service struct {
 	allowHTTP      bool
 	hideInviteURLs bool
 	log            *slog.Logger
+	jobs           *outbox.Runner[result]
 }
 
 // Deps are what a Service needs.
@@ -141,10 +143,12 @@ func NewService(d Deps) (*Service, error) {
 	); err != nil {
 		return nil, err
 	}
-	return &Service{
+	s := &Service{
 		client: d.Client, audit: d.Recorder, clock: d.Clock, box: d.Box, idps: d.IdentityProviders,
 		inviter: d.Inviter, allowHTTP: d.AllowHTTP, hideInviteURLs: d.HideInviteURLs, log: deps.Logger(d.Logger),
-	}, nil
+	}
+	s.jobs = s.newRunner()
+	return s, nil
 }
 
 // secretAAD binds a sealed client secret to its tenant and column: a
@@ -376,10 +380,13 @@ func (s *Service) Set(ctx context.Context, in SetInput) (*Config, error) {
 	return s.readBack(ctx, tid)
 }
 
+// readBackTimeout bounds readBack.
+const readBackTimeout = 15 * time.Second
+
 // readBack reads the configuration after a committed change, outliving
 // the request.
 func (s *Service) readBack(ctx context.Context, tid uuid.UUID) (*Config, error) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readBackTimeout)
 	defer cancel()
 	return s.get(rctx, tid)
 }

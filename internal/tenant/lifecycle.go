@@ -224,7 +224,7 @@ func (s *Service) Restore(ctx context.Context, id string) (*Tenant, error) {
 // enqueueJob queues the tenant's job of kind, due at: a new job, or the
 // existing one (one per tenant and kind) due again and not done. A worker
 // that holds the job's lease meanwhile keeps it; what it did is checked
-// against the tenant when it records its outcome (see runOrgJob).
+// against the tenant when it records its outcome (see prepareOrgJob).
 func enqueueJob(ctx context.Context, tx *ent.Tx, tenantID uuid.UUID, kind string, now, at time.Time) error {
 	n, err := tx.Outbox.Update().Where(outbox.TenantID(tenantID), outbox.Kind(kind)).
 		ClearDoneAt().SetAttempts(0).SetNextAttemptAt(at).SetLastError("").SetUpdatedAt(now).

@@ -9,12 +9,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/platform/tenant-registry/ent"
-	"github.com/platform/tenant-registry/ent/outbox"
+	entoutbox "github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/keycloak"
+	"github.com/platform/tenant-registry/internal/outbox"
 	"github.com/platform/tenant-registry/internal/principal"
-	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/text"
 )
 
@@ -48,190 +48,100 @@ type IdentityProviderPurger interface {
 // attempt renames it).
 var errNotProvisioned = errors.New("the tenant's Keycloak organisation is not provisioned yet")
 
-// processJobs runs the due jobs of kind, as ProcessDue does provisioning's.
-func (s *Service) processJobs(ctx context.Context, kind string) (int, error) {
-	now := s.clock()
-	jobs, err := s.client.Outbox.Query().
-		Where(outbox.Kind(kind), outbox.DoneAtIsNil(), outbox.NextAttemptAtLTE(now), leaseFree(now)).
-		Order(ent.Asc(outbox.FieldNextAttemptAt)).
-		Limit(batchSize).
-		IDs(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("scan outbox: %w", err)
-	}
-	n := 0
-	for _, id := range jobs {
-		if ctx.Err() != nil {
-			return n, nil
-		}
-		attempted, err := s.runOrgJob(ctx, id, attemptTimeout, true)
-		if err != nil {
-			return n, err
-		}
-		if attempted {
-			n++
-		}
-	}
-	return n, nil
-}
-
 // PurgeDue purges the tenants whose deletion is due (the sweeper, every
 // SWEEP_INTERVAL on every replica): each purge job is claimed with a lease,
 // so one replica purges a tenant and the others skip it. It returns how
 // many purges it attempted.
 func (s *Service) PurgeDue(ctx context.Context) (int, error) {
-	return s.processJobs(ctx, kindPurge)
+	return s.orgJobs.RunDue(ctx, entoutbox.Kind(kindPurge))
 }
 
 // orgJobNow makes the first attempt of the tenant's job of kind right after
 // the change that queued it, within the RPC's budget; the worker retries
 // what it leaves undone.
 func (s *Service) orgJobNow(ctx context.Context, tenantID uuid.UUID, kind string) {
-	b := budget(ctx, inlineTimeout)
-	if b < minBudget {
-		return
-	}
-	job, err := s.client.Outbox.Query().Where(outbox.TenantID(tenantID), outbox.Kind(kind)).OnlyID(ctx)
-	if err != nil {
-		s.log.ErrorContext(ctx, "read outbox job", "kind", kind, "error", err)
-		return
-	}
-	if _, err := s.runOrgJob(ctx, job, b, false); err != nil {
-		s.log.ErrorContext(ctx, "outbox job attempt", "kind", kind, "error", err)
-	}
+	s.orgJobs.RunNow(ctx, tenantID, kind)
 }
 
-// runOrgJob claims job id and runs it once, as attempt does a provisioning
-// job (the same lease, fencing token, detachment and hand-back).
-func (s *Service) runOrgJob(ctx context.Context, id uuid.UUID, timeout time.Duration, handBack bool) (attempted bool, err error) {
-	token := uuid.New()
-	now := s.clock()
-	claimed, err := s.client.Outbox.Update().
-		Where(outbox.ID(id), outbox.DoneAtIsNil(), outbox.NextAttemptAtLTE(now), leaseFree(now)).
-		SetLeaseToken(token).AddAttempts(1).SetUpdatedAt(now).
-		Modify(setLease(now)).
-		Save(ctx)
-	if err != nil || claimed == 0 {
-		return false, err
-	}
-	dctx := context.WithoutCancel(ctx)
-	readCtx, cancel := context.WithTimeout(dctx, recordTimeout)
-	job, err := s.client.Outbox.Query().Where(outbox.ID(id)).WithTenant().Only(readCtx)
-	cancel()
-	if err != nil {
-		return true, fmt.Errorf("read outbox job: %w", err)
-	}
+// newOrgJobs is the runner of the renames and purges. A claim requires the
+// job to be due: a purge is queued for the end of its grace period.
+func (s *Service) newOrgJobs() *outbox.Runner[struct{}] {
+	return &outbox.Runner[struct{}]{Client: s.client, Clock: s.clock, Log: s.log, DueOnly: true, Prepare: s.prepareOrgJob}
+}
+
+// prepareOrgJob is a rename's or a purge's attempt (the same lease,
+// fencing token, detachment and hand-back as provisioning's).
+func (s *Service) prepareOrgJob(_ context.Context, job *ent.Outbox) (*outbox.Attempt[struct{}], error) {
 	t := job.Edges.Tenant
 	req := keycloak.OrgRequest{Slug: t.Slug, Name: t.Name}
 	if t.KeycloakOrgID != nil {
 		req.OrgID = *t.KeycloakOrgID
 	}
-	callParent := dctx
-	if handBack {
-		callParent = ctx
-	}
-	callCtx, cancel := context.WithTimeout(callParent, timeout)
-	var perr error
-	switch job.Kind {
-	case kindRenameOrg:
-		if req.OrgID == "" {
-			perr = errNotProvisioned
-		} else {
-			perr = s.orgs.RenameOrganization(callCtx, req)
+	call := func(ctx context.Context) error {
+		switch job.Kind {
+		case kindRenameOrg:
+			if req.OrgID == "" {
+				return errNotProvisioned
+			}
+			return s.orgs.RenameOrganization(ctx, req)
+		case kindPurge:
+			return s.purgeInKeycloak(ctx, t, req)
 		}
-	case kindPurge:
-		perr = s.purgeInKeycloak(callCtx, t, req)
-	default:
-		perr = fmt.Errorf("unknown outbox kind %q", job.Kind)
+		return fmt.Errorf("unknown outbox kind %q", job.Kind)
 	}
-	cancel()
-	if handBack && perr != nil && ctx.Err() != nil {
-		return true, s.handBack(dctx, id, token, t.Slug)
-	}
-
-	rctx, cancel := context.WithTimeout(dctx, recordTimeout)
-	defer cancel()
-	mine := outbox.And(outbox.ID(id), outbox.LeaseToken(token), outbox.DoneAtIsNil())
-	sys := principal.System
-	ev := audit.Entry{TenantID: t.ID, TenantName: t.Name, Target: target(t), Actor: &sys, CRUD: "u"}
-	purged := false
-	err = store.WithTx(rctx, s.client, func(tx *ent.Tx) error {
-		now := s.clock()
-		if perr != nil {
-			n, err := tx.Outbox.Update().Where(mine).
-				SetLastError(text.Truncate(perr.Error(), 2000)).
-				SetNextAttemptAt(now.Add(backoff(job.Attempts))).
-				ClearLockedUntil().ClearLeaseToken().SetUpdatedAt(now).
-				Save(rctx)
-			if err != nil {
-				return err
+	var cur *ent.Tenant // the tenant in the outcome's transaction (a success)
+	return &outbox.Attempt[struct{}]{
+		Tenant: t.Slug,
+		Call:   func(ctx context.Context) (struct{}, error) { return struct{}{}, call(ctx) },
+		Check: func(ctx context.Context, tx *ent.Tx, perr error) (outbox.Verdict, error) {
+			if perr != nil {
+				return outbox.Record, nil
 			}
-			if n == 0 {
-				return errLeaseLost
+			now := s.clock()
+			var err error
+			if cur, err = tx.Tenant.Get(ctx, t.ID); err != nil {
+				return outbox.Record, fmt.Errorf("read tenant: %w", err)
 			}
-			ev.IsFailure = true
-			ev.Fields = map[string]string{"error": text.Truncate(perr.Error(), 1000), "attempt": fmt.Sprint(job.Attempts)}
+			switch {
+			case job.Kind == kindRenameOrg && cur.Name != req.Name:
+				// Renamed again meanwhile: run again with the newer name, no
+				// event for the one overtaken.
+				return outbox.Again, nil
+			case job.Kind == kindPurge && (cur.DeletionScheduledAt == nil || now.Before(*cur.DeletionScheduledAt)):
+				// Restored (its job would be gone) or rescheduled: not due.
+				return outbox.Drop, nil
+			}
+			return outbox.Record, nil
+		},
+		Record: func(ctx context.Context, tx *ent.Tx, _ time.Time, attempt int, _ struct{}, perr error) error {
+			sys := principal.System
+			ev := audit.Entry{TenantID: t.ID, TenantName: t.Name, Target: target(t), Actor: &sys, CRUD: "u"}
+			if perr != nil {
+				ev.IsFailure = true
+				ev.Fields = map[string]string{"error": text.Truncate(perr.Error(), 1000), "attempt": fmt.Sprint(attempt)}
+				if job.Kind == kindPurge {
+					ev.Action, ev.CRUD = "keycloak.org_delete_failed", "d"
+					ev.Description = fmt.Sprintf("purge of %s: deleting its Keycloak identity provider or organisation failed (attempt %d); the tenant stays until it succeeds, retrying in %s", t.Slug, attempt, outbox.Backoff(attempt))
+				} else {
+					ev.Action = "keycloak.org_rename_failed"
+					ev.Description = fmt.Sprintf("renaming the Keycloak organisation of %s failed (attempt %d); retrying in %s", t.Slug, attempt, outbox.Backoff(attempt))
+				}
+				return s.audit.Record(ctx, tx, ev)
+			}
+			if job.Kind == kindRenameOrg {
+				ev.Action = "keycloak.org_renamed"
+				ev.Description = fmt.Sprintf("Keycloak organisation of %s renamed to %q", t.Slug, req.Name)
+				ev.Fields = map[string]string{"org_id": req.OrgID, "name": req.Name, "attempt": fmt.Sprint(attempt)}
+				return s.audit.Record(ctx, tx, ev)
+			}
+			return s.purgeRows(ctx, tx, cur, attempt)
+		},
+		Done: func(ctx context.Context) {
 			if job.Kind == kindPurge {
-				ev.Action, ev.CRUD = "keycloak.org_delete_failed", "d"
-				ev.Description = fmt.Sprintf("purge of %s: deleting its Keycloak identity provider or organisation failed (attempt %d); the tenant stays until it succeeds, retrying in %s", t.Slug, job.Attempts, backoff(job.Attempts))
-			} else {
-				ev.Action = "keycloak.org_rename_failed"
-				ev.Description = fmt.Sprintf("renaming the Keycloak organisation of %s failed (attempt %d); retrying in %s", t.Slug, job.Attempts, backoff(job.Attempts))
+				s.log.InfoContext(ctx, "tenant purged", "tenant", t.Slug, "tenant_id", t.ID)
 			}
-			return s.audit.Record(rctx, tx, ev)
-		}
-		cur, err := tx.Tenant.Get(rctx, t.ID)
-		if err != nil {
-			return fmt.Errorf("read tenant: %w", err)
-		}
-		if job.Kind == kindRenameOrg && cur.Name != req.Name {
-			// Renamed again meanwhile: run again with the newer name, no
-			// event for the one overtaken.
-			n, err := tx.Outbox.Update().Where(mine).
-				ClearLockedUntil().ClearLeaseToken().SetNextAttemptAt(now).SetUpdatedAt(now).
-				Save(rctx)
-			if err == nil && n == 0 {
-				err = errLeaseLost
-			}
-			return err
-		}
-		if job.Kind == kindPurge && (cur.DeletionScheduledAt == nil || now.Before(*cur.DeletionScheduledAt)) {
-			// Restored (its job would be gone) or rescheduled: not due.
-			return errLeaseLost
-		}
-		n, err := tx.Outbox.Update().Where(mine).
-			SetDoneAt(now).ClearLockedUntil().ClearLeaseToken().SetLastError("").SetUpdatedAt(now).
-			Save(rctx)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errLeaseLost
-		}
-		if job.Kind == kindRenameOrg {
-			ev.Action = "keycloak.org_renamed"
-			ev.Description = fmt.Sprintf("Keycloak organisation of %s renamed to %q", t.Slug, req.Name)
-			ev.Fields = map[string]string{"org_id": req.OrgID, "name": req.Name, "attempt": fmt.Sprint(job.Attempts)}
-			return s.audit.Record(rctx, tx, ev)
-		}
-		purged = true
-		return s.purgeRows(rctx, tx, cur, job.Attempts)
-	})
-	if errors.Is(err, errLeaseLost) {
-		s.log.WarnContext(ctx, "outbox job: lease lost or job overtaken before the outcome was recorded; another worker's outcome stands",
-			"kind", job.Kind, "tenant", t.Slug, "attempt", job.Attempts, "keycloak_error", perr)
-		return true, nil
-	}
-	if err != nil {
-		return true, fmt.Errorf("record %s outcome: %w", job.Kind, err)
-	}
-	switch {
-	case perr != nil:
-		s.log.WarnContext(ctx, "outbox job failed; will retry", "kind", job.Kind, "tenant", t.Slug, "attempt", job.Attempts, "error", perr)
-	case purged:
-		s.log.InfoContext(ctx, "tenant purged", "tenant", t.Slug, "tenant_id", t.ID)
-	}
-	return true, nil
+		},
+	}, nil
 }
 
 // purgeInKeycloak is the purge's Keycloak part: the identity provider,

@@ -26,6 +26,7 @@ import (
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/ids"
 	"github.com/platform/tenant-registry/internal/keycloak"
+	"github.com/platform/tenant-registry/internal/outbox"
 	"github.com/platform/tenant-registry/internal/principal"
 	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/text"
@@ -63,6 +64,8 @@ type Service struct {
 	hideInviteURL bool
 	log           *slog.Logger
 	cache         *cache
+	provisioning  *outbox.Runner[keycloak.ProvisionResult]
+	orgJobs       *outbox.Runner[struct{}]
 }
 
 // Deps are what a Service needs.
@@ -118,11 +121,13 @@ func NewService(d Deps) (*Service, error) {
 		return nil, err
 	}
 	d.Logger = deps.Logger(d.Logger)
-	return &Service{
+	s := &Service{
 		client: d.Client, audit: d.Recorder, clock: d.Clock, pager: d.Pager, provisioner: d.Provisioner,
 		orgs: d.Organizations, idps: d.IdentityProviders, deletionGrace: d.DeletionGrace,
 		hideInviteURL: d.HideInviteURLs, log: d.Logger, cache: newCache(d.CacheFresh),
-	}, nil
+	}
+	s.provisioning, s.orgJobs = s.newProvisioning(), s.newOrgJobs()
+	return s, nil
 }
 
 // Get returns the tenant with id.
