@@ -536,8 +536,7 @@ func (s *Service) Retry(ctx context.Context, endpointID, deliveryID string) (*De
 			return fmt.Errorf("read webhook delivery: %w", err)
 		}
 		if m.Status == StatusDelivered {
-			out = deliveryOf(m)
-			return nil
+			return errs.Errorf(errs.Precondition, "delivery %s was already delivered (HTTP %d): nothing to retry", m.ID, m.LastStatus)
 		}
 		now := s.clock()
 		if m, err = tx.WebhookMessage.UpdateOne(m).SetStatus(StatusPending).SetNextAttemptAt(now).

@@ -25,6 +25,7 @@ import (
 	"github.com/platform/tenant-registry/ent/auditlog"
 	"github.com/platform/tenant-registry/ent/webhookmessage"
 	"github.com/platform/tenant-registry/internal/audit"
+	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/pgtest"
 	"github.com/platform/tenant-registry/internal/secret"
 	"github.com/platform/tenant-registry/internal/store"
@@ -578,6 +579,16 @@ func TestRetriesOrderAndGivingUp(t *testing.T) {
 		}
 		if d, err := f.svc.Get(storetest.SystemContext(), ep.Endpoint.ID.String()); err != nil || d.DisabledAt != nil {
 			t.Errorf("after RetryDelivery the endpoint is %+v (%v), want enabled", d, err)
+		}
+		// Delivered now: a second retry is refused, and sends nothing.
+		sent = len(rc.requests())
+		_, err = f.svc.Retry(storetest.SystemContext(), ep.Endpoint.ID.String(), first.ID.String())
+		if got, want := errs.CodeOf(err), errs.Precondition; got != want {
+			t.Errorf("retry of a delivered message: %v (code %q), want code %q", err, got, want)
+		}
+		f.drain(t)
+		if got := len(rc.requests()); got != sent {
+			t.Errorf("retry of a delivered message sent %d requests, want none", got-sent)
 		}
 	})
 }

@@ -72,7 +72,8 @@ type WebhookServiceClient interface {
 	// ListDeliveries pages through an endpoint's delivery log, newest first.
 	ListDeliveries(context.Context, *connect.Request[v1.ListDeliveriesRequest]) (*connect.Response[v1.ListDeliveriesResponse], error)
 	// RetryDelivery makes a pending or failed delivery due now (with a new
-	// 3-day retry window); a disabled endpoint is enabled again.
+	// 3-day retry window); a disabled endpoint is enabled again. A delivered
+	// one is failed_precondition: it is not sent again.
 	RetryDelivery(context.Context, *connect.Request[v1.RetryDeliveryRequest]) (*connect.Response[v1.RetryDeliveryResponse], error)
 }
 
@@ -197,7 +198,8 @@ type WebhookServiceHandler interface {
 	// ListDeliveries pages through an endpoint's delivery log, newest first.
 	ListDeliveries(context.Context, *connect.Request[v1.ListDeliveriesRequest]) (*connect.Response[v1.ListDeliveriesResponse], error)
 	// RetryDelivery makes a pending or failed delivery due now (with a new
-	// 3-day retry window); a disabled endpoint is enabled again.
+	// 3-day retry window); a disabled endpoint is enabled again. A delivered
+	// one is failed_precondition: it is not sent again.
 	RetryDelivery(context.Context, *connect.Request[v1.RetryDeliveryRequest]) (*connect.Response[v1.RetryDeliveryResponse], error)
 }
 

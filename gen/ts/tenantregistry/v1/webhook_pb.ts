@@ -576,7 +576,8 @@ export const WebhookService: GenService<{
   },
   /**
    * RetryDelivery makes a pending or failed delivery due now (with a new
-   * 3-day retry window); a disabled endpoint is enabled again.
+   * 3-day retry window); a disabled endpoint is enabled again. A delivered
+   * one is failed_precondition: it is not sent again.
    *
    * @generated from rpc tenantregistry.v1.WebhookService.RetryDelivery
    */
