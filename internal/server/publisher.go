@@ -47,8 +47,10 @@ type publisher struct {
 	log     *slog.Logger
 }
 
-// publishing is who publishes: the key's verdict, and the context carrying
-// the key as the caller (a service of the key's tenant) and the source IP.
+// admit authenticates a publisher API request: the key's verdict, and the
+// context carrying the key as the caller (a service of the key's tenant)
+// and the source IP. A key without the scope is Forbidden, a project_id
+// that is not the key's NotFound.
 func (p *publisher) admit(r *http.Request) (context.Context, apikey.Verdict, error) {
 	ctx := r.Context()
 	ip := r.RemoteAddr
