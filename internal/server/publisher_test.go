@@ -159,6 +159,12 @@ func TestPublishEvent(t *testing.T) {
 			t.Errorf("VerifyAuditChain: %d %s", res.status, res.body)
 		}
 
+		// The header's other spellings: the scheme in any case, the key quoted.
+		for _, h := range []string{"token token=" + s.acmeKey, `Token token="` + s.acmeKey + `"`} {
+			if status, got := s.publish(t, acmeID, h, `{"action":"a.b","crud":"c","actor":{"id":"u"}}`); status != http.StatusCreated {
+				t.Errorf("Authorization %q: %d %v, want 201", h[:13], status, got)
+			}
+		}
 		// A key with a project publishes to its project id.
 		if status, got := s.publish(t, s.projectID, "Token token="+s.projectKey, `{"action":"a.b","crud":"c","actor":{"id":"u"}}`); status != http.StatusCreated {
 			t.Errorf("project key on its project: %d %v", status, got)
