@@ -218,10 +218,14 @@ func New(ctx context.Context, o Deps) (*App, error) {
 			return nil, fmt.Errorf("dev seed: %w", err)
 		}
 	}
+	// Retraced viewer tokens: signed under a key derived from
+	// API_KEY_SECRET, which every replica shares.
+	viewers := auth.NewViewerTokens([]byte(cfg.APIKeySecret), clock)
 	a.Handler, err = server.NewServer(server.Deps{
 		Logger: log, Store: st, Tenants: a.Tenants, Entitlements: a.Entitlements, Catalog: products,
 		Audit: a.Audit, APIKeys: a.APIKeys, Projects: a.Projects, SSO: a.SSO, Webhooks: a.Webhooks,
-		Auth:               newAuthenticator(cfg, clock, log),
+		Auth:               newAuthenticator(cfg, clock, log).WithViewerTokens(viewers),
+		ViewerTokens:       viewers,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		TracerProvider:     o.TracerProvider, MeterProvider: o.MeterProvider, RPCTimeout: cfg.RPCTimeout,
 		Drain: a.Drain,

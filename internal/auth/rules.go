@@ -95,6 +95,13 @@ var Rules = map[string]Rule{
 	c.WebhookServiceRetryDeliveryProcedure:        {AdminOnly, ""},
 }
 
+// viewerProcedures are the RPCs a Retraced viewer token may call, for its
+// group (tenant) only: TenantField scopes them like any tenant caller's.
+var viewerProcedures = map[string]bool{
+	c.AuditServiceListEventsProcedure:   true,
+	c.AuditServiceExportEventsProcedure: true,
+}
+
 // Authorize decides whether p may call procedure. Denials are
 // permission_denied; a procedure without a rule is denied to everyone,
 // platform admins included, so a new RPC cannot ship without its rule.
@@ -107,6 +114,13 @@ func Authorize(p principal.Principal, procedure string) (Rule, error) {
 	// platform-admin and tenant-registry-internal count only on tokens
 	// without a tenant_id claim, so one wrong role mapping cannot open
 	// every tenant.
+	if p.Viewer != nil {
+		// A Retraced viewer token reads its group's log, nothing else.
+		if viewerProcedures[procedure] {
+			return rule, nil
+		}
+		return rule, errs.Errorf(errs.Forbidden, "permission denied: a viewer token reads the audit log only (ListEvents, ExportEvents)")
+	}
 	tenantless := p.TenantID == ""
 	switch {
 	case tenantless && p.HasRole(principal.RolePlatformAdmin):

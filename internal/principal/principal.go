@@ -6,6 +6,8 @@ package principal
 
 import (
 	"context"
+	"time"
+
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/ids"
 )
@@ -35,6 +37,28 @@ type Principal struct {
 	Roles    []string
 	// Anonymous is true for the dev mode's token-less platform admin.
 	Anonymous bool
+	// Viewer is set for the holder of a Retraced viewer token: it may
+	// read its group's audit log (ListEvents, ExportEvents) and nothing
+	// else (auth.Authorize), and each read appends its view action.
+	Viewer *Viewer
+}
+
+// Viewer is what a Retraced viewer token grants: reading one group's (a
+// tenant's) audit log as one actor until ExpiresAt.
+type Viewer struct {
+	// GroupID is the tenant whose log the token reads (canonical UUID).
+	GroupID string
+	// ActorID is who views: the actor of the view events.
+	ActorID string
+	// IsAdmin is Retraced's is_admin flag, carried along; it grants
+	// nothing more here.
+	IsAdmin bool
+	// ViewAction is the action appended on each read (audit.log.view
+	// unless the token was issued with view_log_action).
+	ViewAction string
+	// KeyID is the API key that issued the token.
+	KeyID     string
+	ExpiresAt time.Time
 }
 
 // HasRole reports whether p holds role.

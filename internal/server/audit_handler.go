@@ -64,6 +64,9 @@ func (h *auditHandler) ListEvents(ctx context.Context, req *connect.Request[v1.L
 	if err != nil {
 		return nil, err
 	}
+	if err := recordView(ctx, h.audit, tenantregistryv1connect.AuditServiceListEventsProcedure); err != nil {
+		return nil, err
+	}
 	out := &v1.ListEventsResponse{Events: make([]*v1.AuditEvent, len(rows)), NextCursor: next}
 	for i, r := range rows {
 		out.Events[i] = auditEventPB(r)
@@ -73,6 +76,9 @@ func (h *auditHandler) ListEvents(ctx context.Context, req *connect.Request[v1.L
 
 func (h *auditHandler) ExportEvents(ctx context.Context, req *connect.Request[v1.ExportEventsRequest], stream *connect.ServerStream[v1.ExportEventsResponse]) error {
 	m := req.Msg
+	if err := recordView(ctx, h.audit, tenantregistryv1connect.AuditServiceExportEventsProcedure); err != nil {
+		return err
+	}
 	return h.audit.Export(ctx, audit.ExportInput{
 		TenantID:      m.TenantId,
 		CreatedAfter:  timeOf(m.CreatedAfter),
@@ -173,6 +179,11 @@ func (h *auditHandler) exportNDJSON(w http.ResponseWriter, r *http.Request) {
 			}
 			*p.dst = t
 		}
+	}
+	if err := recordView(ctx, h.audit, tenantregistryv1connect.AuditServiceExportEventsProcedure); err != nil {
+		cerr := toConnectError(ctx, h.log, "GET /v1/audit/export", err).(*connect.Error)
+		writeJSONError(w, cerr.Code(), cerr.Message())
+		return
 	}
 	bw := bufio.NewWriterSize(w, 32<<10)
 	started := false

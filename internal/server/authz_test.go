@@ -34,6 +34,7 @@ type authStack struct {
 	acmeKey, globeKey string // API key ids
 	acmeProject       string // project ids
 	globexProject     string
+	viewer            string // a Retraced viewer token for acme's group
 }
 
 func newAuthStack(t *testing.T) *authStack {
@@ -68,9 +69,19 @@ func newAuthStack(t *testing.T) *authStack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	publisher, err := s.keys.Create(ctx, apikey.CreateInput{TenantID: acmeID, Name: "publisher", Scopes: []string{"audit:publish"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := do(t, s.srv, http.MethodGet, "/publisher/v1/project/"+acmeID+"/viewertoken?group_id="+acmeID+"&actor_id=viewer-1", "",
+		map[string]string{"Authorization": "Token token=" + publisher.Plaintext})
+	var viewer struct{ Token string }
+	if err := json.Unmarshal([]byte(res.body), &viewer); err != nil || res.status != http.StatusCreated {
+		t.Fatalf("viewer token: %d %s", res.status, res.body)
+	}
 	return &authStack{srv: s.srv, issuer: is, globexID: globex.ID.String(), globex: "globex",
 		acmeKey: acmeKey.Key.ID.String(), globeKey: globexKey.Key.ID.String(),
-		acmeProject: acmeProject.ID.String(), globexProject: globexProject.ID.String()}
+		acmeProject: acmeProject.ID.String(), globexProject: globexProject.ID.String(), viewer: viewer.Token}
 }
 
 // The callers of the "who" column of the README's API table.
@@ -85,6 +96,8 @@ var callers = map[string]oidctest.Claims{
 	"tenant_user_as_admin":   {Subject: "user-2", TenantID: acmeID, Roles: []string{principal.RolePlatformAdmin}},
 	"it_admin_as_service":    {Subject: "itadmin-2", TenantID: acmeID, Roles: []string{principal.RoleITAdmin, principal.RoleInternal}},
 	"it_admin_as_everything": {Subject: "itadmin-3", TenantID: acmeID, Roles: []string{principal.RoleITAdmin, principal.RoleInternal, principal.RolePlatformAdmin}},
+	// Not a JWT: a Retraced viewer token for acme's group (authStack.token).
+	"retraced_viewer": {},
 }
 
 // Who may call what, written from the README's API table ("who" column),
@@ -94,6 +107,8 @@ var (
 	tenantAdmins = []string{"it_admin", "it_admin_as_service", "it_admin_as_everything"}
 	services     = []string{"service"}
 	adminsOnly   = []string{}
+	// A Retraced viewer token reads its group's audit log, nothing else.
+	viewers = []string{"retraced_viewer"}
 )
 
 var allowed = map[string][]string{
@@ -130,8 +145,8 @@ var allowed = map[string][]string{
 	c.InternalServiceVerifyApiKeyProcedure:         services,
 	c.InternalServiceResolveClaimsProcedure:        services,
 	c.AuditServiceAppendEventProcedure:             append(append([]string{}, tenantAdmins...), services...),
-	c.AuditServiceListEventsProcedure:              tenantAdmins,
-	c.AuditServiceExportEventsProcedure:            tenantAdmins,
+	c.AuditServiceListEventsProcedure:              append(append([]string{}, tenantAdmins...), viewers...),
+	c.AuditServiceExportEventsProcedure:            append(append([]string{}, tenantAdmins...), viewers...),
 	c.AuditServiceVerifyAuditChainProcedure:        tenantAdmins,
 	c.AuditServiceCreateDigestProcedure:            tenantAdmins,
 	c.AuditServiceListDigestsProcedure:             tenantAdmins,
@@ -151,6 +166,9 @@ func mayCall(who, procedure string) bool {
 }
 
 func (s *authStack) token(who string) string {
+	if who == "retraced_viewer" {
+		return s.viewer
+	}
 	cl := callers[who]
 	cl.Audience = []string{"tenant-registry"}
 	return s.issuer.Token(cl)

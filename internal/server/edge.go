@@ -84,15 +84,20 @@ type restRoute struct {
 func plainRoutes(paths ...string) []restRoute {
 	out := make([]restRoute, len(paths))
 	for i, p := range paths {
-		segments := strings.Split(strings.Trim(p, "/"), "/")
-		for j, seg := range segments {
-			if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
-				segments[j] = ""
-			}
-		}
-		out[i] = restRoute{method: http.MethodGet, segments: segments, plain: true}
+		out[i] = plainRoute(http.MethodGet, p)
 	}
 	return out
+}
+
+// plainRoute is one plain handler's method and path.
+func plainRoute(method, path string) restRoute {
+	segments := strings.Split(strings.Trim(path, "/"), "/")
+	for j, seg := range segments {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			segments[j] = ""
+		}
+	}
+	return restRoute{method: method, segments: segments, plain: true}
 }
 
 // restRoutes reads the google.api.http bindings of the named services from

@@ -16,6 +16,8 @@ import (
 //	GET  /healthz, /readyz                         plain HTTP probes (/readyz: 503 while draining)
 //	GET  /v1/audit/export                          plain HTTP: ExportEvents as NDJSON
 //	GET  /v1/tenants/{id}/export                   plain HTTP: ExportTenant as NDJSON
+//	POST /publisher/v1/project/{project_id}/event  plain HTTP: the Retraced publisher API
+//	GET  /publisher/v1/project/{project_id}/viewertoken    (publisher.go)
 //	/tenantregistry.v1.<Service>/<Method>          Connect (proto and JSON), gRPC, gRPC-Web
 //	/grpc.health.v1.Health/Check, List (Watch)     gRPC health: the database's ping and the drain, as /readyz
 //	/grpc.reflection.v1(alpha).ServerReflection/…  gRPC reflection
@@ -84,6 +86,12 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 		return err
 	}
 	routes = append(routes, plainRoutes("/healthz", "/readyz", "/v1/audit/export", "/v1/tenants/{id}/export")...)
+	if d.APIKeys != nil && d.Audit != nil && d.ViewerTokens != nil {
+		pub := &publisher{keys: d.APIKeys, audit: d.Audit, viewers: d.ViewerTokens, log: d.Logger}
+		mux.Handle(http.MethodPost+" "+publisherEventPath, limitBody(maxBodyBytes, http.HandlerFunc(pub.event)))
+		mux.Handle(http.MethodGet+" "+publisherViewerPath, http.HandlerFunc(pub.viewerToken))
+		routes = append(routes, plainRoute(http.MethodPost, publisherEventPath), plainRoute(http.MethodGet, publisherViewerPath))
+	}
 	restHandler := limitBody(maxBodyBytes, restFront(routes, restErrors(transcoder)))
 	mux.Handle("/", restHandler)
 	// ExportTenant's REST form streams NDJSON like the audit export.

@@ -55,6 +55,10 @@ type Deps struct {
 	Webhooks *webhook.Service
 	// Auth authenticates callers (required: there is no default caller).
 	Auth *auth.Authenticator
+	// ViewerTokens issues the Retraced publisher API's viewer tokens (Auth
+	// must accept them: auth.Authenticator.WithViewerTokens). The
+	// publisher API is served when it, APIKeys and Audit are set.
+	ViewerTokens *auth.ViewerTokens
 	// CORSAllowedOrigins are the browser origins allowed to call the API.
 	CORSAllowedOrigins []string
 	// TracerProvider and MeterProvider record the requests' spans and

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/platform/tenant-registry/internal/apikey"
 	"github.com/platform/tenant-registry/internal/storetest"
 )
 
@@ -58,6 +60,9 @@ var surfacePaths = []string{
 	"/tenantregistry.v1.WebhookService/GetEndpoint", "/tenantregistry.v1.WebhookService/DeleteEndpoint",
 	"/tenantregistry.v1.WebhookService/RotateEndpointSecret", "/tenantregistry.v1.WebhookService/ListDeliveries",
 	"/tenantregistry.v1.WebhookService/RetryDelivery",
+	// The Retraced publisher API (appended: the seeds' indices stay).
+	"/publisher/v1/project/" + acmeID + "/event", "/publisher/v1/project/" + acmeID + "/viewertoken",
+	"/publisher/v1/project/x/event", "/publisher/v1/project/" + acmeID + "/event/bulk",
 }
 
 var surfaceMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodHead}
@@ -75,7 +80,11 @@ var surfaceContentTypes = []string{
 // so every RPC is reachable), and fails on any 5xx: every request gets its answer
 // or a clear 4xx. Seeds: testdata/fuzz/FuzzSurface and the corpus below.
 func FuzzSurface(f *testing.F) {
-	srv := newStack(f, storetest.SQLite(f)).srv
+	st := newStack(f, storetest.SQLite(f))
+	srv := st.srv
+	// A publishing key, so the seeds below reach the publisher API's
+	// decoding, the append and the viewer tokens.
+	key := storetest.Must(st.keys.Create(storetest.SystemContext(), apikey.CreateInput{TenantID: acmeID, Name: "fuzz", Scopes: []string{"audit:publish"}}))
 	seeds := []struct {
 		route, method, ctype uint8
 		suffix, query        string
@@ -100,6 +109,16 @@ func FuzzSurface(f *testing.F) {
 	}
 	f.Add(uint8(40), uint8(1), uint8(6), "", "", uint8(0), "Connect-Timeout-Ms", "100", []byte(`{"tenant_id":"x"}`)) // a streaming error
 	f.Add(uint8(3), uint8(0), uint8(0), "", "", uint8(0), "Authorization", "Bearer x.y.z", []byte(nil))
+	// The publisher API with a key of the dev seed's shape and a viewer
+	// token's prefix on the audit RPCs.
+	publisher := len(surfacePaths) - 4
+	f.Add(uint8(publisher), uint8(1), uint8(1), "", "", uint8(0), "Authorization", "Token token="+key.Plaintext,
+		[]byte(`{"action":"a.b","crud":"c","actor":{"id":"u"},"group":{"id":"`+acmeID+`"},"fields":{"k":"a:b%c=d;e"}}`))
+	f.Add(uint8(publisher), uint8(1), uint8(1), "", "", uint8(0), "Authorization", "token=", []byte(`{"target":{"fields":null}}`))
+	f.Add(uint8(publisher+1), uint8(0), uint8(0), "", "group_id=x&actor_id=%00&is_admin=true", uint8(0), "Authorization", "Token token="+key.Plaintext, []byte(nil))
+	f.Add(uint8(publisher+1), uint8(0), uint8(0), "", "group_id="+acmeID+"&actor_id=v&view_log_action=a.b", uint8(0), "Authorization", "token="+key.Plaintext, []byte(nil))
+	list := slices.Index(surfacePaths, "/tenantregistry.v1.AuditService/ListEvents")
+	f.Add(uint8(list), uint8(1), uint8(1), "", "", uint8(0), "Authorization", "Bearer rtv1.e30.AAAA", []byte(`{}`))
 	f.Fuzz(func(t *testing.T, route, method, ctype uint8, suffix, query string, header uint8, name, value string, body []byte) {
 		target := surfacePaths[int(route)%len(surfacePaths)] + suffix
 		if query != "" {
