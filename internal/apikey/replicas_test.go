@@ -17,7 +17,7 @@ import (
 )
 
 // TestUsageFlushTwoReplicas: two replicas (each its own pool) flush
-// last_used_at of the same hundreds of keys at the same moments, in
+// last_used_at of the same thousands of keys at the same moments, in
 // different orders of use, while keys are revoked: no flush fails
 // (PostgreSQL reports a deadlock as 40P01 after deadlock_timeout), and the
 // newest use of each key is what is stored.
@@ -43,7 +43,9 @@ func TestUsageFlushTwoReplicas(t *testing.T) {
 		SetCreatedAt(now).SetUpdatedAt(now).Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	const n = 400
+	// More keys than two of a flush's statements hold (usageChunk), the
+	// last one part full.
+	const n = 2_500
 	ids := make([]uuid.UUID, n)
 	creates := make([]*ent.APIKeyCreate, n)
 	for i := range ids {
@@ -58,7 +60,7 @@ func TestUsageFlushTwoReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const rounds = 15
+	const rounds = 6
 	latest := make(map[uuid.UUID]time.Time, n)
 	for round := range rounds {
 		base := now.Add(time.Duration(round+1) * time.Second)

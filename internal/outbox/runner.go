@@ -234,7 +234,9 @@ func (r *Runner[R]) run(ctx context.Context, id uuid.UUID, timeout time.Duration
 	}
 	cancel()
 	if err != nil {
-		return other, zero, errors.Join(fmt.Errorf("read outbox job: %w", err), r.release(dctx, id, token, false))
+		// The lease is kept: the job is tried again when it runs out
+		// (leaseFor), not on every round while the read keeps failing.
+		return other, zero, fmt.Errorf("read outbox job: %w", err)
 	}
 	kind := r.name(job.Kind)
 	callParent := dctx

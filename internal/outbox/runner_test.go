@@ -355,6 +355,34 @@ func TestLease(t *testing.T) {
 	})
 }
 
+// TestPrepareFails: a job whose read or preparation fails is not called,
+// and keeps its lease: it is tried again when the lease runs out, not on
+// the next round.
+func TestPrepareFails(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := newFixture(t, st)
+		start := f.clock.Now()
+		id := f.job(t, kind, start)
+		ctx := context.Background()
+		r := f.runner(false)
+		prepare := r.Prepare
+		r.Prepare = func(context.Context, *ent.Outbox) (*outbox.Attempt[string], error) {
+			return nil, errors.New("database: connection reset")
+		}
+		if attempted, _, err := r.Run(ctx, id, time.Second); !attempted || err == nil || !strings.Contains(err.Error(), "connection reset") {
+			t.Fatalf("Run = %v, %v; want attempted, the read's error", attempted, err)
+		}
+		f.check(t, id, want{attempts: 1, next: 0, leased: true, payload: true}, start)
+		r.Prepare = prepare
+		if n, err := r.RunDue(ctx, entoutbox.KindHasPrefix(kind)); n != 0 || err != nil {
+			t.Errorf("RunDue right after = %d, %v; want 0 (the job is still leased)", n, err)
+		}
+		if f.calls[id] != 0 || len(f.records) != 0 {
+			t.Errorf("calls %d, records %+v; want none", f.calls[id], f.records)
+		}
+	})
+}
+
 // TestRunDueConcurrent: workers running at once (two stacks on one
 // database) run each job exactly once.
 func TestRunDueConcurrent(t *testing.T) {

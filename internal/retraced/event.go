@@ -162,8 +162,20 @@ func decodeString(v json.RawMessage, dst *string) error {
 	if isNull(v) {
 		return nil
 	}
+	return jsonString(v, dst)
+}
+
+// jsonString reads the JSON string v into dst. encoding/json turns bytes
+// that are not UTF-8, and escapes of lone surrogates, into U+FFFD; that
+// would store and hash another text than the one sent, so a U+FFFD that
+// the input did not spell (as itself or \ufffd) is refused, as
+// AppendEvent refuses the same input.
+func jsonString(v json.RawMessage, dst *string) error {
 	if err := json.Unmarshal(v, dst); err != nil {
 		return errors.New(": must be a string")
+	}
+	if n := strings.Count(*dst, "\uFFFD"); n > 0 && n > strings.Count(string(v), "\uFFFD")+strings.Count(strings.ToLower(string(v)), `\ufffd`) {
+		return errors.New(": must be UTF-8 text (a byte that is not UTF-8, or an escaped lone surrogate, was sent)")
 	}
 	return nil
 }
@@ -191,8 +203,11 @@ func decodeStrings(v json.RawMessage, dst *map[string]string) error {
 	out := make(map[string]string, len(m))
 	for k, raw := range m {
 		var s string
-		if isNull(raw) || json.Unmarshal(raw, &s) != nil {
+		if isNull(raw) {
 			return fmt.Errorf(".%s: must be a string", text.Truncate(k, 64))
+		}
+		if err := jsonString(raw, &s); err != nil {
+			return fmt.Errorf(".%s%w", text.Truncate(k, 64), err)
 		}
 		out[k] = s
 	}
@@ -230,8 +245,11 @@ func (o *Object) decode(v json.RawMessage, keys ...string) error {
 			}
 			continue
 		}
-		if isNull(raw) || json.Unmarshal(raw, dst) != nil {
+		if isNull(raw) {
 			return fmt.Errorf(".%s: must be a string", k)
+		}
+		if err := jsonString(raw, dst); err != nil {
+			return fmt.Errorf(".%s%w", k, err)
 		}
 	}
 	return nil

@@ -129,11 +129,27 @@ func TestDecodeRefuses(t *testing.T) {
 		{`{"action":"a.b","actor":{"id":"u"},"created":"yesterday"}`, "created: want an RFC 3339 time"},
 		{`{"action":"a.b","is_anonymous":true}`, "actor.id: required"},
 		{`{"action":"a.b","actor":{"id":"u"},"tenant_id":"x"}`, "tenant_id: unknown attribute"},
+		// Text that encoding/json would quietly turn into U+FFFD.
+		{"{\"action\":\"a.b\",\"actor\":{\"id\":\"u\xff\"}}", "actor.id: must be UTF-8 text"},
+		{`{"action":"a.b","actor":{"id":"u"},"description":"\ud800"}`, "description: must be UTF-8 text"},
+		{"{\"action\":\"a.b\",\"actor\":{\"id\":\"u\"},\"fields\":{\"k\":\"v\xc3\"}}", "fields.k: must be UTF-8 text"},
 	}
 	for _, tc := range cases {
 		_, err := retraced.Decode(strings.NewReader(tc.body))
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("Decode(%s) = %v, want an error starting %q", tc.body, err, tc.want)
 		}
+	}
+}
+
+// TestDecodeKeepsReplacementCharacter: a U+FFFD the client sent, as itself
+// or escaped, is text like any other.
+func TestDecodeKeepsReplacementCharacter(t *testing.T) {
+	e, err := retraced.Decode(strings.NewReader(`{"action":"a.b","actor":{"id":"u\ufffd"},"description":"d` + "\uFFFD" + `"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := e.Actor.ID+"|"+e.Description, "u\uFFFD|d\uFFFD"; got != want {
+		t.Errorf("actor.id|description = %q, want %q", got, want)
 	}
 }

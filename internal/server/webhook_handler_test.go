@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
+	"github.com/platform/tenant-registry/ent/webhookmessage"
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/logtest"
 	"github.com/platform/tenant-registry/internal/store"
@@ -21,6 +24,7 @@ func TestWebhookEndpointsOverHTTP(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		logs := &logtest.Buffer{}
 		s := newStack(t, st, withLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+		var ignoredBody map[string]any
 		var created struct {
 			Endpoint map[string]any `json:"endpoint"`
 			Secret   string         `json:"secret"`
@@ -82,6 +86,21 @@ func TestWebhookEndpointsOverHTTP(t *testing.T) {
 		}
 		if res := do(t, s.srv, http.MethodPost, "/v1/audit/verify", `{"tenant_id":"`+audit.PlatformGroup+`"}`, nil); !strings.Contains(res.body, `"ok":true`) {
 			t.Errorf("platform chain does not verify: %s", res.body)
+		}
+		// A delivered message is not retried: 409 failed_precondition.
+		if status := call(t, s.srv, http.MethodPost, "/v1/tenants", `{"slug":"hooked-retry","name":"Hooked"}`, &ignoredBody); status != http.StatusOK {
+			t.Fatalf("create tenant: %d %v", status, ignoredBody)
+		}
+		msg, err := st.Client.WebhookMessage.Query().Where(webhookmessage.EndpointID(uuid.MustParse(id)), webhookmessage.EventType("tenant.created")).Only(storetest.SystemContext())
+		if err != nil {
+			t.Fatalf("the tenant.created message: %v", err)
+		}
+		if err := msg.Update().SetStatus("delivered").SetLastStatus(204).Exec(storetest.SystemContext()); err != nil {
+			t.Fatal(err)
+		}
+		if res := do(t, s.srv, http.MethodPost, "/v1/webhooks/"+id+"/deliveries/"+msg.ID.String()+"/retry", `{}`, nil); res.status != http.StatusConflict ||
+			!strings.Contains(res.body, `"code":"failed_precondition"`) || !strings.Contains(res.body, "already delivered") {
+			t.Errorf("retry of a delivered message: %d %s, want 409 failed_precondition", res.status, res.body)
 		}
 		for _, tc := range []struct {
 			method, path, body string

@@ -514,7 +514,7 @@ func (s *Service) Deliveries(ctx context.Context, in DeliveriesInput) ([]*Delive
 }
 
 // Retry makes a delivery due now, failed or pending, with a new retry
-// window of GiveUpAfter; a delivered one is answered as it is. A disabled
+// window of GiveUpAfter; a delivered one is a Precondition error. A disabled
 // endpoint is enabled again (its failure clock restarts). Audited as
 // webhook.delivery.retried.
 func (s *Service) Retry(ctx context.Context, endpointID, deliveryID string) (*Delivery, error) {
@@ -539,8 +539,15 @@ func (s *Service) Retry(ctx context.Context, endpointID, deliveryID string) (*De
 			return errs.Errorf(errs.Precondition, "delivery %s was already delivered (HTTP %d): nothing to retry", m.ID, m.LastStatus)
 		}
 		now := s.clock()
-		if m, err = tx.WebhookMessage.UpdateOne(m).SetStatus(StatusPending).SetNextAttemptAt(now).
-			SetGiveUpAt(now.Add(GiveUpAfter)).SetUpdatedAt(now).Save(ctx); err != nil {
+		// Not delivered still: a worker may have recorded the delivery
+		// since the read.
+		m, err = tx.WebhookMessage.UpdateOne(m).Where(webhookmessage.StatusNEQ(StatusDelivered)).
+			SetStatus(StatusPending).SetNextAttemptAt(now).
+			SetGiveUpAt(now.Add(GiveUpAfter)).SetUpdatedAt(now).Save(ctx)
+		if ent.IsNotFound(err) {
+			return errs.Errorf(errs.Precondition, "delivery %s was delivered meanwhile: nothing to retry", did)
+		}
+		if err != nil {
 			return fmt.Errorf("retry webhook delivery: %w", err)
 		}
 		entry, err := s.entryFor(ctx, tx, ep, "webhook.delivery.retried", "u")
