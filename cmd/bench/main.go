@@ -11,6 +11,7 @@
 //
 //	go run ./cmd/bench [-server bin/tenant-registry] [-conns 64] [-duration 5s]
 //	                   [-rate 5000] [-events 1000000] [-list-tenants 1000000]
+//	                   [-webhooks-only | -audit-only]
 //
 // PostgreSQL: BENCH_DATABASE_URL when set (it is migrated and filled), else
 // a throwaway cluster (internal/pgcluster) removed at the end. The OIDC
@@ -32,7 +33,10 @@
 // through the API (churn); verify with the cache cold (each request a fleet
 // key never verified before: every one a miss); GetTenantBySlug with a
 // tenant user's token; ResolveClaims with a service token; CreateTenant;
-// AppendEvent (8 tenants' chains); ListEvents page 1 and page 1000; verify
+// AppendEvent (8 tenants' chains); AppendEvent into one tenant (group
+// commit), followed by pgbench's bare INSERT of a row of the same size on
+// the same database and a verification of the chain; ListEvents page 1 and
+// page 1000; verify
 // over all fleet keys after one pass put them all in the cache (peak RSS
 // with them cached). Then a fixed-rate run of the baseline and of verify at
 // -rate requests/s, whose p99 counts from each request's scheduled start (no
@@ -117,6 +121,7 @@ type options struct {
 	serverEnv    string
 	deliveries   int
 	webhooksOnly bool
+	auditOnly    bool
 }
 
 func main() {
@@ -139,6 +144,7 @@ func main() {
 	flag.IntVar(&o.churnRate, "churn", 20, "entitlement changes per second of other tenants in the churn row")
 	flag.IntVar(&o.deliveries, "deliveries", 20_000, "webhook messages of the delivery rate row")
 	flag.BoolVar(&o.webhooksOnly, "webhooks-only", false, "run only the baseline, CreateTenant with and without a webhook subscriber and the delivery rate")
+	flag.BoolVar(&o.auditOnly, "audit-only", false, "run only the baseline and the audit volume rows: appends into one tenant vs pgbench's bare INSERT")
 	flag.StringVar(&o.serverEnv, "server-env", "", "more of the server's environment, comma-separated K=V (e.g. GOGC=200,GOMEMLIMIT=80MiB)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -313,10 +319,12 @@ func run(ctx context.Context, o options) error {
 	if err := admin.call("POST", svc+"/v1/api-keys", fmt.Sprintf(`{"tenant_id":%q,"name":"bench","scopes":["read"]}`, benchID), &keyRes); err != nil {
 		return fmt.Errorf("create API key: %w", err)
 	}
-	logf("seeding %d API keys of %d tenants by SQL", o.fleetKeys, o.fleetTenants)
-	fl, err := seedFleet(ctx, db, []byte(apiKeySecret), runID, o.fleetTenants, o.fleetKeys/o.fleetTenants)
-	if err != nil {
-		return err
+	fl := &fleet{}
+	if !o.auditOnly {
+		logf("seeding %d API keys of %d tenants by SQL", o.fleetKeys, o.fleetTenants)
+		if fl, err = seedFleet(ctx, db, []byte(apiKeySecret), runID, o.fleetTenants, o.fleetKeys/o.fleetTenants); err != nil {
+			return err
+		}
 	}
 	var appendTenants []string
 	for i := range 8 {
@@ -325,6 +333,11 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("create tenant: %w", err)
 		}
 		appendTenants = append(appendTenants, res.Tenant.ID)
+	}
+	// The tenant of the one-tenant append row (group commit).
+	var oneTenant struct{ Tenant struct{ ID string } }
+	if err := admin.call("POST", svc+"/v1/tenants", fmt.Sprintf(`{"slug":"bench-%s-append-one","name":"Append one"}`, runID), &oneTenant); err != nil {
+		return fmt.Errorf("create tenant: %w", err)
 	}
 	var listTenant struct{ Tenant struct{ ID string } }
 	if err := admin.call("POST", svc+"/v1/tenants", fmt.Sprintf(`{"slug":"bench-%s-audit","name":"Audit"}`, runID), &listTenant); err != nil {
@@ -442,6 +455,10 @@ func run(ctx context.Context, o options) error {
 		appendEvent = &row{name: "AppendEvent, 8 tenants", proc: srv, want: `"action":"document.viewed"`, req: func(w, i int) (*http.Request, error) {
 			return jsonReq("POST", svc+"/v1/audit", serviceToken, fmt.Sprintf(appendBody, appendTenants[w%len(appendTenants)]))
 		}}
+		// 64 connections into one tenant's chain: the group commit.
+		appendOne = &row{name: fmt.Sprintf("AppendEvent, one tenant, %d conns", o.conns), proc: srv, want: `"action":"document.viewed"`, req: func(w, i int) (*http.Request, error) {
+			return jsonReq("POST", svc+"/v1/audit", serviceToken, fmt.Sprintf(appendBody, oneTenant.Tenant.ID))
+		}}
 		page1 = &row{name: fmt.Sprintf("ListEvents page 1 (%d/page)", o.pageSize), proc: srv, want: `"next_cursor"`, req: func(int, int) (*http.Request, error) {
 			return jsonReq("GET", listURL, adminToken, "")
 		}}
@@ -454,14 +471,31 @@ func run(ctx context.Context, o options) error {
 	// part of their latency), and all keys cached before the rows with big
 	// answers (whose heap would count in that row's peak RSS).
 	bareAgain := &row{name: "bare net/http baseline, again", proc: bl, want: `"valid":true`, req: bare.req}
-	rows := []*row{bare, hot, hotREST, bareFixed, hotFixed, bySlug, claims, random, randomChurn, cold, allKeys, create, createHooked, appendEvent, page1, pageDeep, bareAgain}
-	if o.webhooksOnly {
+	rows := []*row{bare, hot, hotREST, bareFixed, hotFixed, bySlug, claims, random, randomChurn, cold, allKeys, create, createHooked, appendEvent, appendOne, page1, pageDeep, bareAgain}
+	switch {
+	case o.webhooksOnly:
 		rows = []*row{bare, create, createHooked, bareAgain}
+	case o.auditOnly:
+		rows = []*row{bare, appendOne, bareAgain}
 	}
 	lg := newLoadGen(o.conns)
+	var vol volume
 	for _, r := range rows {
 		if err := lg.measure(ctx, r, o.duration, o.warmup, sink); err != nil {
 			return err
+		}
+		if r == appendOne {
+			// The baseline of the row, right after it on the same
+			// database: pgbench's bare INSERT of a row of the same size
+			// from as many connections; then the chain must verify.
+			logf("pgbench: a bare INSERT of the same row from %d connections for %v", o.conns, o.duration)
+			if vol.bareTPS, err = bareInsertRate(ctx, db, dbURL, tmp, o.conns, o.duration); err != nil {
+				return err
+			}
+			logf("verifying the one-tenant chain")
+			if vol.verified, err = verifyChain(admin, svc, oneTenant.Tenant.ID); err != nil {
+				return err
+			}
 		}
 		if r == createHooked {
 			// The rows after it run without a webhook backlog.
@@ -470,6 +504,37 @@ func run(ctx context.Context, o options) error {
 				return err
 			}
 		}
+	}
+	// ListEvents from one connection: page 1, the deep page and the two
+	// rare filters in turn, so that none profits from running later
+	// (caches, a quieter machine).
+	serial := newLoadGen(1)
+	var filters []func(int, int) (*http.Request, error)
+	for _, f := range []struct{ param, value, want string }{
+		{"actor_id", rareActor, `"actor":{"id":"` + rareActor + `"`},
+		{"target_id", rareTarget, `"target":{"id":"` + rareTarget + `"`},
+	} {
+		u := listURL + "&" + f.param + "=" + f.value
+		check := &row{name: "ListEvents ?" + f.param + "=" + f.value, want: f.want,
+			req: func(int, int) (*http.Request, error) { return jsonReq("GET", u, adminToken, "") }}
+		if err := serial.check(check); err != nil {
+			return fmt.Errorf("%s: %w", check.name, err)
+		}
+		filters = append(filters, check.req)
+	}
+	logf("ListEvents page 1, page %d and two rare filters, one connection, alternating", o.deepPage)
+	events := serial.alternate(ctx, o.duration, page1.req, pageDeep.req, filters[0], filters[1])
+	if o.auditOnly {
+		base := (bare.res.rps() + bareAgain.res.rps()) / 2
+		fmt.Printf("tenant-registry make bench (audit only) — %s\n", machine)
+		fmt.Printf("PostgreSQL %s (%s); baseline %.0f req/s\n", pgVersion, dbNote, base)
+		fmt.Printf("%s: %.0f events/s, p50 %s, p99 %s, %d errors\n", appendOne.name, appendOne.res.rps(), ms(appendOne.res.pct(0.5)), ms(appendOne.res.pct(0.99)), appendOne.res.errors)
+		fmt.Println(vol.line(appendOne, o.conns))
+		fmt.Println(listLine(o, events))
+		if err := rowErrors(rows); err != nil {
+			return err
+		}
+		return serialErrors(events)
 	}
 	// Webhook deliveries: messages of 1,000 tenants' queues to the local
 	// receiver, by the server's worker alone.
@@ -496,12 +561,6 @@ func run(ctx context.Context, o options) error {
 		}
 		return nil
 	}
-	// Page 1 vs page 1000 from one connection: latency without queueing.
-	// Requests alternate between the two, so that neither profits from
-	// running later (caches, a quieter machine).
-	logf("ListEvents page 1 vs page %d, one connection, alternating", o.deepPage)
-	serial := newLoadGen(1)
-	events := serial.alternate(ctx, o.duration, page1.req, pageDeep.req)
 
 	// ListTenants at o.listTenants tenants.
 	var have int
@@ -606,7 +665,9 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("ListEvents on %d events: page %d / page 1 p50 = %.2f at %d connections; %.2f from one connection (%s vs %s) (target ≤ 1.3)\n",
 		o.events, o.deepPage, float64(pageDeep.res.pct(0.5))/float64(page1.res.pct(0.5)), o.conns,
 		float64(events[1].pct(0.5))/float64(events[0].pct(0.5)), ms(events[1].pct(0.5)), ms(events[0].pct(0.5)))
+	fmt.Println(listLine(o, events))
 	fmt.Printf("AppendEvent: %.0f events/s into 8 tenants' hash chains\n", appendEvent.res.rps())
+	fmt.Println(vol.line(appendOne, o.conns))
 	fmt.Printf("CreateTenant with 1 webhook subscriber: %.2f of CreateTenant without (target ≥ 0.85); webhook deliveries: %.0f/s to a local receiver (%d messages, 1000 tenants, one replica)\n",
 		createHooked.res.rps()/create.res.rps(), deliveriesPerSec, o.deliveries)
 	var failed []string
@@ -719,4 +780,60 @@ func writeSigningKey(dir string) (string, error) {
 	}
 	path := filepath.Join(dir, "audit-signing.key")
 	return path, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+}
+
+// volume is what the audit volume rows measured besides the table.
+type volume struct {
+	bareTPS  float64 // pgbench's bare INSERT, transactions/s
+	verified int64   // events of the one-tenant chain verified after the row
+}
+
+// line is the summary of the one-tenant append row.
+func (v volume) line(appendOne *row, conns int) string {
+	return fmt.Sprintf("AppendEvent into one tenant from %d connections: %.0f events/s = %.2f of a bare INSERT of the same row by pgbench on the same database (%.0f tps, %d clients) (target ≥ 0.30); the chain verified afterwards (%d events)",
+		conns, appendOne.res.rps(), appendOne.res.rps()/v.bareTPS, v.bareTPS, conns, v.verified)
+}
+
+// rowErrors is an error naming the rows that had errors, or nil.
+func rowErrors(rows []*row) error {
+	var failed []string
+	for _, r := range rows {
+		if r.res.errors > 0 {
+			failed = append(failed, fmt.Sprintf("%s: %d errors (first: %s)", r.name, r.res.errors, r.res.firstErr))
+		}
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// The rare filters' values: seedEvents writes rareEvents events of this
+// actor and of this target among the tenant's events.
+const (
+	rareActor  = "rare-actor"
+	rareTarget = "rare-target"
+)
+
+// listLine is the summary of the serial ListEvents run: page 1, the deep
+// page, the rare actor and the rare target, p50 each.
+func listLine(o options, events []result) string {
+	p := func(i int) float64 { return float64(events[i].pct(0.5)) }
+	return fmt.Sprintf("ListEvents on %d events, one connection, p50: page 1 %s, page %d %s (%.2f × page 1, target ≤ 1.3); actor_id of %d events %s (%.2f ×), target_id of %d events %s (%.2f ×) (target ≤ 1.3 × page 1)",
+		o.events, ms(events[0].pct(0.5)), o.deepPage, ms(events[1].pct(0.5)), p(1)/p(0),
+		rareEvents, ms(events[2].pct(0.5)), p(2)/p(0), rareEvents, ms(events[3].pct(0.5)), p(3)/p(0))
+}
+
+// serialErrors is an error naming the serial runs that had errors, or nil.
+func serialErrors(res []result) error {
+	var failed []string
+	for i, r := range res {
+		if r.errors > 0 {
+			failed = append(failed, fmt.Sprintf("serial run %d: %d errors (first: %s)", i, r.errors, r.firstErr))
+		}
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "; "))
+	}
+	return nil
 }

@@ -180,9 +180,34 @@ var (
 				Columns: []*schema.Column{AuditLogColumns[2], AuditLogColumns[18], AuditLogColumns[17], AuditLogColumns[20]},
 			},
 			{
-				Name:    "auditlog_action",
+				Name:    "auditlog_group_id_actor_id_created_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{AuditLogColumns[4]},
+				Columns: []*schema.Column{AuditLogColumns[2], AuditLogColumns[6], AuditLogColumns[1], AuditLogColumns[0]},
+			},
+			{
+				Name:    "auditlog_group_id_target_id_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{AuditLogColumns[2], AuditLogColumns[9], AuditLogColumns[1], AuditLogColumns[0]},
+			},
+			{
+				Name:    "auditlog_group_id_target_type_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{AuditLogColumns[2], AuditLogColumns[11], AuditLogColumns[1], AuditLogColumns[0]},
+			},
+			{
+				Name:    "auditlog_group_id_action_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{AuditLogColumns[2], AuditLogColumns[4], AuditLogColumns[1], AuditLogColumns[0]},
+				Annotation: &entsql.IndexAnnotation{
+					OpClassColumns: map[string]string{
+						AuditLogColumns[4].Name: "varchar_pattern_ops",
+					},
+				},
+			},
+			{
+				Name:    "auditlog_group_id_crud_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{AuditLogColumns[2], AuditLogColumns[5], AuditLogColumns[1], AuditLogColumns[0]},
 			},
 			{
 				Name:    "auditlog_tenant_id",

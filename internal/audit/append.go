@@ -9,15 +9,11 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/auditlog"
-	enttenant "github.com/platform/tenant-registry/ent/tenant"
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/ids"
 	"github.com/platform/tenant-registry/internal/principal"
-	"github.com/platform/tenant-registry/internal/store"
 	"github.com/platform/tenant-registry/internal/text"
 )
 
@@ -111,7 +107,6 @@ func (s *Service) append(ctx context.Context, in AppendInput) (*ent.AuditLog, er
 	if err != nil {
 		return nil, err
 	}
-	tenantID := uuid.MustParse(groupID)
 	appender := principal.Principal{Subject: caller.Subject, Name: caller.Name, Type: caller.Type, TenantID: ids.Canonical(caller.TenantID)}
 	if in.IdempotencyKey != "" {
 		// The common repeat costs one read; the unique index still decides
@@ -121,40 +116,9 @@ func (s *Service) append(ctx context.Context, in AppendInput) (*ent.AuditLog, er
 		}
 	}
 	actor := principal.Principal{Subject: in.Actor.ID, Name: in.Actor.Name, Type: principal.ActorType(in.Actor.Type), Anonymous: in.IsAnonymous}
-	var row *ent.AuditLog
-	err = store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
-		t, err := tx.Tenant.Query().Where(enttenant.ID(tenantID)).Select(enttenant.FieldName).Only(ctx)
-		if ent.IsNotFound(err) {
-			return errs.Errorf(errs.NotFound, "tenant not found")
-		}
-		if err != nil {
-			return fmt.Errorf("read tenant: %w", err)
-		}
-		row, err = s.recorder.write(principal.WithSourceIP(ctx, ""), tx, Entry{
-			Action: in.Action, CRUD: in.CRUD,
-			TenantID: tenantID, TenantName: t.Name,
-			Target:         in.Target,
-			Description:    in.Description,
-			IsFailure:      in.IsFailure,
-			Fields:         in.Fields,
-			Actor:          &actor,
-			SourceIP:       in.SourceIP,
-			IdempotencyKey: in.IdempotencyKey,
-			AppendedBy:     &appender,
-		})
-		return err
-	})
-	if err != nil && in.IdempotencyKey != "" && ent.IsConstraintError(err) {
-		// A concurrent append with the same key won: answer with its event
-		// (or the conflict, when its content differs).
-		if existing, rerr := s.byIdempotencyKey(ctx, groupID, appender, in); rerr != nil || existing != nil {
-			return existing, rerr
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return row, nil
+	// Committed with the other appends to the group arriving meanwhile
+	// (group commit, see committer): answered after the commit.
+	return s.submit(&appendReq{ctx: ctx, in: in, groupID: groupID, appender: appender, actor: actor})
 }
 
 // byIdempotencyKey returns the event appender already appended to the group

@@ -106,37 +106,140 @@ func (r *Recorder) Record(ctx context.Context, tx *ent.Tx, e Entry) error {
 
 // write is Record, answering the row.
 func (r *Recorder) write(ctx context.Context, tx *ent.Tx, e Entry) (*ent.AuditLog, error) {
-	switch {
-	case e.Platform && e.TenantID != uuid.Nil:
-		return nil, fmt.Errorf("write audit event %s: a platform event names no tenant", e.Action)
-	case !e.Platform && e.TenantID == uuid.Nil:
-		return nil, fmt.Errorf("write audit event %s: no tenant", e.Action)
+	rows, err := r.writeBatch(ctx, tx, []Entry{e}, false)
+	if err != nil {
+		return nil, err
 	}
-	var actor principal.Principal
-	if e.Actor != nil {
-		actor = *e.Actor
-	} else {
-		var err error
-		if actor, err = principal.Require(ctx); err != nil {
-			return nil, fmt.Errorf("write audit event %s: %w", e.Action, err)
+	return rows[0], nil
+}
+
+// writeBatch writes es, all of one group, in tx as consecutive links of the
+// group's chain, in order: one lock (unless the caller holds it already:
+// locked), one read of the chain head and one INSERT for the lot. It
+// answers the rows in es's order.
+func (r *Recorder) writeBatch(ctx context.Context, tx *ent.Tx, es []Entry, locked bool) ([]*ent.AuditLog, error) {
+	if len(es) == 0 {
+		return nil, nil
+	}
+	groupID := es[0].TenantID.String() // PlatformGroup for a platform event
+	for _, e := range es {
+		switch {
+		case e.Platform && e.TenantID != uuid.Nil:
+			return nil, fmt.Errorf("write audit event %s: a platform event names no tenant", e.Action)
+		case !e.Platform && e.TenantID == uuid.Nil:
+			return nil, fmt.Errorf("write audit event %s: no tenant", e.Action)
+		case e.TenantID.String() != groupID:
+			return nil, fmt.Errorf("write audit event %s: a batch is of one group", e.Action)
 		}
 	}
-	appender := principal.System
-	if e.AppendedBy != nil {
-		appender = *e.AppendedBy
-	}
-	sourceIP := e.SourceIP
-	if sourceIP == "" {
-		sourceIP = principal.SourceIP(ctx)
-	}
-	groupID := e.TenantID.String() // PlatformGroup for a platform event
-	if r.postgres {
+	if r.postgres && !locked {
 		// Appends to one chain queue up here until the holder commits.
 		if err := lockChain(ctx, tx, groupID); err != nil {
 			return nil, err
 		}
 	}
-	prevSeq, prevHash := int64(0), ""
+	prevSeq, prevHash, err := chainHead(ctx, tx, groupID)
+	if err != nil {
+		return nil, err
+	}
+	creates := make([]*ent.AuditLogCreate, len(es))
+	for i, e := range es {
+		var actor principal.Principal
+		if e.Actor != nil {
+			actor = *e.Actor
+		} else if actor, err = principal.Require(ctx); err != nil {
+			return nil, fmt.Errorf("write audit event %s: %w", e.Action, err)
+		}
+		appender := principal.System
+		if e.AppendedBy != nil {
+			appender = *e.AppendedBy
+		}
+		sourceIP := e.SourceIP
+		if sourceIP == "" {
+			sourceIP = principal.SourceIP(ctx)
+		}
+		ev := Canonical{
+			Version:          CanonicalVersion,
+			ID:               uuid.New().String(),
+			CreatedAt:        r.clock().UTC(),
+			Action:           e.Action,
+			CRUD:             e.CRUD,
+			GroupID:          groupID,
+			GroupName:        e.TenantName,
+			ActorID:          actor.Subject,
+			ActorName:        actor.Name,
+			ActorType:        string(actor.Type),
+			TargetID:         e.Target.ID,
+			TargetName:       e.Target.Name,
+			TargetType:       e.Target.Type,
+			SourceIP:         sourceIP,
+			Description:      e.Description,
+			IsFailure:        e.IsFailure,
+			IsAnonymous:      actor.Anonymous,
+			Fields:           e.Fields,
+			IdempotencyKey:   e.IdempotencyKey,
+			ChainSeq:         prevSeq + 1,
+			AppendedByID:     appender.Subject,
+			AppendedByType:   string(appender.Type),
+			AppendedByTenant: ids.Canonical(appender.TenantID),
+		}
+		hash := ev.Hash(prevHash)
+		create := tx.AuditLog.Create().
+			SetID(uuid.MustParse(ev.ID)).
+			SetCreatedAt(ev.CreatedAt).
+			SetGroupID(groupID).
+			SetGroupName(ev.GroupName).
+			SetAction(ev.Action).
+			SetCrud(ev.CRUD).
+			SetActorID(ev.ActorID).
+			SetActorName(ev.ActorName).
+			SetActorType(ev.ActorType).
+			SetTargetID(ev.TargetID).
+			SetTargetName(ev.TargetName).
+			SetTargetType(ev.TargetType).
+			SetSourceIP(ev.SourceIP).
+			SetDescription(ev.Description).
+			SetIsFailure(ev.IsFailure).
+			SetIsAnonymous(ev.IsAnonymous).
+			SetAppendedByID(ev.AppendedByID).
+			SetAppendedByType(ev.AppendedByType).
+			SetAppendedByTenant(ev.AppendedByTenant).
+			SetChainSeq(ev.ChainSeq).
+			SetPrevHash(prevHash).
+			SetHash(hash).
+			SetHashVersion(ev.Version)
+		if !e.Platform {
+			create.SetTenantID(e.TenantID)
+		}
+		if len(e.Fields) > 0 {
+			create.SetFields(e.Fields)
+		}
+		if e.IdempotencyKey != "" {
+			create.SetIdempotencyKey(e.IdempotencyKey)
+		}
+		creates[i] = create
+		prevSeq, prevHash = ev.ChainSeq, hash
+	}
+	rows, err := tx.AuditLog.CreateBulk(creates...).Save(ctx)
+	if err != nil {
+		if len(es) == 1 {
+			return nil, fmt.Errorf("write audit event %s: %w", es[0].Action, err)
+		}
+		return nil, fmt.Errorf("write %d audit events: %w", len(es), err)
+	}
+	for i, e := range es {
+		if r.events != nil && e.AppendedBy == nil && e.CRUD != "r" {
+			if err := r.events.Recorded(ctx, tx, rows[i], e.Resource); err != nil {
+				return nil, fmt.Errorf("audit event %s: %w", e.Action, err)
+			}
+		}
+	}
+	return rows, nil
+}
+
+// chainHead reads the chain_seq and hash of the group's newest event: the
+// link the next event chains to.
+func chainHead(ctx context.Context, tx *ent.Tx, groupID string) (int64, string, error) {
 	last, err := tx.AuditLog.Query().
 		Where(auditlog.GroupID(groupID)).
 		Order(ent.Desc(auditlog.FieldChainSeq)).
@@ -146,83 +249,11 @@ func (r *Recorder) write(ctx context.Context, tx *ent.Tx, e Entry) (*ent.AuditLo
 	case ent.IsNotFound(err):
 		// Nothing left (or ever written): chain on from the retention
 		// sweeper's checkpoint, if it deleted the group's events.
-		if prevSeq, prevHash, err = latestCheckpoint(ctx, tx.Client(), groupID); err != nil {
-			return nil, err
-		}
+		return latestCheckpoint(ctx, tx.Client(), groupID)
 	case err != nil:
-		return nil, fmt.Errorf("read audit chain head: %w", err)
-	default:
-		prevSeq, prevHash = last.ChainSeq, last.Hash
+		return 0, "", fmt.Errorf("read audit chain head: %w", err)
 	}
-	ev := Canonical{
-		Version:          CanonicalVersion,
-		ID:               uuid.New().String(),
-		CreatedAt:        r.clock().UTC(),
-		Action:           e.Action,
-		CRUD:             e.CRUD,
-		GroupID:          groupID,
-		GroupName:        e.TenantName,
-		ActorID:          actor.Subject,
-		ActorName:        actor.Name,
-		ActorType:        string(actor.Type),
-		TargetID:         e.Target.ID,
-		TargetName:       e.Target.Name,
-		TargetType:       e.Target.Type,
-		SourceIP:         sourceIP,
-		Description:      e.Description,
-		IsFailure:        e.IsFailure,
-		IsAnonymous:      actor.Anonymous,
-		Fields:           e.Fields,
-		IdempotencyKey:   e.IdempotencyKey,
-		ChainSeq:         prevSeq + 1,
-		AppendedByID:     appender.Subject,
-		AppendedByType:   string(appender.Type),
-		AppendedByTenant: ids.Canonical(appender.TenantID),
-	}
-	hash := ev.Hash(prevHash)
-	create := tx.AuditLog.Create().
-		SetID(uuid.MustParse(ev.ID)).
-		SetCreatedAt(ev.CreatedAt).
-		SetGroupID(groupID).
-		SetGroupName(ev.GroupName).
-		SetAction(ev.Action).
-		SetCrud(ev.CRUD).
-		SetActorID(ev.ActorID).
-		SetActorName(ev.ActorName).
-		SetActorType(ev.ActorType).
-		SetTargetID(ev.TargetID).
-		SetTargetName(ev.TargetName).
-		SetTargetType(ev.TargetType).
-		SetSourceIP(ev.SourceIP).
-		SetDescription(ev.Description).
-		SetIsFailure(ev.IsFailure).
-		SetIsAnonymous(ev.IsAnonymous).
-		SetAppendedByID(ev.AppendedByID).
-		SetAppendedByType(ev.AppendedByType).
-		SetAppendedByTenant(ev.AppendedByTenant).
-		SetChainSeq(ev.ChainSeq).
-		SetPrevHash(prevHash).
-		SetHash(hash).
-		SetHashVersion(ev.Version)
-	if !e.Platform {
-		create.SetTenantID(e.TenantID)
-	}
-	if len(e.Fields) > 0 {
-		create.SetFields(e.Fields)
-	}
-	if e.IdempotencyKey != "" {
-		create.SetIdempotencyKey(e.IdempotencyKey)
-	}
-	row, err := create.Save(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("write audit event %s: %w", e.Action, err)
-	}
-	if r.events != nil && e.AppendedBy == nil && ev.CRUD != "r" {
-		if err := r.events.Recorded(ctx, tx, row, e.Resource); err != nil {
-			return nil, fmt.Errorf("audit event %s: %w", e.Action, err)
-		}
-	}
-	return row, nil
+	return last.ChainSeq, last.Hash, nil
 }
 
 // lockChain takes the PostgreSQL transaction-scoped advisory lock of a

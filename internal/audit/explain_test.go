@@ -127,3 +127,133 @@ func TestListPlanIsKeyset(t *testing.T) {
 		}
 	}
 }
+
+// insertRare writes n events of tenantID of their own actor, target,
+// target type, action and crud (PostgreSQL only), spread over the bulk
+// events' time span (one a minute from start): the rare values a filter of
+// a large tenant looks for.
+func insertRare(tb testing.TB, db *sql.DB, tenantID string, n, seq0 int64, start time.Time) {
+	tb.Helper()
+	_, err := db.ExecContext(storetest.SystemContext(), `
+INSERT INTO audit_log (id, created_at, tenant_id, group_id, group_name, action, crud, actor_id, actor_name, actor_type,
+  target_id, target_name, target_type, source_ip, description, is_failure, is_anonymous, fields, chain_seq, prev_hash, hash)
+SELECT gen_random_uuid(), $2::timestamptz + i * interval '1 second', $1::uuid, $1::text, 'Bench',
+  'folder.shared', 'd', 'rare-actor', 'Rare', 'user', 'rare-target', 'Rare', 'folder',
+  '203.0.113.7', 'rare event', false, false, NULL, $3::bigint + i, '', md5(i::text) || md5(i::text)
+FROM generate_series(1, $4::bigint) AS i`, tenantID, start, seq0, n)
+	if err != nil {
+		tb.Fatalf("insert rare events: %v", err)
+	}
+	if _, err := db.ExecContext(storetest.SystemContext(), "ANALYZE audit_log"); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// TestListFilterPlansAreSeeks checks on PostgreSQL that every documented
+// ListEvents filter of a large tenant (actor, target, target type, action
+// and action prefix, crud, time range) is answered by a seek of the index
+// made for it, the filter and the tenant in its index condition: no
+// sequential scan, and no walk of the tenant's own index filtering rows.
+func TestListFilterPlansAreSeeks(t *testing.T) {
+	st := storetest.Postgres(t)
+	f := newFixture(t, st, 0)
+	a, b := f.tenant(t, "acme"), f.tenant(t, "globex")
+	bulkInsert(t, st.DB, a, 60000, 0, t0)
+	bulkInsert(t, st.DB, b, 5000, 0, t0)
+	insertRare(t, st.DB, a, 20, 60000, t0)
+
+	// deep answers in with the cursor of its second page (page size 5).
+	deep := func(in audit.ListInput) audit.ListInput {
+		in.PageSize = 5
+		_, next, err := f.svc.List(admin, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next == "" {
+			t.Fatalf("%+v: no second page", in)
+		}
+		in.Cursor = next
+		return in
+	}
+	const (
+		actorIndex   = "auditlog_group_id_actor_id_created_at_id"
+		targetIndex  = "auditlog_group_id_target_id_created_at_id"
+		typeIndex    = "auditlog_group_id_target_type_created_at_id"
+		actionIndex  = "auditlog_group_id_action_created_at_id"
+		crudIndex    = "auditlog_group_id_crud_created_at_id"
+		tenantIndex  = "auditlog_group_id_created_at_id"
+		mid          = 15 * time.Second // into the bulk events' 30 s
+		rareActor    = "rare-actor"
+		commonActor  = "user-7"
+		rareTarget   = "rare-target"
+		commonTarget = "doc-42"
+	)
+	tests := []struct {
+		name string
+		in   audit.ListInput
+		// wantIndex is the index to seek ("a|b": either).
+		wantIndex string
+		// wantCond must appear in the index condition.
+		wantCond string
+		// sorted: the plan may sort (an action prefix spans actions).
+		sorted bool
+	}{
+		{"rare actor", audit.ListInput{TenantID: a, ActorID: rareActor}, actorIndex, "actor_id)::text = ", false},
+		{"rare actor, deep page", deep(audit.ListInput{TenantID: a, ActorID: rareActor}), actorIndex, "actor_id)::text = ", false},
+		{"common actor", audit.ListInput{TenantID: a, ActorID: commonActor}, actorIndex, "actor_id)::text = ", false},
+		{"common actor, deep page", deep(audit.ListInput{TenantID: a, ActorID: commonActor}), actorIndex, "actor_id)::text = ", false},
+		{"rare target", audit.ListInput{TenantID: a, TargetID: rareTarget}, targetIndex, "target_id)::text = ", false},
+		{"common target, deep page", deep(audit.ListInput{TenantID: a, TargetID: commonTarget}), targetIndex, "target_id)::text = ", false},
+		// Both rare: either index is a seek.
+		{"target and its type", audit.ListInput{TenantID: a, TargetID: rareTarget, TargetType: "folder"}, targetIndex + "|" + typeIndex, "target_", false},
+		{"rare target type", audit.ListInput{TenantID: a, TargetType: "folder"}, typeIndex, "target_type)::text = ", false},
+		{"rare target type, deep page", deep(audit.ListInput{TenantID: a, TargetType: "folder"}), typeIndex, "target_type)::text = ", false},
+		{"rare action", audit.ListInput{TenantID: a, Action: "folder.shared"}, actionIndex, "action)::text = ", false},
+		{"rare action, deep page", deep(audit.ListInput{TenantID: a, Action: "folder.shared"}), actionIndex, "action)::text = ", false},
+		{"rare action prefix", audit.ListInput{TenantID: a, Action: "folder.*"}, actionIndex, "action)::text ~>=~ ", true},
+		{"rare crud", audit.ListInput{TenantID: a, CRUD: "d"}, crudIndex, "crud)::text = ", false},
+		{"rare crud, deep page", deep(audit.ListInput{TenantID: a, CRUD: "d"}), crudIndex, "crud)::text = ", false},
+		{"time range", audit.ListInput{TenantID: a, CreatedAfter: t0.Add(mid), CreatedBefore: t0.Add(mid + time.Second)}, tenantIndex, "created_at >= ", false},
+		{"time range, deep page", deep(audit.ListInput{TenantID: a, CreatedAfter: t0.Add(mid), CreatedBefore: t0.Add(mid + time.Second)}), tenantIndex, "created_at < ", false},
+		{"rare actor, small tenant", audit.ListInput{TenantID: b, ActorID: commonActor}, actorIndex, "actor_id)::text = ", false},
+	}
+	for _, tc := range tests {
+		plan := explainList(t, st, tc.in)
+		used := ""
+		for idx := range strings.SplitSeq(tc.wantIndex, "|") {
+			if strings.Contains(plan, "Index Scan Backward using "+idx+" ") || (tc.sorted && strings.Contains(plan, "Index Scan using "+idx+" ")) {
+				used = idx
+			}
+		}
+		if used == "" {
+			t.Errorf("%s: want a scan of %s:\n%s", tc.name, tc.wantIndex, plan)
+			continue
+		}
+		if strings.Contains(plan, "Seq Scan") || strings.Contains(plan, "Bitmap") {
+			t.Errorf("%s: want no sequential or bitmap scan:\n%s", tc.name, plan)
+		}
+		if !tc.sorted && strings.Contains(plan, "Sort") {
+			t.Errorf("%s: want no sort:\n%s", tc.name, plan)
+		}
+		cond := indexCond(plan)
+		if !strings.Contains(cond, "group_id)::text = ") || !strings.Contains(cond, tc.wantCond) {
+			t.Errorf("%s: want the tenant and %q in the index condition, got %q:\n%s", tc.name, tc.wantCond, cond, plan)
+		}
+		if tc.in.Cursor != "" && !strings.Contains(cond, "ROW(created_at, id) < ROW(") {
+			t.Errorf("%s: want the cursor's position in the index condition, got %q:\n%s", tc.name, cond, plan)
+		}
+		if used != tenantIndex && strings.Contains(plan, "using "+tenantIndex+" ") {
+			t.Errorf("%s: want no walk of the tenant's index:\n%s", tc.name, plan)
+		}
+	}
+}
+
+// indexCond returns the plan's "Index Cond:" line.
+func indexCond(plan string) string {
+	for line := range strings.SplitSeq(plan, "\n") {
+		if _, cond, ok := strings.Cut(line, "Index Cond: "); ok {
+			return cond
+		}
+	}
+	return ""
+}

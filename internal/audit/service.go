@@ -23,6 +23,8 @@ type Service struct {
 	clock    clock.Clock
 	pager    *cursor.Pager
 	opts     Deps
+	// commits batches appends by group (group commit, commit.go).
+	commits committer
 }
 
 // Deps are what a Service needs.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/platform/tenant-registry/ent"
 	"github.com/platform/tenant-registry/ent/auditlog"
 	"github.com/platform/tenant-registry/ent/outbox"
 	"github.com/platform/tenant-registry/internal/auth/oidctest"
@@ -573,7 +574,9 @@ func TestInvite(t *testing.T) {
 		if got, want := actions(t, st, id), "tenant.created,keycloak.provisioned,user.invited,keycloak.invitation_sent,user.invited,keycloak.invitation_sent"; got != want {
 			t.Errorf("events = %s, want %s", got, want)
 		}
-		ev, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(id), auditlog.Action("user.invited")).First(ctx)
+		// The first invitation in chain order (the query's order, not the
+		// plan's).
+		ev, err := st.Client.AuditLog.Query().Where(auditlog.GroupID(id), auditlog.Action("user.invited")).Order(ent.Asc(auditlog.FieldChainSeq)).First(ctx)
 		if err != nil || ev.Fields["email"] != "carol@acme.example" || ev.Fields["role"] != "IT_ADMIN" {
 			t.Errorf("user.invited = %+v, %v", ev, err)
 		}
