@@ -101,7 +101,21 @@ func Diff(ctx context.Context, devURL, dir, name string) (file string, err error
 	if len(after) == len(files) {
 		return "", nil
 	}
-	f := after[len(after)-1]
+	// The planned file is the one that was not there before: named after
+	// the clock, it sorts before the newest file when the clock is behind.
+	old := make(map[string]bool, len(files))
+	for _, f := range files {
+		old[f.Name()] = true
+	}
+	var f migrate.File
+	for _, a := range after {
+		if !old[a.Name()] {
+			f = a
+		}
+	}
+	if f == nil {
+		return "", fmt.Errorf("migrate: diff: %d files planned, none of them new", len(after))
+	}
 	// The planner names files after the clock; keep versions increasing
 	// even when the clock is behind the newest file.
 	version := f.Version()

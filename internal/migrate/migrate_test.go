@@ -325,6 +325,39 @@ func TestNoDrift(t *testing.T) {
 	}
 }
 
+// TestDiffClockBehind: when the newest migration is named after a time
+// ahead of the clock, the planned migration is still the one written, under
+// the next version (it once copied the newest file instead).
+func TestDiffClockBehind(t *testing.T) {
+	t.Parallel()
+	dir := copyDir(t)
+	// The last migration the Ent schemas need is missing, and a newer one
+	// (a no-op) is there.
+	if err := os.Remove(filepath.Join(dir, "20261202060000_audit_list_filter_indexes.sql")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "29991231000000_future.sql"), []byte("SELECT 1;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := devdb.Hash(dir); err != nil {
+		t.Fatal(err)
+	}
+	file, err := devdb.Diff(context.Background(), pgtest.URL(t), dir, "filters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := filepath.Base(file), "29991231000001_filters.sql"; got != want {
+		t.Errorf("new migration %q, want %q", got, want)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `CREATE INDEX "auditlog_group_id_actor_id_created_at_id"`; !strings.Contains(string(b), want) {
+		t.Errorf("new migration lacks %s:\n%s", want, b)
+	}
+}
+
 func TestChecksumTamper(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
