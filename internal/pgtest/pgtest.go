@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -227,6 +229,28 @@ func RequireBinary(t testing.TB, path, env, hint string) {
 		return
 	}
 	Unavailable(t, fmt.Sprintf("no %s (%s)", path, hint))
+}
+
+// RequireNodeModule is for a test (named what) that runs node against an
+// npm package of web/package.json from a package two levels below the
+// repository root (internal/<pkg>): -short skips it; a missing node or
+// web/node_modules/<module> is Unavailable. It returns the repository root.
+func RequireNodeModule(t testing.TB, what, module string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no node")
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		Unavailable(t, what+" needs node")
+	}
+	if _, err := os.Stat(filepath.Join(root, "web", "node_modules", module)); err != nil {
+		Unavailable(t, what+" needs web/node_modules (run `npm ci --prefix web`)")
+	}
+	return root
 }
 
 // Unavailable skips a test whose real part (a binary, a browser, node) is

@@ -36,19 +36,7 @@ type clientStep struct {
 // events only; a key without audit:publish, and another tenant's group,
 // are refused (the client rejects).
 func TestRetracedClient(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: no node client")
-	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		pgtest.Unavailable(t, "the Retraced client test needs node")
-	}
-	if _, err := os.Stat(filepath.Join(root, "web", "node_modules", "@retracedhq", "retraced")); err != nil {
-		pgtest.Unavailable(t, "the Retraced client test needs web/node_modules (run `npm ci --prefix web`)")
-	}
+	root := pgtest.RequireNodeModule(t, "the Retraced client test", "@retracedhq/retraced")
 	s := newStack(t, storetest.Postgres(t))
 	ctx := storetest.SystemContext()
 	globex := storetest.Must(s.tenants.Create(ctx, tenant.CreateInput{Slug: "globex", Name: "Globex"}))

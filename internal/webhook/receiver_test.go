@@ -135,19 +135,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // while gets everything once it is back; the delivery log shows the
 // attempts.
 func TestStandardWebhooksReceiver(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: no node receiver")
-	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		pgtest.Unavailable(t, "the webhook receiver test needs node")
-	}
-	if _, err := os.Stat(filepath.Join(root, "web", "node_modules", "standardwebhooks")); err != nil {
-		pgtest.Unavailable(t, "the webhook receiver test needs web/node_modules (run `npm ci --prefix web`)")
-	}
+	root := pgtest.RequireNodeModule(t, "the webhook receiver test", "standardwebhooks")
 	ctx := storetest.SystemContext()
 	cfg, err := config.Load(func(k string) string {
 		switch k {
