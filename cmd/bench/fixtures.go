@@ -94,38 +94,6 @@ FROM generate_series(1, $2::bigint) AS i`, runID, n)
 // rareEvents is how many events the rare actor and the rare target have.
 const rareEvents = 10
 
-// seedEvents inserts n events of tenantID in one INSERT … SELECT
-// generate_series: two per millisecond from a day ago, and rareEvents of
-// rareActor and of rareTarget among them. Their hashes are not a valid
-// chain: they are for list latency only.
-func seedEvents(ctx context.Context, db *sql.DB, tenantID string, n int64) error {
-	_, err := db.ExecContext(ctx, `
-INSERT INTO audit_log (id, created_at, tenant_id, group_id, group_name, action, crud, actor_id, actor_name, actor_type,
-  target_id, target_name, target_type, source_ip, description, is_failure, is_anonymous, fields, chain_seq, prev_hash, hash)
-SELECT gen_random_uuid(), now() - interval '1 day' + (i / 2) * interval '1 millisecond', $1::uuid, $1::text, 'Bench',
-  'document.viewed', 'r', 'user-' || (i % 100), 'User', 'user', 'doc-' || (i % 1000), 'Doc', 'document',
-  '203.0.113.7', 'bench event', false, false, '{"n":"1"}'::jsonb, 1000 + i, '', md5(i::text) || md5(i::text)
-FROM generate_series(1, $2::bigint) AS i`, tenantID, n)
-	if err != nil {
-		return fmt.Errorf("seed audit events: %w", err)
-	}
-	// rareEvents of one actor (rareActor) and as many of one target
-	// (rareTarget), spread evenly over the others' time span.
-	_, err = db.ExecContext(ctx, `
-INSERT INTO audit_log (id, created_at, tenant_id, group_id, group_name, action, crud, actor_id, actor_name, actor_type,
-  target_id, target_name, target_type, source_ip, description, is_failure, is_anonymous, fields, chain_seq, prev_hash, hash)
-SELECT gen_random_uuid(), now() - interval '1 day' + (i * $2::bigint / (4 * $3::bigint + 2)) * interval '1 millisecond', $1::uuid, $1::text, 'Bench',
-  'document.viewed', 'r', CASE WHEN i % 2 = 1 THEN $4 ELSE 'user-1' END, 'User', 'user',
-  CASE WHEN i % 2 = 0 THEN $5 ELSE 'doc-1' END, 'Doc', 'document',
-  '203.0.113.7', 'bench event', false, false, '{"n":"1"}'::jsonb, 1000 + $2::bigint + i, '', md5(i::text) || md5(i::text)
-FROM generate_series(1, 2 * $3::bigint) AS i`, tenantID, n, rareEvents, rareActor, rareTarget)
-	if err != nil {
-		return fmt.Errorf("seed rare audit events: %w", err)
-	}
-	_, err = db.ExecContext(ctx, "ANALYZE audit_log")
-	return err
-}
-
 // deepPageCursor returns the cursor of page `page`: the keyset position of
 // the last row of page-1, found by SQL and encoded with internal/cursor the
 // way audit.List does, under the server's API_KEY_SECRET. If the service

@@ -122,12 +122,14 @@ func (lg *loadGen) measure(ctx context.Context, r *row, d, warmup time.Duration,
 			return fmt.Errorf("%s: %w", r.name, err)
 		}
 	}
-	loop := func(d time.Duration) result { return lg.closedLoop(ctx, r, d) }
+	if r.pair != nil {
+		return lg.measurePaired(ctx, r, d, warmup, m)
+	}
 	how := fmt.Sprintf("closed loop, %d connections", lg.conns)
 	if r.rate > 0 {
-		loop = func(d time.Duration) result { return lg.fixedRate(ctx, r, r.rate, d) }
 		how = fmt.Sprintf("%d requests/s", r.rate)
 	}
+	loop := func(d time.Duration) result { return lg.run(ctx, r, d) }
 	logf("%s: %v, %s", r.name, d, how)
 	if r.during != nil {
 		stop := r.during.start(ctx)
@@ -154,6 +156,112 @@ func (lg *loadGen) measure(ctx context.Context, r *row, d, warmup time.Duration,
 	return ctx.Err()
 }
 
+// run runs r for d: closed loop, or fixed rate when r.rate is set.
+func (lg *loadGen) run(ctx context.Context, r *row, d time.Duration) result {
+	if r.rate > 0 {
+		return lg.fixedRate(ctx, r, r.rate, d)
+	}
+	return lg.closedLoop(ctx, r, d)
+}
+
+// pairSlice is how long each slice of a paired measurement runs.
+const pairSlice = time.Second
+
+// measurePaired measures r and r.pair in alternating slices of pairSlice,
+// d of each in all, in the order ABBA ABBA … (so that neither arm always
+// runs first, nor always right after the other), each after its own
+// warm-up. The host's drift over the row (other processes, the server's
+// once-a-minute writes, CPU frequency) then falls on both arms alike and
+// their ratio is a paired comparison. A slice of an arm with a during
+// (the churn) runs with it, started before and stopped after each run of
+// that arm's consecutive slices. r's peak RSS is the maximum over its
+// slices; its cache lookups are read around each run of its slices, so an
+// arm on the same server (the churn row's quiet arm) does not count.
+func (lg *loadGen) measurePaired(ctx context.Context, r *row, d, warmup time.Duration, m metricReader) error {
+	p := r.pair
+	if p.want != "" {
+		if err := lg.check(p); err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+	}
+	// slicesOf runs n slices of arm a of length each, with its during.
+	slicesOf := func(a *row, n int, each time.Duration) []result {
+		if a.during != nil {
+			stop := a.during.start(ctx)
+			defer func() { a.during.notes = append(a.during.notes, stop()) }()
+		}
+		out := make([]result, 0, n)
+		for range n {
+			out = append(out, lg.run(ctx, a, each))
+		}
+		return out
+	}
+	slices := max(1, int((d+pairSlice-1)/pairSlice))
+	logf("%s: %v, paired with %q: %d alternating %v slices each", r.name, d, p.name, slices, pairSlice)
+	slicesOf(r, 1, warmup) // discarded
+	slicesOf(p, 1, warmup)
+	var rs, ps []result
+	// Runs of consecutive slices of one arm: A BB AA BB … , the last one
+	// cut to what its arm still needs.
+	for run := 0; len(rs) < slices || len(ps) < slices; run++ {
+		a, have := r, &rs
+		if run%2 == 1 {
+			a, have = p, &ps
+		}
+		n := min(2, slices-len(*have))
+		if run == 0 {
+			n = 1
+		}
+		if n <= 0 {
+			continue
+		}
+		var before lookups
+		if a == r && r.hit != "" {
+			var err error
+			if before, err = m.next(ctx, r.hit); err != nil {
+				return err
+			}
+		}
+		if a == r {
+			r.proc.resetPeak()
+		}
+		*have = append(*have, slicesOf(a, n, pairSlice)...)
+		if a == r {
+			r.rss = max(r.rss, r.proc.peak())
+			if r.hit != "" {
+				after, err := m.next(ctx, r.hit)
+				if err != nil {
+					return err
+				}
+				l := after.sub(before)
+				r.lookups.hits += l.hits
+				r.lookups.misses += l.misses
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	r.res, p.res = combine(rs), combine(ps)
+	if r.during != nil {
+		logf("%s: %s", r.name, strings.Join(r.during.notes, "; "))
+	}
+	return nil
+}
+
+// combine is one result of several slices: their requests, errors and
+// latencies, over the sum of their times.
+func combine(parts []result) result {
+	var out result
+	var elapsed time.Duration
+	for _, p := range parts {
+		out.merge(p)
+		elapsed += p.elapsed
+	}
+	out.finish(elapsed)
+	return out
+}
+
 type row struct {
 	name string
 	proc *process
@@ -167,6 +275,10 @@ type row struct {
 	before func(context.Context, *loadGen) error
 	// rate > 0 makes the row a fixed-rate run.
 	rate int
+	// pair, when set, is measured with the row in alternating slices
+	// (measurePaired): the row's own baseline (the bare handler, or the
+	// same row without churn), to which "vs" compares it.
+	pair *row
 
 	res     result
 	rss     int64

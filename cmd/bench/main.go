@@ -112,6 +112,8 @@ type options struct {
 	warmup       time.Duration
 	rate         int
 	events       int64
+	eventMonths  int
+	chainEvents  int
 	pageSize     int
 	deepPage     int
 	fleetTenants int
@@ -135,7 +137,9 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per row")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up per row")
 	flag.IntVar(&o.rate, "rate", 5000, "requests/s of the fixed-rate runs")
-	flag.Int64Var(&o.events, "events", 1_000_000, "audit events of the ListEvents tenant")
+	flag.Int64Var(&o.events, "events", 10_000_000, "audit events of the ListEvents tenant")
+	flag.IntVar(&o.eventMonths, "event-months", 4, "whole months (partitions) before the current one that the ListEvents tenant's events span")
+	flag.IntVar(&o.chainEvents, "retention-events", 1_000_000, "events of the month that the retention row drops (one tenant's valid chain)")
 	flag.IntVar(&o.pageSize, "page-size", 500, "ListEvents page size")
 	flag.IntVar(&o.deepPage, "deep-page", 1000, "the deep ListEvents page")
 	flag.IntVar(&o.fleetTenants, "fleet-tenants", 1000, "tenants holding the fleet's keys")
@@ -343,9 +347,19 @@ func run(ctx context.Context, o options) error {
 	if err := admin.call("POST", svc+"/v1/tenants", fmt.Sprintf(`{"slug":"bench-%s-audit","name":"Audit"}`, runID), &listTenant); err != nil {
 		return fmt.Errorf("create tenant: %w", err)
 	}
-	logf("inserting %d audit events by SQL", o.events)
+	// The retention row's month, then the ListEvents tenant's months.
+	months := monthsBefore(time.Now(), o.eventMonths+1)
+	logf("inserting %d audit events by SQL over %d months (%s to %s), a partition each", o.events, o.eventMonths,
+		months[1].Format("2006-01"), months[len(months)-1].Format("2006-01"))
 	start := time.Now()
-	if err := seedEvents(ctx, db, listTenant.Tenant.ID, o.events); err != nil {
+	if err := seedEventsMonths(ctx, db, listTenant.Tenant.ID, o.events, months[1:]); err != nil {
+		return err
+	}
+	logf("inserted in %v", time.Since(start).Round(time.Millisecond))
+	logf("inserting %d events of one tenant's valid chain into %s (hashed here, COPY)", o.chainEvents, months[0].Format("2006-01"))
+	start = time.Now()
+	chainTenant, err := seedChainMonth(ctx, db, runID, months[0], o.chainEvents)
+	if err != nil {
 		return err
 	}
 	logf("inserted in %v", time.Since(start).Round(time.Millisecond))
@@ -419,7 +433,6 @@ func run(ctx context.Context, o options) error {
 		hotREST = &row{name: "verify, one hot key (REST JSON)", proc: srv, want: `"valid":true`, hit: verifyCacheMetric, req: func(int, int) (*http.Request, error) {
 			return jsonReq("POST", svc+"/v1/internal/api-keys/verify", serviceToken, fmt.Sprintf(`{"key":%q}`, keyRes.Key))
 		}}
-		bareFixed   = &row{name: fmt.Sprintf("bare net/http @ %d/s", o.rate), proc: bl, req: bare.req, rate: o.rate}
 		hotFixed    = &row{name: fmt.Sprintf("verify, hot key @ %d/s", o.rate), proc: srv, req: hot.req, rate: o.rate}
 		random      = &row{name: "verify, 10,000 random keys", proc: srv, want: "fleet-", hit: verifyCacheMetric, req: randomKey, before: sweepKeys(randomKeys)}
 		randomChurn = &row{name: fmt.Sprintf("verify, 10,000 random keys + churn %d/s", o.churnRate), proc: srv, want: "fleet-", hit: verifyCacheMetric, req: randomKey, during: churn}
@@ -466,12 +479,24 @@ func run(ctx context.Context, o options) error {
 			return jsonReq("GET", deepURL, adminToken, "")
 		}}
 	)
+	// The rows of the hot paths are each measured paired with their own
+	// baseline in alternating slices (measurePaired): the bare handler,
+	// sent the same request, or for the churn row the same row without
+	// churn.
+	bareArm := func() *row {
+		return &row{name: "bare net/http baseline (paired slices)", proc: bl, want: `"valid":true`, req: bare.req}
+	}
+	for _, r := range []*row{hot, hotREST, bySlug, claims, random, cold, allKeys} {
+		r.pair = bareArm()
+	}
+	hotFixed.pair = &row{name: fmt.Sprintf("bare net/http @ %d/s (paired slices)", o.rate), proc: bl, req: bare.req, rate: o.rate}
+	randomChurn.pair = &row{name: "verify, 10,000 random keys, no churn (paired slices)", proc: srv, want: "fleet-", req: randomKey}
 	// In this order: the fixed-rate runs and the tenant reads before the
 	// fleet's keys are used (the flush of 100,000 keys' last_used_at is not
 	// part of their latency), and all keys cached before the rows with big
 	// answers (whose heap would count in that row's peak RSS).
 	bareAgain := &row{name: "bare net/http baseline, again", proc: bl, want: `"valid":true`, req: bare.req}
-	rows := []*row{bare, hot, hotREST, bareFixed, hotFixed, bySlug, claims, random, randomChurn, cold, allKeys, create, createHooked, appendEvent, appendOne, page1, pageDeep, bareAgain}
+	rows := []*row{bare, hot, hotREST, hotFixed, bySlug, claims, random, randomChurn, cold, allKeys, create, createHooked, appendEvent, appendOne, page1, pageDeep, bareAgain}
 	switch {
 	case o.webhooksOnly:
 		rows = []*row{bare, create, createHooked, bareAgain}
@@ -524,6 +549,10 @@ func run(ctx context.Context, o options) error {
 	}
 	logf("ListEvents page 1, page %d and two rare filters, one connection, alternating", o.deepPage)
 	events := serial.alternate(ctx, o.duration, page1.req, pageDeep.req, filters[0], filters[1])
+	ret, err := retentionRow(ctx, db, admin, svc, dbURL, []byte(apiKeySecret), chainTenant, months[0], o.chainEvents)
+	if err != nil {
+		return err
+	}
 	if o.auditOnly {
 		base := (bare.res.rps() + bareAgain.res.rps()) / 2
 		fmt.Printf("tenant-registry make bench (audit only) — %s\n", machine)
@@ -531,6 +560,7 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("%s: %.0f events/s, p50 %s, p99 %s, %d errors\n", appendOne.name, appendOne.res.rps(), ms(appendOne.res.pct(0.5)), ms(appendOne.res.pct(0.99)), appendOne.res.errors)
 		fmt.Println(vol.line(appendOne, o.conns))
 		fmt.Println(listLine(o, events))
+		fmt.Println(ret)
 		if err := rowErrors(rows); err != nil {
 			return err
 		}
@@ -624,6 +654,9 @@ func run(ctx context.Context, o options) error {
 	width := 0
 	for _, r := range rows {
 		width = max(width, len([]rune(r.name))+len(" (fixed rate)"))
+		if r.pair != nil {
+			width = max(width, len([]rune("  ↳ "+r.pair.name)))
+		}
 	}
 	name := func(s string) string { return s + strings.Repeat(" ", width-len([]rune(s))) } // left-aligned
 	fmt.Fprintf(w, "%s\treq/s\tp50\tp99\tpeak RSS\tvs baseline\tcache hits\terrors\t\n", name("row"))
@@ -632,12 +665,19 @@ func run(ctx context.Context, o options) error {
 		if r.hit != "" {
 			hits = fmt.Sprintf("%.3f", r.lookups.ratio())
 		}
+		if r.pair != nil {
+			vs = fmt.Sprintf("%.2f (paired)", r.res.rps()/r.pair.res.rps())
+		}
 		if r.rate > 0 {
 			vs, label = "", r.name+" (fixed rate)"
 		}
 		fmt.Fprintf(w, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t\n", name(label), r.res.rps(), ms(r.res.pct(0.50)), ms(r.res.pct(0.99)), mib(r.rss), vs, hits, r.res.errors)
+		if p := r.pair; p != nil {
+			fmt.Fprintf(w, "%s\t%.0f\t%s\t%s\t\t\t\t%d\t\n", name("  ↳ "+p.name), p.res.rps(), ms(p.res.pct(0.50)), ms(p.res.pct(0.99)), p.res.errors)
+		}
 	}
 	w.Flush()
+	fmt.Println("(paired): against the arm below it, measured in alternating 1 s slices during the row; the other rows against the mean of the first and last baseline")
 
 	fmt.Printf("\nListTenants on %d tenants, one connection, p50 (page 1 = 1.00):\n", have)
 	w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -650,30 +690,40 @@ func run(ctx context.Context, o options) error {
 	}
 	w.Flush()
 
-	ratio := func(r *row) float64 { return r.res.rps() / base }
+	// ratio is a row's req/s against its paired baseline; mean against
+	// the mean of the first and last baseline (for comparison with runs
+	// before the pairing).
+	ratio := func(r *row) float64 { return r.res.rps() / r.pair.res.rps() }
+	mean := func(r *row) float64 { return r.res.rps() / base }
 	fmt.Println()
 	fmt.Printf("verify, hot key: %.2f of the baseline (target ≥ 0.70); 10,000 random keys: %.2f (≥ 0.60); with churn: %.2f of the same row without (≥ 0.80), hit ratio %.3f (≥ 0.95)\n",
-		ratio(hot), ratio(random), randomChurn.res.rps()/random.res.rps(), randomChurn.lookups.ratio())
+		ratio(hot), ratio(random), ratio(randomChurn), randomChurn.lookups.ratio())
 	fmt.Printf("GetTenantBySlug: %.2f (≥ 0.50); ResolveClaims: %.2f (≥ 0.50); cold verify: %.2f (≥ 0.15)\n", ratio(bySlug), ratio(claims), ratio(cold))
+	fmt.Printf("  (against the mean baseline instead: hot %.2f, random %.2f, churn/no-churn sequential %.2f, by-slug %.2f, claims %.2f, cold %.2f)\n",
+		mean(hot), mean(random), randomChurn.res.rps()/random.res.rps(), mean(bySlug), mean(claims), mean(cold))
 	saturated := ""
 	if hotFixed.res.rps() < 0.95*float64(o.rate) {
 		saturated = fmt.Sprintf(" — saturated: only %.0f req/s served", hotFixed.res.rps())
 	}
-	fmt.Printf("p99 at %d req/s: verify %s, baseline %s: %.2f× (target ≤ 1.2×)%s\n", o.rate,
+	bareFixed := hotFixed.pair
+	fmt.Printf("p99 at %d req/s: verify %s, baseline %s (paired slices): %.2f× (target ≤ 1.2×)%s\n", o.rate,
 		ms(hotFixed.res.pct(0.99)), ms(bareFixed.res.pct(0.99)), float64(hotFixed.res.pct(0.99))/float64(bareFixed.res.pct(0.99)), saturated)
 	fmt.Printf("peak RSS with all %d fleet keys cached: %s (target ≤ 96 MiB with 100,000)\n", len(fl.keys), mib(allKeys.rss))
 	fmt.Printf("ListEvents on %d events: page %d / page 1 p50 = %.2f at %d connections; %.2f from one connection (%s vs %s) (target ≤ 1.3)\n",
 		o.events, o.deepPage, float64(pageDeep.res.pct(0.5))/float64(page1.res.pct(0.5)), o.conns,
 		float64(events[1].pct(0.5))/float64(events[0].pct(0.5)), ms(events[1].pct(0.5)), ms(events[0].pct(0.5)))
 	fmt.Println(listLine(o, events))
+	fmt.Println(ret)
 	fmt.Printf("AppendEvent: %.0f events/s into 8 tenants' hash chains\n", appendEvent.res.rps())
 	fmt.Println(vol.line(appendOne, o.conns))
 	fmt.Printf("CreateTenant with 1 webhook subscriber: %.2f of CreateTenant without (target ≥ 0.85); webhook deliveries: %.0f/s to a local receiver (%d messages, 1000 tenants, one replica)\n",
 		createHooked.res.rps()/create.res.rps(), deliveriesPerSec, o.deliveries)
 	var failed []string
 	for _, r := range rows {
-		if r.res.errors > 0 {
-			failed = append(failed, fmt.Sprintf("%s: %d errors (first: %s)", r.name, r.res.errors, r.res.firstErr))
+		for _, r := range []*row{r, r.pair} {
+			if r != nil && r.res.errors > 0 {
+				failed = append(failed, fmt.Sprintf("%s: %d errors (first: %s)", r.name, r.res.errors, r.res.firstErr))
+			}
 		}
 	}
 	for i, res := range append(events[:], listRes...) {
@@ -702,6 +752,7 @@ type churner struct {
 
 	failures atomic.Int64
 	firstErr atomic.Value
+	notes    []string // what each run did (its stop's summary)
 }
 
 func (c *churner) start(ctx context.Context) (stop func() string) {
@@ -819,8 +870,8 @@ const (
 // page, the rare actor and the rare target, p50 each.
 func listLine(o options, events []result) string {
 	p := func(i int) float64 { return float64(events[i].pct(0.5)) }
-	return fmt.Sprintf("ListEvents on %d events, one connection, p50: page 1 %s, page %d %s (%.2f × page 1, target ≤ 1.3); actor_id of %d events %s (%.2f ×), target_id of %d events %s (%.2f ×) (target ≤ 1.3 × page 1)",
-		o.events, ms(events[0].pct(0.5)), o.deepPage, ms(events[1].pct(0.5)), p(1)/p(0),
+	return fmt.Sprintf("ListEvents on %d events of one tenant over %d months (a partition each), one connection, p50: page 1 %s, page %d %s (%.2f × page 1, target ≤ 1.3); actor_id of %d events %s (%.2f ×), target_id of %d events %s (%.2f ×) (target ≤ 1.3 × page 1)",
+		o.events, o.eventMonths, ms(events[0].pct(0.5)), o.deepPage, ms(events[1].pct(0.5)), p(1)/p(0),
 		rareEvents, ms(events[2].pct(0.5)), p(2)/p(0), rareEvents, ms(events[3].pct(0.5)), p(3)/p(0))
 }
 
