@@ -22,7 +22,8 @@ import (
 //	/grpc.health.v1.Health/Check, List (Watch)     gRPC health: the database's ping and the drain, as /readyz
 //	/grpc.reflection.v1(alpha).ServerReflection/…  gRPC reflection
 //	everything else                                the REST shim: the google.api.http
-//	                                               paths of the protos (the README's API table)
+//	                                               paths of the protos (the README's API table);
+//	                                               by-slug and claims called directly (rest_direct.go)
 func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error {
 	mux.HandleFunc("GET /healthz", handleHealthz)
 	mux.Handle("GET /readyz", handleReadyz(d.Store, d.Drain, d.Logger))
@@ -92,7 +93,16 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 		mux.Handle(http.MethodGet+" "+publisherViewerPath, http.HandlerFunc(pub.viewerToken))
 		routes = append(routes, plainRoute(http.MethodPost, publisherEventPath), plainRoute(http.MethodGet, publisherViewerPath))
 	}
-	restHandler := limitBody(maxBodyBytes, restFront(routes, restErrors(transcoder)))
+	direct := &restDirect{next: restErrors(transcoder)}
+	for _, s := range services {
+		switch s.name {
+		case tenantregistryv1connect.TenantServiceName:
+			direct.tenants = s.handler
+		case tenantregistryv1connect.InternalServiceName:
+			direct.internal = s.handler
+		}
+	}
+	restHandler := limitBody(maxBodyBytes, restFront(routes, direct))
 	mux.Handle("/", restHandler)
 	// ExportTenant's REST form streams NDJSON like the audit export.
 	mux.Handle("GET /v1/tenants/{id}/export", tenantExportRoute(streamDeadlines(streamIdleTimeout, admitHTTP(d.Auth, d.Logger,
