@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -91,24 +93,33 @@ func seedEventsMonths(ctx context.Context, db *sql.DB, tenantID string, n int64,
 		return fmt.Errorf("%d events do not fit in %d months a microsecond apart", n, len(months))
 	}
 	ceilDiv := func(a, b int64) int64 { return (a + b - 1) / b }
+	// Two months at a time: an INSERT … SELECT and an index build each
+	// take one core.
+	var (
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, 2)
+		errMu sync.Mutex
+		first error
+	)
 	for _, m := range months {
 		lo := ceilDiv(m.Sub(start).Microseconds(), stepUs)
 		hi := min(n, ceilDiv(m.AddDate(0, 1, 0).Sub(start).Microseconds(), stepUs))
 		if lo >= hi {
 			continue
 		}
-		t := time.Now()
-		insert := `INSERT INTO {table} (id, created_at, tenant_id, group_id, group_name, action, crud, actor_id, actor_name, actor_type,
-  target_id, target_name, target_type, source_ip, description, is_failure, is_anonymous, fields, chain_seq, prev_hash, hash)
-SELECT gen_random_uuid(), '` + start.Format(time.RFC3339) + `'::timestamptz + i * interval '` + fmt.Sprint(stepUs) + ` microseconds',
-  '` + tenantID + `'::uuid, '` + tenantID + `', 'Bench',
-  'document.viewed', 'r', 'user-' || (i % 100), 'User', 'user', 'doc-' || (i % 1000), 'Doc', 'document',
-  '203.0.113.7', 'bench event', false, false, '{"n":"1"}'::jsonb, 1000 + i, '', md5(i::text) || md5(i::text)
-FROM generate_series(` + fmt.Sprint(lo) + `, ` + fmt.Sprint(hi-1) + `) AS i`
-		if err := fillMonth(ctx, db, m, insert); err != nil {
-			return fmt.Errorf("seed audit events of %s: %w", m.Format("2006-01"), err)
-		}
-		logf("  %s: %d events in %v", m.Format("2006-01"), hi-lo, time.Since(t).Round(time.Millisecond))
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := seedEventsMonth(ctx, db, tenantID, start, stepUs, m, lo, hi); err != nil {
+				errMu.Lock()
+				first = cmp.Or(first, err)
+				errMu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return first
 	}
 	// rareEvents of one actor (rareActor) and as many of one target
 	// (rareTarget), spread evenly over the others' time span.
@@ -146,9 +157,12 @@ VALUES ($1, $2, $2, $3, 'Retention', 'active', 'starter', 'provisioned')`, tenan
 	}
 	stepUs := month.AddDate(0, 1, 0).Sub(month).Microseconds() / int64(n)
 	fields, _ := json.Marshal(map[string]string{"n": "1"})
-	prev := ""
-	rows := make([][]any, n)
-	for i := range n {
+	prev, i := "", 0
+	// next hashes the chain's next event, one at a time as COPY asks.
+	next := func() ([]any, error) {
+		if i == n {
+			return nil, nil
+		}
 		c := audit.Canonical{
 			Version: audit.CanonicalVersion, ID: uuid.NewString(),
 			CreatedAt: month.Add(time.Duration(int64(i)*stepUs) * time.Microsecond),
@@ -159,11 +173,13 @@ VALUES ($1, $2, $2, $3, 'Retention', 'active', 'starter', 'provisioned')`, tenan
 			ChainSeq: int64(i + 1), AppendedByID: "service-account-bench", AppendedByType: "service",
 		}
 		h := c.Hash(prev)
-		rows[i] = []any{c.ID, c.CreatedAt, tenantID, tenantID, c.GroupName, c.Action, c.CRUD,
+		row := []any{c.ID, c.CreatedAt, tenantID, tenantID, c.GroupName, c.Action, c.CRUD,
 			c.ActorID, c.ActorName, c.ActorType, c.TargetID, c.TargetName, c.TargetType, c.SourceIP, c.Description,
 			false, false, string(fields), c.ChainSeq, prev, h, c.Version,
 			c.AppendedByID, c.AppendedByType, c.AppendedByTenant}
 		prev = h
+		i++
+		return row, nil
 	}
 	const staging = "bench_chain_staging"
 	if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+staging+"; CREATE TABLE "+staging+" (LIKE audit_log INCLUDING DEFAULTS)"); err != nil {
@@ -174,7 +190,7 @@ VALUES ($1, $2, $2, $3, 'Retention', 'active', 'starter', 'provisioned')`, tenan
 		return "", err
 	}
 	err = conn.Raw(func(dc any) error {
-		_, err := dc.(*stdlib.Conn).Conn().CopyFrom(ctx, pgx.Identifier{staging}, chainColumns, pgx.CopyFromRows(rows))
+		_, err := dc.(*stdlib.Conn).Conn().CopyFrom(ctx, pgx.Identifier{staging}, chainColumns, pgx.CopyFromFunc(next))
 		return err
 	})
 	conn.Close()
@@ -268,4 +284,22 @@ func retentionRow(ctx context.Context, db *sql.DB, api *apiClient, svc, dbURL st
 	}
 	return fmt.Sprintf("Retention of a month (%d events of one tenant's chain, covered by a digest): %v for one pass (%s, %d events deleted); the chain verifies afterwards from its checkpoint (%d events checked)",
 		n, took.Round(time.Millisecond), how, res.Deleted, verified), nil
+}
+
+// seedEventsMonth inserts events lo … hi-1 of seedEventsMonths' series,
+// those of month m (fillMonth).
+func seedEventsMonth(ctx context.Context, db *sql.DB, tenantID string, start time.Time, stepUs int64, m time.Time, lo, hi int64) error {
+	t := time.Now()
+	insert := `INSERT INTO {table} (id, created_at, tenant_id, group_id, group_name, action, crud, actor_id, actor_name, actor_type,
+  target_id, target_name, target_type, source_ip, description, is_failure, is_anonymous, fields, chain_seq, prev_hash, hash)
+SELECT gen_random_uuid(), '` + start.Format(time.RFC3339) + `'::timestamptz + i * interval '` + fmt.Sprint(stepUs) + ` microseconds',
+  '` + tenantID + `'::uuid, '` + tenantID + `', 'Bench',
+  'document.viewed', 'r', 'user-' || (i % 100), 'User', 'user', 'doc-' || (i % 1000), 'Doc', 'document',
+  '203.0.113.7', 'bench event', false, false, '{"n":"1"}'::jsonb, 1000 + i, '', md5(i::text) || md5(i::text)
+FROM generate_series(` + fmt.Sprint(lo) + `, ` + fmt.Sprint(hi-1) + `) AS i`
+	if err := fillMonth(ctx, db, m, insert); err != nil {
+		return fmt.Errorf("seed audit events of %s: %w", m.Format("2006-01"), err)
+	}
+	logf("  %s: %d events in %v", m.Format("2006-01"), hi-lo, time.Since(t).Round(time.Millisecond))
+	return nil
 }
