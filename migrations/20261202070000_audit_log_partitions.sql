@@ -141,13 +141,14 @@ BEGIN
 END;
 $$;
 
--- audit_log_ensure_partitions creates the partitions of the current month
--- (UTC) and of the months_ahead following ones, and of every month up to
--- then that has rows in audit_log_default (which it moves), and answers
--- how many it created. Nothing is locked when they all exist.
-CREATE FUNCTION "audit_log_ensure_partitions"(months_ahead int) RETURNS int LANGUAGE plpgsql AS $$
+-- audit_log_ensure_partitions creates the partitions of the month of at
+-- (UTC; the service passes its clock's now) and of the months_ahead
+-- following ones, and of every month up to then that has rows in
+-- audit_log_default (which it moves), and answers how many it created.
+-- Nothing is locked when they all exist.
+CREATE FUNCTION "audit_log_ensure_partitions"(months_ahead int, at timestamptz DEFAULT now()) RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
-  this date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
+  this date := date_trunc('month', at AT TIME ZONE 'UTC')::date;
   m    date;
   n    int := 0;
 BEGIN
@@ -177,36 +178,41 @@ INSERT INTO "audit_log" SELECT * FROM "audit_log_unpartitioned";
 DROP TABLE "audit_log_unpartitioned";
 
 -- audit_log_chain_unique: see the design note above. It runs once per
--- INSERT statement, over the statement's new rows: for each, one index
--- probe of (group_id, chain_seq) and, when it has an idempotency key, one
--- of the appender's key, in every partition (neither includes created_at,
--- so no partition is pruned).
-CREATE FUNCTION "audit_log_chain_unique"() RETURNS trigger LANGUAGE plpgsql AS $$
+-- INSERT statement and, for each of the statement's new rows, looks up
+-- (group_id, chain_seq) and, when the row has an idempotency key, the
+-- appender's key: one index probe each in every partition (neither
+-- includes created_at, so no partition is pruned). One lookup per row, not
+-- a join of the new rows with audit_log: PL/pgSQL caches a statement's plan
+-- per session, and a join planned for a one-row statement (the common
+-- append) would be reused, scanning partitions whole once per new row, for
+-- a statement of many. The lookups' plans are kept to index probes (no
+-- sequential scan) for the same reason: a plan cached while the current
+-- month's partition was small must not go on scanning it as it grows.
+CREATE FUNCTION "audit_log_chain_unique"() RETURNS trigger LANGUAGE plpgsql
+SET enable_seqscan = off AS $$
 DECLARE
-  dup record;
+  r record;
 BEGIN
-  SELECT n."group_id", n."chain_seq" INTO dup FROM "audit_log_new" n
-   WHERE EXISTS (SELECT 1 FROM "audit_log" a
-                  WHERE a."group_id" = n."group_id" AND a."chain_seq" = n."chain_seq"
-                    AND (a."id", a."created_at") IS DISTINCT FROM (n."id", n."created_at"))
-   LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION 'duplicate key value violates unique constraint "auditlog_group_id_chain_seq"'
-      USING ERRCODE = 'unique_violation', CONSTRAINT = 'auditlog_group_id_chain_seq', TABLE = 'audit_log',
-            DETAIL = format('Key (group_id, chain_seq)=(%s, %s) already exists.', dup."group_id", dup."chain_seq");
-  END IF;
-  SELECT n."group_id", n."idempotency_key" INTO dup FROM "audit_log_new" n
-   WHERE n."idempotency_key" IS NOT NULL
-     AND EXISTS (SELECT 1 FROM "audit_log" a
-                  WHERE a."group_id" = n."group_id" AND a."appended_by_type" = n."appended_by_type"
-                    AND a."appended_by_id" = n."appended_by_id" AND a."idempotency_key" = n."idempotency_key"
-                    AND (a."id", a."created_at") IS DISTINCT FROM (n."id", n."created_at"))
-   LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION 'duplicate key value violates unique constraint "auditlog_group_id_appender_idempotency_key"'
-      USING ERRCODE = 'unique_violation', CONSTRAINT = 'auditlog_group_id_appender_idempotency_key', TABLE = 'audit_log',
-            DETAIL = format('Key (group_id, idempotency_key)=(%s, %s) already exists.', dup."group_id", dup."idempotency_key");
-  END IF;
+  FOR r IN SELECT "id", "created_at", "group_id", "chain_seq", "appended_by_type", "appended_by_id", "idempotency_key"
+             FROM "audit_log_new"
+  LOOP
+    IF EXISTS (SELECT 1 FROM "audit_log" a
+                WHERE a."group_id" = r."group_id" AND a."chain_seq" = r."chain_seq"
+                  AND (a."id", a."created_at") IS DISTINCT FROM (r."id", r."created_at")) THEN
+      RAISE EXCEPTION 'duplicate key value violates unique constraint "auditlog_group_id_chain_seq"'
+        USING ERRCODE = 'unique_violation', CONSTRAINT = 'auditlog_group_id_chain_seq', TABLE = 'audit_log',
+              DETAIL = format('Key (group_id, chain_seq)=(%s, %s) already exists.', r."group_id", r."chain_seq");
+    END IF;
+    IF r."idempotency_key" IS NOT NULL AND EXISTS (SELECT 1 FROM "audit_log" a
+                WHERE a."group_id" = r."group_id" AND a."appended_by_type" = r."appended_by_type"
+                  AND a."appended_by_id" = r."appended_by_id" AND a."idempotency_key" = r."idempotency_key"
+                  AND (a."id", a."created_at") IS DISTINCT FROM (r."id", r."created_at")) THEN
+      RAISE EXCEPTION 'duplicate key value violates unique constraint "auditlog_group_id_appender_idempotency_key"'
+        USING ERRCODE = 'unique_violation', CONSTRAINT = 'auditlog_group_id_appender_idempotency_key', TABLE = 'audit_log',
+              DETAIL = format('Key (group_id, appended_by_type, appended_by_id, idempotency_key)=(%s, %s, %s, %s) already exists.',
+                              r."group_id", r."appended_by_type", r."appended_by_id", r."idempotency_key");
+    END IF;
+  END LOOP;
   RETURN NULL;
 END;
 $$;
