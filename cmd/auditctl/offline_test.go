@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -528,6 +529,47 @@ func TestVerifyOfflineAfterRetention(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestVerifyOfflineAfterPartitionDrop: on PostgreSQL retention drops a
+// whole month partition once a digest covers it; the export of what is
+// left, with the digests and keys, still verifies offline (the events of
+// the dropped month are noted as deleted by retention).
+func TestVerifyOfflineAfterPartitionDrop(t *testing.T) {
+	st := storetest.Postgres(t)
+	clk := storetest.NewClock(time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC))
+	r := startReplica(t, st, clk.Now, func(c *config.Config) { c.RetentionDays = 30 })
+	ctx := storetest.SystemContext()
+	if _, err := r.app.Audit.EnsurePartitions(ctx); err != nil { // January to March 2026
+		t.Fatal(err)
+	}
+	r.appendEvents(t, 3)
+	r.digest(t)
+	r.appendEvents(t, 2)
+	r.digest(t)                      // January's events end on this digest's head
+	clk.Advance(25 * 24 * time.Hour) // February 4
+	r.appendEvents(t, 3)
+	_, last := r.digest(t)
+	r.appendEvents(t, 1)
+	clk.Advance(30 * 24 * time.Hour) // March 6: the cutoff is February 4
+	res, err := r.app.Audit.Sweep(ctx)
+	if err != nil || !slices.Equal(res.Dropped, []string{"audit_log_2026_01"}) || len(res.Kept) > 0 || len(res.Broken) > 0 {
+		t.Fatalf("sweep: %+v, %v; want January's partition dropped", res, err)
+	}
+	f := r.download(t)
+	if first := lines(t, f.events)[0]["chain_seq"].(string); first == "1" {
+		t.Fatalf("the export starts at chain_seq 1: nothing was dropped")
+	}
+	out, err := verifyOfflineRun(f)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if want := "signed through chain_seq " + last; !strings.Contains(out, want) {
+		t.Errorf("output %q, want %q", out, want)
+	}
+	if want := "not in the export (deleted by retention"; !strings.Contains(out, want) {
+		t.Errorf("output %q, want %q", out, want)
 	}
 }
 

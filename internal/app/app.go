@@ -239,7 +239,7 @@ func New(ctx context.Context, o Deps) (*App, error) {
 // Run runs the background jobs — Keycloak provisioning (and organisation
 // renames), webhook delivery, the trial sweeper, the purge of tenants whose
 // deletion is due, the verify cache's listener and the last_used_at
-// flusher, the audit digests, and audit
+// flusher, the audit digests, audit_log's partitions (PostgreSQL), and audit
 // retention when RETENTION_DAYS is set — until ctx is done, and returns once
 // they all stopped. A provisioning job in Keycloak when ctx ends is
 // abandoned and its lease released, so another replica takes it over at
@@ -275,6 +275,12 @@ func (a *App) Run(ctx context.Context) {
 			Run:   func(ctx context.Context) error { return a.APIKeys.FlushUsage(ctx, false) },
 			Final: func(ctx context.Context) error { return a.APIKeys.FlushUsage(ctx, true) }},
 	}
+	// audit_log's month partitions, created ahead (PostgreSQL): at start
+	// and hourly, by every replica (the database serialises them). It does
+	// not hold up appends (audit.EnsurePartitions).
+	if a.store.Postgres() {
+		jobs = append(jobs, worker.Job{Name: "audit partitions", Every: auditPartitionsInterval, Run: a.Audit.EnsurePartitionsJob})
+	}
 	// Every replica digests; they write one digest per head between them.
 	jobs = append(jobs, worker.Job{Name: "audit digests", Every: a.cfg.AuditDigestInterval, Run: a.Audit.DigestAll})
 	if a.cfg.RetentionDays > 0 {
@@ -293,6 +299,9 @@ const (
 	// auditRetentionInterval is how often the audit retention sweeper
 	// runs (when RETENTION_DAYS > 0).
 	auditRetentionInterval = time.Hour
+	// auditPartitionsInterval is how often audit_log's partitions ahead are
+	// checked (PostgreSQL).
+	auditPartitionsInterval = time.Hour
 	// outboxBacklogEvery is the least time between two outbox backlog
 	// counts.
 	outboxBacklogEvery = 30 * time.Second

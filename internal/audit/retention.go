@@ -27,6 +27,10 @@ type SweepResult struct {
 	// Busy is true when another replica was sweeping, so this pass did
 	// nothing.
 	Busy bool
+	// Dropped are the month partitions of audit_log dropped (PostgreSQL),
+	// Kept those past the cutoff kept, and why.
+	Dropped []string
+	Kept    []PartitionKept
 }
 
 var errSweepBusy = errors.New("another replica is sweeping")
@@ -40,8 +44,11 @@ func (s *Service) EnforceRetention(ctx context.Context) error {
 	if len(res.Broken) > 0 {
 		log.ErrorContext(ctx, "audit retention: chains do not verify, their old events are kept", "groups", res.Broken)
 	}
+	for _, k := range res.Kept {
+		log.WarnContext(ctx, "audit retention: partition past the cutoff kept", "partition", k.Partition, "group", k.GroupID, "reason", k.Reason)
+	}
 	if res.Deleted > 0 {
-		log.InfoContext(ctx, "audit retention sweep", "deleted", res.Deleted, "groups", res.Groups, "cutoff", res.Cutoff)
+		log.InfoContext(ctx, "audit retention sweep", "deleted", res.Deleted, "groups", res.Groups, "partitions_dropped", res.Dropped, "cutoff", res.Cutoff)
 	}
 	return err
 }
@@ -54,16 +61,31 @@ func (s *Service) EnforceRetention(ctx context.Context) error {
 // verified before it is deleted. On PostgreSQL only one replica sweeps at a
 // time (a try-lock: the others skip their pass) and each group's chain lock
 // is held, so appends and deletions of one chain never interleave.
+//
+// On PostgreSQL, where audit_log is partitioned by month, retention drops
+// whole month partitions instead (dropPartitions: a month goes once its
+// last day is past the cutoff, a digest covers it and it verifies), and the
+// row sweep is left to the groups with expired events in the default
+// partition (events no month's partition held when they were written).
 func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 	if s.opts.RetentionDays <= 0 {
 		return SweepResult{}, nil
 	}
 	res := SweepResult{Cutoff: s.clock().UTC().Add(-time.Duration(s.opts.RetentionDays) * 24 * time.Hour)}
-	groups, err := s.client.AuditLog.Query().
-		Where(auditlog.CreatedAtLT(res.Cutoff)).
-		Unique(true).
-		Select(auditlog.FieldGroupID).
-		Strings(ctx)
+	var groups []string
+	var err error
+	if s.postgres() {
+		if err := s.dropPartitions(ctx, res.Cutoff, &res); err != nil || res.Busy {
+			return res, err
+		}
+		groups, err = s.defaultPartitionGroups(ctx, res.Cutoff)
+	} else {
+		groups, err = s.client.AuditLog.Query().
+			Where(auditlog.CreatedAtLT(res.Cutoff)).
+			Unique(true).
+			Select(auditlog.FieldGroupID).
+			Strings(ctx)
+	}
 	if err != nil {
 		return res, fmt.Errorf("find groups with expired audit events: %w", err)
 	}
@@ -100,22 +122,8 @@ func (s *Service) sweepSegment(ctx context.Context, groupID string, cutoff time.
 	deleted := 0
 	err := store.WithTx(ctx, s.client, func(tx *ent.Tx) error {
 		if s.postgres() {
-			var got bool
-			rows, err := tx.QueryContext(ctx, "SELECT pg_try_advisory_xact_lock(hashtextextended('audit:retention', 7351))")
-			if err != nil {
-				return fmt.Errorf("retention lock: %w", err)
-			}
-			if rows.Next() {
-				err = rows.Scan(&got)
-			}
-			if cerr := rows.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("retention lock: %w", err)
-			}
-			if !got {
-				return errSweepBusy
+			if err := retentionLock(ctx, tx); err != nil {
+				return err
 			}
 			if err := lockChain(ctx, tx, groupID); err != nil {
 				return err
@@ -170,4 +178,23 @@ func (s *Service) sweepSegment(ctx context.Context, groupID string, cutoff time.
 		return nil
 	})
 	return deleted, err
+}
+
+// defaultPartitionGroups answers the groups with events before cutoff in
+// audit_log_default (PostgreSQL).
+func (s *Service) defaultPartitionGroups(ctx context.Context, cutoff time.Time) ([]string, error) {
+	rows, err := s.client.QueryContext(ctx, "SELECT DISTINCT group_id FROM audit_log_default WHERE created_at < $1 ORDER BY 1", cutoff)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
 }

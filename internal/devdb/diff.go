@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"ariga.io/atlas/sql/migrate"
+	"ariga.io/atlas/sql/postgres"
 	atlasschema "ariga.io/atlas/sql/schema"
 	"entgo.io/ent/dialect"
 	entschema "entgo.io/ent/dialect/sql/schema"
@@ -89,7 +90,7 @@ func Diff(ctx context.Context, devURL, dir, name string) (file string, err error
 		entschema.WithFormatter(migrate.DefaultFormatter),
 		entschema.WithDropColumn(true),
 		entschema.WithDropIndex(true),
-		entschema.WithDiffHook(keepExpressionIndexes),
+		entschema.WithDiffHook(keepExpressionIndexes, keepPartitioning),
 	)
 	if err != nil {
 		return "", fmt.Errorf("migrate: diff: %w", err)
@@ -171,4 +172,62 @@ func keepExpressionIndexes(next entschema.Differ) entschema.Differ {
 		}
 		return out, nil
 	})
+}
+
+// keepPartitioning makes the Ent schema of a table that migrations/ made a
+// partitioned table (audit_log, 20261202070000_audit_log_partitions.sql)
+// what partitioning requires, before diffing: the same partition key, the
+// current primary key (it includes the partition key), and not unique the
+// unique indexes that the database has, under the same name, as plain
+// indexes (a unique index of a partitioned table must include the
+// partition key; a trigger enforces those instead). Ent cannot declare any
+// of this, and none of it is drift.
+func keepPartitioning(next entschema.Differ) entschema.Differ {
+	return entschema.DiffFunc(func(current, desired *atlasschema.Schema) ([]atlasschema.Change, error) {
+		for _, cur := range current.Tables {
+			var p postgres.Partition
+			if !hasAttr(cur.Attrs, &p) {
+				continue
+			}
+			want, ok := desired.Table(cur.Name)
+			if !ok {
+				continue
+			}
+			want.Attrs = append(slices.DeleteFunc(want.Attrs, func(a atlasschema.Attr) bool {
+				_, ok := a.(*postgres.Partition)
+				return ok
+			}), &p)
+			if cur.PrimaryKey != nil && want.PrimaryKey != nil {
+				pk := *want.PrimaryKey
+				pk.Parts = nil
+				for _, part := range cur.PrimaryKey.Parts {
+					if part.C == nil {
+						return nil, fmt.Errorf("migrate: diff: primary key of %s: an expression", cur.Name)
+					}
+					c, ok := want.Column(part.C.Name)
+					if !ok {
+						return nil, fmt.Errorf("migrate: diff: primary key of %s: no column %s in the Ent schema", cur.Name, part.C.Name)
+					}
+					pk.Parts = append(pk.Parts, &atlasschema.IndexPart{SeqNo: part.SeqNo, C: c, Desc: part.Desc})
+				}
+				want.PrimaryKey = &pk
+			}
+			for _, idx := range want.Indexes {
+				if have, ok := cur.Index(idx.Name); ok && idx.Unique && !have.Unique {
+					idx.Unique = false
+				}
+			}
+		}
+		return next.Diff(current, desired)
+	})
+}
+
+func hasAttr(attrs []atlasschema.Attr, p *postgres.Partition) bool {
+	for _, a := range attrs {
+		if v, ok := a.(*postgres.Partition); ok {
+			*p = *v
+			return true
+		}
+	}
+	return false
 }

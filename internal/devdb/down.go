@@ -129,6 +129,15 @@ func downTo(ctx context.Context, conn *sql.Conn, dir migrate.Dir, target string)
 	if err != nil {
 		return err
 	}
+	// Atlas refuses to diff a partitioned table against a plain one: make
+	// it plain first, rows kept, and diff what that leaves.
+	if n, err := unpartition(ctx, tx, have.schema, want.schema); err != nil {
+		return fmt.Errorf("migrate: down to %q: %w", target, err)
+	} else if n > 0 {
+		if have, err = readState(ctx, drv, tx); err != nil {
+			return err
+		}
+	}
 	changes, err := drv.SchemaDiff(have.schema, want.schema)
 	if err != nil {
 		return err
@@ -168,6 +177,41 @@ func downTo(ctx context.Context, conn *sql.Conn, dir migrate.Dir, target string)
 	return tx.Commit()
 }
 
+// unpartition replaces each partitioned table of have that want has as a
+// plain table (audit_log below 20261202070000_audit_log_partitions.sql) by
+// a plain table of the same columns, defaults and CHECK constraints,
+// holding its rows; the diff then gives it want's keys, indexes and foreign
+// keys. It answers how many tables it replaced.
+func unpartition(ctx context.Context, tx *sql.Tx, have, want *schema.Schema) (int, error) {
+	n := 0
+	for _, t := range have.Tables {
+		w, ok := want.Table(t.Name)
+		if !ok || !hasPartition(t.Attrs) || hasPartition(w.Attrs) {
+			continue
+		}
+		name, tmp := pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{t.Name + "_unpartitioned"}.Sanitize()
+		for _, s := range []string{
+			"CREATE TABLE " + tmp + " (LIKE " + name + " INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+			"INSERT INTO " + tmp + " SELECT * FROM " + name,
+			"DROP TABLE " + name,
+			"ALTER TABLE " + tmp + " RENAME TO " + name,
+		} {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return n, fmt.Errorf("%s: %w", s, err)
+			}
+		}
+		n++
+	}
+	return n, nil
+}
+
+func hasPartition(attrs []schema.Attr) bool {
+	return slices.ContainsFunc(attrs, func(a schema.Attr) bool {
+		_, ok := a.(*postgres.Partition)
+		return ok
+	})
+}
+
 func dropLast(c schema.Change) int {
 	if _, ok := c.(*schema.DropObject); ok {
 		return 1
@@ -194,6 +238,9 @@ ORDER BY 1`); err != nil {
 SELECT format('%I ON %I.%I', t.tgname, n.nspname, c.relname) || E'\n' || pg_get_triggerdef(t.oid)
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND NOT t.tgisinternal
+  -- a partition's triggers go and come with it (and a clone of its
+  -- parent's with the parent's)
+  AND NOT c.relispartition AND t.tgparentid = 0
 ORDER BY 1`)
 	if err != nil {
 		return nil, err
