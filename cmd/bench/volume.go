@@ -282,8 +282,8 @@ func retentionRow(ctx context.Context, db *sql.DB, api *apiClient, svc, dbURL st
 	case partLeft:
 		how = "rows deleted, partition " + part + " kept"
 	}
-	return fmt.Sprintf("Retention of a month (%d events of one tenant's chain, covered by a digest): %v for one pass (%s, %d events deleted); the chain verifies afterwards from its checkpoint (%d events checked)",
-		n, took.Round(time.Millisecond), how, res.Deleted, verified), nil
+	return fmt.Sprintf("Retention of a month (%d events of one tenant's chain, covered by a digest): %v for one pass (%s; partitions dropped %v, %d events deleted by rows); the chain verifies afterwards from its checkpoint (%d events checked)",
+		n, took.Round(time.Millisecond), how, res.Dropped, res.Deleted, verified), nil
 }
 
 // seedEventsMonth inserts events lo … hi-1 of seedEventsMonths' series,
