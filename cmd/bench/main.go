@@ -139,7 +139,7 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 5000, "requests/s of the fixed-rate runs")
 	flag.Int64Var(&o.events, "events", 10_000_000, "audit events of the ListEvents tenant")
 	flag.IntVar(&o.eventMonths, "event-months", 4, "whole months (partitions) before the current one that the ListEvents tenant's events span")
-	flag.IntVar(&o.chainEvents, "retention-events", 1_000_000, "events of the month that the retention row drops (one tenant's valid chain)")
+	flag.IntVar(&o.chainEvents, "retention-events", 200_000, "events of the month that the retention row drops (one tenant's valid chain)")
 	flag.IntVar(&o.pageSize, "page-size", 500, "ListEvents page size")
 	flag.IntVar(&o.deepPage, "deep-page", 1000, "the deep ListEvents page")
 	flag.IntVar(&o.fleetTenants, "fleet-tenants", 1000, "tenants holding the fleet's keys")
