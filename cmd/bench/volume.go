@@ -282,7 +282,7 @@ func retentionRow(ctx context.Context, db *sql.DB, api *apiClient, svc, dbURL st
 	case partLeft:
 		how = "rows deleted, partition " + part + " kept"
 	}
-	return fmt.Sprintf("Retention of a month (%d events of one tenant's chain, covered by a digest): %v for one pass (%s; partitions dropped %v, %d events deleted by rows); the chain verifies afterwards from its checkpoint (%d events checked)",
+	return fmt.Sprintf("Retention of a month (%d events of one tenant's chain, covered by a digest): %v for one pass (%s; the sweep answered partitions dropped %v, %d events gone); the chain verifies afterwards from its checkpoint (%d events checked)",
 		n, took.Round(time.Millisecond), how, res.Dropped, res.Deleted, verified), nil
 }
 

@@ -141,29 +141,52 @@ func TestPartitionedUniqueness(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	copyOf := func(set string) error {
-		if _, err := conn.ExecContext(ctx, "CREATE TEMP TABLE dup AS SELECT * FROM audit_log WHERE id = $1", first.ID); err != nil {
+	// copies inserts, in one statement, one copy of the first event per
+	// set, each with a new id and its set applied.
+	copies := func(sets ...string) error {
+		if _, err := conn.ExecContext(ctx, "CREATE TEMP TABLE dup AS SELECT * FROM audit_log WHERE false"); err != nil {
 			return err
 		}
 		defer conn.ExecContext(ctx, "DROP TABLE IF EXISTS dup") //nolint:errcheck
-		if _, err := conn.ExecContext(ctx, "UPDATE dup SET id = gen_random_uuid(), "+set); err != nil {
-			return err
+		for _, set := range sets {
+			if _, err := conn.ExecContext(ctx, "CREATE TEMP TABLE one AS SELECT * FROM audit_log WHERE id = $1", first.ID); err != nil {
+				return err
+			}
+			_, err := conn.ExecContext(ctx, "UPDATE one SET id = gen_random_uuid(), "+set)
+			if err == nil {
+				_, err = conn.ExecContext(ctx, "INSERT INTO dup SELECT * FROM one")
+			}
+			if _, derr := conn.ExecContext(ctx, "DROP TABLE one"); err == nil {
+				err = derr
+			}
+			if err != nil {
+				return err
+			}
 		}
 		_, err := conn.ExecContext(ctx, "INSERT INTO audit_log SELECT * FROM dup")
 		return err
 	}
+	const dupSeq, dupKey = `violates unique constraint "auditlog_group_id_chain_seq"`, `violates unique constraint "auditlog_group_id_appender_idempotency_key"`
 	tests := []struct {
-		name, set, wantErr string
+		name    string
+		sets    []string
+		wantErr string
 	}{
-		{"same chain_seq", "idempotency_key = NULL", `violates unique constraint "auditlog_group_id_chain_seq"`},
-		{"same chain_seq, another partition", "idempotency_key = NULL, created_at = now()", `violates unique constraint "auditlog_group_id_chain_seq"`},
-		{"same idempotency key", "chain_seq = 100", `violates unique constraint "auditlog_group_id_appender_idempotency_key"`},
-		{"same idempotency key, another partition", "chain_seq = 100, created_at = now()", `violates unique constraint "auditlog_group_id_appender_idempotency_key"`},
-		{"same key, another appender", "chain_seq = 100, appended_by_id = 'someone-else'", ""},
-		{"a new chain_seq without a key", "chain_seq = 101, idempotency_key = NULL", ""},
+		{"same chain_seq", []string{"idempotency_key = NULL"}, dupSeq},
+		{"same chain_seq, another partition", []string{"idempotency_key = NULL, created_at = now()"}, dupSeq},
+		{"same idempotency key", []string{"chain_seq = 100"}, dupKey},
+		{"same idempotency key, another partition", []string{"chain_seq = 100, created_at = now()"}, dupKey},
+		{"same key, another appender", []string{"chain_seq = 100, appended_by_id = 'someone-else'"}, ""},
+		{"a new chain_seq without a key", []string{"chain_seq = 101, idempotency_key = NULL"}, ""},
+		// Statements of many rows, as a group commit writes them.
+		{"a batch of new chain_seqs", []string{"chain_seq = 200, idempotency_key = NULL", "chain_seq = 201, idempotency_key = NULL", "chain_seq = 202, idempotency_key = NULL"}, ""},
+		{"a batch with one taken chain_seq", []string{"chain_seq = 300, idempotency_key = NULL", "idempotency_key = NULL", "chain_seq = 301, idempotency_key = NULL"}, dupSeq},
+		{"a batch repeating its own chain_seq", []string{"chain_seq = 400, idempotency_key = NULL", "chain_seq = 400, idempotency_key = NULL"}, dupSeq},
+		{"a batch around taken chain_seqs it does not repeat", []string{"chain_seq = 99, idempotency_key = NULL", "chain_seq = 102, idempotency_key = NULL"}, ""},
+		{"a batch repeating its own key", []string{"chain_seq = 500, idempotency_key = 'key-5'", "chain_seq = 501, idempotency_key = 'key-5'"}, dupKey},
 	}
 	for _, tc := range tests {
-		err := copyOf(tc.set)
+		err := copies(tc.sets...)
 		switch {
 		case tc.wantErr == "" && err != nil:
 			t.Errorf("%s: %v, want accepted", tc.name, err)

@@ -77,6 +77,8 @@ type restRoute struct {
 	// plain: served by a plain handler on the mux (the probes, the NDJSON
 	// export), listed so that another method is 405, not 404.
 	plain bool
+	// procedure is the RPC's, "/<service>/<method>".
+	procedure string
 }
 
 // plainRoutes are the paths of the plain HTTP handlers (routes.go), which
@@ -123,6 +125,7 @@ func restRoutes(serviceNames []string) ([]restRoute, error) {
 			for _, b := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
 				if r, ok := newRESTRoute(b); ok {
 					r.fields = fields
+					r.procedure = "/" + name + "/" + string(md.Name())
 					routes = append(routes, r)
 				}
 			}
@@ -267,6 +270,9 @@ func restFront(routes []restRoute, next http.Handler) http.Handler {
 			}
 		}
 		r.URL.RawQuery = query.Encode()
+		if d := longRPCs[route.procedure]; d > 0 {
+			r = liftDeadlines(w, r, d)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

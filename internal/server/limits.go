@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -145,3 +146,42 @@ func (w *deadlineWriter) Flush() {
 }
 
 func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// longRPCGrace is how much longer than a long RPC's deadline (longRPCs) its
+// connection may take to write the answer, the deadline's error included.
+const longRPCGrace = 10 * time.Second
+
+// longUnary lets a unary RPC of longRPCs, whose deadline is d, outlive the
+// server's ReadTimeout and WriteTimeout (see liftDeadlines).
+func longUnary(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, liftDeadlines(w, r, d))
+	})
+}
+
+// liftDeadlines reads the request's body (up to maxBodyBytes and one byte
+// more, so that the handler still refuses a larger one) under the server's
+// read deadline, then lifts that deadline (on HTTP/1.1 an expired one
+// cancels the request's context) and gives the answer d+longRPCGrace to be
+// written. A body that cannot be read is left for the handler to refuse.
+func liftDeadlines(w http.ResponseWriter, r *http.Request, d time.Duration) *http.Request {
+	if r.Body != nil && r.Body != http.NoBody {
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+		_ = r.Body.Close()
+		if err != nil {
+			r.Body = errBody{err}
+			return r
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Now().Add(d + longRPCGrace))
+	return r
+}
+
+// errBody answers the error its body's read met.
+type errBody struct{ err error }
+
+func (b errBody) Read([]byte) (int, error) { return 0, b.err }
+func (errBody) Close() error               { return nil }

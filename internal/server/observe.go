@@ -105,9 +105,12 @@ func (observeInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 // Streams are left to the client's deadline: an export may run long.
 type deadlineInterceptor struct{ d time.Duration }
 
-// longRPCs walk a tenant's whole history and get at least this long.
+// longRPCs walk a tenant's whole history (a first digest verifies the chain
+// it signs) and get at least this long, past the server's ReadTimeout and
+// WriteTimeout too (longUnary, and restFront for their REST paths).
 var longRPCs = map[string]time.Duration{
 	tenantregistryv1connect.AuditServiceVerifyAuditChainProcedure: 5 * time.Minute,
+	tenantregistryv1connect.AuditServiceCreateDigestProcedure:     5 * time.Minute,
 }
 
 func (i deadlineInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {

@@ -51,6 +51,11 @@ func addRoutes(mux *http.ServeMux, d Deps, opts ...connect.HandlerOption) error 
 		// The RPC routes go straight to the Connect handlers, so a plain
 		// Connect JSON POST (without Connect-Protocol-Version) works too.
 		mux.Handle(s.path, s.handler)
+		for proc, d := range longRPCs {
+			if strings.HasPrefix(proc, s.path) {
+				mux.Handle(proc, longUnary(d, s.handler))
+			}
+		}
 		if s.name == tenantregistryv1connect.AuditServiceName {
 			// The streaming RPC outlives the server's timeouts too.
 			mux.Handle(tenantregistryv1connect.AuditServiceExportEventsProcedure, streamDeadlines(streamIdleTimeout, s.handler))
