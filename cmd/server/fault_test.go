@@ -292,13 +292,21 @@ func TestFaultSIGTERMInFlight(t *testing.T) {
 }
 
 // TestFaultPostgresOutage stops PostgreSQL for about three seconds under a
-// steady CreateTenant load (~50/s over REST for ~8s): /readyz is 503 while
+// steady CreateTenant load (~20/s over REST for ~8s): /readyz is 503 while
 // it is down and 200 after, writes fail fast with unavailable (503) and none
 // hits its client deadline, the service recovers by itself, and every
 // acknowledged write is in the database with its tenant.created event.
+//
+// The rate is one the server sustains with room to spare as this suite
+// runs it: built with -race, next to another package's tests on two cores.
+// A create is some fifteen database round trips (its transaction, the
+// inline Keycloak attempt, the read-back); at 50/s such a server fell
+// behind before the outage began, and writes queued for the pool past the
+// client deadline (CI, 2026-12-02) — overload, which is not what this test
+// is about.
 func TestFaultPostgresOutage(t *testing.T) {
 	const (
-		rate        = 50
+		rate        = 20
 		loadFor     = 8 * time.Second
 		downAt      = 2 * time.Second
 		downFor     = 3 * time.Second
