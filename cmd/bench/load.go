@@ -242,6 +242,7 @@ func (lg *loadGen) measurePaired(ctx context.Context, r *row, d, warmup time.Dur
 			return ctx.Err()
 		}
 	}
+	r.slices, p.slices = rs, ps
 	r.res, p.res = combine(rs), combine(ps)
 	if r.during != nil {
 		logf("%s: %s", r.name, strings.Join(r.during.notes, "; "))
@@ -281,6 +282,7 @@ type row struct {
 	pair *row
 
 	res     result
+	slices  []result // a paired row's slices, in order
 	rss     int64
 	lookups lookups
 }
@@ -291,6 +293,7 @@ type result struct {
 	firstErr  string
 	elapsed   time.Duration
 	latencies []time.Duration // sorted
+	began     time.Time       // a fixed-rate run's start
 }
 
 // note records one request of a worker: its error, or its latency.
@@ -537,6 +540,7 @@ func (lg *loadGen) fixedRate(ctx context.Context, r *row, rate int, d time.Durat
 	close(jobs)
 	wg.Wait()
 	out.finish(time.Since(start))
+	out.began = start
 	return out
 }
 

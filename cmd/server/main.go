@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +28,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	applyGCDefaults(os.Getenv)
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "tenant-registry: %v\n", err)
 		os.Exit(1)
@@ -100,7 +102,13 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	if err != nil {
 		return fmt.Errorf("ADDR: %w", err)
 	}
-	log.Info("tenant-registry listening", "addr", ln.Addr().String(), "env", cfg.Env, "store", st.Dialect)
+	gogc, memLimit := gcSettings()
+	limit := "none"
+	if memLimit != math.MaxInt64 {
+		limit = fmt.Sprintf("%dMiB", memLimit>>20)
+	}
+	log.Info("tenant-registry listening", "addr", ln.Addr().String(), "env", cfg.Env, "store", st.Dialect,
+		"gogc", gogc, "memory_limit", limit)
 
 	// Background work stops once the server has drained, before the store
 	// is closed.

@@ -95,21 +95,32 @@ func wellFormed(s string) bool {
 }
 
 // hasher computes the keyed hash that is stored and looked up. Keyed
-// HMAC states are pooled: every verify hashes, and a fresh HMAC costs its
-// key schedule and allocations each time.
+// HMAC states are pooled, with buffers for the key and the sum: every
+// verify hashes, and a fresh HMAC costs its key schedule and allocations
+// each time.
 type hasher struct{ pool *sync.Pool }
+
+type hashState struct {
+	mac     hash.Hash
+	in, out []byte
+}
 
 func newHasher(secret []byte) hasher {
 	secret = bytes.Clone(secret)
-	return hasher{pool: &sync.Pool{New: func() any { return hmac.New(sha256.New, secret) }}}
+	return hasher{pool: &sync.Pool{New: func() any {
+		return &hashState{mac: hmac.New(sha256.New, secret), in: make([]byte, 0, 64), out: make([]byte, 0, sha256.Size)}
+	}}}
 }
 
-func (h hasher) sum(key string) [sha256.Size]byte {
-	m := h.pool.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(key))
-	var out [sha256.Size]byte
-	m.Sum(out[:0])
-	h.pool.Put(m)
+func (h hasher) sum(key string) (out [sha256.Size]byte) {
+	s := h.pool.Get().(*hashState)
+	s.mac.Reset()
+	s.in = append(s.in[:0], key...)
+	s.mac.Write(s.in)
+	s.out = s.mac.Sum(s.out[:0])
+	copy(out[:], s.out)
+	if cap(s.in) <= 1<<10 { // a key, not some huge input, stays pooled
+		h.pool.Put(s)
+	}
 	return out
 }

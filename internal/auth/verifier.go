@@ -124,7 +124,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (principal.Principal,
 	if err != nil {
 		return principal.Principal{}, fmt.Errorf("%w: %w", ErrNotReady, err)
 	}
-	sum := sha256.Sum256([]byte(raw))
+	sum := tokenSum(raw)
 	if gen, fresh := keys.state(); fresh {
 		if p, ok := v.cache.get(sum, gen, v.clock()); ok {
 			return p, nil
@@ -159,6 +159,22 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (principal.Principal,
 	v.cache.put(sum, e, v.clock())
 	return p, nil
 }
+
+// tokenSum is the verified-token cache's key of raw, its SHA-256, hashed
+// from a pooled buffer: a bearer token is about a kilobyte, and
+// []byte(raw) would copy it to the heap on every request.
+func tokenSum(raw string) [sha256.Size]byte {
+	bp := tokenBufs.Get().(*[]byte)
+	b := append((*bp)[:0], raw...)
+	sum := sha256.Sum256(b)
+	if cap(b) <= 16<<10 { // the header limit bounds tokens; keep no giant buffer
+		*bp = b[:0]
+		tokenBufs.Put(bp)
+	}
+	return sum
+}
+
+var tokenBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // maxNameLen is the longest name a principal carries: what an audit
 // event's actor name holds (audit.MaxNameLen).
