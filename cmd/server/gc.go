@@ -1,44 +1,83 @@
 package main
 
 import (
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync/atomic"
 )
 
-// The service's garbage-collector defaults, for the process (main), where
-// the environment does not set them (README, "Memory and the GC"):
+// The server's garbage-collector policy, for its process (main), unless
+// GOGC is set (README, "Memory and the GC"): a heap floor. Go's default
+// (GOGC=100) collects when the heap has doubled what is live. The hot paths
+// allocate a few kilobytes a request and keep little — a few MB live with
+// the caches warm — so at 5,000 verifies/s the collector ran ten times a
+// second, and the requests in flight during each cycle made the p99.
+// After every cycle the floor sets GOGC so that the next one starts no
+// earlier than at gcHeapFloor of heap, and never below Go's 100:
 //
-//   - GOGC=400: collect when the heap has grown by four times what is live.
-//     The hot paths allocate a few kilobytes a request while little stays
-//     live (a few MB with the caches warm), so at GOGC=100 the collector ran
-//     ten times a second at 5,000 verifies/s and each cycle took a core's
-//     share from the requests: the tail, not the median, paid for it.
-//   - GOMEMLIMIT=64MiB: a soft limit on the Go heap and runtime, which
-//     takes over from GOGC once four times the live heap would pass it — so
-//     100,000 cached API keys stay within the memory budget. Soft: a burst
-//     of live data above it (large list pages from many clients) makes the
-//     collector work harder (at most half the CPU, the runtime's own cap),
-//     it is never an out-of-memory error; the container's limit is well
-//     above it.
+//	GOGC = max(100, 100 × (gcHeapFloor / live − 1))
+//
+// A small live heap then runs a cycle every few seconds; a large one (a
+// full key cache, big audit pages from many clients) is collected exactly
+// as Go's default would, so the floor adds no memory beyond gcHeapFloor and
+// never makes the collector work harder (a memory limit would: set too low
+// it has the collector chase a live heap that is above it).
 const (
-	defaultGCPercent   = 400
-	defaultMemoryLimit = 64 << 20
+	gcHeapFloor = 48 << 20
+	gcPercent   = 100 // GOGC's default, what the floor never goes below
+	gcMaxTuned  = 10_000
 )
 
-// applyGCDefaults applies the defaults that getenv does not override. It
-// is main's: the settings are the process's (the tests' in-process servers
-// leave the test binary's alone).
-func applyGCDefaults(getenv func(string) string) {
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
+// applyGCPolicy starts the heap floor unless getenv sets GOGC (then the
+// runtime's own reading of it stands). It is main's: the setting is the
+// process's, and the tests' in-process servers leave the test binary's GC
+// alone.
+func applyGCPolicy(getenv func(string) string) {
+	if getenv("GOGC") != "" {
+		return
 	}
-	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(defaultMemoryLimit)
-	}
+	tuneGC() // before the first cycle: what is live is the binary's globals
+	afterEachGC(tuneGC)
+	gcFloorOn.Store(true)
 }
 
-// gcSettings answers the GC settings in force: GOGC (-1 when off) and the
-// soft memory limit in bytes (math.MaxInt64 when none).
+// gcFloorOn tells that applyGCPolicy started the floor.
+var gcFloorOn atomic.Bool
+
+// tuneGC sets GOGC for the live heap the last cycle left.
+func tuneGC() {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	debug.SetGCPercent(floorGCPercent(s[0].Value.Uint64()))
+}
+
+// floorGCPercent is the GOGC that puts the next cycle at gcHeapFloor for a
+// live heap of live bytes, and at least gcPercent.
+func floorGCPercent(live uint64) int {
+	if live == 0 {
+		return gcMaxTuned
+	}
+	p := int(100*gcHeapFloor/live) - 100
+	return min(max(p, gcPercent), gcMaxTuned)
+}
+
+// afterEachGC calls f after every collection, from the finalizer goroutine:
+// the finalizer of an object nobody references runs once a cycle has found
+// it unreachable, and arms the next one. (The object holds a pointer, so
+// the tiny allocator, whose objects may never be finalized, does not take
+// it.)
+func afterEachGC(f func()) {
+	runtime.SetFinalizer(&gcSentinel{f: f}, func(s *gcSentinel) {
+		s.f()
+		afterEachGC(s.f)
+	})
+}
+
+type gcSentinel struct{ f func() }
+
+// gcSettings answers the GOGC in force (-1 when off) and the soft memory
+// limit in bytes (math.MaxInt64 when none).
 func gcSettings() (gcPercent int, memoryLimit int64) {
 	s := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
 	metrics.Read(s)

@@ -1,34 +1,39 @@
 package main
 
 import (
-	"runtime/debug"
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
-func TestGCDefaults(t *testing.T) {
-	gcPercent, limit := gcSettings()
-	t.Cleanup(func() {
-		debug.SetGCPercent(gcPercent)
-		debug.SetMemoryLimit(limit)
-	})
+func TestFloorGCPercent(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		env       map[string]string
-		set       func() // what the runtime read from the environment
-		wantGC    int
-		wantLimit int64
+		live uint64
+		want int
 	}{
-		{"defaults", nil, func() { debug.SetGCPercent(100); debug.SetMemoryLimit(1 << 40) }, defaultGCPercent, defaultMemoryLimit},
-		{"GOGC set", map[string]string{"GOGC": "150"}, func() { debug.SetGCPercent(150); debug.SetMemoryLimit(1 << 40) }, 150, defaultMemoryLimit},
-		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, func() { debug.SetGCPercent(100); debug.SetMemoryLimit(1 << 30) }, defaultGCPercent, 1 << 30},
+		{0, gcMaxTuned},
+		{1 << 10, gcMaxTuned},  // a near-empty heap: capped
+		{4 << 20, 1100},        // 4 MiB live: the next cycle at 48 MiB
+		{16 << 20, 200},        // 16 MiB: at 48
+		{24 << 20, 100},        // 24 MiB: doubling reaches the floor
+		{33 << 20, gcPercent},  // above half the floor: Go's default
+		{500 << 20, gcPercent}, // far above: Go's default
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.set()
-			applyGCDefaults(func(k string) string { return tc.env[k] })
-			gotGC, gotLimit := gcSettings()
-			if gotGC != tc.wantGC || gotLimit != tc.wantLimit {
-				t.Errorf("GOGC %d, memory limit %d; want %d, %d", gotGC, gotLimit, tc.wantGC, tc.wantLimit)
-			}
-		})
+		if got := floorGCPercent(tc.live); got != tc.want {
+			t.Errorf("floorGCPercent(%d MiB) = %d, want %d", tc.live>>20, got, tc.want)
+		}
+	}
+}
+
+func TestAfterEachGC(t *testing.T) {
+	var calls atomic.Int64
+	afterEachGC(func() { calls.Add(1) })
+	for deadline := time.Now().Add(10 * time.Second); calls.Load() < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("after-GC hook ran %d times in 10s of runtime.GC calls, want 3", calls.Load())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond) // the finalizer goroutine runs it
 	}
 }

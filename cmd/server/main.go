@@ -28,7 +28,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	applyGCDefaults(os.Getenv)
+	applyGCPolicy(os.Getenv)
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "tenant-registry: %v\n", err)
 		os.Exit(1)
@@ -107,8 +107,12 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	if memLimit != math.MaxInt64 {
 		limit = fmt.Sprintf("%dMiB", memLimit>>20)
 	}
+	gc := fmt.Sprintf("GOGC=%d", gogc)
+	if gcFloorOn.Load() {
+		gc = fmt.Sprintf("heap floor %dMiB (GOGC ≥ %d)", gcHeapFloor>>20, gcPercent)
+	}
 	log.Info("tenant-registry listening", "addr", ln.Addr().String(), "env", cfg.Env, "store", st.Dialect,
-		"gogc", gogc, "memory_limit", limit)
+		"gc", gc, "memory_limit", limit)
 
 	// Background work stops once the server has drained, before the store
 	// is closed.

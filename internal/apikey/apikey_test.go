@@ -2,6 +2,7 @@ package apikey_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
@@ -758,4 +759,107 @@ func TestUnknownKeysRemembered(t *testing.T) {
 	if v := f.verify(t, good); !v.Valid {
 		t.Errorf("valid key next to unknown ones: %+v", v)
 	}
+}
+
+// gatedDriver holds the first raw query (QueryContext, the verify's read)
+// run after armed is set until release is closed, and counts raw queries.
+type gatedDriver struct {
+	dialect.Driver
+	armed   *atomic.Bool
+	held    chan struct{} // closed when a statement is held
+	release chan struct{}
+	n       *atomic.Int64
+}
+
+func (d *gatedDriver) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	d.n.Add(1)
+	if d.armed.CompareAndSwap(true, false) {
+		close(d.held)
+		<-d.release
+	}
+	return d.Driver.(*entsql.Driver).QueryContext(ctx, query, args...)
+}
+
+func (d *gatedDriver) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return d.Driver.(*entsql.Driver).ExecContext(ctx, query, args...)
+}
+
+// TestConcurrentMissesShareOneRead: on PostgreSQL with the cache on, the
+// verifies that miss one key at once (its entry just expired) are one
+// database read, whose verdict they all get; and a verify that begins
+// after this replica revoked the key never shares a read that began
+// before the revoke.
+func TestConcurrentMissesShareOneRead(t *testing.T) {
+	var (
+		armed atomic.Bool
+		n     atomic.Int64
+	)
+	gate := gatedDriver{armed: &armed, n: &n}
+	st, err := store.Open(context.Background(), pgtest.MigratedURL(t), store.Options{MaxConns: 40, Driver: func(d *entsql.Driver) dialect.Driver {
+		gate.Driver = d
+		return &gate
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := setup(t, st, true)
+	ctx := storetest.SystemContext()
+	c := f.create(t, "hot", nil, nil)
+	wantReason(t, "first verify", f.verify(t, c.Plaintext), "")
+
+	// The entry expires; 32 callers miss it while the first read is held.
+	f.clock.Advance(3 * time.Minute)
+	gate.held, gate.release = make(chan struct{}), make(chan struct{})
+	armed.Store(true)
+	before := n.Load()
+	const callers = 32
+	verdicts := make(chan keys.Verdict, callers)
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			v, err := f.keys.Verify(ctx, c.Plaintext)
+			if err != nil {
+				t.Errorf("verify: %v", err)
+			}
+			verdicts <- v
+		})
+	}
+	<-gate.held
+	time.Sleep(200 * time.Millisecond) // the others reach the shared read (or, unshared, their own)
+	if got := n.Load() - before; got != 1 {
+		t.Errorf("%d callers missing the cache at once ran %d statements, want 1", callers, got)
+	}
+	close(gate.release)
+	wg.Wait()
+	close(verdicts)
+	for v := range verdicts {
+		wantReason(t, "a caller of the shared read", v, "")
+	}
+
+	// A read held from before a revoke is not shared after it.
+	f.clock.Advance(3 * time.Minute)
+	gate.held, gate.release = make(chan struct{}), make(chan struct{})
+	armed.Store(true)
+	early := make(chan keys.Verdict, 1)
+	go func() {
+		v, _ := f.keys.Verify(ctx, c.Plaintext)
+		early <- v
+	}()
+	<-gate.held
+	if _, err := f.keys.Revoke(ctx, c.Key.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	// Sharing the held read would wait for it: give up after 5 s instead.
+	after, cancel := context.WithTimeout(ctx, 5*time.Second)
+	v, err := f.keys.Verify(after, c.Plaintext)
+	cancel()
+	if err != nil {
+		t.Errorf("verify after the revoke, while a read from before it is held: %v (did it wait for that read?)", err)
+	} else {
+		wantReason(t, "verify after the revoke, while a read from before it is held", v, keys.ReasonRevoked)
+	}
+	close(gate.release)
+	<-early // began before the revoke: either answer is right
+	wantReason(t, "after the held read", f.verify(t, c.Plaintext), keys.ReasonRevoked)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/platform/tenant-registry/internal/deps"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/platform/tenant-registry/ent"
 	entapikey "github.com/platform/tenant-registry/ent/apikey"
@@ -21,6 +21,7 @@ import (
 	"github.com/platform/tenant-registry/internal/audit"
 	"github.com/platform/tenant-registry/internal/clock"
 	"github.com/platform/tenant-registry/internal/cursor"
+	"github.com/platform/tenant-registry/internal/deps"
 	"github.com/platform/tenant-registry/internal/errs"
 	"github.com/platform/tenant-registry/internal/ids"
 	"github.com/platform/tenant-registry/internal/principal"
@@ -57,7 +58,7 @@ type Deps struct {
 	// database) there is no cache: every verify reads the database.
 	Postgres bool
 	Logger   *slog.Logger
-	// CacheTTL bounds a cached verdict's life as a last resort (default 30s).
+	// CacheTTL bounds a cached verdict's life as a last resort (default 2 min).
 	CacheTTL time.Duration
 	// StaleAfter: the cache is bypassed when the listener has not proven its
 	// connection alive (a notification or a heartbeat round trip) for this
@@ -80,6 +81,8 @@ type Service struct {
 	listener *listenerState
 	usage    *usage
 	postgres bool
+	// flights coalesces concurrent misses of one key (lookupShared).
+	flights singleflight.Group
 	// followers are told what the cache drops (see Follow).
 	followers []Follower
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -66,21 +67,81 @@ func (s *Service) Verify(ctx context.Context, key string) (Verdict, error) {
 		}
 		s.cache.misses.Add(1)
 	}
-	epoch := s.cache.begin()
-	e, v, err := s.lookup(ctx, h, now)
+	if !useCache {
+		e, v, err := s.lookup(ctx, h, now)
+		if err != nil {
+			return Verdict{}, err
+		}
+		if v.Valid {
+			s.usage.touch(e.keyID, now)
+		}
+		return v, nil
+	}
+	v, keyID, err := s.lookupShared(ctx, h, now)
 	if err != nil {
 		return Verdict{}, err
 	}
-	switch {
-	case v.Valid:
-		s.usage.touch(e.keyID, now)
-		if useCache && s.listener.healthy() {
-			s.cache.put(h, e, epoch)
-		}
-	case v.Reason == ReasonUnknown && useCache && s.listener.healthy():
-		s.cache.putUnknown(h, now, epoch)
+	if v.Valid {
+		s.usage.touch(keyID, now)
 	}
 	return v, nil
+}
+
+// sharedLookupTimeout bounds a read that callers share (lookupShared): it
+// outlives the caller that started it, whose deadline the others do not
+// share.
+const sharedLookupTimeout = 5 * time.Second
+
+// lookupShared is lookup for the callers that miss the cache on one key at
+// once: one reads and caches the verdict, the others wait for its answer.
+// When a hot key's entry expires, every connection in flight misses it at
+// the same moment; this makes that one read, not one per connection
+// queuing for the pool. The cache's epoch at the start is part of the
+// flight's key, so a caller that began after an invalidation (a revoke
+// this replica committed, a notification) never shares a read that began
+// before it. A caller whose context ends stops waiting; the read goes on
+// for the others.
+func (s *Service) lookupShared(ctx context.Context, h [sha256.Size]byte, now time.Time) (Verdict, uuid.UUID, error) {
+	epoch := s.cache.begin()
+	var k [sha256.Size + 8]byte
+	copy(k[:], h[:])
+	binary.BigEndian.PutUint64(k[sha256.Size:], epoch)
+	ch := s.flights.DoChan(string(k[:]), func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedLookupTimeout)
+		defer cancel()
+		e, v, err := s.lookup(rctx, h, now)
+		if err != nil {
+			return nil, err
+		}
+		r := sharedVerdict{v: v}
+		switch {
+		case v.Valid:
+			r.keyID = e.keyID
+			if s.listener.healthy() {
+				s.cache.put(h, e, epoch)
+			}
+		case v.Reason == ReasonUnknown && s.listener.healthy():
+			s.cache.putUnknown(h, now, epoch)
+		}
+		return r, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return Verdict{}, uuid.UUID{}, res.Err
+		}
+		r := res.Val.(sharedVerdict)
+		return r.v, r.keyID, nil
+	case <-ctx.Done():
+		return Verdict{}, uuid.UUID{}, ctx.Err()
+	}
+}
+
+// sharedVerdict is what lookupShared's callers share: the verdict (read
+// only) and, when valid, the key's id for the usage count.
+type sharedVerdict struct {
+	v     Verdict
+	keyID uuid.UUID
 }
 
 // noKey stands in for the stored hash of an unknown key, so the compare
