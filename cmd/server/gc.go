@@ -24,7 +24,7 @@ import (
 // never makes the collector work harder (a memory limit would: set too low
 // it has the collector chase a live heap that is above it).
 const (
-	gcHeapFloor = 48 << 20
+	gcHeapFloor = 32 << 20
 	gcPercent   = 100 // GOGC's default, what the floor never goes below
 	gcMaxTuned  = 10_000
 )

@@ -13,12 +13,12 @@ func TestFloorGCPercent(t *testing.T) {
 		want int
 	}{
 		{0, gcMaxTuned},
-		{1 << 10, gcMaxTuned},  // a near-empty heap: capped
-		{4 << 20, 1100},        // 4 MiB live: the next cycle at 48 MiB
-		{16 << 20, 200},        // 16 MiB: at 48
-		{24 << 20, 100},        // 24 MiB: doubling reaches the floor
-		{33 << 20, gcPercent},  // above half the floor: Go's default
-		{500 << 20, gcPercent}, // far above: Go's default
+		{1 << 10, gcMaxTuned}, // a near-empty heap: capped
+		{4 << 20, 700},        // 4 MiB live: the next cycle at 32 MiB
+		{8 << 20, 300},        // 8 MiB: at 32
+		{16 << 20, 100},       // 16 MiB: doubling reaches the floor
+		{20 << 20, gcPercent}, // above half the floor: Go's default
+		{500 << 20, gcPercent},
 	} {
 		if got := floorGCPercent(tc.live); got != tc.want {
 			t.Errorf("floorGCPercent(%d MiB) = %d, want %d", tc.live>>20, got, tc.want)
