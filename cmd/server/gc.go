@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -25,8 +27,8 @@ import (
 // it has the collector chase a live heap that is above it).
 const (
 	gcHeapFloor = 32 << 20
-	gcPercent   = 100 // GOGC's default, what the floor never goes below
-	gcMaxTuned  = 10_000
+	gcPercent   = 100    // GOGC's default, what the floor never goes below
+	gcMaxTuned  = 10_000 // the GOGC of a near-empty heap
 )
 
 // applyGCPolicy starts the heap floor unless getenv sets GOGC (then the
@@ -76,10 +78,19 @@ func afterEachGC(f func()) {
 
 type gcSentinel struct{ f func() }
 
-// gcSettings answers the GOGC in force (-1 when off) and the soft memory
-// limit in bytes (math.MaxInt64 when none).
-func gcSettings() (gcPercent int, memoryLimit int64) {
+// gcInForce describes, for the start-up log, the collector's policy (the
+// heap floor, or GOGC as set: -1 when off) and the soft memory limit
+// ("none" unless set).
+func gcInForce() (policy, memoryLimit string) {
 	s := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
 	metrics.Read(s)
-	return int(s[0].Value.Uint64()), int64(s[1].Value.Uint64())
+	policy = fmt.Sprintf("GOGC=%d", int(s[0].Value.Uint64()))
+	if gcFloorOn.Load() {
+		policy = fmt.Sprintf("heap floor %dMiB (GOGC ≥ %d)", gcHeapFloor>>20, gcPercent)
+	}
+	memoryLimit = "none"
+	if l := s[1].Value.Uint64(); l != math.MaxInt64 {
+		memoryLimit = fmt.Sprintf("%dMiB", l>>20)
+	}
+	return policy, memoryLimit
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -102,17 +101,9 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	if err != nil {
 		return fmt.Errorf("ADDR: %w", err)
 	}
-	gogc, memLimit := gcSettings()
-	limit := "none"
-	if memLimit != math.MaxInt64 {
-		limit = fmt.Sprintf("%dMiB", memLimit>>20)
-	}
-	gc := fmt.Sprintf("GOGC=%d", gogc)
-	if gcFloorOn.Load() {
-		gc = fmt.Sprintf("heap floor %dMiB (GOGC ≥ %d)", gcHeapFloor>>20, gcPercent)
-	}
+	gc, memoryLimit := gcInForce()
 	log.Info("tenant-registry listening", "addr", ln.Addr().String(), "env", cfg.Env, "store", st.Dialect,
-		"gc", gc, "memory_limit", limit)
+		"gc", gc, "memory_limit", memoryLimit)
 
 	// Background work stops once the server has drained, before the store
 	// is closed.
