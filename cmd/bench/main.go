@@ -103,7 +103,7 @@ const (
 	keycloakClient = "tenant-registry"
 	randomKeys     = 10_000 // the "10,000 random keys" rows
 	// fixedRateDuration is the least measured time of each arm of the
-	// fixed-rate row.
+	// fixed-rate row (fixedRateSpan).
 	fixedRateDuration = 20 * time.Second
 )
 
@@ -510,10 +510,7 @@ func run(ctx context.Context, o options) error {
 	for _, r := range rows {
 		d := o.duration
 		if r == hotFixed {
-			// A p99 is the 1 % tail: at 5,000/s one pause of the host of
-			// 100 ms is 500 requests, 4 % of a 5 s arm. Twenty slices of
-			// each arm make the row's p99 the server's, not one such pause's.
-			d = max(d, fixedRateDuration)
+			d = fixedRateSpan(d)
 		}
 		if err := lg.measure(ctx, r, d, o.warmup, sink); err != nil {
 			return err
